@@ -1,0 +1,99 @@
+# autodeploy - top-level Makefile. Every set-up step lives here, so a fresh
+# machine needs only `make check` (tests) or `make demo` (the main job).
+#
+#   make deps         Debian packages, two Salt venvs, FerretDB (idempotent)
+#   make              library, tools
+#   make check        every test (C units, ASan/UBSan, fuzz smoke, Python + real Salt)
+#   make check-compat the integration tests against the Salt 3006 LTS too
+#   make demo         FerretDB + salt-master with the engine + a minion, live events
+#   make bench        benchmarks (not part of check); results in bench/results/
+#   make fuzz         libFuzzer on the decoder for FUZZ_SECS (default 60)
+
+SHELL := /bin/bash
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+
+# Pinned versions (README "Versions"). 3008.5 is on PyPI but needs
+# certifi>=2026.10.23, which the package registry reachable here does not
+# serve; 3008.4 is the newest 3008.x that installs.
+SALT_VERSION      := 3008.4
+SALT_LTS_VERSION  := 3006.29
+FERRETDB_VERSION  := v1.24.2
+PYTEST_VERSION    := 8.3.5
+PYZMQ_VERSION     := 27.1.0
+
+DEPS  := .deps
+VENV  := $(DEPS)/venv3008
+VENV6 := $(DEPS)/venv3006
+PY    := $(VENV)/bin/python
+FERRETDB := $(DEPS)/bin/ferretdb
+
+APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
+  libzmq3-dev libmsgpack-dev libcurl4-openssl-dev libmongoc-dev libbson-dev \
+  libjansson-dev python3-venv
+
+.PHONY: all deps lib tools check check-c check-py check-compat demo bench fuzz \
+  fuzz-short fuzz-corpus test-c test-asan check-exports clean
+
+all: lib tools
+
+include libautodeploy/lib.mk
+
+# ---- set-up -----------------------------------------------------------------
+deps: $(DEPS)/apt.stamp $(VENV)/.stamp $(VENV6)/.stamp $(FERRETDB)
+
+$(DEPS)/apt.stamp: Makefile
+	@mkdir -p $(DEPS)
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+# One venv per Salt line; salt-ext is installed editable so its salt.loader
+# entry point is registered in both.
+$(VENV)/.stamp: Makefile salt-ext/pyproject.toml
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_VERSION)' \
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' cherrypy
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
+	@touch $@
+$(VENV6)/.stamp: Makefile salt-ext/pyproject.toml
+	@test -x $(VENV6)/bin/python || python3 -m venv $(VENV6)
+	$(VENV6)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_LTS_VERSION)' \
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' cherrypy
+	$(VENV6)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
+	@touch $@
+
+$(FERRETDB):
+	@command -v go >/dev/null || { echo "make deps: Go is needed to build FerretDB (go install)"; exit 1; }
+	GOBIN=$(abspath $(DEPS)/bin) GOFLAGS=-mod=mod go install github.com/FerretDB/FerretDB/cmd/ferretdb@$(FERRETDB_VERSION)
+
+# ---- tests ------------------------------------------------------------------
+PYTEST = $(VENV)/bin/pytest -q -p no:cacheprovider
+check: deps lib tools
+	$(MAKE) --no-print-directory test-c
+	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory check-exports
+	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory check-py
+
+check-py: deps lib tools
+	AD_LIB=$(abspath $(B)/libautodeploy.so) AD_BIN=$(abspath $(B)/bin) \
+	  SALT_VENV=$(abspath $(VENV)) $(PYTEST) tests/
+
+check-compat: deps lib tools
+	AD_LIB=$(abspath $(B)/libautodeploy.so) AD_BIN=$(abspath $(B)/bin) \
+	  SALT_VENV=$(abspath $(VENV6)) $(VENV6)/bin/pytest -q -p no:cacheprovider tests/
+
+# ---- demo and bench ---------------------------------------------------------
+demo: deps lib tools
+	$(PY) tests/demo.py
+
+bench: deps lib tools
+	$(MAKE) --no-print-directory -C . bench-build
+	$(PY) bench/run_events.py
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,100 @@
+/*
+ * autodeploy/common.h - export macro, error type, log hook, global init.
+ *
+ * Conventions (see docs/api.md):
+ *   - functions return 0 or a negative AD_E* code, or NULL, and fill an
+ *     optional ad_error_t with a domain, code and human message;
+ *   - `char *` returned: the caller frees with free(); `const char *`
+ *     returned: borrowed, valid as long as the owning object;
+ *   - ad_x_destroy(ad_x_t **p) is NULL-safe and sets *p = NULL;
+ *   - the library never prints: it calls the log handler.
+ */
+#ifndef AUTODEPLOY_COMMON_H
+#define AUTODEPLOY_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(AD_BUILDING_LIBRARY)
+#define AD_EXPORT __attribute__((visibility("default")))
+#else
+#define AD_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AD_VERSION_MAJOR 0
+#define AD_VERSION_MINOR 1
+#define AD_VERSION_PATCH 0
+#define AD_VERSION_STRING "0.1.0"
+
+/* Error codes: one X-macro table, so ad_strerror and ad_errname cannot drift. */
+#define AD_ERRNO_MAP(XX)                                              \
+  XX(OK, 0, "success")                                               \
+  XX(INVAL, -1, "invalid argument")                                  \
+  XX(NOMEM, -2, "out of memory")                                     \
+  XX(IO, -3, "input/output error")                                   \
+  XX(CONNECT, -4, "cannot connect")                                  \
+  XX(CLOSED, -5, "connection closed by peer")                        \
+  XX(FRAME, -6, "malformed frame")                                   \
+  XX(TOOBIG, -7, "frame larger than max_frame")                      \
+  XX(DECODE, -8, "malformed event payload")                          \
+  XX(NOTFOUND, -9, "not found")                                      \
+  XX(TYPE, -10, "value has another type")                            \
+  XX(AGAIN, -11, "try again (incomplete input)")                     \
+  XX(FULL, -12, "queue full")                                        \
+  XX(CONFIG, -13, "bad configuration")                               \
+  XX(ZMQ, -14, "zeromq error")                                       \
+  XX(TIMEOUT, -15, "timed out")                                      \
+  XX(STOPPED, -16, "stopped")                                        \
+  XX(STATE, -17, "not allowed in this state")
+
+typedef enum {
+#define XX(name, val, msg) AD_E##name = (val),
+  AD_ERRNO_MAP(XX)
+#undef XX
+} ad_errno_t;
+
+/* Error details, like bson_error_t: filled by any call that takes one. */
+typedef struct {
+  int code;          /* an AD_E* value */
+  char domain[16];   /* "frame", "bus", "config", "zmq", "errno", ... */
+  char message[240]; /* what went wrong, naming the offending input */
+} ad_error_t;
+
+/* Static string for an AD_E* code; never NULL. */
+AD_EXPORT const char *ad_strerror(int code);
+/* "AD_EFRAME" style name for an AD_E* code; never NULL. */
+AD_EXPORT const char *ad_errname(int code);
+
+/* Log levels match syslog's order; the Python shim maps them to logging. */
+typedef enum {
+  AD_LOG_ERROR = 3,
+  AD_LOG_WARNING = 4,
+  AD_LOG_INFO = 6,
+  AD_LOG_DEBUG = 7
+} ad_log_level_t;
+
+/* Called from any library thread; must be thread-safe. `domain` and
+ * `message` are borrowed for the duration of the call. */
+typedef void (*ad_log_fn)(ad_log_level_t level, const char *domain,
+                          const char *message, void *user);
+
+/* Install the process-wide log handler (NULL: discard). Messages above
+ * `max_level` (e.g. DEBUG when max is INFO) are not formatted at all. */
+AD_EXPORT void ad_log_set_handler(ad_log_fn fn, void *user,
+                                  ad_log_level_t max_level);
+
+/* One-time process init (libcurl, mongoc when linked). Call before
+ * starting threads; safe to call more than once. Returns 0. */
+AD_EXPORT int ad_global_init(void);
+
+/* Library version string, e.g. "0.1.0". */
+AD_EXPORT const char *ad_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
