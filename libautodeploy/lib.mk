@@ -8,7 +8,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC      ?= cc
-WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -Ilibautodeploy/include -Ilibautodeploy/src $(PKG_CFLAGS)
 OPT     ?= -O2 -g
 LIB_CFLAGS := $(BASE_CFLAGS) $(OPT) -fPIC -fvisibility=hidden -DAD_BUILDING_LIBRARY

@@ -15,5 +15,6 @@
 #include "autodeploy/decoder.h"
 #include "autodeploy/event.h"
 #include "autodeploy/bus.h"
+#include "autodeploy/engine.h"
 
 #endif

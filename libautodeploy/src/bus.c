@@ -166,6 +166,14 @@ int ad_bus_start(ad_bus_t *bus, ad_error_t *err)
   return 0;
 }
 
+void ad__bus_join(ad_bus_t *bus)
+{
+  if (bus->run_started) {
+    pthread_join(bus->run_thread, NULL);
+    bus->run_started = 0;
+  }
+}
+
 void ad_bus_stop(ad_bus_t *bus)
 {
   if (!bus)
@@ -223,8 +231,7 @@ void ad_bus_destroy(ad_bus_t **self_p)
     return;
   ad_bus_t *bus = *self_p;
   ad_bus_stop(bus);
-  if (bus->run_started)
-    pthread_join(bus->run_thread, NULL);
+  ad__bus_join(bus);
   if (bus->zctx)
     zmq_ctx_term(bus->zctx);
   if (bus->stop_fd >= 0)

@@ -57,6 +57,9 @@ struct ad_bus {
 #define AD_ADD(x, n) atomic_fetch_add_explicit(&(x), (n), memory_order_relaxed)
 #define AD_GET(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* bus.c: wait for the thread ad_bus_start made. */
+void ad__bus_join(ad_bus_t *bus);
+
 /* pipeline.c */
 int ad__pipeline_start(ad_bus_t *bus, ad_error_t *err);
 /* Hand one frame to the workers (or run handlers inline). */
@@ -74,6 +77,11 @@ void ad__fanout_stop(ad_bus_t *bus);
 
 /* reader.c: the read loop; returns when stopping. */
 void ad__reader_loop(ad_bus_t *bus);
+
+/* fire.c: the wire bytes Salt's fire_event writes for one event, into a
+ * msgpack_sbuffer (void * to keep msgpack.h out of this header). 0 or -1. */
+int ad__fire_frame(void *sbuffer, ad_framing_t framing, const char *tag,
+                   size_t tag_len, const void *data, size_t len);
 
 /* Build an inproc message [head, tag, NUL, data]; 0 or -1. */
 int ad__msg_build(void *zmsg, uint64_t routes, uint32_t flags, const char *tag,

@@ -25,6 +25,7 @@ struct ad_decoder {
   ad_framing_t want, framing;
   uint64_t skip;          /* bytes of an oversized frame still to drop */
   uint32_t skip_entries;  /* outer-map pairs after an oversized body (raw) */
+  size_t need;            /* raw: bytes the pending frame needs at least */
   ad_decoder_stats_t st;
 };
 
@@ -56,6 +57,7 @@ void ad_decoder_reset(ad_decoder_t *d)
   d->start = d->end = 0;
   d->skip = 0;
   d->skip_entries = 0;
+  d->need = 0;
   d->framing = d->want;
 }
 
@@ -171,7 +173,13 @@ static void resync(ad_decoder_t *d)
   d->start = keep_from;
 }
 
+/* Outer values other than the body ("head") are tiny in every Salt
+ * release ({} in 3006.29 and 3008.4); a bigger one is treated as a
+ * malformed frame. The bound also keeps re-scanning a partial value cheap. */
+#define MAX_HEAD_VALUE ((size_t)4096)
+
 typedef struct {
+  size_t need;              /* on "need more": at least this many bytes */
   size_t frame_len;         /* whole map */
   size_t body_off, body_len;
   size_t body_end;          /* offset just after the body value */
@@ -225,8 +233,10 @@ static int parse_outer(const ad_decoder_t *d, const uint8_t *p, size_t len,
                        "frame body of %llu bytes exceeds max_frame %zu",
                        (unsigned long long)v.n, d->max_frame);
       }
-      if (v.n > len - off - v.hdr_len)
+      if (v.n > len - off - v.hdr_len) {
+        o->need = off + v.hdr_len + (size_t)v.n;
         return 0;
+      }
       o->body_off = off + v.hdr_len;
       o->body_len = (size_t)v.n;
       off += v.hdr_len + (size_t)v.n;
@@ -234,6 +244,10 @@ static int parse_outer(const ad_decoder_t *d, const uint8_t *p, size_t len,
     } else {
       uint64_t sz;
       rc = ad__mp_skip(p + off, len - off, &sz);
+      if (rc == 0 && len - off > MAX_HEAD_VALUE)
+        return ad__err(err, AD_EFRAME, "frame", "outer value for key %.*s "
+                       "exceeds %zu bytes", (int)(k.n > 32 ? 32 : k.n), key,
+                       MAX_HEAD_VALUE);
       if (rc == 0)
         return 0;
       if (rc < 0)
@@ -267,7 +281,7 @@ static int drain_skip(ad_decoder_t *d, ad_error_t *err)
       uint64_t sz;
       int rc = ad__mp_skip((uint8_t *)d->buf + d->start + off,
                            d->end - d->start - off, &sz);
-      if (rc == 0 && d->end - d->start < d->limit)
+      if (rc == 0 && d->end - d->start - off <= 2 * MAX_HEAD_VALUE)
         return 0;
       if (rc <= 0) {
         d->skip_entries = 0;
@@ -313,6 +327,9 @@ int ad_decoder_next(ad_decoder_t *d, ad_frame_t *f, ad_error_t *err)
     }
 
     size_t pre = 0, limit = avail;
+    if (avail < d->need)
+      return 0; /* the pending raw frame cannot be complete yet */
+    d->need = 0;
     if (d->framing == AD_FRAMING_LENGTH) {
       if (avail < 4)
         return 0;
@@ -350,7 +367,9 @@ int ad_decoder_next(ad_decoder_t *d, ad_frame_t *f, ad_error_t *err)
     if (rc == 0 && pre)
       rc = ad__err(err, AD_EFRAME, "frame", "frame truncated inside its length");
     if (rc == 0) {
+      d->need = o.need;
       if (avail >= d->limit) { /* cannot complete within bounds */
+        d->need = 0;
         d->st.bad_frames++;
         resync(d);
         return ad__err(err, AD_EFRAME, "frame",

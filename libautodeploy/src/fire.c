@@ -37,11 +37,11 @@ static int write_all(int fd, const char *p, size_t n)
   return 0;
 }
 
-/* Build the wire bytes for one event into sb. */
-static int frame_event(msgpack_sbuffer *sb, ad_framing_t framing,
+int ad__fire_frame(void *sbuffer, ad_framing_t framing,
                        const char *tag, size_t tag_len, const void *data,
                        size_t len)
 {
+  msgpack_sbuffer *sb = sbuffer;
   msgpack_packer pk;
   msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
   if (framing != AD_FRAMING_RAW)
@@ -75,7 +75,7 @@ int ad_bus_fire(ad_bus_t *bus, const char *tag, const void *data, size_t len,
   }
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
-  if (frame_event(&sb, bus->o.fire_framing, tag, tag_len, data, len) != 0) {
+  if (ad__fire_frame(&sb, bus->o.fire_framing, tag, tag_len, data, len) != 0) {
     msgpack_sbuffer_destroy(&sb);
     return ad__err(err, AD_ENOMEM, "fire", "no memory to frame %s", tag);
   }

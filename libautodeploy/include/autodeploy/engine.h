@@ -1,0 +1,53 @@
+/*
+ * autodeploy/engine.h - the engine: a bus configured from one JSON object,
+ * with autodeploy's handlers routed on it. This is what the Salt engine
+ * shim (saltext.autodeploy.engines.autodeploy) drives through ctypes, so
+ * its surface is deliberately small and JSON-in / JSON-out.
+ *
+ * Configuration keys (docs/configuration.md has types, defaults, ranges):
+ *   sock_dir, ipc_mode ("ipc"|"tcp"), tcp_host, tcp_master_pub_port,
+ *   tcp_master_pull_port, max_frame, framing, fire_framing, workers,
+ *   queue_size, queue_full, reconnect_min_ms, reconnect_max_ms,
+ *   fanout_endpoint, fanout_format, stats_interval, log_events
+ * Unknown keys are an error (typos must not pass silently).
+ */
+#ifndef AUTODEPLOY_ENGINE_H
+#define AUTODEPLOY_ENGINE_H
+
+#include "bus.h"
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ad_engine ad_engine_t;
+
+/* Parse and validate the configuration (a JSON object). NULL + *err
+ * naming the key and the reason. */
+AD_EXPORT ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err);
+
+/* Run until ad_engine_stop (blocks; call from a thread that may block).
+ * 0, or <0 + *err when it could not start. */
+AD_EXPORT int ad_engine_run(ad_engine_t *eng, ad_error_t *err);
+
+/* Ask it to stop; thread-safe and async-signal-safe. */
+AD_EXPORT void ad_engine_stop(ad_engine_t *eng);
+
+/* NULL-safe; stops and waits first. */
+AD_EXPORT void ad_engine_destroy(ad_engine_t **self_p);
+
+/* The bus the engine drives (borrowed), e.g. to fire events. */
+AD_EXPORT ad_bus_t *ad_engine_bus(ad_engine_t *eng);
+
+/* Counters as a JSON object text; caller frees with ad_free. */
+AD_EXPORT char *ad_engine_stats_json(ad_engine_t *eng);
+
+/* Free memory the library returned (for callers that cannot call free(),
+ * such as ctypes). NULL-safe. */
+AD_EXPORT void ad_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,29 @@
+/* config.h - one declarative table per configurable object (redis's
+ * static_configs[] idea): name, type, default, range. Loading reports the
+ * key and the reason for every bad value; unknown keys are errors. */
+#ifndef AD_CONFIG_H
+#define AD_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "autodeploy/common.h"
+
+typedef enum { AD_CT_INT, AD_CT_SIZE, AD_CT_BOOL, AD_CT_STR, AD_CT_ENUM } ad__ctype_t;
+
+typedef struct {
+  const char *name;
+  ad__ctype_t type;
+  size_t offset;          /* into the target struct */
+  long long min, max;     /* INT/SIZE range */
+  const char *def;        /* default as text ("" for none) */
+  const char *const *enums; /* ENUM: NULL-terminated names; stored as int index */
+} ad__config_key_t;
+
+/* Apply defaults, then the JSON object's values. Strings are strdup'ed into
+ * `char *` fields (free with ad__config_free). 0 or AD_ECONFIG + *err. */
+int ad__config_load(const ad__config_key_t *table, void *target,
+                    const json_t *obj, ad_error_t *err);
+void ad__config_free(const ad__config_key_t *table, void *target);
+
+#endif

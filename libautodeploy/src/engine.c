@@ -1,0 +1,237 @@
+/*
+ * engine.c - the engine: configuration table, the routes autodeploy
+ * listens to, a stats timer, and the run/stop lifecycle the Salt shim uses.
+ *
+ * Routes today: minion start and job returns are logged (registration and
+ * storage build on them in later modules), and `log_events` mirrors
+ * matching events into the log for operators.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "autodeploy/engine.h"
+#include "config.h"
+#include "error_private.h"
+#include "bus_private.h"
+#include "log_private.h"
+
+typedef struct {
+  char *sock_dir;
+  int ipc_mode; /* 0 ipc, 1 tcp */
+  char *tcp_host;
+  int tcp_pub_port, tcp_pull_port;
+  size_t max_frame;
+  int framing, fire_framing;
+  int workers, queue_size, queue_full;
+  int reconnect_min_ms, reconnect_max_ms;
+  char *fanout_endpoint;
+  int fanout_format;
+  int stats_interval;
+  char *log_events;
+} engine_conf_t;
+
+static const char *const IPC_MODES[] = {"ipc", "tcp", NULL};
+static const char *const FRAMINGS[] = {"auto", "raw", "length", NULL};
+static const char *const POLICIES[] = {"block", "drop", NULL};
+static const char *const FORMATS[] = {"msgpack", "json", NULL};
+
+#define K(name, type, field, min, max, def, en) \
+  {name, type, offsetof(engine_conf_t, field), min, max, def, en}
+static const ad__config_key_t ENGINE_KEYS[] = {
+    K("sock_dir", AD_CT_STR, sock_dir, 0, 0, "/var/run/salt/master", NULL),
+    K("ipc_mode", AD_CT_ENUM, ipc_mode, 0, 0, "ipc", IPC_MODES),
+    K("tcp_host", AD_CT_STR, tcp_host, 0, 0, "127.0.0.1", NULL),
+    K("tcp_master_pub_port", AD_CT_INT, tcp_pub_port, 1, 65535, "4512", NULL),
+    K("tcp_master_pull_port", AD_CT_INT, tcp_pull_port, 1, 65535, "4513", NULL),
+    K("max_frame", AD_CT_SIZE, max_frame, 4096, 1LL << 31, "67108864", NULL),
+    K("framing", AD_CT_ENUM, framing, 0, 0, "auto", FRAMINGS),
+    K("fire_framing", AD_CT_ENUM, fire_framing, 0, 0, "length", FRAMINGS),
+    K("workers", AD_CT_INT, workers, 0, 64, "2", NULL),
+    K("queue_size", AD_CT_INT, queue_size, 1, 10000000, "10000", NULL),
+    K("queue_full", AD_CT_ENUM, queue_full, 0, 0, "block", POLICIES),
+    K("reconnect_min_ms", AD_CT_INT, reconnect_min_ms, 1, 600000, "100", NULL),
+    K("reconnect_max_ms", AD_CT_INT, reconnect_max_ms, 1, 3600000, "5000", NULL),
+    K("fanout_endpoint", AD_CT_STR, fanout_endpoint, 0, 0, "", NULL),
+    K("fanout_format", AD_CT_ENUM, fanout_format, 0, 0, "msgpack", FORMATS),
+    K("stats_interval", AD_CT_INT, stats_interval, 0, 86400, "300", NULL),
+    K("log_events", AD_CT_STR, log_events, 0, 0, "", NULL),
+    {NULL, 0, 0, 0, 0, NULL, NULL}};
+#undef K
+
+struct ad_engine {
+  engine_conf_t c;
+  ad_bus_t *bus;
+  int stop_fd;
+};
+
+static int on_minion_start(ad_event_t *ev, void *user)
+{
+  const char *id;
+  size_t n;
+  if (ad_event_get_str(ev, "id", &id, &n) != 0) {
+    AD_LOG_W("engine", "%s without an id", ad_event_tag(ev));
+    return 1;
+  }
+  AD_LOG_I("engine", "minion %.*s started (%s)", (int)n, id, ad_event_tag(ev));
+  return 0;
+}
+
+static int on_job_return(ad_event_t *ev, void *user)
+{
+  const char *id = "", *jid = "", *fun = "";
+  size_t idn = 0, jidn = 0, funn = 0;
+  int64_t retcode = -1;
+  ad_event_get_str(ev, "id", &id, &idn);
+  ad_event_get_str(ev, "jid", &jid, &jidn);
+  ad_event_get_str(ev, "fun", &fun, &funn);
+  ad_event_get_int(ev, "retcode", &retcode);
+  AD_LOG_D("engine", "job %.*s %.*s returned from %.*s, retcode %lld",
+           (int)jidn, jid, (int)funn, fun, (int)idn, id, (long long)retcode);
+  return 0;
+}
+
+static int on_logged_event(ad_event_t *ev, void *user)
+{
+  AD_LOG_I("event", "%s", ad_event_tag(ev));
+  return 0;
+}
+
+ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
+{
+  json_error_t je;
+  json_t *obj = json_loads(config_json && *config_json ? config_json : "{}", 0, &je);
+  if (!obj) {
+    ad__err(err, AD_ECONFIG, "config", "engine configuration is not JSON: "
+            "line %d column %d: %s", je.line, je.column, je.text);
+    return NULL;
+  }
+  ad_engine_t *eng = calloc(1, sizeof(*eng));
+  if (!eng) {
+    json_decref(obj);
+    ad__err(err, AD_ENOMEM, "engine", "no memory");
+    return NULL;
+  }
+  eng->stop_fd = -1;
+  int rc = ad__config_load(ENGINE_KEYS, &eng->c, obj, err);
+  json_decref(obj);
+  if (rc) {
+    ad_engine_destroy(&eng);
+    return NULL;
+  }
+  engine_conf_t *c = &eng->c;
+  ad_bus_options_t o;
+  ad_bus_options_init(&o);
+  o.sock_dir = c->sock_dir;
+  o.ipc_mode_tcp = c->ipc_mode;
+  o.tcp_host = c->tcp_host;
+  o.tcp_pub_port = c->tcp_pub_port;
+  o.tcp_pull_port = c->tcp_pull_port;
+  o.max_frame = c->max_frame;
+  o.framing = (ad_framing_t)c->framing;
+  o.fire_framing = (ad_framing_t)c->fire_framing;
+  o.workers = c->workers;
+  o.queue_size = c->queue_size;
+  o.queue_full = (ad_queue_policy_t)c->queue_full;
+  o.reconnect_min_ms = c->reconnect_min_ms;
+  o.reconnect_max_ms = c->reconnect_max_ms;
+  o.fanout_endpoint = c->fanout_endpoint;
+  o.fanout_format = (ad_fanout_format_t)c->fanout_format;
+  eng->bus = ad_bus_new(&o, err);
+  eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (!eng->bus || eng->stop_fd < 0 ||
+      ad_bus_on(eng->bus, "salt/minion/*/start", on_minion_start, eng, err) ||
+      ad_bus_on(eng->bus, "salt/job/*/ret/*", on_job_return, eng, err) ||
+      (c->log_events &&
+       ad_bus_on(eng->bus, c->log_events, on_logged_event, eng, err))) {
+    if (eng->stop_fd < 0)
+      ad__err_errno(err, AD_EIO, errno, "eventfd");
+    ad_engine_destroy(&eng);
+    return NULL;
+  }
+  return eng;
+}
+
+ad_bus_t *ad_engine_bus(ad_engine_t *eng) { return eng->bus; }
+
+char *ad_engine_stats_json(ad_engine_t *eng)
+{
+  ad_bus_stats_t s;
+  ad_bus_stats(eng->bus, &s);
+  static const char *const fr[] = {"auto", "raw", "length"};
+  json_t *j = json_pack(
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}",
+      "events", (json_int_t)s.events, "bytes", (json_int_t)s.bytes, "matched",
+      (json_int_t)s.matched, "handled", (json_int_t)s.handled, "handler_errors",
+      (json_int_t)s.handler_errors, "decode_errors", (json_int_t)s.decode_errors,
+      "oversized", (json_int_t)s.oversized, "reconnects",
+      (json_int_t)s.reconnects, "queue_depth", (json_int_t)s.queue_depth,
+      "queue_full", (json_int_t)s.queue_full, "dropped", (json_int_t)s.dropped,
+      "fanout_sent", (json_int_t)s.fanout_sent, "fanout_dropped",
+      (json_int_t)s.fanout_dropped, "fired", (json_int_t)s.fired, "connected",
+      s.connected, "framing", fr[s.framing]);
+  char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  return out;
+}
+
+int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
+{
+  int rc = ad_bus_start(eng->bus, err);
+  if (rc)
+    return rc;
+  AD_LOG_I("engine", "autodeploy %s engine running (sock_dir %s, ipc_mode %s, "
+           "%d workers)", ad_version(), eng->c.sock_dir ? eng->c.sock_dir : "-",
+           IPC_MODES[eng->c.ipc_mode], eng->c.workers);
+  struct pollfd p = {.fd = eng->stop_fd, .events = POLLIN};
+  int period = eng->c.stats_interval > 0 ? eng->c.stats_interval * 1000 : -1;
+  for (;;) {
+    int n = poll(&p, 1, period);
+    if (n > 0)
+      break;
+    if (n < 0 && errno != EINTR)
+      break;
+    if (n == 0) {
+      char *s = ad_engine_stats_json(eng);
+      AD_LOG_I("engine", "stats %s", s ? s : "{}");
+      free(s);
+    }
+  }
+  ad_bus_stop(eng->bus);
+  ad__bus_join(eng->bus); /* the reader stops; workers drain the queue first */
+  AD_LOG_I("engine", "autodeploy engine stopped");
+  return 0;
+}
+
+void ad_engine_stop(ad_engine_t *eng)
+{
+  if (!eng || eng->stop_fd < 0)
+    return;
+  uint64_t one = 1;
+  if (write(eng->stop_fd, &one, sizeof(one)) < 0) {
+    /* already signalled */
+  }
+}
+
+void ad_engine_destroy(ad_engine_t **self_p)
+{
+  if (!self_p || !*self_p)
+    return;
+  ad_engine_t *eng = *self_p;
+  ad_bus_destroy(&eng->bus);
+  if (eng->stop_fd >= 0)
+    close(eng->stop_fd);
+  ad__config_free(ENGINE_KEYS, &eng->c);
+  free(eng);
+  *self_p = NULL;
+}
+
+void ad_free(void *p) { free(p); }
