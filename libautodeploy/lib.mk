@@ -72,4 +72,6 @@ fuzz-short:
 # Exported symbols must be exactly the documented API (jansson's check-exports).
 check-exports: $(B)/libautodeploy.so
 	@nm -D --defined-only $(B)/libautodeploy.so.0 | awk '$$2 == "T" {print $$3}' | sort > $(B)/exports.txt
-	@sort libautodeploy/exports.txt | diff -u - $(B)/exports.txt && echo "exports: OK ($$(wc -l < $(B)/exports.txt) symbols)"
+	@grep -h '^AD_EXPORT' libautodeploy/include/autodeploy/*.h | sed 's/(.*//; s/.*[ *]//' | sort > $(B)/declared.txt
+	@sort libautodeploy/exports.txt | diff -u - $(B)/exports.txt
+	@diff -u $(B)/declared.txt $(B)/exports.txt && echo "exports: OK ($$(wc -l < $(B)/exports.txt) symbols, all declared AD_EXPORT in the public headers)"

@@ -127,7 +127,7 @@ ad_bus_t *ad_bus_new(const ad_bus_options_t *opts, ad_error_t *err)
 int ad_bus_on(ad_bus_t *bus, const char *pattern, ad_handler_fn fn, void *user,
               ad_error_t *err)
 {
-  if (AD_GET(bus->running))
+  if (AD_GET(bus->running) || bus->run_started)
     return ad__err(err, AD_ESTATE, "bus", "routes are fixed once the bus runs");
   return ad__routes_add(&bus->routes, pattern, fn, user, err);
 }

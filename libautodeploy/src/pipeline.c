@@ -60,6 +60,11 @@ static void *worker_main(void *arg)
   void *pull = zmq_socket(bus->zctx, ZMQ_PULL);
   msgpack_zone zone;
   msgpack_zone_init(&zone, 8192);
+  /* inproc capacity is the sum of both ends' HWMs: keep the worker's side
+   * minimal so queue_size is what bounds the events in flight. */
+  int one = 1;
+  if (pull)
+    zmq_setsockopt(pull, ZMQ_RCVHWM, &one, sizeof(one));
   if (!pull || zmq_connect(pull, bus->pipe_ep) != 0) {
     AD_LOG_E("bus", "worker cannot connect to %s: %s", bus->pipe_ep,
              zmq_strerror(zmq_errno()));

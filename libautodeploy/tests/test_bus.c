@@ -1,0 +1,342 @@
+/* test_bus.c - the bus against a stand-in master on a Unix socket:
+ * dispatch by tag, untouched payloads for unmatched tags, queue policies
+ * when handlers are slow, reconnect after the master goes away, oversized
+ * frames, fire framing, fan-out. Real masters: tests/test_bus.py. */
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "autodeploy.h"
+#include "harness.h"
+
+static char dir[64];
+
+static void mkdir_tmp(void)
+{
+  if (!dir[0]) {
+    strcpy(dir, "/tmp/adbusXXXXXX");
+    if (!mkdtemp(dir))
+      abort();
+  }
+}
+
+/* One Salt 3008-style frame (bare map) or 3006-style (length prefix). */
+static void frame(msgpack_sbuffer *sb, const char *tag, const char *id,
+                  int prefix, size_t pad)
+{
+  msgpack_sbuffer data;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&data);
+  msgpack_packer_init(&pk, &data, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 3);
+  msgpack_pack_str_with_body(&pk, "id", 2);
+  msgpack_pack_str_with_body(&pk, id, strlen(id));
+  msgpack_pack_str_with_body(&pk, "retcode", 7);
+  msgpack_pack_int(&pk, 0);
+  msgpack_pack_str_with_body(&pk, "pad", 3);
+  msgpack_pack_bin(&pk, pad);
+  for (size_t i = 0; i < pad; i++)
+    msgpack_pack_bin_body(&pk, "x", 1);
+  msgpack_sbuffer body;
+  msgpack_sbuffer_init(&body);
+  msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  msgpack_pack_str_with_body(&pk, "head", 4);
+  msgpack_pack_map(&pk, 0);
+  msgpack_pack_str_with_body(&pk, "body", 4);
+  msgpack_pack_bin(&pk, strlen(tag) + 2 + data.size);
+  msgpack_pack_bin_body(&pk, tag, strlen(tag));
+  msgpack_pack_bin_body(&pk, "\n\n", 2);
+  msgpack_pack_bin_body(&pk, data.data, data.size);
+  if (prefix) {
+    uint32_t n = htonl((uint32_t)body.size);
+    msgpack_sbuffer_write(sb, (char *)&n, 4);
+  }
+  msgpack_sbuffer_write(sb, body.data, body.size);
+  msgpack_sbuffer_destroy(&data);
+  msgpack_sbuffer_destroy(&body);
+}
+
+/* Stand-in master: for each of `rounds` connections, write `buf`, close. */
+typedef struct {
+  int lfd, rounds;
+  msgpack_sbuffer *bufs[4];
+} server_t;
+
+static void *serve(void *arg)
+{
+  server_t *s = arg;
+  for (int r = 0; r < s->rounds; r++) {
+    int c = accept(s->lfd, NULL, NULL);
+    if (c < 0)
+      break;
+    usleep(50000); /* let the reader register, as a master would */
+    ssize_t w = write(c, s->bufs[r]->data, s->bufs[r]->size);
+    (void)w;
+    usleep(100000);
+    close(c);
+  }
+  return NULL;
+}
+
+static int listen_at(const char *path)
+{
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  unlink(path);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 8))
+    abort();
+  return fd;
+}
+
+typedef struct {
+  atomic_int calls, ids_ok, gate_ms;
+} counter_t;
+
+static int on_ret(ad_event_t *ev, void *user)
+{
+  counter_t *c = user;
+  const char *id;
+  size_t n;
+  if (c->gate_ms)
+    usleep((useconds_t)c->gate_ms * 1000);
+  if (ad_event_get_str(ev, "id", &id, &n) == 0 && n == 2 && !memcmp(id, "m1", 2))
+    atomic_fetch_add(&c->ids_ok, 1);
+  atomic_fetch_add(&c->calls, 1);
+  return 0;
+}
+
+static void wait_for(ad_bus_t *bus, uint64_t events, int ms)
+{
+  for (int i = 0; i < ms / 10; i++) {
+    ad_bus_stats_t st;
+    ad_bus_stats(bus, &st);
+    if (st.events >= events && st.queue_depth == 0)
+      return;
+    usleep(10000);
+  }
+}
+
+static ad_bus_t *bus_at(const char *pub, int workers, int queue, ad_queue_policy_t pol)
+{
+  ad_bus_options_t o;
+  ad_bus_options_init(&o);
+  o.pub_path = pub;
+  o.pull_path = pub;
+  o.workers = workers;
+  o.queue_size = queue;
+  o.queue_full = pol;
+  o.reconnect_min_ms = 10;
+  o.reconnect_max_ms = 50;
+  o.max_frame = 64 * 1024;
+  return ad_bus_new(&o, NULL);
+}
+
+TEST(dispatch_by_tag_and_reconnect)
+{
+  mkdir_tmp();
+  char path[128];
+  snprintf(path, sizeof path, "%s/pub1.ipc", dir);
+  msgpack_sbuffer a, b;
+  msgpack_sbuffer_init(&a);
+  msgpack_sbuffer_init(&b);
+  frame(&a, "salt/job/1/ret/m1", "m1", 0, 10);
+  frame(&a, "salt/auth", "m1", 0, 10);           /* not routed */
+  frame(&a, "salt/job/1/ret/m1", "m1", 0, 200000); /* oversized: skipped */
+  frame(&a, "salt/job/2/ret/m1", "m1", 0, 10);
+  /* second connection: 3006 framing this time */
+  frame(&b, "salt/job/3/ret/m1", "m1", 1, 10);
+  frame(&b, "salt/minion/m1/start", "m1", 1, 10);
+  server_t s = {listen_at(path), 2, {&a, &b}};
+  pthread_t th;
+  pthread_create(&th, NULL, serve, &s);
+
+  counter_t rets = {0}, starts = {0};
+  ad_bus_t *bus = bus_at(path, 2, 100, AD_QUEUE_BLOCK);
+  ASSERT(bus != NULL);
+  ASSERT_EQ(ad_bus_on(bus, "salt/job/*/ret/*", on_ret, &rets, NULL), 0);
+  ASSERT_EQ(ad_bus_on(bus, "salt/minion/*/start", on_ret, &starts, NULL), 0);
+  ASSERT_EQ(ad_bus_start(bus, NULL), 0);
+  ad_error_t err;
+  ASSERT_EQ(ad_bus_on(bus, "x", on_ret, &rets, &err), AD_ESTATE);
+  wait_for(bus, 5, 5000);
+  pthread_join(th, NULL);
+  ad_bus_stats_t st;
+  ad_bus_stats(bus, &st);
+  ASSERT_EQ(st.events, 5);          /* the oversized one is not an event */
+  ASSERT_EQ(st.oversized, 1);
+  ASSERT_EQ(st.matched, 4);
+  ASSERT(st.reconnects >= 1);
+  ASSERT_EQ(atomic_load(&rets.calls), 3);
+  ASSERT_EQ(atomic_load(&rets.ids_ok), 3);
+  ASSERT_EQ(atomic_load(&starts.calls), 1);
+  ad_bus_destroy(&bus);
+  ASSERT(bus == NULL);
+  close(s.lfd);
+  msgpack_sbuffer_destroy(&a);
+  msgpack_sbuffer_destroy(&b);
+}
+
+static void queue_policy(ad_queue_policy_t pol)
+{
+  mkdir_tmp();
+  char path[128];
+  snprintf(path, sizeof path, "%s/pub%d.ipc", dir, 2 + (int)pol);
+  msgpack_sbuffer a;
+  msgpack_sbuffer_init(&a);
+  for (int i = 0; i < 60; i++)
+    frame(&a, "salt/job/9/ret/m1", "m1", 0, 10);
+  server_t s = {listen_at(path), 1, {&a}};
+  pthread_t th;
+  pthread_create(&th, NULL, serve, &s);
+  counter_t c = {0};
+  atomic_store(&c.gate_ms, 5); /* a slow handler: 5 ms per event */
+  ad_bus_t *bus = bus_at(path, 1, 4, pol);
+  ad_bus_on(bus, "salt/job/*", on_ret, &c, NULL);
+  ad_bus_start(bus, NULL);
+  wait_for(bus, 60, 5000);
+  pthread_join(th, NULL);
+  ad_bus_stop(bus);
+  ad_bus_destroy(&bus); /* drains the queue before returning */
+  if (pol == AD_QUEUE_BLOCK) {
+    ASSERT_EQ(atomic_load(&c.calls), 60);
+  } else {
+    ASSERT(atomic_load(&c.calls) < 60);
+    ASSERT(atomic_load(&c.calls) >= 4);
+  }
+  close(s.lfd);
+  msgpack_sbuffer_destroy(&a);
+}
+
+TEST(slow_handlers_block_policy_loses_nothing) { queue_policy(AD_QUEUE_BLOCK); }
+TEST(slow_handlers_drop_policy_drops_and_counts) { queue_policy(AD_QUEUE_DROP); }
+
+TEST(fire_writes_length_prefixed_frame)
+{
+  mkdir_tmp();
+  char path[128];
+  snprintf(path, sizeof path, "%s/pull.ipc", dir);
+  int lfd = listen_at(path);
+  ad_bus_t *bus = bus_at(path, 0, 1, AD_QUEUE_BLOCK);
+  ad_error_t err;
+  ASSERT_EQ(ad_bus_fire_json(bus, "autodeploy/test", "{\"n\": 5}", &err), 0);
+  ASSERT_EQ(ad_bus_fire_json(bus, "autodeploy/test", "[1]", &err), AD_EINVAL);
+  ASSERT(strstr(err.message, "object") != NULL);
+  int c = accept(lfd, NULL, NULL);
+  char buf[256];
+  ssize_t n = read(c, buf, sizeof buf);
+  ASSERT(n > 4);
+  ASSERT_EQ(buf[0], 0);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_feed(d, buf, (size_t)n);
+  ad_frame_t f;
+  ASSERT_EQ(ad_decoder_next(d, &f, NULL), 1);
+  ASSERT_EQ(ad_decoder_framing(d), AD_FRAMING_LENGTH);
+  ASSERT_MEM(f.tag, f.tag_len, "autodeploy/test");
+  ad_event_t *ev = ad_event_parse(f.body, f.body_len, NULL);
+  int64_t v;
+  ASSERT_EQ(ad_event_get_int(ev, "n", &v), 0);
+  ASSERT_EQ(v, 5);
+  ad_bus_stats_t st;
+  ad_bus_stats(bus, &st);
+  ASSERT_EQ(st.fired, 1);
+  ad_event_destroy(&ev);
+  ad_decoder_destroy(&d);
+  ad_bus_destroy(&bus);
+  close(c);
+  close(lfd);
+}
+
+TEST(fanout_publishes_tag_and_payload)
+{
+  mkdir_tmp();
+  char path[128], ep[160];
+  snprintf(path, sizeof path, "%s/pubf.ipc", dir);
+  snprintf(ep, sizeof ep, "ipc://%s/fan.ipc", dir);
+  msgpack_sbuffer a;
+  msgpack_sbuffer_init(&a);
+  frame(&a, "salt/auth", "m1", 0, 1);
+  frame(&a, "salt/job/5/ret/m1", "m1", 0, 1);
+  server_t s = {listen_at(path), 1, {&a}};
+  ad_bus_options_t o;
+  ad_bus_options_init(&o);
+  o.pub_path = path;
+  o.fanout_endpoint = ep;
+  o.fanout_format = AD_FANOUT_JSON;
+  ad_bus_t *bus = ad_bus_new(&o, NULL);
+  ASSERT_EQ(ad_bus_start(bus, NULL), 0);
+  void *ctx = zmq_ctx_new();
+  void *sub = zmq_socket(ctx, ZMQ_SUB);
+  usleep(100000); /* the fan-out thread binds */
+  zmq_connect(sub, ep);
+  zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "salt/job/", 9);
+  usleep(200000); /* subscription reaches the PUB before events flow */
+  pthread_t th;
+  pthread_create(&th, NULL, serve, &s);
+  int tmo = 3000;
+  zmq_setsockopt(sub, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+  char tag[64] = "", payload[512] = "";
+  int tn = zmq_recv(sub, tag, sizeof tag - 1, 0);
+  int pn = zmq_recv(sub, payload, sizeof payload - 1, 0);
+  pthread_join(th, NULL);
+  ASSERT(tn > 0 && pn > 0);
+  tag[tn] = payload[pn] = '\0';
+  ASSERT_STR(tag, "salt/job/5/ret/m1"); /* salt/auth filtered by the SUB */
+  ASSERT(strstr(payload, "\"id\":\"m1\"") != NULL);
+  zmq_close(sub);
+  zmq_ctx_term(ctx);
+  ad_bus_destroy(&bus);
+  close(s.lfd);
+  msgpack_sbuffer_destroy(&a);
+}
+
+TEST(bad_options_are_named)
+{
+  ad_bus_options_t o;
+  ad_error_t err;
+  ad_bus_options_init(&o);
+  o.workers = -1;
+  ASSERT(ad_bus_new(&o, &err) == NULL);
+  ASSERT(strstr(err.message, "workers") != NULL);
+  ad_bus_options_init(&o);
+  o.reconnect_max_ms = 1;
+  ASSERT(ad_bus_new(&o, &err) == NULL);
+  ASSERT(strstr(err.message, "reconnect") != NULL);
+  ad_bus_options_init(&o);
+  o.fanout_endpoint = "nonsense://x";
+  ad_bus_t *bus = ad_bus_new(&o, NULL);
+  ASSERT(bus != NULL);
+  ASSERT(ad_bus_run(bus, &err) != 0); /* a typo fails the start loudly */
+  ASSERT(strstr(err.message, "fanout_endpoint") != NULL);
+  ad_bus_destroy(&bus);
+}
+
+TEST(engine_config_errors_name_the_key)
+{
+  ad_error_t err;
+  ASSERT(ad_engine_new("{\"workerz\": 2}", &err) == NULL);
+  ASSERT(strstr(err.message, "workerz") != NULL);
+  ASSERT(ad_engine_new("{\"workers\": -1}", &err) == NULL);
+  ASSERT(strstr(err.message, "workers") != NULL);
+  ASSERT(ad_engine_new("{\"queue_full\": \"maybe\"}", &err) == NULL);
+  ASSERT(strstr(err.message, "block, drop") != NULL);
+  ASSERT(ad_engine_new("{\"workers\": \"2\"", &err) == NULL);
+  ASSERT(strstr(err.message, "not JSON") != NULL);
+  ad_engine_t *eng = ad_engine_new("{\"sock_dir\": \"/nonexistent\", \"workers\": 1}", &err);
+  ASSERT(eng != NULL);
+  char *s = ad_engine_stats_json(eng);
+  ASSERT(s && strstr(s, "\"events\":0") != NULL);
+  ad_free(s);
+  ad_engine_destroy(&eng);
+  ASSERT(eng == NULL);
+}
+
+RUN(CASE(dispatch_by_tag_and_reconnect), CASE(slow_handlers_block_policy_loses_nothing),
+    CASE(slow_handlers_drop_policy_drops_and_counts),
+    CASE(fire_writes_length_prefixed_frame), CASE(fanout_publishes_tag_and_payload),
+    CASE(bad_options_are_named), CASE(engine_config_errors_name_the_key))
