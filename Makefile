@@ -66,9 +66,13 @@ $(VENV6)/.stamp: Makefile salt-ext/pyproject.toml
 	$(VENV6)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
 	@touch $@
 
-$(FERRETDB):
+# FerretDB's own cmd, `go install`ed from the module proxy, panics at start
+# (its generated version.txt is missing there), so packaging/ferretdb wraps
+# the embeddable package of the same release (see its main.go).
+$(FERRETDB): packaging/ferretdb/main.go packaging/ferretdb/go.mod packaging/ferretdb/go.sum
 	@command -v go >/dev/null || { echo "make deps: Go is needed to build FerretDB (go install)"; exit 1; }
-	GOBIN=$(abspath $(DEPS)/bin) GOFLAGS=-mod=mod go install github.com/FerretDB/FerretDB/cmd/ferretdb@$(FERRETDB_VERSION)
+	cd packaging/ferretdb && GOBIN=$(abspath $(DEPS)/bin) go install .
+	@touch $@
 
 # ---- tests ------------------------------------------------------------------
 PYTEST = $(VENV)/bin/pytest -q -p no:cacheprovider
