@@ -132,7 +132,8 @@ int ad_bus_on(ad_bus_t *bus, const char *pattern, ad_handler_fn fn, void *user,
   return ad__routes_add(&bus->routes, pattern, fn, user, err);
 }
 
-int ad_bus_run(ad_bus_t *bus, ad_error_t *err)
+/* Threads and sockets, on the caller's thread so that errors reach it. */
+static int bus_setup(ad_bus_t *bus, ad_error_t *err)
 {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&bus->running, &expected, 1))
@@ -140,19 +141,31 @@ int ad_bus_run(ad_bus_t *bus, ad_error_t *err)
   int rc = ad__fanout_start(bus, err);
   if (rc == 0)
     rc = ad__pipeline_start(bus, err);
-  if (rc == 0)
-    ad__reader_loop(bus);
+  if (rc != 0) {
+    ad__fanout_stop(bus);
+    ad__pipeline_stop(bus);
+  }
+  return rc;
+}
+
+static void bus_loop(ad_bus_t *bus)
+{
+  ad__reader_loop(bus);
   ad__fanout_stop(bus);
   ad__pipeline_stop(bus);
+}
+
+int ad_bus_run(ad_bus_t *bus, ad_error_t *err)
+{
+  int rc = bus_setup(bus, err);
+  if (rc == 0)
+    bus_loop(bus);
   return rc;
 }
 
 static void *run_main(void *arg)
 {
-  ad_bus_t *bus = arg;
-  ad_error_t err;
-  if (ad_bus_run(bus, &err) != 0)
-    AD_LOG_E("bus", "bus stopped: %s", err.message);
+  bus_loop(arg);
   return NULL;
 }
 
@@ -160,8 +173,14 @@ int ad_bus_start(ad_bus_t *bus, ad_error_t *err)
 {
   if (bus->run_started)
     return ad__err(err, AD_ESTATE, "bus", "bus already started");
-  if (pthread_create(&bus->run_thread, NULL, run_main, bus) != 0)
+  int rc = bus_setup(bus, err);
+  if (rc)
+    return rc;
+  if (pthread_create(&bus->run_thread, NULL, run_main, bus) != 0) {
+    ad__fanout_stop(bus);
+    ad__pipeline_stop(bus);
     return ad__err(err, AD_ENOMEM, "bus", "cannot start the reader thread");
+  }
   bus->run_started = 1;
   return 0;
 }

@@ -26,6 +26,8 @@ struct ad_bus {
   void *zctx;               /* ZeroMQ context (inproc pipeline, PUB) */
   void *push;               /* reader -> workers (reader thread only) */
   void *fan_push;           /* reader -> fan-out thread */
+  void *fan_pub;            /* bound by ad__fanout_start; the fan-out
+                               thread owns it from then on */
   char pipe_ep[64], fan_ep[64];
 
   pthread_t workers[AD_BUS_MAX_WORKERS];

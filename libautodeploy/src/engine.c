@@ -10,6 +10,7 @@
 #include <fnmatch.h>
 #include <jansson.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,9 @@ struct ad_engine {
   engine_conf_t c;
   ad_bus_t *bus;
   int stop_fd;
+  pthread_mutex_t lock; /* guards running, for destroy to wait on run */
+  pthread_cond_t cond;
+  int running;
 };
 
 static int on_minion_start(ad_event_t *ev, void *user)
@@ -121,6 +125,8 @@ ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
     return NULL;
   }
   eng->stop_fd = -1;
+  pthread_mutex_init(&eng->lock, NULL);
+  pthread_cond_init(&eng->cond, NULL);
   int rc = ad__config_load(ENGINE_KEYS, &eng->c, obj, err);
   json_decref(obj);
   if (rc) {
@@ -183,11 +189,27 @@ char *ad_engine_stats_json(ad_engine_t *eng)
   return out;
 }
 
+static void set_running(ad_engine_t *eng, int on)
+{
+  pthread_mutex_lock(&eng->lock);
+  eng->running = on;
+  pthread_cond_broadcast(&eng->cond);
+  pthread_mutex_unlock(&eng->lock);
+}
+
 int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
 {
+  pthread_mutex_lock(&eng->lock);
+  int busy = eng->running;
+  eng->running = busy ? busy : 1;
+  pthread_mutex_unlock(&eng->lock);
+  if (busy)
+    return ad__err(err, AD_ESTATE, "engine", "engine is already running");
   int rc = ad_bus_start(eng->bus, err);
-  if (rc)
+  if (rc) {
+    set_running(eng, 0);
     return rc;
+  }
   AD_LOG_I("engine", "autodeploy %s engine running (sock_dir %s, ipc_mode %s, "
            "%d workers)", ad_version(), eng->c.sock_dir ? eng->c.sock_dir : "-",
            IPC_MODES[eng->c.ipc_mode], eng->c.workers);
@@ -208,6 +230,7 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
   ad_bus_stop(eng->bus);
   ad__bus_join(eng->bus); /* the reader stops; workers drain the queue first */
   AD_LOG_I("engine", "autodeploy engine stopped");
+  set_running(eng, 0);
   return 0;
 }
 
@@ -226,10 +249,18 @@ void ad_engine_destroy(ad_engine_t **self_p)
   if (!self_p || !*self_p)
     return;
   ad_engine_t *eng = *self_p;
+  /* Stop a running ad_engine_run (another thread) and wait for it. */
+  ad_engine_stop(eng);
+  pthread_mutex_lock(&eng->lock);
+  while (eng->running)
+    pthread_cond_wait(&eng->cond, &eng->lock);
+  pthread_mutex_unlock(&eng->lock);
   ad_bus_destroy(&eng->bus);
   if (eng->stop_fd >= 0)
     close(eng->stop_fd);
   ad__config_free(ENGINE_KEYS, &eng->c);
+  pthread_mutex_destroy(&eng->lock);
+  pthread_cond_destroy(&eng->cond);
   free(eng);
   *self_p = NULL;
 }

@@ -54,18 +54,10 @@ static void *fan_main(void *arg)
 {
   ad_bus_t *bus = arg;
   void *pull = zmq_socket(bus->zctx, ZMQ_PULL);
-  void *pub = zmq_socket(bus->zctx, ZMQ_PUB);
-  int hwm = bus->o.fanout_hwm, linger = 0;
+  void *pub = bus->fan_pub; /* bound by ad__fanout_start; this thread owns it now */
   msgpack_zone zone;
   msgpack_zone_init(&zone, 8192);
   zmq_connect(pull, bus->fan_ep);
-  zmq_setsockopt(pub, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-  zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof(linger));
-  if (zmq_bind(pub, bus->fanout_endpoint) != 0)
-    AD_LOG_E("fanout", "cannot bind %s: %s", bus->fanout_endpoint,
-             zmq_strerror(zmq_errno()));
-  else
-    AD_LOG_I("fanout", "publishing events on %s", bus->fanout_endpoint);
   for (;;) {
     zmq_msg_t m;
     zmq_msg_init(&m);
@@ -90,6 +82,7 @@ static void *fan_main(void *arg)
   msgpack_zone_destroy(&zone);
   zmq_close(pull);
   zmq_close(pub);
+  bus->fan_pub = NULL;
   return NULL;
 }
 
@@ -97,22 +90,23 @@ int ad__fanout_start(ad_bus_t *bus, ad_error_t *err)
 {
   if (!bus->fanout_endpoint)
     return 0;
-  /* Bind-test the endpoint here so a typo fails the start loudly. */
-  void *probe = zmq_socket(bus->zctx, ZMQ_PUB);
-  int linger = 0;
-  zmq_setsockopt(probe, ZMQ_LINGER, &linger, sizeof(linger));
-  if (zmq_bind(probe, bus->fanout_endpoint) != 0) {
+  /* Bind here, on the caller's thread, so a bad endpoint fails the start
+   * with its reason; the fan-out thread then owns the socket. */
+  bus->fan_pub = zmq_socket(bus->zctx, ZMQ_PUB);
+  int hwm = bus->o.fanout_hwm, linger = 0;
+  zmq_setsockopt(bus->fan_pub, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+  zmq_setsockopt(bus->fan_pub, ZMQ_LINGER, &linger, sizeof(linger));
+  if (zmq_bind(bus->fan_pub, bus->fanout_endpoint) != 0) {
     int e = zmq_errno();
-    zmq_close(probe);
+    zmq_close(bus->fan_pub);
+    bus->fan_pub = NULL;
     return ad__err(err, AD_ECONFIG, "fanout", "fanout_endpoint %s: %s",
                    bus->fanout_endpoint, zmq_strerror(e));
   }
-  zmq_unbind(probe, bus->fanout_endpoint);
-  zmq_close(probe);
+  AD_LOG_I("fanout", "publishing events on %s", bus->fanout_endpoint);
 
   snprintf(bus->fan_ep, sizeof(bus->fan_ep), "inproc://ad-fan-%p", (void *)bus);
   bus->fan_push = zmq_socket(bus->zctx, ZMQ_PUSH);
-  int hwm = bus->o.fanout_hwm;
   zmq_setsockopt(bus->fan_push, ZMQ_SNDHWM, &hwm, sizeof(hwm));
   if (zmq_bind(bus->fan_push, bus->fan_ep) != 0)
     return ad__err(err, AD_EZMQ, "fanout", "%s: %s", bus->fan_ep,
@@ -139,8 +133,14 @@ void ad__fanout_send(ad_bus_t *bus, const char *tag, size_t tag_len,
 
 void ad__fanout_stop(ad_bus_t *bus)
 {
-  if (!bus->fan_started)
+  if (!bus->fan_started) { /* start failed half-way */
+    if (bus->fan_pub)
+      zmq_close(bus->fan_pub);
+    if (bus->fan_push)
+      zmq_close(bus->fan_push);
+    bus->fan_pub = bus->fan_push = NULL;
     return;
+  }
   zmq_msg_t m;
   if (ad__msg_build(&m, 0, FAN_STOP, "", 0, NULL, 0) == 0 &&
       zmq_msg_send(&m, bus->fan_push, 0) < 0)

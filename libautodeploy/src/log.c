@@ -2,6 +2,7 @@
  * consistent (fn, user) pair. */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "log_private.h"
@@ -9,25 +10,29 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static ad_log_fn handler;
 static void *handler_user;
-static volatile int max_level = AD_LOG_INFO;
+/* read without the lock on every log call: atomics */
+static atomic_int max_level = AD_LOG_INFO;
+static atomic_int have_handler;
 
 void ad_log_set_handler(ad_log_fn fn, void *user, ad_log_level_t level)
 {
   pthread_mutex_lock(&lock);
   handler = fn;
   handler_user = user;
-  max_level = level;
+  atomic_store(&max_level, (int)level);
+  atomic_store(&have_handler, fn != NULL);
   pthread_mutex_unlock(&lock);
 }
 
 int ad__log_enabled(ad_log_level_t level)
 {
-  return handler != NULL && (int)level <= max_level;
+  return atomic_load_explicit(&have_handler, memory_order_relaxed) &&
+         (int)level <= atomic_load_explicit(&max_level, memory_order_relaxed);
 }
 
 void ad__log(ad_log_level_t level, const char *domain, const char *fmt, ...)
 {
-  if ((int)level > max_level)
+  if (!ad__log_enabled(level))
     return;
   pthread_mutex_lock(&lock);
   ad_log_fn fn = handler;

@@ -1,0 +1,1 @@
+"""Salt engines shipped by saltext.autodeploy (loaded by Salt's loader, not imported)."""

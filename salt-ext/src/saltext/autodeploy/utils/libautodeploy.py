@@ -1,0 +1,350 @@
+"""ctypes glue for libautodeploy: the only Python module that touches the C library.
+
+Everything the Salt side needs from C goes through here: finding and
+loading the shared library, the prototypes of the calls used, turning an
+``ad_error_t`` into an exception, forwarding the library's log lines to
+Python :mod:`logging`, and :class:`Engine`, a small owner of one
+``ad_engine_t``.
+
+Where the library is looked for, first match wins:
+
+1. ``$AD_LIB`` (a path). When set it is the only candidate: an explicit
+   setting that is wrong must fail loudly, not quietly load another copy.
+2. The package directory (``saltext/autodeploy/libautodeploy.so.0``, where a
+   packaged build ships it).
+3. The soname ``libautodeploy.so.0`` through the dynamic loader (the
+   ``ldconfig`` cache, ``LD_LIBRARY_PATH``), i.e. an installed library.
+
+Log lines from C arrive on whatever thread the library runs (reader and
+worker threads included). ctypes takes the GIL for the callback, so they go
+to the logger ``saltext.autodeploy.c.<domain>`` like any Python record and
+end up in the master's log file.
+"""
+
+import atexit
+import ctypes
+import json
+import logging
+import os
+import threading
+
+log = logging.getLogger(__name__)
+
+SONAME = "libautodeploy.so.0"
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+C_LOGGER = "saltext.autodeploy.c"
+
+# ad_log_level_t (syslog order) -> logging level.
+AD_LOG_ERROR, AD_LOG_WARNING, AD_LOG_INFO, AD_LOG_DEBUG = 3, 4, 6, 7
+LEVELS = {
+    AD_LOG_ERROR: logging.ERROR,
+    AD_LOG_WARNING: logging.WARNING,
+    AD_LOG_INFO: logging.INFO,
+    AD_LOG_DEBUG: logging.DEBUG,
+}
+
+
+class LibraryNotFound(OSError):
+    """libautodeploy could not be loaded; ``tried`` is [(path, dlopen error)]."""
+
+    def __init__(self, tried):
+        self.tried = list(tried)
+        detail = "; ".join(
+            f"{path}{' ($AD_LIB)' if path == os.environ.get('AD_LIB') else ''}: {error}"
+            for path, error in self.tried
+        )
+        super().__init__(f"cannot load libautodeploy: tried {detail}")
+
+
+class AutodeployError(RuntimeError):
+    """A libautodeploy call failed; carries the C ``ad_error_t`` fields."""
+
+    def __init__(self, call, code, domain, message):
+        self.call = call
+        self.code = code
+        self.domain = domain
+        self.message = message
+        super().__init__(f"{call}: {message} [{errname(code)}, domain {domain or '-'}]")
+
+
+class ad_error_t(ctypes.Structure):  # pylint: disable=invalid-name
+    """Mirror of ``ad_error_t`` in autodeploy/common.h."""
+
+    _fields_ = [
+        ("code", ctypes.c_int),
+        ("domain", ctypes.c_char * 16),
+        ("message", ctypes.c_char * 240),
+    ]
+
+    def raise_for(self, call):
+        code = self.code or -1
+        message = self.message.decode("utf-8", "replace")
+        if not message:
+            message = strerror(code)
+        raise AutodeployError(call, code, self.domain.decode("utf-8", "replace"), message)
+
+
+# void (*ad_log_fn)(ad_log_level_t, const char *domain, const char *message, void *user)
+AD_LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+
+_PROTOTYPES = {
+    # name: (restype, argtypes)
+    "ad_version": (ctypes.c_char_p, []),
+    "ad_strerror": (ctypes.c_char_p, [ctypes.c_int]),
+    "ad_errname": (ctypes.c_char_p, [ctypes.c_int]),
+    "ad_global_init": (ctypes.c_int, []),
+    "ad_log_set_handler": (None, [AD_LOG_FN, ctypes.c_void_p, ctypes.c_int]),
+    "ad_engine_new": (ctypes.c_void_p, [ctypes.c_char_p, ctypes.POINTER(ad_error_t)]),
+    "ad_engine_run": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(ad_error_t)]),
+    "ad_engine_stop": (None, [ctypes.c_void_p]),
+    "ad_engine_destroy": (None, [ctypes.POINTER(ctypes.c_void_p)]),
+    # char * the caller frees with ad_free: keep it a raw pointer.
+    "ad_engine_stats_json": (ctypes.c_void_p, [ctypes.c_void_p]),
+    "ad_free": (None, [ctypes.c_void_p]),
+}
+
+_lock = threading.Lock()
+_lib = None
+_lib_path = None
+_initialized = False
+_handler_installed = False
+
+
+def candidates():
+    """The paths (or soname) :func:`load` tries, in order."""
+    env = os.environ.get("AD_LIB")
+    if env:
+        return [env]
+    found = [
+        os.path.join(PACKAGE_DIR, name)
+        for name in (SONAME, "libautodeploy.so")
+        if os.path.exists(os.path.join(PACKAGE_DIR, name))
+    ]
+    return found + [SONAME]
+
+
+def _declare(lib):
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        fn = getattr(lib, name)  # AttributeError: library too old / not ours
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+def load():
+    """Load the library once per process; return the ``ctypes.CDLL``.
+
+    Raises :class:`LibraryNotFound` naming every path tried and its dlopen
+    error (or the missing symbol).
+    """
+    global _lib, _lib_path  # pylint: disable=global-statement
+    with _lock:
+        if _lib is not None:
+            return _lib
+        tried = []
+        for path in candidates():
+            try:
+                lib = ctypes.CDLL(path)
+                _declare(lib)
+            except OSError as exc:
+                tried.append((path, str(exc)))
+                continue
+            except AttributeError as exc:
+                tried.append((path, f"not a usable libautodeploy: {exc}"))
+                continue
+            _lib, _lib_path = lib, path
+            return lib
+        raise LibraryNotFound(tried)
+
+
+def library_path():
+    """Path (or soname) the library was loaded from; None before :func:`load`."""
+    return _lib_path
+
+
+def version():
+    return load().ad_version().decode()
+
+
+def strerror(code):
+    return load().ad_strerror(code).decode()
+
+
+def errname(code):
+    return load().ad_errname(code).decode()
+
+
+# ----------------------------------------------------------------- logging
+_loggers = {}
+
+
+def _forward(level, domain, message, user):  # pylint: disable=unused-argument
+    # Runs on C threads; an exception here would only be printed by ctypes,
+    # so never let one out.
+    try:
+        name = domain.decode("utf-8", "replace") if domain else "lib"
+        logger = _loggers.get(name)
+        if logger is None:
+            logger = _loggers.setdefault(name, logging.getLogger(f"{C_LOGGER}.{name}"))
+        pylevel = LEVELS.get(level)
+        if pylevel is None:
+            pylevel = logging.ERROR if level < AD_LOG_WARNING else (
+                logging.WARNING if level < AD_LOG_INFO else logging.DEBUG)
+        if logger.isEnabledFor(pylevel):
+            logger.log(pylevel, "%s", (message or b"").decode("utf-8", "replace"))
+    except Exception:  # pylint: disable=broad-except
+        pass
+
+
+# The C side keeps only the function pointer: this module-level reference
+# is what keeps the trampoline alive for as long as the process runs.
+_LOG_CALLBACK = AD_LOG_FN(_forward)
+
+
+def install_log_handler():
+    """Route the library's log lines to ``saltext.autodeploy.c.<domain>``.
+
+    The C max level follows the Python logger: DEBUG lines are not even
+    formatted in C unless that logger has DEBUG enabled.
+    """
+    global _handler_installed  # pylint: disable=global-statement
+    lib = load()
+    max_level = (
+        AD_LOG_DEBUG if logging.getLogger(C_LOGGER).isEnabledFor(logging.DEBUG) else AD_LOG_INFO
+    )
+    lib.ad_log_set_handler(_LOG_CALLBACK, None, max_level)
+    _handler_installed = True
+
+
+def remove_log_handler():
+    global _handler_installed  # pylint: disable=global-statement
+    if _handler_installed and _lib is not None:
+        _lib.ad_log_set_handler(AD_LOG_FN(), None, AD_LOG_INFO)  # NULL: discard
+        _handler_installed = False
+
+
+# A C thread still running at interpreter teardown must not call into a
+# dying interpreter.
+atexit.register(remove_log_handler)
+
+
+def global_init():
+    """``ad_global_init`` once per process, before any library thread starts."""
+    global _initialized  # pylint: disable=global-statement
+    lib = load()
+    with _lock:
+        if not _initialized:
+            lib.ad_global_init()
+            _initialized = True
+    return lib
+
+
+# ------------------------------------------------------------------ engine
+class Engine:
+    """One ``ad_engine_t``: new -> run (blocking) / stop -> destroy.
+
+    ``config`` is a dict (or JSON text) with the keys of the C table in
+    autodeploy/engine.h; the library rejects unknown keys and bad values
+    with a message naming the key, raised here as :class:`AutodeployError`.
+
+    :meth:`run` blocks the calling thread (the GIL is released while in C);
+    :meth:`start_thread` runs it on a daemon thread instead. :meth:`stop`
+    is thread-safe and safe from a Python signal handler.
+    """
+
+    def __init__(self, config):
+        lib = global_init()
+        install_log_handler()
+        text = config if isinstance(config, str) else json.dumps(config, default=str)
+        err = ad_error_t()
+        handle = lib.ad_engine_new(text.encode("utf-8"), ctypes.byref(err))
+        if not handle:
+            err.raise_for("ad_engine_new")
+        self._lib = lib
+        self._handle = ctypes.c_void_p(handle)
+        self._thread = None
+        self._done = threading.Event()
+        self._done.set()  # not running
+        self.error = None  # AutodeployError from a run on start_thread()
+
+    @property
+    def closed(self):
+        return self._handle is None
+
+    def run(self):
+        """Run until :meth:`stop`; raises :class:`AutodeployError` if it cannot start."""
+        if self._handle is None:
+            raise RuntimeError("engine already destroyed")
+        err = ad_error_t()
+        self._done.clear()
+        try:
+            rc = self._lib.ad_engine_run(self._handle, ctypes.byref(err))
+        finally:
+            self._done.set()
+        if rc != 0:
+            err.raise_for("ad_engine_run")
+
+    def _thread_main(self):
+        try:
+            self.run()
+        except AutodeployError as exc:
+            self.error = exc
+
+    def start_thread(self, name="autodeploy-engine"):
+        """Run on a daemon thread; see :meth:`join` and :attr:`error`."""
+        if self._thread is not None:
+            raise RuntimeError("engine thread already started")
+        self._done.clear()
+        self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def join(self, timeout=None):
+        """Wait for the run thread; True once it has finished."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self):
+        if self._handle is not None:
+            self._lib.ad_engine_stop(self._handle)
+
+    def stats(self):
+        """The C counters (``ad_engine_stats_json``) as a dict."""
+        if self._handle is None:
+            raise RuntimeError("engine already destroyed")
+        ptr = self._lib.ad_engine_stats_json(self._handle)
+        if not ptr:
+            raise AutodeployError("ad_engine_stats_json", -2, "engine", "no memory")
+        try:
+            text = ctypes.string_at(ptr)
+        finally:
+            self._lib.ad_free(ptr)
+        return json.loads(text)
+
+    def destroy(self, timeout=10.0):
+        """Stop, wait for :meth:`run` to return, then free the engine.
+
+        ``ad_engine_destroy`` must not race a running ``ad_engine_run``, so
+        if run does not return within ``timeout`` the handle is leaked
+        (and logged) rather than freed under it.
+        """
+        if self._handle is None:
+            return
+        self.stop()
+        if not self._done.wait(timeout):
+            log.error("libautodeploy engine did not stop within %ss; not freeing it", timeout)
+            return
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._lib.ad_engine_destroy(ctypes.byref(self._handle))
+        self._handle = None
+
+    close = destroy
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.destroy()
+        return False
