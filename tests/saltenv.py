@@ -355,8 +355,13 @@ class SaltEnv:
         # longest socket name: minion_event_<10 hex>_pull.ipc (33 chars) under
         # sock/<minion id>; allow ids up to 40 chars.
         if len(str(base)) + 1 + 40 + 1 + 33 > UNIX_PATH_MAX:
-            self._short_tmp = Path(tempfile.mkdtemp(prefix="saltenv-", dir="/tmp"))
-            base = self._short_tmp
+            # Salt prefixes every path outside root_dir with root_dir, so a
+            # short sock dir elsewhere would not be used: the root itself
+            # must be short (tests/conftest.py uses a short /tmp root).
+            raise ValueError(
+                f"SaltEnv root {self.root} is too deep for Unix socket paths "
+                f"({UNIX_PATH_MAX} bytes); use a shorter root such as /tmp/x"
+            )
         return base
 
     @property
