@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,8 @@
 #include "config.h"
 #include "error_private.h"
 #include "bus_private.h"
+#include "returns.h"
+#include "store.h"
 #include "log_private.h"
 
 typedef struct {
@@ -38,12 +41,22 @@ typedef struct {
   int fanout_format;
   int stats_interval;
   char *log_events;
+  /* storage */
+  char *mongo_uri, *mongo_db;
+  int returns_mode; /* all, tasks, off */
+  char *returns_collection;
+  int batch_size, batch_ms, returns_queue;
+  char *spool_dir;
+  size_t spool_max_bytes;
+  int spool_fsync, store_retry_ms;
 } engine_conf_t;
 
 static const char *const IPC_MODES[] = {"ipc", "tcp", NULL};
 static const char *const FRAMINGS[] = {"auto", "raw", "length", NULL};
 static const char *const POLICIES[] = {"block", "drop", NULL};
 static const char *const FORMATS[] = {"msgpack", "json", NULL};
+static const char *const RETURNS[] = {"all", "tasks", "off", NULL};
+static const char *const FSYNC[] = {"always", "never", NULL};
 
 #define K(name, type, field, min, max, def, en) \
   {name, type, offsetof(engine_conf_t, field), min, max, def, en}
@@ -65,6 +78,17 @@ static const ad__config_key_t ENGINE_KEYS[] = {
     K("fanout_format", AD_CT_ENUM, fanout_format, 0, 0, "msgpack", FORMATS),
     K("stats_interval", AD_CT_INT, stats_interval, 0, 86400, "300", NULL),
     K("log_events", AD_CT_STR, log_events, 0, 0, "", NULL),
+    K("mongo_uri", AD_CT_STR, mongo_uri, 0, 0, "", NULL),
+    K("mongo_db", AD_CT_STR, mongo_db, 0, 0, "autodeploy", NULL),
+    K("returns", AD_CT_ENUM, returns_mode, 0, 0, "all", RETURNS),
+    K("returns_collection", AD_CT_STR, returns_collection, 0, 0, "returns", NULL),
+    K("batch_size", AD_CT_INT, batch_size, 1, 10000, "500", NULL),
+    K("batch_ms", AD_CT_INT, batch_ms, 1, 60000, "50", NULL),
+    K("returns_queue", AD_CT_INT, returns_queue, 1, 10000000, "20000", NULL),
+    K("spool_dir", AD_CT_STR, spool_dir, 0, 0, "/var/cache/salt/master/autodeploy", NULL),
+    K("spool_max_bytes", AD_CT_SIZE, spool_max_bytes, 1024, 1LL << 40, "1073741824", NULL),
+    K("spool_fsync", AD_CT_ENUM, spool_fsync, 0, 0, "always", FSYNC),
+    K("store_retry_ms", AD_CT_INT, store_retry_ms, 10, 3600000, "2000", NULL),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
@@ -75,6 +99,8 @@ struct ad_engine {
   pthread_mutex_t lock; /* guards running, for destroy to wait on run */
   pthread_cond_t cond;
   int running;
+  ad__store_t *store;     /* NULL without mongo_uri */
+  ad__returns_t *returns; /* NULL when returns: off or no store */
 };
 
 static int on_minion_start(ad_event_t *ev, void *user)
@@ -91,6 +117,9 @@ static int on_minion_start(ad_event_t *ev, void *user)
 
 static int on_job_return(ad_event_t *ev, void *user)
 {
+  ad_engine_t *eng = user;
+  if (eng->returns)
+    return ad__returns_handle(eng->returns, ev);
   const char *id = "", *jid = "", *fun = "";
   size_t idn = 0, jidn = 0, funn = 0;
   int64_t retcode = -1;
@@ -107,6 +136,33 @@ static int on_logged_event(ad_event_t *ev, void *user)
 {
   AD_LOG_I("event", "%s", ad_event_tag(ev));
   return 0;
+}
+
+static int start_store(ad_engine_t *eng, ad_error_t *err)
+{
+  engine_conf_t *c = &eng->c;
+  eng->store = ad__store_new(c->mongo_uri, c->mongo_db, err);
+  if (!eng->store)
+    return AD_ECONFIG;
+  if (c->returns_mode == 2)
+    return 0;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/returns.spool", c->spool_dir);
+  if (mkdir(c->spool_dir, 0700) != 0 && errno != EEXIST)
+    return ad__err_errno(err, AD_ECONFIG, errno, "spool_dir %s", c->spool_dir);
+  ad__returns_conf_t rc = {
+      .tasks_only = c->returns_mode == 1,
+      .collection = c->returns_collection,
+      .batch_size = (size_t)c->batch_size,
+      .batch_ms = c->batch_ms,
+      .queue_size = (size_t)c->returns_queue,
+      .spool_path = path,
+      .spool_max_bytes = c->spool_max_bytes,
+      .spool_fsync = c->spool_fsync == 0,
+      .retry_ms = c->store_retry_ms,
+  };
+  eng->returns = ad__returns_new(&rc, eng->store, err);
+  return eng->returns ? 0 : AD_ECONFIG;
 }
 
 ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
@@ -151,6 +207,10 @@ ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
   o.reconnect_max_ms = c->reconnect_max_ms;
   o.fanout_endpoint = c->fanout_endpoint;
   o.fanout_format = (ad_fanout_format_t)c->fanout_format;
+  if (c->mongo_uri && start_store(eng, err)) {
+    ad_engine_destroy(&eng);
+    return NULL;
+  }
   eng->bus = ad_bus_new(&o, err);
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (!eng->bus || eng->stop_fd < 0 ||
@@ -184,6 +244,17 @@ char *ad_engine_stats_json(ad_engine_t *eng)
       "fanout_sent", (json_int_t)s.fanout_sent, "fanout_dropped",
       (json_int_t)s.fanout_dropped, "fired", (json_int_t)s.fired, "connected",
       s.connected, "framing", fr[s.framing]);
+  if (j && eng->returns) {
+    ad__returns_stats_t r;
+    ad__returns_stats(eng->returns, &r);
+    json_object_set_new(j, "returns", json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+        "received", (json_int_t)r.received, "stored", (json_int_t)r.stored,
+        "spooled", (json_int_t)r.spooled, "replayed", (json_int_t)r.replayed,
+        "rejected", (json_int_t)r.rejected, "bad", (json_int_t)r.bad,
+        "queued", (json_int_t)r.queued, "spool_records", (json_int_t)r.spool_records,
+        "spool_bytes", (json_int_t)r.spool_bytes, "store_down", r.store_down));
+  }
   char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return out;
@@ -255,7 +326,9 @@ void ad_engine_destroy(ad_engine_t **self_p)
   while (eng->running)
     pthread_cond_wait(&eng->cond, &eng->lock);
   pthread_mutex_unlock(&eng->lock);
-  ad_bus_destroy(&eng->bus);
+  ad_bus_destroy(&eng->bus);          /* handlers drained first */
+  ad__returns_destroy(&eng->returns); /* then every return stored or spooled */
+  ad__store_destroy(&eng->store);
   if (eng->stop_fd >= 0)
     close(eng->stop_fd);
   ad__config_free(ENGINE_KEYS, &eng->c);
