@@ -19,8 +19,9 @@ PREFIX ?= /usr/local
 SALT_VERSION      := 3008.4
 SALT_LTS_VERSION  := 3006.29
 FERRETDB_VERSION  := v1.24.2
-PYTEST_VERSION    := 8.3.5
-PYZMQ_VERSION     := 27.1.0
+PYTEST_VERSION    := 9.2.0
+PYZMQ_VERSION     := 27.3.0
+PYMONGO_VERSION   := 4.20.1
 
 DEPS  := .deps
 VENV  := $(DEPS)/venv3008
@@ -56,13 +57,13 @@ $(DEPS)/apt.stamp: Makefile
 $(VENV)/.stamp: Makefile salt-ext/pyproject.toml
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_VERSION)' \
-	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' cherrypy
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' cherrypy
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
 	@touch $@
 $(VENV6)/.stamp: Makefile salt-ext/pyproject.toml
 	@test -x $(VENV6)/bin/python || python3 -m venv $(VENV6)
 	$(VENV6)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_LTS_VERSION)' \
-	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' cherrypy
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' cherrypy
 	$(VENV6)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
 	@touch $@
 

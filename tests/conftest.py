@@ -159,3 +159,16 @@ def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def ferretdb():
+    """A FerretDB (SQLite) on a free loopback port; ``.stop()``/``.start()``
+    simulate an outage with the data kept."""
+    from ferretdb import FerretDB  # pylint: disable=import-outside-toplevel
+
+    db = FerretDB().start()
+    try:
+        yield db
+    finally:
+        db.cleanup()
