@@ -22,6 +22,7 @@ FERRETDB_VERSION  := v1.24.2
 PYTEST_VERSION    := 9.2.0
 PYZMQ_VERSION     := 27.3.0
 PYMONGO_VERSION   := 4.20.1
+AIOSMTPD_VERSION  := 1.4.6
 
 DEPS  := .deps
 VENV  := $(DEPS)/venv3008
@@ -31,7 +32,7 @@ FERRETDB := $(DEPS)/bin/ferretdb
 
 APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
   libzmq3-dev libmsgpack-dev libcurl4-openssl-dev libmongoc-dev libbson-dev \
-  libjansson-dev python3-venv
+  libjansson-dev libssl-dev python3-venv
 
 .PHONY: all deps lib tools check check-c check-py check-compat demo bench fuzz \
   fuzz-short fuzz-corpus test-c test-asan check-exports clean
@@ -57,13 +58,13 @@ $(DEPS)/apt.stamp: Makefile
 $(VENV)/.stamp: Makefile salt-ext/pyproject.toml
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_VERSION)' \
-	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' cherrypy
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
 	@touch $@
 $(VENV6)/.stamp: Makefile salt-ext/pyproject.toml
 	@test -x $(VENV6)/bin/python || python3 -m venv $(VENV6)
 	$(VENV6)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_LTS_VERSION)' \
-	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' cherrypy
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy
 	$(VENV6)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
 	@touch $@
 

@@ -16,5 +16,6 @@
 #include "autodeploy/event.h"
 #include "autodeploy/bus.h"
 #include "autodeploy/engine.h"
+#include "autodeploy/notify.h"
 
 #endif

@@ -200,6 +200,10 @@ json_t *ad_event_to_json(ad_event_t *ev, ad_error_t *err)
   json_t *d = ad_value_to_json(data, err);
   if (!d)
     return NULL;
-  return json_pack("{s:s%,s:o}", "tag", ad_event_tag(ev), ad_event_tag_len(ev),
-                   "data", d);
+  json_t *j = json_pack("{s:s%,s:o}", "tag", ad_event_tag(ev),
+                        ad_event_tag_len(ev), "data", d);
+  if (!j)
+    ad__err(err, AD_EDECODE, "json", "tag of %zu bytes is not valid UTF-8",
+            ad_event_tag_len(ev));
+  return j;
 }

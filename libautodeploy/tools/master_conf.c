@@ -236,7 +236,7 @@ static int parse_flow_list(const char *p, file_opts_t *fo, int k, char *why,
   for (;;) {
     while (*p == ' ' || *p == '\t')
       p++;
-    if (*p == ']' && fo->n[k] == 0)
+    if (*p == ']') /* `[]`, or a trailing comma as PyYAML allows */
       break;
     char *item;
     if (parse_scalar(&p, 1, &item, why, whylen) != 0)
@@ -488,16 +488,18 @@ static int read_file(const char *path, file_opts_t *fo, ad_error_t *err)
     return fail(err, AD_EIO, "%s: cannot read", path);
   }
   text[n] = '\0';
+  /* A UTF-8 byte order mark is not part of the first key (PyYAML agrees). */
+  char *body = strncmp(text, "\xef\xbb\xbf", 3) == 0 ? text + 3 : text;
   /* JSON when the first thing that is not a blank or comment is '{'. */
-  const char *p = text;
+  const char *p = body;
   for (;;) {
     p += strspn(p, " \t\r\n");
     if (*p != '#')
       break;
     p += strcspn(p, "\n");
   }
-  int rc = *p == '{' ? parse_json(text, n, path, fo, err)
-                     : parse_yaml(text, path, fo, err);
+  int rc = *p == '{' ? parse_json(body, n - (size_t)(body - text), path, fo, err)
+                     : parse_yaml(body, path, fo, err);
   free(text);
   return rc;
 }

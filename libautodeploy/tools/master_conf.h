@@ -4,20 +4,21 @@
  *
  * Read: sock_dir, ipc_mode, tcp_master_pub_port, tcp_master_pull_port, plus
  * root_dir and cachedir (which move sock_dir, see below), default_include
- * and include. Files are merged as salt.config.master_config merges them:
- * the main file first, then every file matched by default_include (default
- * "master.d/*.conf"), then every file matched by include; each include
- * entry (a string or a list of them) is a glob, relative to the directory
- * of the file naming it, '~' expanded, matches in sorted order; an included
- * file's own include is followed the same way and wins over that file. A
- * later file's value replaces an earlier one. default_include is only read
- * from the main file. A glob matching nothing is not an error (Salt only
- * warns).
+ * and include. Files merge as salt.config.master_config merges them: the
+ * main file first, then the files matched by default_include (default:
+ * every .conf file in master.d/ beside the main file), then those matched
+ * by include. Each include entry (a string or a list of them) is a glob,
+ * relative to the directory of the file naming it, '~' expanded, matches
+ * taken in sorted order; an included file's own include is followed the
+ * same way and wins over that file. A later file's value replaces an
+ * earlier one. default_include is only read from the main file. A glob
+ * matching nothing is not an error (Salt only warns).
  *
  * Then, as salt.config.apply_master_config does: when sock_dir is more than
- * 10 bytes longer than cachedir it becomes <cachedir>/.salt-unix, and
- * root_dir (default "/") is prefixed to a sock_dir not already under it.
- * ipc_mode is "tcp" or anything else, which Salt treats as "ipc".
+ * 10 characters longer than cachedir it becomes <cachedir>/.salt-unix; and
+ * root_dir (default "/") is prefixed to sock_dir unless it is already
+ * under root_dir. ipc_mode "tcp" means TCP; any other value is Salt's
+ * default Unix-socket mode, as in Salt.
  *
  * Limits (this is not a YAML parser):
  *   - only top-level keys written as `key: value` starting in column 0 are
