@@ -40,6 +40,7 @@ APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 all: lib tools
 
 include libautodeploy/lib.mk
+include bench/bench.mk
 
 # ---- set-up -----------------------------------------------------------------
 deps: $(DEPS)/apt.stamp $(VENV)/.stamp $(VENV6)/.stamp $(FERRETDB)
@@ -97,9 +98,9 @@ check-compat: deps lib tools
 demo: deps lib tools
 	$(PY) tests/demo.py
 
-bench: deps lib tools
-	$(MAKE) --no-print-directory -C . bench-build
+bench: deps lib tools bench-build
 	$(PY) bench/run_events.py
+	AD_LIB=$(abspath $(B)/libautodeploy.so) $(VENV6)/bin/python bench/bench_returns.py
 
 clean:
 	rm -rf $(B)

@@ -26,6 +26,7 @@ void ad_bus_options_init(ad_bus_options_t *o)
   o->fire_framing = AD_FRAMING_LENGTH;
   o->workers = 2;
   o->queue_size = 10000;
+  o->queue_max_bytes = (size_t)64 << 20;
   o->queue_full = AD_QUEUE_BLOCK;
   o->reconnect_min_ms = 100;
   o->reconnect_max_ms = 5000;
@@ -64,6 +65,11 @@ ad_bus_t *ad_bus_new(const ad_bus_options_t *opts, ad_error_t *err)
   if (o->queue_size < 1) {
     ad__err(err, AD_ECONFIG, "config", "queue_size must be >= 1, got %d",
             o->queue_size);
+    return NULL;
+  }
+  if (o->queue_max_bytes < 4096) {
+    ad__err(err, AD_ECONFIG, "config", "queue_max_bytes must be >= 4096, got %zu",
+            o->queue_max_bytes);
     return NULL;
   }
   if (o->max_frame < 64) {

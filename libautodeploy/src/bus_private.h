@@ -51,7 +51,7 @@ struct ad_bus {
   /* counters (relaxed atomics; read by ad_bus_stats) */
   atomic_uint_fast64_t events, bytes, matched, handled, handler_errors,
       decode_errors, oversized, reconnects, enqueued, queue_full, dropped,
-      fanout_sent, fanout_dropped, fired;
+      fanout_sent, fanout_dropped, fired, queued_bytes;
   atomic_int framing;
 };
 

@@ -13,6 +13,8 @@ typedef struct {
   char *pattern;
   size_t prefix_len;  /* literal bytes before the first glob character */
   int literal;        /* no glob characters at all: compare whole tag */
+  size_t suffix_len;  /* literal bytes after the last glob character */
+  int simple;         /* only '*' and '?': our matcher, else fnmatch */
   ad_handler_fn fn;
   void *user;
 } ad__route_t;

@@ -36,6 +36,7 @@ typedef struct {
   size_t max_frame;
   int framing, fire_framing;
   int workers, queue_size, queue_full;
+  size_t queue_max_bytes;
   int reconnect_min_ms, reconnect_max_ms;
   char *fanout_endpoint;
   int fanout_format;
@@ -72,6 +73,7 @@ static const ad__config_key_t ENGINE_KEYS[] = {
     K("workers", AD_CT_INT, workers, 0, 64, "2", NULL),
     K("queue_size", AD_CT_INT, queue_size, 1, 10000000, "10000", NULL),
     K("queue_full", AD_CT_ENUM, queue_full, 0, 0, "block", POLICIES),
+    K("queue_max_bytes", AD_CT_SIZE, queue_max_bytes, 4096, 1LL << 40, "67108864", NULL),
     K("reconnect_min_ms", AD_CT_INT, reconnect_min_ms, 1, 600000, "100", NULL),
     K("reconnect_max_ms", AD_CT_INT, reconnect_max_ms, 1, 3600000, "5000", NULL),
     K("fanout_endpoint", AD_CT_STR, fanout_endpoint, 0, 0, "", NULL),
@@ -203,6 +205,7 @@ ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
   o.workers = c->workers;
   o.queue_size = c->queue_size;
   o.queue_full = (ad_queue_policy_t)c->queue_full;
+  o.queue_max_bytes = c->queue_max_bytes;
   o.reconnect_min_ms = c->reconnect_min_ms;
   o.reconnect_max_ms = c->reconnect_max_ms;
   o.fanout_endpoint = c->fanout_endpoint;

@@ -1,8 +1,8 @@
 /*
  * event.c - event objects: one allocation holds the tag and data bytes;
- * the data is decoded lazily by msgpack-c into a zone (arena) that the
- * event owns. msgpack-c references str/bin bytes in place, so decoding
- * copies no strings.
+ * the data is decoded lazily (mpdecode.c) into a msgpack-c zone (arena)
+ * that the event owns. Strings and bins are referenced in place, so
+ * decoding copies no strings.
  */
 #include <msgpack.h>
 #include <stdlib.h>
@@ -11,7 +11,6 @@
 #include "autodeploy/decoder.h"
 #include "error_private.h"
 #include "event_private.h"
-#include "mpscan.h"
 
 
 ad_event_t *ad_event_new(const char *tag, size_t tag_len, const void *data,
@@ -86,37 +85,6 @@ const void *ad_event_raw(const ad_event_t *ev, size_t *len)
   if (len)
     *len = ev->data_len;
   return ev->data;
-}
-
-int ad__msgpack_decode(const char *data, size_t len, msgpack_zone *zone,
-                       msgpack_object *out, ad_error_t *err)
-{
-  /* Validate first: msgpack-c allocates arrays and maps for their declared
-   * counts before reading them, so a 5-byte header could ask for gigabytes.
-   * The scan rejects counts larger than the bytes that remain. */
-  uint64_t size = 0;
-  int rc = ad__mp_skip((const uint8_t *)data, len, &size);
-  if (rc == AD__MP_MORE || (rc == AD__MP_BAD && len == 0))
-    return ad__err(err, AD_EDECODE, "event",
-                   "event data truncated: %zu bytes do not hold a whole "
-                   "msgpack object", len);
-  if (rc == AD__MP_DEEP)
-    return ad__err(err, AD_EDECODE, "event",
-                   "event data nested deeper than %d levels", AD__MP_MAX_DEPTH);
-  if (rc < 0)
-    return ad__err(err, AD_EDECODE, "event",
-                   "event data is not valid msgpack (%zu bytes)", len);
-  if (size != len)
-    return ad__err(err, AD_EDECODE, "event",
-                   "%zu trailing bytes after the event data",
-                   len - (size_t)size);
-  size_t off = 0;
-  msgpack_unpack_return r = msgpack_unpack(data, len, &off, zone, out);
-  if (r != MSGPACK_UNPACK_SUCCESS)
-    return ad__err(err, AD_EDECODE, "event",
-                   "msgpack-c could not decode the event data (code %d, "
-                   "nesting over 32 levels?)", (int)r);
-  return 0;
 }
 
 const ad_value_t *ad_event_data(ad_event_t *ev, ad_error_t *err)

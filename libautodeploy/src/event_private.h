@@ -33,7 +33,8 @@ void ad__event_view(ad_event_t *ev, const char *tag, size_t tag_len,
                     const char *data, size_t data_len, msgpack_zone *zone);
 void ad__event_view_done(ad_event_t *ev);
 
-/* Validate and decode msgpack `data` into `zone`. 0 or AD_EDECODE. */
+/* mpdecode.c: validate and decode msgpack `data` into `zone` in one pass.
+ * 0 or AD_EDECODE naming what and where. */
 int ad__msgpack_decode(const char *data, size_t len, msgpack_zone *zone,
                        msgpack_object *out, ad_error_t *err);
 

@@ -93,6 +93,7 @@ static void *worker_main(void *arg)
                    &zone);
     run_handlers(bus, h.routes, &ev);
     ad__event_view_done(&ev);
+    atomic_fetch_sub_explicit(&bus->queued_bytes, n, memory_order_relaxed);
     zmq_msg_close(&m);
     atomic_fetch_sub_explicit(&bus->enqueued, 1, memory_order_relaxed);
   }
@@ -139,6 +140,24 @@ void ad__pipeline_dispatch(ad_bus_t *bus, uint64_t routes, const char *tag,
     msgpack_zone_destroy(&zone);
     return;
   }
+  size_t bytes = sizeof(ad__msg_head_t) + tag_len + 1 + data_len;
+  /* The byte bound (queue_max_bytes) is ours; the count bound is the PUSH
+   * socket's high-water mark. Either one full means the queue is full. */
+  if (AD_GET(bus->queued_bytes) + bytes > bus->o.queue_max_bytes &&
+      AD_GET(bus->enqueued) > 0) {
+    AD_INC(bus->queue_full);
+    if (bus->o.queue_full == AD_QUEUE_DROP) {
+      AD_INC(bus->dropped);
+      AD_LOG_W("bus", "worker queue over %zu bytes; dropped %.*s",
+               bus->o.queue_max_bytes, (int)tag_len, tag);
+      return;
+    }
+    while (AD_GET(bus->queued_bytes) + bytes > bus->o.queue_max_bytes &&
+           AD_GET(bus->enqueued) > 0) {
+      struct timespec ts = {0, 100000};
+      nanosleep(&ts, NULL);
+    }
+  }
   zmq_msg_t m;
   if (ad__msg_build(&m, routes, 0, tag, tag_len, data, data_len) != 0) {
     AD_INC(bus->dropped);
@@ -146,24 +165,26 @@ void ad__pipeline_dispatch(ad_bus_t *bus, uint64_t routes, const char *tag,
     return;
   }
   AD_INC(bus->enqueued);
+  AD_ADD(bus->queued_bytes, bytes);
   if (zmq_msg_send(&m, bus->push, ZMQ_DONTWAIT) >= 0)
     return;
   AD_INC(bus->queue_full);
   if (bus->o.queue_full == AD_QUEUE_DROP) {
     zmq_msg_close(&m);
     atomic_fetch_sub_explicit(&bus->enqueued, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&bus->queued_bytes, bytes, memory_order_relaxed);
     AD_INC(bus->dropped);
     AD_LOG_W("bus", "worker queue full (%d); dropped %.*s", bus->o.queue_size,
              (int)tag_len, tag);
     return;
   }
   /* AD_QUEUE_BLOCK: wait for room. Stopping does not abandon the event:
-   * workers keep draining until they see their stop message, queued after
-   * this one. */
+   * workers keep draining until the queue is empty. */
   while (zmq_msg_send(&m, bus->push, 0) < 0) {
     if (zmq_errno() != EINTR) {
       zmq_msg_close(&m);
       atomic_fetch_sub_explicit(&bus->enqueued, 1, memory_order_relaxed);
+      atomic_fetch_sub_explicit(&bus->queued_bytes, bytes, memory_order_relaxed);
       AD_INC(bus->dropped);
       AD_LOG_E("bus", "cannot queue %.*s: %s", (int)tag_len, tag,
                zmq_strerror(zmq_errno()));

@@ -58,6 +58,7 @@ typedef struct {
 
   int workers;               /* handler threads; 0 = inline; default 2 */
   int queue_size;            /* events in flight to workers; default 10000 */
+  size_t queue_max_bytes;    /* and their bytes; default 64 MiB (bounds RSS) */
   ad_queue_policy_t queue_full;
 
   int reconnect_min_ms;      /* default 100 */

@@ -1,0 +1,26 @@
+# bench/bench.mk - how the benchmarks build. Included by the top-level
+# Makefile (whose `bench` target runs `bench-build`, then
+# `$(PY) bench/run_events.py`). Also usable on its own from the repo root:
+#   make -f bench/bench.mk bench-build
+# Paths are relative to the repo root.
+
+# On its own, take the library's rules (and B, PKG_*, BASE_CFLAGS) from lib.mk.
+ifndef LIB_SRCS
+include libautodeploy/lib.mk
+endif
+
+# Listed, not globbed: other benchmarks may add their own programs here.
+BENCH_SRCS := bench/bench_events.c bench/replay_server.c
+BENCH_HDRS := bench/bench.h
+BENCH_OPT  ?= -O2 -g
+BENCH_CFLAGS := $(BASE_CFLAGS) -Ibench $(BENCH_OPT)
+
+.PHONY: bench-build
+bench-build: $(B)/bench/bench_events
+
+$(B)/bench:
+	mkdir -p $@
+
+# Links the static library, so the bench measures exactly this tree's code.
+$(B)/bench/bench_events: $(BENCH_SRCS) $(BENCH_HDRS) bench/bench.mk $(B)/libautodeploy.a | $(B)/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRCS) $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
