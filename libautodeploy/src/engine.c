@@ -24,7 +24,9 @@
 #include "config.h"
 #include "error_private.h"
 #include "bus_private.h"
+#include "autodeploy/notify.h"
 #include "returns.h"
+#include "tasks.h"
 #include "store.h"
 #include "log_private.h"
 
@@ -50,6 +52,9 @@ typedef struct {
   char *spool_dir;
   size_t spool_max_bytes;
   int spool_fsync, store_retry_ms;
+  /* tasks */
+  char *master_key_path, *tasks_collection;
+  int watchdog_interval;
 } engine_conf_t;
 
 static const char *const IPC_MODES[] = {"ipc", "tcp", NULL};
@@ -91,6 +96,9 @@ static const ad__config_key_t ENGINE_KEYS[] = {
     K("spool_max_bytes", AD_CT_SIZE, spool_max_bytes, 1024, 1LL << 40, "1073741824", NULL),
     K("spool_fsync", AD_CT_ENUM, spool_fsync, 0, 0, "always", FSYNC),
     K("store_retry_ms", AD_CT_INT, store_retry_ms, 10, 3600000, "2000", NULL),
+    K("master_key_path", AD_CT_STR, master_key_path, 0, 0, "/var/cache/salt/master/.root_key", NULL),
+    K("tasks_collection", AD_CT_STR, tasks_collection, 0, 0, "tasks", NULL),
+    K("watchdog_interval", AD_CT_INT, watchdog_interval, 1, 3600, "60", NULL),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
@@ -103,6 +111,8 @@ struct ad_engine {
   int running;
   ad__store_t *store;     /* NULL without mongo_uri */
   ad__returns_t *returns; /* NULL when returns: off or no store */
+  ad_notifier_t *notifier; /* NULL without a notify entry */
+  ad__tasks_ctx_t tasks;  /* tasks.store NULL without mongo_uri */
 };
 
 static int on_minion_start(ad_event_t *ev, void *user)
@@ -120,8 +130,10 @@ static int on_minion_start(ad_event_t *ev, void *user)
 static int on_job_return(ad_event_t *ev, void *user)
 {
   ad_engine_t *eng = user;
-  if (eng->returns)
-    return ad__returns_handle(eng->returns, ev);
+  if (eng->returns && ad__returns_handle(eng->returns, ev))
+    return 1;
+  if (eng->tasks.store && ad_event_find(ev, "metadata:autodeploy_task"))
+    return ad__tasks_on_return(&eng->tasks, ev);
   const char *id = "", *jid = "", *fun = "";
   size_t idn = 0, jidn = 0, funn = 0;
   int64_t retcode = -1;
@@ -132,6 +144,27 @@ static int on_job_return(ad_event_t *ev, void *user)
   AD_LOG_D("engine", "job %.*s %.*s returned from %.*s, retcode %lld",
            (int)jidn, jid, (int)funn, fun, (int)idn, id, (long long)retcode);
   return 0;
+}
+
+static int on_job_new(ad_event_t *ev, void *user)
+{
+  ad_engine_t *eng = user;
+  return eng->tasks.store ? ad__tasks_on_new(&eng->tasks, ev) : 0;
+}
+
+static int on_intervene(ad_event_t *ev, void *user)
+{
+  ad_engine_t *eng = user;
+  return eng->tasks.store ? ad__tasks_on_intervene(&eng->tasks, ev) : 0;
+}
+
+static void send_alert(void *user, const char *title, const char *text, const char *dedup)
+{
+  ad_engine_t *eng = user;
+  ad_error_t err;
+  AD_LOG_W("alert", "%s", title);
+  if (eng->notifier && ad_notify_send(eng->notifier, title, text, dedup, &err))
+    AD_LOG_E("alert", "not sent: %s", err.message);
 }
 
 static int on_logged_event(ad_event_t *ev, void *user)
@@ -185,7 +218,17 @@ ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
   eng->stop_fd = -1;
   pthread_mutex_init(&eng->lock, NULL);
   pthread_cond_init(&eng->cond, NULL);
+  json_t *notify = json_incref(json_object_get(obj, "notify"));
+  json_object_del(obj, "notify");
   int rc = ad__config_load(ENGINE_KEYS, &eng->c, obj, err);
+  if (rc == 0 && notify && !json_is_null(notify)) {
+    char *ntext = json_dumps(notify, JSON_COMPACT);
+    eng->notifier = ntext ? ad_notifier_new(ntext, err) : NULL;
+    free(ntext);
+    if (!eng->notifier)
+      rc = AD_ECONFIG;
+  }
+  json_decref(notify);
   json_decref(obj);
   if (rc) {
     ad_engine_destroy(&eng);
@@ -215,10 +258,16 @@ ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
     return NULL;
   }
   eng->bus = ad_bus_new(&o, err);
+  if (eng->store && eng->bus) {
+    eng->tasks = (ad__tasks_ctx_t){eng->store, eng->bus, c->master_key_path,
+                                   c->tasks_collection, send_alert, eng};
+  }
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (!eng->bus || eng->stop_fd < 0 ||
       ad_bus_on(eng->bus, "salt/minion/*/start", on_minion_start, eng, err) ||
       ad_bus_on(eng->bus, "salt/job/*/ret/*", on_job_return, eng, err) ||
+      ad_bus_on(eng->bus, "salt/job/*/new", on_job_new, eng, err) ||
+      ad_bus_on(eng->bus, "autodeploy/intervene/*", on_intervene, eng, err) ||
       (c->log_events &&
        ad_bus_on(eng->bus, c->log_events, on_logged_event, eng, err))) {
     if (eng->stop_fd < 0)
@@ -288,17 +337,26 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
            "%d workers)", ad_version(), eng->c.sock_dir ? eng->c.sock_dir : "-",
            IPC_MODES[eng->c.ipc_mode], eng->c.workers);
   struct pollfd p = {.fd = eng->stop_fd, .events = POLLIN};
-  int period = eng->c.stats_interval > 0 ? eng->c.stats_interval * 1000 : -1;
+  int64_t next_stats = eng->c.stats_interval > 0 ? ad__now_ms() + eng->c.stats_interval * 1000LL : INT64_MAX;
+  int64_t next_dog = eng->tasks.store ? ad__now_ms() + eng->c.watchdog_interval * 1000LL : INT64_MAX;
   for (;;) {
-    int n = poll(&p, 1, period);
+    int64_t now = ad__now_ms(), next = next_stats < next_dog ? next_stats : next_dog;
+    int wait = next == INT64_MAX ? -1 : (int)(next > now ? next - now : 0);
+    int n = poll(&p, 1, wait);
     if (n > 0)
       break;
     if (n < 0 && errno != EINTR)
       break;
-    if (n == 0) {
+    now = ad__now_ms();
+    if (now >= next_stats) {
       char *s = ad_engine_stats_json(eng);
       AD_LOG_I("engine", "stats %s", s ? s : "{}");
       free(s);
+      next_stats = now + eng->c.stats_interval * 1000LL;
+    }
+    if (now >= next_dog) {
+      ad__tasks_watchdog(&eng->tasks);
+      next_dog = ad__now_ms() + eng->c.watchdog_interval * 1000LL;
     }
   }
   ad_bus_stop(eng->bus);
@@ -331,6 +389,9 @@ void ad_engine_destroy(ad_engine_t **self_p)
   pthread_mutex_unlock(&eng->lock);
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
   ad__returns_destroy(&eng->returns); /* then every return stored or spooled */
+  if (eng->notifier)
+    ad_notify_flush(eng->notifier, 5000);
+  ad_notifier_destroy(&eng->notifier);
   ad__store_destroy(&eng->store);
   if (eng->stop_fd >= 0)
     close(eng->stop_fd);
@@ -342,3 +403,65 @@ void ad_engine_destroy(ad_engine_t **self_p)
 }
 
 void ad_free(void *p) { free(p); }
+
+/* ---- ad_call: the runners' one entry point -------------------------------- */
+
+typedef json_t *(*command_fn)(const ad__tasks_ctx_t *, const json_t *, ad_error_t *);
+
+static const struct {
+  const char *name;
+  command_fn fn;
+} COMMANDS[] = {
+    {"task.create", ad__task_create},
+    {"task.list", ad__task_list},
+    {"task.get", ad__task_get},
+    {"task.intervene", ad__task_intervene},
+    {NULL, NULL},
+};
+
+char *ad_call(const char *config_json, const char *command, const char *args_json,
+              ad_error_t *err)
+{
+  command_fn fn = NULL;
+  for (int i = 0; COMMANDS[i].name; i++)
+    if (command && !strcmp(COMMANDS[i].name, command))
+      fn = COMMANDS[i].fn;
+  if (!fn) {
+    ad__err(err, AD_EINVAL, "call", "unknown command %s", command ? command : "(null)");
+    return NULL;
+  }
+  json_error_t je;
+  json_t *args = json_loads(args_json && *args_json ? args_json : "{}", 0, &je);
+  if (!json_is_object(args)) {
+    json_decref(args);
+    ad__err(err, AD_EINVAL, "args", "arguments are not a JSON object: %s", je.text);
+    return NULL;
+  }
+  ad_global_init();
+  /* a runner needs the store and the bus's fire side, not the returns
+   * batcher (or its spool_dir) of the engine process */
+  json_t *conf = json_loads(config_json && *config_json ? config_json : "{}", 0, &je);
+  if (!json_is_object(conf)) {
+    json_decref(conf);
+    json_decref(args);
+    ad__err(err, AD_ECONFIG, "config", "configuration is not a JSON object: %s", je.text);
+    return NULL;
+  }
+  json_object_set_new(conf, "returns", json_string("off"));
+  json_object_del(conf, "notify");
+  char *ctext = json_dumps(conf, JSON_COMPACT);
+  json_decref(conf);
+  ad_engine_t *eng = ctext ? ad_engine_new(ctext, err) : NULL;
+  free(ctext);
+  char *out = NULL;
+  if (eng && !eng->tasks.store) {
+    ad__err(err, AD_ECONFIG, "config", "mongo_uri: required for %s", command);
+  } else if (eng) {
+    json_t *res = fn(&eng->tasks, args, err);
+    out = res ? json_dumps(res, JSON_COMPACT) : NULL;
+    json_decref(res);
+  }
+  ad_engine_destroy(&eng);
+  json_decref(args);
+  return out;
+}

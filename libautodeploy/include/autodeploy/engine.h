@@ -43,6 +43,14 @@ AD_EXPORT ad_bus_t *ad_engine_bus(ad_engine_t *eng);
 /* Counters as a JSON object text; caller frees with ad_free. */
 AD_EXPORT char *ad_engine_stats_json(ad_engine_t *eng);
 
+/* The runners' entry point: run `command` ("task.create", "task.list",
+ * "task.get", "task.intervene"; docs/tasks.md) with JSON arguments, using
+ * the engine configuration `config_json` (needs mongo_uri, and
+ * master_key_path to fire signed events). Returns JSON text the caller
+ * frees with ad_free, or NULL + *err naming the bad argument and why. */
+AD_EXPORT char *ad_call(const char *config_json, const char *command,
+                        const char *args_json, ad_error_t *err);
+
 /* Free memory the library returned (for callers that cannot call free(),
  * such as ctypes). NULL-safe. */
 AD_EXPORT void ad_free(void *p);

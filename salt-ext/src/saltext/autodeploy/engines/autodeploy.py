@@ -84,6 +84,13 @@ def build_config(opts, engine_opts):
         value = (opts or {}).get(key)
         if value is not None and value != "":
             config[key] = value
+    cachedir = (opts or {}).get("cachedir")
+    if cachedir:
+        # the key the master signs with (salt.daemons.masterapi: <cachedir>/.<user>_key);
+        # the engine signs task events with it (docs/correlation.md)
+        user = (opts or {}).get("user") or "root"
+        config["master_key_path"] = os.path.join(cachedir, f".{user}_key")
+        config["spool_dir"] = os.path.join(cachedir, "autodeploy")
     config.update(engine_opts or {})
     return config
 

@@ -1,0 +1,252 @@
+"""Deploy tasks end to end on a real master, minion, FerretDB and engine.
+
+Tasks are created and intervened on through the library's runner entry point
+(``ad_call``, what ``salt-run autodeploy.*`` calls); the engine follows the
+jobs through the bus; alerts go to a real HTTP webhook server on loopback.
+
+- success; a failing state (retcode 2) -> failed + alert; a sleeping state past
+  its timeout -> timed_out + alert and the job is killed; cancel kills a running
+  step; retry starts a new attempt with a new jid; pause/resume of a multi-step
+  task stops between steps; an intervention event fired by a minion (even one
+  forged to look master-made) is refused and recorded.
+"""
+import ctypes
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REACTOR_RUN = REPO / "reactor" / "autodeploy_task.sls"
+REACTOR_KILL = REPO / "reactor" / "autodeploy_kill.sls"
+STATES = REPO / "states"
+
+
+class ErrorT(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_int), ("domain", ctypes.c_char * 16),
+                ("message", ctypes.c_char * 240)]
+
+
+class Alerts:
+    """A webhook receiver: every POST body is kept."""
+
+    def __init__(self):
+        self.got = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                n = int(self.headers.get("Content-Length", 0))
+                outer.got.append(json.loads(self.rfile.read(n)))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = HTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.srv.server_port}/hook"
+
+    def titles(self):
+        return [a.get("title", "") for a in self.got]
+
+
+@pytest.fixture
+def stack(salt_env, ferretdb, ad_lib, tmp_path):
+    alerts = Alerts()
+    engine = {
+        "mongo_uri": ferretdb.uri, "spool_dir": str(tmp_path / "spool"),
+        "batch_ms": 20, "watchdog_interval": 1, "stats_interval": 0,
+        "log_events": "autodeploy/*",
+        "notify": {"channels": [{"type": "webhook", "url": alerts.url}],
+                   "timeout_ms": 2000, "retries": 1},
+    }
+    env = salt_env(master_opts={
+        "engines": [{"autodeploy": engine}],
+        "reactor": [{"autodeploy/task/*/run": [str(REACTOR_RUN)]},
+                    {"autodeploy/task/*/kill": [str(REACTOR_KILL)]}],
+        "file_roots": {"base": [str(tmp_path / "srv-unused"), str(STATES)]},
+    })
+    env.start_master()
+    env.start_minion("m1")
+    env.wait_for_minion("m1")
+    lib = ctypes.CDLL(str(ad_lib))
+    lib.ad_call.restype = ctypes.c_void_p
+    lib.ad_call.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
+    lib.ad_free.argtypes = [ctypes.c_void_p]
+    conf = {"mongo_uri": ferretdb.uri, "sock_dir": str(env.sock_dir),
+            "master_key_path": str(Path(env.master_opts["cachedir"]) / ".root_key")}
+    yield env, Caller(lib, conf), alerts
+    alerts.srv.shutdown()
+
+
+class Caller:
+    def __init__(self, lib, conf):
+        self.lib, self.conf = lib, json.dumps(conf).encode()
+
+    def __call__(self, command, **args):
+        err = ErrorT()
+        p = self.lib.ad_call(self.conf, command.encode(), json.dumps(args).encode(),
+                             ctypes.byref(err))
+        if not p:
+            raise ValueError(err.message.decode())
+        out = json.loads(ctypes.string_at(p).decode())
+        self.lib.ad_free(p)
+        return out
+
+    def wait_state(self, task_id, states, timeout=60):
+        deadline = time.time() + timeout
+        task = None
+        while time.time() < deadline:
+            task = self("task.get", id=task_id)["task"]
+            if task["state"] in states:
+                return task
+            time.sleep(0.3)
+        raise AssertionError(f"task {task_id} stayed {task and task['state']}: {task}")
+
+
+def history(task):
+    return [(h.get("from"), h.get("to"), h.get("note")) for h in task["history"]]
+
+
+def test_success_and_failure_with_alert(stack):
+    env, call, alerts = stack
+    ok = call("task.create", tgt="m1", mods="autodeploy.test.ok", created_by="alice",
+              reason="open s1001")["task"]
+    assert ok["state"] == "running" and ok["jid"].endswith(ok["jid"][-8:])
+    done = call.wait_state(ok["_id"], {"succeeded"})
+    assert [h[:2] for h in history(done)] == [(None, "queued"), ("queued", "running"),
+                                             ("running", "succeeded")]
+    assert done["history"][1]["actor"] == "alice"
+    got = call("task.get", id=ok["_id"])
+    assert got["results"][0]["jid"] == done["jid"] and got["results"][0]["retcode"] == 0
+
+    bad = call("task.create", tgt="m1", mods="autodeploy.test.fail", created_by="bob")["task"]
+    failed = call.wait_state(bad["_id"], {"failed"})
+    assert "retcode 2" in failed["history"][-1]["cause"]
+    res = call("task.get", id=bad["_id"])["results"][0]
+    assert res["retcode"] == 2 and res["states"][0]["result"] is False  # failed first
+    deadline = time.time() + 15
+    while not any(bad["_id"] in t and "failed" in t for t in alerts.titles()) and time.time() < deadline:
+        time.sleep(0.2)
+    assert any(bad["_id"] in t and "failed" in t for t in alerts.titles()), alerts.got
+    listed = call("task.list", status="failed")["tasks"]
+    assert [t["_id"] for t in listed] == [bad["_id"]]
+
+
+def test_timeout_kills_and_alerts_then_retry(stack):
+    env, call, alerts = stack
+    t = call("task.create", tgt="m1", mods="autodeploy.test.sleep", timeout=3,
+             pillar={"autodeploy": {"test": {"seconds": 60}}}, created_by="carol")["task"]
+    first_jid = t["jid"]
+    timed = call.wait_state(t["_id"], {"timed_out"}, timeout=30)
+    moved = [h for h in timed["history"] if h.get("to") == "timed_out"]
+    assert moved and moved[0]["actor"] == "watchdog"
+    deadline = time.time() + 15
+    while not any("timed_out" in x for x in alerts.titles()) and time.time() < deadline:
+        time.sleep(0.2)
+    assert any(t["_id"] in x and "timed_out" in x for x in alerts.titles())
+    # the sleep was killed on the minion: it is no longer running there
+    time.sleep(2)
+    running = env.salt("m1", "saltutil.running")
+    assert not any(j.get("jid") == first_jid for j in running.get("m1", []))
+    # the kill job's answer is the probe, recorded on the task
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        notes = [h.get("note") or "" for h in call("task.get", id=t["_id"])["task"]["history"]]
+        if any("job was alive and was killed" in n for n in notes):
+            break
+        time.sleep(0.3)
+    assert any("probe on m1: job was alive and was killed" in n for n in notes), notes
+    # retry: a new attempt with a new jid
+    call("task.intervene", id=t["_id"], action="retry", reason="try again", actor="carol")
+    again = call.wait_state(t["_id"], {"running"}, timeout=20)
+    deadline = time.time() + 20
+    while again["attempt"] != 2 and time.time() < deadline:
+        again = call("task.get", id=t["_id"])["task"]
+        time.sleep(0.2)
+    assert again["attempt"] == 2 and again["jid"] != first_jid
+    call("task.intervene", id=t["_id"], action="cancel", reason="enough", actor="carol")
+    call.wait_state(t["_id"], {"cancelled"}, timeout=20)
+
+
+def test_pause_resume_between_steps_and_cancel(stack):
+    env, call, alerts = stack
+    steps = [{"name": "init", "mods": "autodeploy.test.sleep",
+              "pillar": {"autodeploy": {"test": {"seconds": 4}}}},
+             {"name": "deploy", "mods": "autodeploy.test.ok"},
+             {"name": "verify", "mods": "autodeploy.test.ok"}]
+    t = call("task.create", tgt="m1", steps=steps, created_by="dave")["task"]
+    call("task.intervene", id=t["_id"], action="pause", reason="hold on", actor="dave")
+    paused = call.wait_state(t["_id"], {"paused"}, timeout=40)
+    assert paused["resume_step"] == 1  # init finished, deploy not started
+    time.sleep(2)
+    assert call("task.get", id=t["_id"])["task"]["state"] == "paused"
+    call("task.intervene", id=t["_id"], action="resume", reason="go", actor="dave")
+    done = call.wait_state(t["_id"], {"succeeded"}, timeout=60)
+    assert done["step"] == 2
+    # invalid transition: a refusal recorded in the audit trail
+    call("task.intervene", id=t["_id"], action="resume", reason="again", actor="dave")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        notes = [h.get("note") or "" for h in call("task.get", id=t["_id"])["task"]["history"]]
+        if any("resume refused" in n for n in notes):
+            break
+        time.sleep(0.3)
+    assert any("resume refused" in n for n in notes)
+
+    # cancel a long running step: the job is killed
+    long = call("task.create", tgt="m1", mods="autodeploy.test.sleep",
+                pillar={"autodeploy": {"test": {"seconds": 60}}}, created_by="dave")["task"]
+    time.sleep(3)
+    call("task.intervene", id=long["_id"], action="cancel", reason="wrong build", actor="dave")
+    c = call.wait_state(long["_id"], {"cancelled"}, timeout=20)
+    assert [h for h in c["history"] if h.get("to") == "cancelled"][0]["actor"] == "dave"
+    time.sleep(3)
+    running = env.salt("m1", "saltutil.running")
+    assert not any(j.get("jid") == long["jid"] for j in running.get("m1", []))
+
+
+def test_minion_cannot_intervene(stack):
+    env, call, alerts = stack
+    t = call("task.create", tgt="m1", mods="autodeploy.test.sleep", timeout=120,
+             pillar={"autodeploy": {"test": {"seconds": 20}}}, created_by="erin")["task"]
+    # a plain minion event, and one forged through the preload path so that it
+    # arrives unwrapped, looking master-made
+    body = json.dumps({"task_id": t["_id"], "action": "cancel", "reason": "x", "actor": "m1"})
+    env.salt_call("m1", "event.fire_master", json.dumps({"action": "cancel"}),
+                  f"autodeploy/intervene/{t['_id']}")
+    env.salt_call("m1", "event.fire_master", "{}", "x",
+                  f"preload={json.dumps({'events': [{'tag': f'autodeploy/intervene/{t[chr(95) + chr(105) + chr(100)]}', 'data': {'body': body, 'sig': 'AAAA'}}]})}")
+    deadline = time.time() + 15
+    notes = []
+    while time.time() < deadline:
+        task = call("task.get", id=t["_id"])["task"]
+        notes = [h.get("note") or "" for h in task["history"]]
+        if sum("intervention refused" in n for n in notes) >= 2:
+            break
+        time.sleep(0.3)
+    assert sum("intervention refused" in n for n in notes) >= 2, notes
+    assert task["state"] == "running"
+    call("task.intervene", id=t["_id"], action="cancel", reason="cleanup", actor="erin")
+    call.wait_state(t["_id"], {"cancelled"}, timeout=20)
+
+
+def test_bad_arguments_name_the_argument(stack):
+    env, call, alerts = stack
+    for args, word in [({}, "tgt"), ({"tgt": "m1", "timeout": -5}, "timeout"),
+                       ({"tgt": "m1", "mods": 5}, "mods"),
+                       ({"tgt": "m1", "tgt_type": "magic"}, "tgt_type")]:
+        with pytest.raises(ValueError, match=word):
+            call("task.create", **args)
+    with pytest.raises(ValueError, match="action"):
+        call("task.intervene", id="nope", action="explode")
+    with pytest.raises(ValueError, match="status"):
+        call("task.list", status="weird")
+    with pytest.raises(ValueError, match="no task"):
+        call("task.get", id="t-missing")
