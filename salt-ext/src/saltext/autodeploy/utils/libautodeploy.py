@@ -3,8 +3,9 @@
 Everything the Salt side needs from C goes through here: finding and
 loading the shared library, the prototypes of the calls used, turning an
 ``ad_error_t`` into an exception, forwarding the library's log lines to
-Python :mod:`logging`, and :class:`Engine`, a small owner of one
-``ad_engine_t``.
+Python :mod:`logging`, :class:`Engine`, a small owner of one
+``ad_engine_t``, and :func:`call`, the JSON-in/JSON-out entry point
+(``ad_call``) the runners use.
 
 Where the library is looked for, first match wins:
 
@@ -103,6 +104,18 @@ _PROTOTYPES = {
     "ad_free": (None, [ctypes.c_void_p]),
 }
 
+# Symbols declared when present: a library without them still loads (the
+# engine needs none of them); the callers check with has_symbol() / has_call().
+_OPTIONAL_PROTOTYPES = {
+    # char *ad_call(const char *config_json, const char *command,
+    #               const char *args_json, ad_error_t *err)
+    # A malloc'd JSON text (free with ad_free), or NULL with err filled.
+    "ad_call": (
+        ctypes.c_void_p,
+        [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ad_error_t)],
+    ),
+}
+
 _lock = threading.Lock()
 _lib = None
 _lib_path = None
@@ -128,6 +141,11 @@ def _declare(lib):
         fn = getattr(lib, name)  # AttributeError: library too old / not ours
         fn.restype = restype
         fn.argtypes = argtypes
+    for name, (restype, argtypes) in _OPTIONAL_PROTOTYPES.items():
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype = restype
+            fn.argtypes = argtypes
 
 
 def load():
@@ -163,6 +181,16 @@ def library_path():
 
 def version():
     return load().ad_version().decode()
+
+
+def has_symbol(name):
+    """True if the loaded library exports ``name`` (raises :class:`LibraryNotFound`)."""
+    return hasattr(load(), name)
+
+
+def has_call():
+    """True if the loaded library has ``ad_call`` (what the runners need)."""
+    return has_symbol("ad_call")
 
 
 def strerror(code):
@@ -348,3 +376,69 @@ class Engine:
     def __exit__(self, *exc):
         self.destroy()
         return False
+
+
+# -------------------------------------------------------------------- call
+def _json_default(value):
+    # Salt's CLI parses arguments as YAML, so a date/datetime can turn up.
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _to_json(value, what):
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=_json_default, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise AutodeployError("ad_call", -1, "args", f"{what}: {exc}") from None
+
+
+def call(config, command, args=None):
+    """``ad_call(config_json, command, args_json)``: one runner command.
+
+    ``config`` and ``args`` are dicts (or JSON text); the answer is the
+    decoded JSON object. A NULL answer raises :class:`AutodeployError` with
+    the C ``ad_error_t``: ``.message`` names the argument and the reason
+    (``"timeout: must be 1..86400 seconds"``), ``.code`` is the AD_E* value
+    (``errname(code)`` its name), ``.domain`` the C domain.
+
+    The call blocks in C with the GIL released (it talks to MongoDB and
+    fires on the master bus). ``ad_global_init`` and the log forwarding are
+    set up on the first call in the process.
+    """
+    lib = global_init()
+    if not hasattr(lib, "ad_call"):
+        raise AutodeployError(
+            "ad_call", -1, "lib",
+            f"the libautodeploy at {library_path()} has no ad_call (too old for the runners)",
+        )
+    if not _handler_installed:
+        install_log_handler()
+    config_text = _to_json(config if config is not None else {}, "config")
+    args_text = _to_json(args if args is not None else {}, "args")
+    err = ad_error_t()
+    ptr = lib.ad_call(
+        config_text.encode("utf-8"),
+        str(command).encode("utf-8"),
+        args_text.encode("utf-8"),
+        ctypes.byref(err),
+    )
+    if not ptr:
+        err.raise_for("ad_call")
+    try:
+        text = ctypes.string_at(ptr)
+    finally:
+        lib.ad_free(ptr)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise AutodeployError(
+            "ad_call", -8, "json", f"{command}: the library answered with invalid JSON: {exc}"
+        ) from None

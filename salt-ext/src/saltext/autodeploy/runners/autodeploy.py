@@ -1,0 +1,450 @@
+"""
+The ``autodeploy`` runner: create, list, inspect and steer deploy tasks.
+
+Each function is one call into libautodeploy (``ad_call``, JSON in, JSON
+out); the task system itself lives in C and in MongoDB, and a task step
+runs as a Salt job through the reactor (docs/correlation.md). docs/runners.md
+has every argument, the errors and the salt-api setup.
+
+.. code-block:: bash
+
+    salt-run autodeploy.deploy game-01 mods=autodeploy.gameserver \\
+        pillar='{"autodeploy": {"service": {"id": "svc1", "platform": "qq", "server_no": 1}}}'
+    salt-run autodeploy.tasks status=running
+    salt-run autodeploy.task t261127134915024835_ad3f2a1c
+    salt-run autodeploy.intervene t261127134915024835_ad3f2a1c cancel reason='wrong build'
+
+Configuration comes from the master: the ``autodeploy`` entry of
+``engines`` (``mongo_uri``, ``mongo_db``...; the same entry the engine
+reads), the master's bus options (``sock_dir``, ``ipc_mode``,
+``tcp_master_pub_port``, ``tcp_master_pull_port``) and the master key
+``<cachedir>/.<user>_key`` that signs the task events, so the runner must
+run where that key is readable: as the master's user (``salt-run`` as root
+or as that user), or in the master through eauth (``salt-run -a ...``,
+salt-api).
+
+Who: ``created_by`` / ``actor`` is the caller Salt names, never an argument:
+the eauth user through salt-api or ``salt-run -a``, the local user for a
+plain ``salt-run`` (``sudo_<name>`` under sudo), ``Reactor`` from a reactor
+SLS, the orchestration's caller from ``salt.runner`` in an orchestrate SLS,
+``minion:<id>`` for a minion's ``publish.runner`` (``peer_run``).
+
+Errors: a bad argument (or any refusal of the library) returns
+``{"error": "<argument>: <reason>", "code": "AD_E...", "retcode": 1}``
+instead of raising, and sets the job's retcode. That is what makes
+``salt-run`` exit non-zero (also with ``-a``) and gives salt-api a plain
+JSON body; a raised ``SaltInvocationError`` would be printed as "Passed
+invalid arguments: ... Usage: <docstring>" with exit status 0 (Salt treats
+it as a ``TypeError``), and any other exception as a traceback.
+"""
+
+import json
+import logging
+import os
+import re
+
+from saltext.autodeploy.engines.autodeploy import build_config as _engine_build_config
+from saltext.autodeploy.utils import libautodeploy
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "autodeploy"
+
+ENGINE_NAME = "autodeploy"
+# What Salt gives __user__ when it does not know the caller.
+UNKNOWN_USERS = ("", "UNKNOWN")
+_INT_TEXT = re.compile(r"^\s*-?\d+\s*$")
+
+
+def __virtual__():
+    try:
+        libautodeploy.load()
+    except libautodeploy.LibraryNotFound as exc:
+        return False, f"the autodeploy runner needs libautodeploy: {exc}"
+    if not libautodeploy.has_call():
+        return False, (
+            f"the autodeploy runner needs ad_call, which the libautodeploy at "
+            f"{libautodeploy.library_path()} does not have (too old)"
+        )
+    return __virtualname__
+
+
+class _Refused(Exception):
+    """A bad argument found on the Python side (before the library)."""
+
+    def __init__(self, message, code="AD_EINVAL"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+# ------------------------------------------------------------ configuration
+def engine_entry(opts):
+    """The ``autodeploy`` engine's entry in ``opts["engines"]`` (a dict), or None.
+
+    ``engines`` is a list of ``{name: {options}}`` maps or bare names (or, in
+    old configs, one map); an entry counts when its name, or its
+    ``engine_module``, is ``autodeploy``. ``engine_module`` itself is
+    dropped, as Salt drops it before starting the engine.
+    """
+    engines = (opts or {}).get("engines") or []
+    if isinstance(engines, dict):
+        engines = [{k: v} for k, v in engines.items()]
+    for entry in engines:
+        if isinstance(entry, dict):
+            for name, conf in entry.items():
+                conf = conf if isinstance(conf, dict) else {}
+                if (conf.get("engine_module") or name) == ENGINE_NAME:
+                    return {k: v for k, v in conf.items() if k != "engine_module"}
+        elif entry == ENGINE_NAME:
+            return {}
+    return None
+
+
+def master_key_path(opts):
+    """``<cachedir>/.<user>_key``: the key Salt's LocalClient uses, made by the master.
+
+    The same rule as ``salt.utils.master.get_master_key`` and
+    ``salt.daemons.masterapi.access_keys`` (3006 and 3008): the master's
+    ``user`` option, ``root`` when unset.
+    """
+    user = (opts or {}).get("user") or "root"
+    return os.path.join(opts["cachedir"], f".{user}_key")
+
+
+def build_config(opts):
+    """The ``config_json`` for ``ad_call``: the engine's config plus ``master_key_path``.
+
+    Exactly what the engine is given (the master's bus options, then the
+    engine entry), so the runner reaches the same MongoDB and bus.
+    """
+    entry = engine_entry(opts)
+    if entry is None:
+        raise _Refused(
+            "config: the master has no autodeploy engine entry (engines: - autodeploy: "
+            "{mongo_uri: ...}); the runner reads its settings from it",
+            code="AD_ECONFIG",
+        )
+    config = {"master_key_path": master_key_path(opts)}
+    config.update(_engine_build_config(opts, entry))
+    return config
+
+
+def peer_minion(opts):
+    """The minion id when the runner was called by a minion through ``peer_run``, else None.
+
+    ``publish.runner`` on a minion makes the master run ``salt.runner.Runner``
+    with the master's options and ``id`` set to the (authenticated) minion's
+    id, and ``__user__`` set to the master's own process user. The master's
+    own ``id`` (``<host>_master`` by default) is not an accepted minion key,
+    a peer's is.
+    """
+    opts = opts or {}
+    mid = opts.get("id")
+    pki_dir = opts.get("pki_dir")
+    if not isinstance(mid, str) or not mid or not pki_dir or opts.get("__role") != "master":
+        return None
+    if os.path.basename(mid) != mid or mid in (".", ".."):
+        return None
+    return mid if os.path.isfile(os.path.join(pki_dir, "minions", mid)) else None
+
+
+def caller(kwargs=None):
+    """Who is calling: ``minion:<id>`` for peer_run, Salt's ``__user__``, ``__pub_user``, the master user.
+
+    Seen on 3006.29 and 3008.4: ``__user__`` is the eauth user through
+    salt-api and ``salt-run -a``, the local user for ``salt-run``
+    (``sudo_<name>`` under sudo), ``Reactor`` from a reactor SLS, and the
+    master's process user for a minion's ``publish.runner`` (peer_run), hence
+    the check for that first; runners get ``__pub_user`` in kwargs only from
+    ``saltutil.runner`` (orchestrate's ``salt.runner``), where it equals
+    ``__user__``.
+    """
+    opts = globals().get("__opts__") or {}
+    mid = peer_minion(opts)
+    if mid:
+        return f"minion:{mid}"
+    user = globals().get("__user__")
+    if isinstance(user, str) and user not in UNKNOWN_USERS:
+        return user
+    pub = (kwargs or {}).get("__pub_user")
+    if isinstance(pub, str) and pub not in UNKNOWN_USERS:
+        return pub
+    return opts.get("user") or "root"
+
+
+# ------------------------------------------------------------------ helpers
+def _check_kwargs(fun, kwargs, allowed):
+    # Salt packs its own data into **kwargs as __pub_*/__... keys; anything
+    # else is a typo (Salt's own check is off for functions with **kwargs).
+    unknown = sorted(str(k) for k in kwargs if not str(k).startswith("__"))
+    if unknown:
+        raise _Refused(
+            f"{unknown[0]}: unknown argument to autodeploy.{fun} "
+            f"(it takes {', '.join(allowed)})"
+        )
+
+
+def _int(value):
+    """Whole numbers given as text (salt-api form posts) become ints; the rest is C's to judge."""
+    if isinstance(value, str) and _INT_TEXT.match(value):
+        return int(value)
+    return value
+
+
+def _structured(value):
+    """A map or list given as JSON/YAML text (salt-api form posts) is parsed."""
+    if not isinstance(value, str) or value.strip()[:1] not in ("{", "["):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        pass
+    try:
+        import salt.utils.yaml  # pylint: disable=import-outside-toplevel
+
+        return salt.utils.yaml.safe_load(value)
+    except Exception:  # pylint: disable=broad-except
+        return value
+
+
+def _name(value):
+    """An id or target YAML turned into a number (``12345``) is text again."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list):
+        return [_name(v) for v in value]
+    return value
+
+
+def _text(value):
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _failed(message, code):
+    __context__["retcode"] = 1  # pylint: disable=undefined-variable
+    return {"error": message, "code": code, "retcode": 1}
+
+
+def _call(command, args, kwargs=None):
+    """``ad_call`` with the master's config; the answer, or the error map."""
+    try:
+        config = build_config(__opts__)  # pylint: disable=undefined-variable
+        result = libautodeploy.call(config, command, args)
+    except _Refused as exc:
+        log.info("autodeploy %s refused: %s", command, exc.message)
+        return _failed(exc.message, exc.code)
+    except libautodeploy.AutodeployError as exc:
+        try:
+            code = libautodeploy.errname(exc.code)
+        except Exception:  # pylint: disable=broad-except
+            code = str(exc.code)
+        log.info("autodeploy %s refused: %s [%s]", command, exc.message, code)
+        return _failed(_explain(exc.message, kwargs), code)
+    __context__["retcode"] = 0  # pylint: disable=undefined-variable
+    return result
+
+
+def _explain(message, kwargs):
+    """Say a C complaint about ``retry`` in the runner's own terms (retries, backoff)."""
+    if kwargs and "retries" in kwargs and message.startswith("retry"):
+        return (
+            f"{message} (retries={kwargs['retries']!r} gives max_attempts = retries + 1, "
+            f"backoff={kwargs.get('backoff')!r} gives backoff_s)"
+        )
+    return message
+
+
+# ------------------------------------------------------------------ runners
+def deploy(
+    tgt=None,
+    mods=None,
+    steps=None,
+    pillar=None,
+    tgt_type="glob",
+    timeout=1800,
+    retries=0,
+    backoff=60,
+    reason="",
+    **kwargs,
+):
+    """
+    Create a deploy task: run state(s) on the target, with a deadline and retries.
+
+    The task starts at once unless the target already has a running task
+    (then it waits, ``queued``). Each step is one ``state.apply`` job under
+    a jid chosen by the task system; watch it with ``autodeploy.task``.
+
+    tgt
+        Minion id, glob, or a list of minion ids (required).
+    mods
+        The state(s) to apply, a name or a list (default
+        ``autodeploy.gameserver``). Give ``mods`` or ``steps``, not both.
+    steps
+        Several steps run in order: a list of ``{name, mods, pillar}``
+        (``pillar`` optional, merged over the task's ``pillar``), 1..20.
+    pillar
+        Pillar override for every step (a map). It travels in the publish
+        and the job cache: no secrets (docs/correlation.md).
+    tgt_type
+        ``glob`` (default; ``list`` when ``tgt`` is a list), ``list``,
+        ``pcre``, ``grain``, ``compound`` or ``nodegroup``.
+    timeout
+        Seconds a step may run before it is killed and counted failed
+        (1..86400, default 1800).
+    retries
+        How many times a failed or timed-out step is tried again (default 0;
+        ``max_attempts`` = retries + 1).
+    backoff
+        Seconds between attempts (default 60).
+    reason
+        Free text for the audit trail (shown in ``task`` and ``tasks``).
+
+    Returns ``{"task": {...}}``, the stored task document.
+
+    CLI Examples:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.deploy game-01 mods=autodeploy.gameserver \\
+            pillar='{"autodeploy": {"service": {"id": "svc1", "platform": "qq", "server_no": 1, "port": 30001}}}' \\
+            reason='open server 1'
+        salt-run autodeploy.deploy '[game-01, game-02]' mods='[autodeploy.gameserver]' timeout=600 retries=2 backoff=30
+        salt-run autodeploy.deploy 'game-*' steps='[{name: stop, mods: game.stop}, {name: deploy, mods: autodeploy.gameserver}]'
+    """
+    try:
+        _check_kwargs(
+            "deploy",
+            kwargs,
+            ("tgt", "mods", "steps", "pillar", "tgt_type", "timeout", "retries", "backoff", "reason"),
+        )
+        tgt = _name(tgt)
+        tgt_type = _text(tgt_type) if tgt_type is not None else None
+        if isinstance(tgt, list) and tgt_type in (None, "", "glob"):
+            tgt_type = "list"
+        retries = _int(retries)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise _Refused(f"retries: must be a whole number >= 0 (got {retries!r})")
+        args = {
+            "tgt": tgt,
+            "tgt_type": tgt_type or "glob",
+            "timeout": _int(timeout),
+            "retry": {"max_attempts": retries + 1, "backoff_s": _int(backoff)},
+            "created_by": caller(kwargs),
+            "reason": _text(reason),
+        }
+        if tgt is None:
+            del args["tgt"]  # the library names it: "tgt: required ..."
+        if mods is not None:
+            args["mods"] = _structured(mods)
+        if steps is not None:
+            args["steps"] = _structured(steps)
+        if pillar is not None:
+            args["pillar"] = _structured(pillar)
+    except _Refused as exc:
+        return _failed(exc.message, exc.code)
+    return _call("task.create", args, {"retries": retries, "backoff": backoff})
+
+
+def tasks(status=None, since=None, limit=50, **kwargs):
+    """
+    List tasks, newest first.
+
+    status
+        Only tasks in this state: ``queued``, ``running``, ``paused``,
+        ``succeeded``, ``failed``, ``timed_out`` or ``cancelled``.
+    since
+        Only tasks created at or after this time: ISO-8601 text
+        (``2026-11-27T10:00:00Z``) or unix seconds.
+    limit
+        At most this many (default 50).
+
+    Returns ``{"tasks": [...]}``.
+
+    CLI Examples:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.tasks
+        salt-run autodeploy.tasks status=failed since=2026-11-27T00:00:00Z limit=10
+        salt-run autodeploy.tasks status=running --out=json
+    """
+    try:
+        _check_kwargs("tasks", kwargs, ("status", "since", "limit"))
+    except _Refused as exc:
+        return _failed(exc.message, exc.code)
+    args = {}
+    if status is not None:
+        args["status"] = _text(status)
+    if since is not None:
+        args["since"] = _int(since)
+    if limit is not None:
+        args["limit"] = _int(limit)
+    return _call("task.list", args)
+
+
+def task(id=None, **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Show one task and its job results.
+
+    id
+        The task id (``_id`` in ``deploy``'s answer).
+
+    Returns ``{"task": {...}, "results": [...]}``: one result per minion,
+    step and attempt, ``{minion, jid, step, attempt, retcode, states}``, the
+    failed states first (``{id, result, comment, duration_ms, changes}``).
+
+    CLI Examples:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.task t261127134915024835_ad3f2a1c
+        salt-run autodeploy.task t261127134915024835_ad3f2a1c --out=json
+    """
+    try:
+        _check_kwargs("task", kwargs, ("id",))
+    except _Refused as exc:
+        return _failed(exc.message, exc.code)
+    args = {} if id is None else {"id": _name(id)}
+    return _call("task.get", args)
+
+
+def intervene(id=None, action=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Cancel, pause, resume or retry a task.
+
+    id
+        The task id.
+    action
+        ``cancel`` (kill the running step; the task ends ``cancelled``),
+        ``pause`` (no new step starts; the running one finishes),
+        ``resume`` (a paused task goes on) or ``retry`` (a ``failed``,
+        ``timed_out`` or ``cancelled`` task runs its step again).
+    reason
+        Free text for the task's history.
+
+    The request is a signed event the engine acts on; returns
+    ``{"fired": true, "tag": ...}``. Watch the outcome with
+    ``autodeploy.task``.
+
+    CLI Examples:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.intervene t261127134915024835_ad3f2a1c cancel reason='wrong build'
+        salt-run autodeploy.intervene t261127134915024835_ad3f2a1c retry
+    """
+    try:
+        _check_kwargs("intervene", kwargs, ("id", "action", "reason"))
+    except _Refused as exc:
+        return _failed(exc.message, exc.code)
+    args = {"reason": _text(reason), "actor": caller(kwargs)}
+    if id is not None:
+        args["id"] = _name(id)
+    if action is not None:
+        args["action"] = _text(action)
+    return _call("task.intervene", args)
