@@ -34,7 +34,7 @@ $(B)/autodeploy.pc: libautodeploy/autodeploy.pc.in
 lib: $(B)/libautodeploy.so $(B)/libautodeploy.a $(B)/autodeploy.pc
 
 # Tools link the shared library, as users do.
-$(B)/bin/autodeploy-events: libautodeploy/tools/autodeploy_events.c libautodeploy/tools/master_conf.c libautodeploy/tools/master_conf.h $(B)/libautodeploy.so | $(B)/bin
+$(B)/bin/autodeploy-events: libautodeploy/tools/autodeploy_events.c libautodeploy/tools/master_conf.c libautodeploy/tools/master_conf.h $(LIB_HDRS) $(B)/libautodeploy.so | $(B)/bin
 	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ libautodeploy/tools/autodeploy_events.c libautodeploy/tools/master_conf.c -L$(B) -lautodeploy $(PKG_LIBS) -Wl,-rpath,'$$ORIGIN/..'
 
 tools: $(B)/bin/autodeploy-events
