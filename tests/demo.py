@@ -1,11 +1,13 @@
 """`make demo`: the running stack, end to end, on loopback.
 
 FerretDB (SQLite) + a salt-master running the autodeploy engine (C library,
-returns into MongoDB) + a game-host minion; the bus is watched live with
-autodeploy-events while a minion starts, a test.ping runs and a game server
-is deployed with the gameserver state; then the stored job returns are read
-back from MongoDB. Everything lives under a temp dir and is stopped at the
-end (`--keep` leaves it running until Ctrl-C).
+returns into MongoDB, tasks, alerts) and the task reactor + a game-host
+minion; the bus is watched live with autodeploy-events while a minion
+starts, a test.ping runs, a game server is deployed as a task created with
+`salt-run autodeploy.deploy`, and a broken deploy fails and raises an alert
+(to a local webhook receiver); then the stored job returns and the task's
+audit trail are read back from MongoDB. Everything lives under a temp dir and
+is stopped at the end (`--keep` leaves it running until Ctrl-C).
 """
 import argparse
 import json
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +56,36 @@ def watch(proc):
         print(f"   bus> {tag:58} {extra}", flush=True)
 
 
+class AlertSink(BaseHTTPRequestHandler):
+    """Stands in for the team's chat webhook: prints each alert."""
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        print(f"   ALERT> {body.get('title')}", flush=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+def run_task(env, *args):
+    res = env.salt_run("autodeploy.deploy", *args)
+    task = res["task"]
+    print(f"   task {task['_id']} created: {task['state']}, jid {task['jid']}")
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        task = env.salt_run("autodeploy.task", task["_id"])["task"]
+        if task["state"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    for h in task["history"]:
+        what = f"{h.get('from') or '-'} -> {h.get('to')}" if "to" in h else h.get("note")
+        print(f"     {h['at']}  {what:28} by {h.get('actor')}: {h.get('cause')}")
+    return task
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keep", action="store_true", help="keep running until Ctrl-C")
@@ -66,12 +99,19 @@ def main():
     db = FerretDB(root / "ferretdb").start()
     print(f"   {db.uri}")
 
+    sink = HTTPServer(("127.0.0.1", 0), AlertSink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
     engine = {
         "mongo_uri": db.uri, "spool_dir": str(root / "spool"),
         "log_events": "salt/minion/*/start", "stats_interval": 5, "workers": 2,
+        "watchdog_interval": 2,
+        "notify": {"channels": [{"type": "webhook",
+                                 "url": f"http://127.0.0.1:{sink.server_port}/alerts"}]},
     }
     env = SaltEnv(root / "salt", VENV / "bin", master_opts={
         "engines": [{"autodeploy": engine}],
+        "reactor": [{"autodeploy/task/*/run": [str(REPO / "reactor" / "autodeploy_task.sls")]},
+                    {"autodeploy/task/*/kill": [str(REPO / "reactor" / "autodeploy_kill.sls")]}],
         "file_roots": {"base": [str(root / "salt" / "srv" / "salt"), str(REPO / "states")]},
     })
     watcher = None
@@ -97,18 +137,27 @@ def main():
         print("  ", env.salt("game-01", "test.ping"))
         time.sleep(1)
 
-        say("deploy game server 1001 of platform demo (state autodeploy.gameserver)")
+        say("deploy game server 1001 of platform demo: salt-run autodeploy.deploy")
         pillar = {"autodeploy": {
             "unit_dir": str(game_base / "units"),
             "service": {"id": "demo-1001", "platform": "demo", "server_no": 1001,
                         "base_dir": str(game_base), "port": 31001, "user": "root",
                         "manage_user": False, "config": {"max_players": 5000}}}}
-        res = env.salt_raw("game-01", "state.apply", "autodeploy.gameserver",
-                           f"pillar={json.dumps(pillar)}", timeout=120)
-        print(f"   retcode {res.returncode}; files under {game_base}:")
+        task = run_task(env, "game-01", "mods=autodeploy.gameserver",
+                        f"pillar={json.dumps(pillar)}", "reason=demo: open s1001")
+        print(f"   => {task['state']}; files under {game_base}:")
         for p in sorted(game_base.rglob("*")):
             print(f"     {p.relative_to(game_base)}")
+
+        say("a broken deploy: the task fails and an alert goes out")
+        task = run_task(env, "game-01", "mods=autodeploy.test.fail", "reason=demo: bad build")
         time.sleep(2)
+        shown = env.salt_run("autodeploy.task", task["_id"])
+        for r in shown["results"]:
+            for st in r["states"][:2]:
+                print(f"   {r['minion']} retcode {r['retcode']}: {st['id']} -> "
+                      f"{st['result']}: {str(st['comment'])[:80]}")
+        time.sleep(1)
 
         say("job returns, as the engine stored them in MongoDB")
         coll = db.client()["autodeploy"]["returns"]
@@ -138,6 +187,7 @@ def main():
             watcher.terminate()
         env.__exit__(None, None, None)
         db.cleanup()
+        sink.shutdown()
     print("   done")
 
 
