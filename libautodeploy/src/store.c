@@ -89,3 +89,23 @@ int ad__store_error_is_transient(const bson_error_t *e)
   }
   return 0;
 }
+
+int64_t ad__store_update_one(ad__store_t *st, const char *coll_name, const bson_t *q,
+                             const bson_t *u, ad_error_t *err)
+{
+  mongoc_client_t *c = ad__store_pop(st);
+  mongoc_collection_t *coll = ad__store_coll(st, c, coll_name);
+  bson_t reply;
+  bson_error_t be;
+  int64_t modified = -1;
+  if (mongoc_collection_update_one(coll, q, u, NULL, &reply, &be)) {
+    bson_iter_t it;
+    modified = bson_iter_init_find(&it, &reply, "modifiedCount") ? bson_iter_as_int64(&it) : 0;
+  } else {
+    ad__err(err, AD_ECONNECT, "mongo", "update in %s: %s", coll_name, be.message);
+  }
+  bson_destroy(&reply);
+  mongoc_collection_destroy(coll);
+  ad__store_push(st, c);
+  return modified;
+}

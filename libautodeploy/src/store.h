@@ -31,4 +31,9 @@ int ad__store_error_is_transient(const bson_error_t *e);
 
 const char *ad__store_db(const ad__store_t *st);
 
+/* updateOne on collection `coll` with a borrowed client. Returns the
+ * modified count (0 or 1), or -1 with *err filled (may be NULL). */
+int64_t ad__store_update_one(ad__store_t *st, const char *coll, const bson_t *q,
+                             const bson_t *u, ad_error_t *err);
+
 #endif

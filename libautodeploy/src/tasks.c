@@ -479,17 +479,13 @@ int ad__tasks_on_new(const ad__tasks_ctx_t *t, ad_event_t *ev)
   BSON_APPEND_DOCUMENT_BEGIN(u, "$set", &set);
   ad__bson_append_value(&set, "minions", minions, NULL);
   bson_append_document_end(u, &set);
-  mongoc_client_t *c = ad__store_pop(t->store);
-  mongoc_collection_t *coll = ad__store_coll(t->store, c, t->collection);
-  bson_error_t be;
-  bool ok = mongoc_collection_update_one(coll, q, u, NULL, NULL, &be);
-  mongoc_collection_destroy(coll);
-  ad__store_push(t->store, c);
+  ad_error_t err;
+  int64_t n = ad__store_update_one(t->store, t->collection, q, u, &err);
   bson_destroy(q);
   bson_destroy(u);
-  if (!ok)
-    AD_LOG_E("tasks", "recording minions of job %.*s: %s", (int)jn, jid, be.message);
-  return ok ? 0 : 1;
+  if (n < 0)
+    AD_LOG_E("tasks", "recording minions of job %.*s: %s", (int)jn, jid, err.message);
+  return n < 0 ? 1 : 0;
 }
 
 /* Which minions of the current jid returned, and with what retcode. */

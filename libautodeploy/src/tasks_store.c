@@ -109,22 +109,7 @@ json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id,
     bson_t *q = json_to_bson(query, err), *u = json_to_bson(update, err);
     json_decref(query);
     json_decref(update);
-    int64_t modified = -1;
-    if (q && u) {
-      mongoc_client_t *c = ad__store_pop(t->store);
-      mongoc_collection_t *coll = ad__store_coll(t->store, c, t->collection);
-      bson_t reply;
-      bson_error_t be;
-      if (mongoc_collection_update_one(coll, q, u, NULL, &reply, &be)) {
-        bson_iter_t it;
-        modified = bson_iter_init_find(&it, &reply, "modifiedCount") ? bson_iter_as_int64(&it) : 0;
-      } else {
-        ad__err(err, AD_ECONNECT, "mongo", "updating task %s: %s", id, be.message);
-      }
-      bson_destroy(&reply);
-      mongoc_collection_destroy(coll);
-      ad__store_push(t->store, c);
-    }
+    int64_t modified = q && u ? ad__store_update_one(t->store, t->collection, q, u, err) : -1;
     if (q)
       bson_destroy(q);
     if (u)
@@ -155,15 +140,11 @@ int ad__task_note(const ad__tasks_ctx_t *t, const char *id, const char *what,
   bson_t *u = BCON_NEW("$push", "{", "history", "{", "at", BCON_UTF8(now), "note",
                        BCON_UTF8(what), "cause", BCON_UTF8(cause ? cause : ""),
                        "actor", BCON_UTF8(actor ? actor : "autodeploy"), "}", "}");
-  mongoc_client_t *c = ad__store_pop(t->store);
-  mongoc_collection_t *coll = ad__store_coll(t->store, c, t->collection);
-  bson_error_t be;
-  bool ok = mongoc_collection_update_one(coll, q, u, NULL, NULL, &be);
-  mongoc_collection_destroy(coll);
-  ad__store_push(t->store, c);
+  ad_error_t err;
+  int64_t n = ad__store_update_one(t->store, t->collection, q, u, &err);
   bson_destroy(q);
   bson_destroy(u);
-  if (!ok)
-    AD_LOG_E("tasks", "recording on task %s: %s", id, be.message);
-  return ok ? 0 : AD_ECONNECT;
+  if (n < 0)
+    AD_LOG_E("tasks", "recording on task %s: %s", id, err.message);
+  return n < 0 ? AD_ECONNECT : 0;
 }
