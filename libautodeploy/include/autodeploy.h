@@ -5,6 +5,8 @@
  *   decoder.h  streaming decoder of the master event bus framing
  *   event.h    events and typed access to their data
  *   bus.h      subscribe, dispatch to workers, fan out, fire
+ *   engine.h   the engine and ad_call (what the Salt shims drive)
+ *   notify.h   alerts: DingTalk, SMTP, webhook
  *
  * Reference: docs/api.md. Build flags: pkg-config --cflags --libs autodeploy
  */
