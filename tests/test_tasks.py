@@ -8,7 +8,8 @@ jobs through the bus; alerts go to a real HTTP webhook server on loopback.
   its timeout -> timed_out + alert and the job is killed; cancel kills a running
   step; retry starts a new attempt with a new jid; pause/resume of a multi-step
   task stops between steps; an intervention event fired by a minion (even one
-  forged to look master-made) is refused and recorded.
+  forged to look master-made) is refused and recorded, and a forged job return
+  does not complete a step.
 """
 import ctypes
 import json
@@ -233,6 +234,18 @@ def test_minion_cannot_intervene(stack):
         time.sleep(0.3)
     assert sum("intervention refused" in n for n in notes) >= 2, notes
     assert task["state"] == "running"
+    # a forged return claiming the step succeeded: the event reaches the bus
+    # (salt/job/*/ret/* is not on Salt's minion blacklist) but not the
+    # master's job cache, so the task does not move
+    forged = {"tag": f"salt/job/{task['jid']}/ret/m1",
+              "data": {"id": "m1", "jid": task["jid"], "fun": "state.apply", "retcode": 0,
+                       "success": True, "return": {}, "cmd": "_return",
+                       "metadata": {"autodeploy_task": t["_id"], "attempt": 1,
+                                    "step": "deploy"}}}
+    env.salt_call("m1", "event.fire_master", "{}", "x",
+                  f"preload={json.dumps({'events': [forged]})}")
+    time.sleep(6)
+    assert call("task.get", id=t["_id"])["task"]["state"] == "running"
     call("task.intervene", id=t["_id"], action="cancel", reason="cleanup", actor="erin")
     call.wait_state(t["_id"], {"cancelled"}, timeout=20)
 

@@ -53,7 +53,7 @@ typedef struct {
   size_t spool_max_bytes;
   int spool_fsync, store_retry_ms;
   /* tasks */
-  char *master_key_path, *tasks_collection;
+  char *master_key_path, *tasks_collection, *job_cache_dir, *hash_type;
   int watchdog_interval;
 } engine_conf_t;
 
@@ -98,6 +98,8 @@ static const ad__config_key_t ENGINE_KEYS[] = {
     K("store_retry_ms", AD_CT_INT, store_retry_ms, 10, 3600000, "2000", NULL),
     K("master_key_path", AD_CT_STR, master_key_path, 0, 0, "/var/cache/salt/master/.root_key", NULL),
     K("tasks_collection", AD_CT_STR, tasks_collection, 0, 0, "tasks", NULL),
+    K("job_cache_dir", AD_CT_STR, job_cache_dir, 0, 0, "/var/cache/salt/master/jobs", NULL),
+    K("hash_type", AD_CT_STR, hash_type, 0, 0, "sha256", NULL),
     K("watchdog_interval", AD_CT_INT, watchdog_interval, 1, 3600, "60", NULL),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
@@ -260,7 +262,8 @@ ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
   eng->bus = ad_bus_new(&o, err);
   if (eng->store && eng->bus) {
     eng->tasks = (ad__tasks_ctx_t){eng->store, eng->bus, c->master_key_path,
-                                   c->tasks_collection, send_alert, eng};
+                                   c->tasks_collection, c->job_cache_dir ? c->job_cache_dir : "",
+                                   c->hash_type, send_alert, eng};
   }
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (!eng->bus || eng->stop_fd < 0 ||

@@ -11,6 +11,7 @@
 
 #include "bson_msgpack.h"
 #include "error_private.h"
+#include "jobcache.h"
 #include "log_private.h"
 #include "sign.h"
 #include "tasks.h"
@@ -503,13 +504,24 @@ static int tally(const ad__tasks_ctx_t *t, const json_t *task, int *done, int *f
   size_t i;
   json_t *r;
   detail[0] = '\0';
+  got = 0;
   json_array_foreach(rets, i, r) {
     json_int_t rc = json_integer_value(json_object_get(r, "retcode"));
-    if (rc != 0 || json_is_false(json_object_get(r, "success"))) {
+    const char *minion = jstr(r, "minion");
+    if (*t->job_dir) {
+      /* only what the master authenticated counts (jobcache.h) */
+      int64_t cached = 0;
+      int v = ad__jobcache_return(t->job_dir, t->hash_type, jstr(task, "jid"), minion, &cached);
+      if (v != 1)
+        continue; /* not (yet) in the job cache: not counted */
+      rc = cached;
+    }
+    got++;
+    if (rc != 0) {
       bad_n++;
       size_t n = strlen(detail);
-      snprintf(detail + n, dsize - n, "%s%s retcode %lld", n ? "; " : "",
-               jstr(r, "minion"), (long long)rc);
+      snprintf(detail + n, dsize - n, "%s%s retcode %lld", n ? "; " : "", minion,
+               (long long)rc);
     }
   }
   *done = expected > 0 && got >= expected;

@@ -22,6 +22,8 @@ typedef struct {
   ad_bus_t *bus;            /* to fire run/kill events */
   const char *key_path;     /* master key, for signing */
   const char *collection;   /* "tasks" */
+  const char *job_dir;      /* Salt's job cache (<cachedir>/jobs); "" = trust the bus */
+  const char *hash_type;    /* the master's hash_type */
   /* alerts: called with a title and markdown text (may be NULL) */
   void (*alert)(void *user, const char *title, const char *text, const char *dedup);
   void *alert_user;

@@ -91,6 +91,15 @@ def build_config(opts, engine_opts):
         user = (opts or {}).get("user") or "root"
         config["master_key_path"] = os.path.join(cachedir, f".{user}_key")
         config["spool_dir"] = os.path.join(cachedir, "autodeploy")
+        # task steps count only returns the master authenticated and wrote
+        # to its job cache (a minion can forge return events: jobcache.h)
+        local_cache = (
+            opts.get("job_cache", True)
+            and not opts.get("ext_job_cache")
+            and opts.get("master_job_cache", "local_cache") == "local_cache"
+        )
+        config["job_cache_dir"] = os.path.join(cachedir, "jobs") if local_cache else ""
+        config["hash_type"] = opts.get("hash_type") or "sha256"
     config.update(engine_opts or {})
     return config
 
