@@ -474,9 +474,15 @@ int ad__tasks_on_new(const ad__tasks_ctx_t *t, ad_event_t *ev)
   const ad_value_t *minions = ad_event_find(ev, "minions");
   if (!minions)
     return 0;
-  bson_t *q = bson_new(), *u = bson_new(), set;
+  bson_t *q = bson_new(), *u = bson_new(), set, none;
   bson_append_utf8(q, "jid", 3, jid, (int)jn);
   BSON_APPEND_UTF8(q, "state", "running");
+  /* the first /new wins: the master publishes the real one before the job
+   * reaches any minion, and a minion can send this tag too (no blacklist on
+   * the plain fire_master path: docs/registration-research.md) */
+  BSON_APPEND_DOCUMENT_BEGIN(q, "minions.0", &none);
+  BSON_APPEND_BOOL(&none, "$exists", false);
+  bson_append_document_end(q, &none);
   BSON_APPEND_DOCUMENT_BEGIN(u, "$set", &set);
   ad__bson_append_value(&set, "minions", minions, NULL);
   bson_append_document_end(u, &set);
@@ -498,7 +504,12 @@ static int tally(const ad__tasks_ctx_t *t, const json_t *task, int *done, int *f
   bson_destroy(q);
   if (!rets)
     return -1;
-  json_t *minions = json_object_get(task, "minions");
+  /* a list target names its minions itself: nothing on the bus can change
+   * who must answer; other targets take the job's first /new */
+  json_t *target = json_object_get(task, "target");
+  json_t *minions = !strcmp(jstr(target, "tgt_type"), "list") && json_is_array(json_object_get(target, "tgt"))
+                        ? json_object_get(target, "tgt")
+                        : json_object_get(task, "minions");
   size_t expected = json_array_size(minions);
   size_t got = json_array_size(rets), bad_n = 0;
   size_t i;
@@ -508,6 +519,12 @@ static int tally(const ad__tasks_ctx_t *t, const json_t *task, int *done, int *f
   json_array_foreach(rets, i, r) {
     json_int_t rc = json_integer_value(json_object_get(r, "retcode"));
     const char *minion = jstr(r, "minion");
+    int wanted = 0;
+    size_t k;
+    json_t *m;
+    json_array_foreach(minions, k, m) wanted |= json_is_string(m) && !strcmp(json_string_value(m), minion);
+    if (!wanted)
+      continue; /* a minion that was not asked does not complete the step */
     if (*t->job_dir) {
       /* only what the master authenticated counts (jobcache.h) */
       int64_t cached = 0;
