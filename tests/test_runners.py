@@ -707,3 +707,21 @@ def test_deploy_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
     assert status == 200
     assert body["return"][0]["retcode"] == 1
     assert body["return"][0]["error"].startswith("timeout:")
+
+
+def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
+    """Salt's loader exposes every public function of a module; internals such as
+    build_config would hand out the MongoDB URI to anyone allowed autodeploy.*."""
+    code = (
+        "import salt.config, salt.loader, sys\n"
+        "opts = salt.config.master_config('/dev/null')\n"
+        "d = sys.argv[1]\n"
+        "opts.update(cachedir=d, pki_dir=d, sock_dir=d,\n"
+        "            engines=[{'autodeploy': {'mongo_uri': 'mongodb://u:secret@h/'}}])\n"
+        "print(' '.join(sorted(k for k in salt.loader.runner(opts) if k.startswith('autodeploy.'))))\n"
+    )
+    out = subprocess.run([str(salt_venv / "bin" / "python"), "-c", code, str(tmp_path)],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, AD_LIB=str(ad_lib)), check=True)
+    assert out.stdout.split() == ["autodeploy.deploy", "autodeploy.intervene",
+                                  "autodeploy.task", "autodeploy.tasks"]

@@ -55,26 +55,32 @@ def __virtual__():
         reason = f"the autodeploy engine needs libautodeploy: {exc}"
         # Salt skips an engine whose __virtual__ fails without a word above
         # debug level; say it where an operator looks when it is configured.
-        if _configured(globals().get("__opts__")):
+        if engine_entry(globals().get("__opts__")) is not None:
             log.error("autodeploy engine not started: %s", reason)
         return False, reason
     return __virtualname__
 
 
-def _configured(opts):
-    """True if the ``engines`` option names this engine (directly or as engine_module)."""
+def engine_entry(opts):
+    """The ``autodeploy`` engine's entry in ``opts["engines"]`` (a dict), or None.
+
+    ``engines`` is a list of ``{name: {options}}`` maps or bare names (or, in
+    old configs, one map); an entry counts when its name, or its
+    ``engine_module``, is ``autodeploy``. ``engine_module`` itself is
+    dropped, as Salt drops it before starting the engine.
+    """
     engines = (opts or {}).get("engines") or []
     if isinstance(engines, dict):
         engines = [{k: v} for k, v in engines.items()]
     for entry in engines:
         if isinstance(entry, dict):
             for name, conf in entry.items():
-                module = conf.get("engine_module") if isinstance(conf, dict) else None
-                if (module or name) == __virtualname__:
-                    return True
+                conf = conf if isinstance(conf, dict) else {}
+                if (conf.get("engine_module") or name) == __virtualname__:
+                    return {k: v for k, v in conf.items() if k != "engine_module"}
         elif entry == __virtualname__:
-            return True
-    return False
+            return {}
+    return None
 
 
 def build_config(opts, engine_opts):

@@ -44,13 +44,18 @@ import os
 import re
 
 from saltext.autodeploy.engines.autodeploy import build_config as _engine_build_config
+from saltext.autodeploy.engines.autodeploy import engine_entry
 from saltext.autodeploy.utils import libautodeploy
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "autodeploy"
 
-ENGINE_NAME = "autodeploy"
+
+# Salt's loader exposes every public function of a module, imported ones
+# included; only these are runner commands (build_config and friends would
+# otherwise hand the MongoDB URI to anyone allowed autodeploy.*).
+__load__ = ["deploy", "tasks", "task", "intervene"]
 # What Salt gives __user__ when it does not know the caller.
 UNKNOWN_USERS = ("", "UNKNOWN")
 _INT_TEXT = re.compile(r"^\s*-?\d+\s*$")
@@ -79,28 +84,6 @@ class _Refused(Exception):
 
 
 # ------------------------------------------------------------ configuration
-def engine_entry(opts):
-    """The ``autodeploy`` engine's entry in ``opts["engines"]`` (a dict), or None.
-
-    ``engines`` is a list of ``{name: {options}}`` maps or bare names (or, in
-    old configs, one map); an entry counts when its name, or its
-    ``engine_module``, is ``autodeploy``. ``engine_module`` itself is
-    dropped, as Salt drops it before starting the engine.
-    """
-    engines = (opts or {}).get("engines") or []
-    if isinstance(engines, dict):
-        engines = [{k: v} for k, v in engines.items()]
-    for entry in engines:
-        if isinstance(entry, dict):
-            for name, conf in entry.items():
-                conf = conf if isinstance(conf, dict) else {}
-                if (conf.get("engine_module") or name) == ENGINE_NAME:
-                    return {k: v for k, v in conf.items() if k != "engine_module"}
-        elif entry == ENGINE_NAME:
-            return {}
-    return None
-
-
 def master_key_path(opts):
     """``<cachedir>/.<user>_key``: the key Salt's LocalClient uses, made by the master.
 
