@@ -112,3 +112,20 @@ void ad__config_free(const ad__config_key_t *table, void *target)
       *s = NULL;
     }
 }
+
+json_t *ad__config_parse(const char *text, const char *what, int code, ad_error_t *err)
+{
+  json_error_t je;
+  json_t *obj = json_loads(text && *text ? text : "{}", 0, &je);
+  if (!obj) {
+    ad__err(err, code, "config", "%s is not JSON: line %d column %d: %s", what, je.line,
+            je.column, je.text);
+    return NULL;
+  }
+  if (!json_is_object(obj)) {
+    json_decref(obj);
+    ad__err(err, code, "config", "%s must be a JSON object", what);
+    return NULL;
+  }
+  return obj;
+}

@@ -26,4 +26,8 @@ int ad__config_load(const ad__config_key_t *table, void *target,
                     const json_t *obj, ad_error_t *err);
 void ad__config_free(const ad__config_key_t *table, void *target);
 
+/* Parse `text` (NULL or "" = {}) as a JSON object. NULL + *err
+ * (AD_ECONFIG, or `code`) naming `what`, the line and the column. */
+json_t *ad__config_parse(const char *text, const char *what, int code, ad_error_t *err);
+
 #endif

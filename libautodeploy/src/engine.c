@@ -202,15 +202,9 @@ static int start_store(ad_engine_t *eng, ad_error_t *err)
   return eng->returns ? 0 : AD_ECONFIG;
 }
 
-ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
+/* The engine from a parsed configuration object (taken: decref'd here). */
+static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
 {
-  json_error_t je;
-  json_t *obj = json_loads(config_json && *config_json ? config_json : "{}", 0, &je);
-  if (!obj) {
-    ad__err(err, AD_ECONFIG, "config", "engine configuration is not JSON: "
-            "line %d column %d: %s", je.line, je.column, je.text);
-    return NULL;
-  }
   ad_engine_t *eng = calloc(1, sizeof(*eng));
   if (!eng) {
     json_decref(obj);
@@ -279,6 +273,12 @@ ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
     return NULL;
   }
   return eng;
+}
+
+ad_engine_t *ad_engine_new(const char *config_json, ad_error_t *err)
+{
+  json_t *obj = ad__config_parse(config_json, "engine configuration", AD_ECONFIG, err);
+  return obj ? engine_from_json(obj, err) : NULL;
 }
 
 ad_bus_t *ad_engine_bus(ad_engine_t *eng) { return eng->bus; }
@@ -433,29 +433,20 @@ char *ad_call(const char *config_json, const char *command, const char *args_jso
     ad__err(err, AD_EINVAL, "call", "unknown command %s", command ? command : "(null)");
     return NULL;
   }
-  json_error_t je;
-  json_t *args = json_loads(args_json && *args_json ? args_json : "{}", 0, &je);
-  if (!json_is_object(args)) {
-    json_decref(args);
-    ad__err(err, AD_EINVAL, "args", "arguments are not a JSON object: %s", je.text);
+  json_t *args = ad__config_parse(args_json, "arguments", AD_EINVAL, err);
+  if (!args)
     return NULL;
-  }
   ad_global_init();
   /* a runner needs the store and the bus's fire side, not the returns
    * batcher (or its spool_dir) of the engine process */
-  json_t *conf = json_loads(config_json && *config_json ? config_json : "{}", 0, &je);
-  if (!json_is_object(conf)) {
-    json_decref(conf);
+  json_t *conf = ad__config_parse(config_json, "configuration", AD_ECONFIG, err);
+  if (!conf) {
     json_decref(args);
-    ad__err(err, AD_ECONFIG, "config", "configuration is not a JSON object: %s", je.text);
     return NULL;
   }
   json_object_set_new(conf, "returns", json_string("off"));
   json_object_del(conf, "notify");
-  char *ctext = json_dumps(conf, JSON_COMPACT);
-  json_decref(conf);
-  ad_engine_t *eng = ctext ? ad_engine_new(ctext, err) : NULL;
-  free(ctext);
+  ad_engine_t *eng = engine_from_json(conf, err);
   char *out = NULL;
   if (eng && !eng->tasks.store) {
     ad__err(err, AD_ECONFIG, "config", "mongo_uri: required for %s", command);

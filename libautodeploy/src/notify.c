@@ -387,13 +387,9 @@ static void *channel_main(void *arg)
 ad_notifier_t *ad_notifier_new(const char *config_json, ad_error_t *err)
 {
   ad_global_init(); /* curl_global_init, before our threads */
-  json_error_t je;
-  json_t *obj = json_loads(config_json && *config_json ? config_json : "{}", 0, &je);
-  if (!obj) {
-    ad__err(err, AD_ECONFIG, "config", "notifier configuration is not JSON: "
-            "line %d column %d: %s", je.line, je.column, je.text);
+  json_t *obj = ad__config_parse(config_json, "notifier configuration", AD_ECONFIG, err);
+  if (!obj)
     return NULL;
-  }
   ad_notifier_t *n = calloc(1, sizeof(*n));
   json_t *chans = json_is_object(obj) ? json_incref(json_object_get(obj, "channels")) : NULL;
   if (!n) {

@@ -310,9 +310,7 @@ static json_t *query(const ad__tasks_ctx_t *t, const char *coll_name, bson_t *q,
   const bson_t *doc;
   json_t *out = json_array();
   while (mongoc_cursor_next(cur, &doc)) {
-    char *s = bson_as_relaxed_extended_json(doc, NULL);
-    json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-    bson_free(s);
+    json_t *j = ad__bson_to_json(doc);
     if (j)
       json_array_append_new(out, j);
   }

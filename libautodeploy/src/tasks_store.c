@@ -29,7 +29,7 @@ void ad__iso_ms(int64_t ms, char out[32])
   snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
-static json_t *bson_to_json(const bson_t *b)
+json_t *ad__bson_to_json(const bson_t *b)
 {
   char *s = bson_as_relaxed_extended_json(b, NULL);
   json_t *j = s ? json_loads(s, 0, NULL) : NULL;
@@ -58,7 +58,7 @@ json_t *ad__task_load(const ad__tasks_ctx_t *t, const char *id, ad_error_t *err)
   json_t *out = NULL;
   bson_error_t be;
   if (mongoc_cursor_next(cur, &doc))
-    out = bson_to_json(doc);
+    out = ad__bson_to_json(doc);
   else if (mongoc_cursor_error(cur, &be))
     ad__err(err, AD_ECONNECT, "mongo", "loading task %s: %s", id, be.message);
   else
