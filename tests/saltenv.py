@@ -616,8 +616,16 @@ class SaltEnv:
     def master_running(self):
         return self._master is not None and self._master.proc.poll() is None
 
-    def start_minion(self, minion_id, grains=None, extra=None, wait=False, timeout=60):
-        """Write the minion config and start salt-minion (optionally wait for ping)."""
+    def start_minion(self, minion_id, grains=None, extra=None, wait=False, timeout=60,
+                     netns=None):
+        """Write the minion config and start salt-minion (optionally wait for ping).
+
+        ``netns``: run it inside that network namespace (tests/netns.py), so it
+        connects from its own address; kept for restarts.
+        """
+        if netns is not None:
+            self._minion_netns = getattr(self, "_minion_netns", {})
+            self._minion_netns[minion_id] = netns
         if minion_id in self._minions and self._minions[minion_id].proc.poll() is None:
             raise SaltEnvError(f"minion {minion_id} already running")
         if minion_id in self._minion_cfg and grains is None and extra is None:
@@ -636,11 +644,15 @@ class SaltEnv:
         _write_config(self.minion_config_path(minion_id), opts)
         self._minion_t0 = getattr(self, "_minion_t0", {})
         self._minion_t0[minion_id] = time.monotonic()
+        argv = self._daemon_argv(
+            "salt-minion", self.minion_conf_dir(minion_id), self.minion_log(minion_id)
+        )
+        ns = getattr(self, "_minion_netns", {}).get(minion_id)
+        if ns:
+            argv = ["ip", "netns", "exec", ns] + argv
         self._minions[minion_id] = self._spawn(
             f"minion:{minion_id}",
-            self._daemon_argv(
-                "salt-minion", self.minion_conf_dir(minion_id), self.minion_log(minion_id)
-            ),
+            argv,
             self.minion_console_log(minion_id),
         )
         if wait:

@@ -27,6 +27,7 @@
 #include "autodeploy/notify.h"
 #include "returns.h"
 #include "tasks.h"
+#include "registry.h"
 #include "store.h"
 #include "log_private.h"
 
@@ -55,6 +56,9 @@ typedef struct {
   /* tasks */
   char *master_key_path, *tasks_collection, *job_cache_dir, *hash_type;
   int watchdog_interval;
+  /* registry */
+  char *pki_dir, *cachedir;
+  int publish_port;
 } engine_conf_t;
 
 static const char *const IPC_MODES[] = {"ipc", "tcp", NULL};
@@ -101,6 +105,9 @@ static const ad__config_key_t ENGINE_KEYS[] = {
     K("job_cache_dir", AD_CT_STR, job_cache_dir, 0, 0, "/var/cache/salt/master/jobs", NULL),
     K("hash_type", AD_CT_STR, hash_type, 0, 0, "sha256", NULL),
     K("watchdog_interval", AD_CT_INT, watchdog_interval, 1, 3600, "60", NULL),
+    K("pki_dir", AD_CT_STR, pki_dir, 0, 0, "/etc/salt/pki/master", NULL),
+    K("cachedir", AD_CT_STR, cachedir, 0, 0, "/var/cache/salt/master", NULL),
+    K("publish_port", AD_CT_INT, publish_port, 1, 65535, "4505", NULL),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
@@ -115,10 +122,31 @@ struct ad_engine {
   ad__returns_t *returns; /* NULL when returns: off or no store */
   ad_notifier_t *notifier; /* NULL without a notify entry */
   ad__tasks_ctx_t tasks;  /* tasks.store NULL without mongo_uri */
+  ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
 };
+
+static int on_registry(ad_event_t *ev, void *user)
+{
+  ad_engine_t *eng = user;
+  if (!eng->registry)
+    return 0;
+  const char *tag = ad_event_tag(ev);
+  if (!strncmp(tag, "minion/refresh/", 15))
+    return ad__registry_on_refresh(eng->registry, ev);
+  if (!strcmp(tag, "minion_ping"))
+    return ad__registry_on_ping(eng->registry, ev);
+  if (!strncmp(tag, "salt/presence/", 14))
+    return ad__registry_on_presence(eng->registry, ev);
+  if (!strcmp(tag, "salt/key"))
+    return ad__registry_on_key(eng->registry, ev);
+  return 0;
+}
 
 static int on_minion_start(ad_event_t *ev, void *user)
 {
+  ad_engine_t *eng = user;
+  if (eng->registry)
+    ad__registry_on_start(eng->registry, ev);
   const char *id;
   size_t n;
   if (ad_event_get_str(ev, "id", &id, &n) != 0) {
@@ -216,6 +244,8 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
   pthread_cond_init(&eng->cond, NULL);
   json_t *notify = json_incref(json_object_get(obj, "notify"));
   json_object_del(obj, "notify");
+  json_t *registry = json_incref(json_object_get(obj, "registry"));
+  json_object_del(obj, "registry");
   int rc = ad__config_load(ENGINE_KEYS, &eng->c, obj, err);
   if (rc == 0 && notify && !json_is_null(notify)) {
     char *ntext = json_dumps(notify, JSON_COMPACT);
@@ -227,6 +257,7 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
   json_decref(notify);
   json_decref(obj);
   if (rc) {
+    json_decref(registry);
     ad_engine_destroy(&eng);
     return NULL;
   }
@@ -250,6 +281,7 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
   o.fanout_endpoint = c->fanout_endpoint;
   o.fanout_format = (ad_fanout_format_t)c->fanout_format;
   if (c->mongo_uri && start_store(eng, err)) {
+    json_decref(registry);
     ad_engine_destroy(&eng);
     return NULL;
   }
@@ -257,14 +289,32 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
   if (eng->store && eng->bus) {
     eng->tasks = (ad__tasks_ctx_t){eng->store, eng->bus, c->master_key_path,
                                    c->tasks_collection, c->job_cache_dir ? c->job_cache_dir : "",
-                                   c->hash_type, send_alert, eng};
+                                   c->hash_type, send_alert, eng, NULL, NULL};
+    json_t *en = json_object_get(registry, "enabled");
+    if (registry && !json_is_null(registry) && !json_is_false(en)) {
+      ad__registry_env_t env = {eng->store, &eng->tasks, eng->bus, c->master_key_path,
+                                c->pki_dir, c->cachedir, c->hash_type, (unsigned)c->publish_port};
+      eng->registry = ad__registry_new(&env, registry, err);
+      if (!eng->registry) {
+        json_decref(registry);
+        ad_engine_destroy(&eng);
+        return NULL;
+      }
+      eng->tasks.on_end = ad__registry_task_end;
+      eng->tasks.on_end_user = eng->registry;
+    }
   }
+  json_decref(registry);
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (!eng->bus || eng->stop_fd < 0 ||
       ad_bus_on(eng->bus, "salt/minion/*/start", on_minion_start, eng, err) ||
       ad_bus_on(eng->bus, "salt/job/*/ret/*", on_job_return, eng, err) ||
       ad_bus_on(eng->bus, "salt/job/*/new", on_job_new, eng, err) ||
       ad_bus_on(eng->bus, "autodeploy/intervene/*", on_intervene, eng, err) ||
+      ad_bus_on(eng->bus, "minion/refresh/*", on_registry, eng, err) ||
+      ad_bus_on(eng->bus, "minion_ping", on_registry, eng, err) ||
+      ad_bus_on(eng->bus, "salt/presence/*", on_registry, eng, err) ||
+      ad_bus_on(eng->bus, "salt/key", on_registry, eng, err) ||
       (c->log_events &&
        ad_bus_on(eng->bus, c->log_events, on_logged_event, eng, err))) {
     if (eng->stop_fd < 0)
@@ -342,8 +392,11 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
   struct pollfd p = {.fd = eng->stop_fd, .events = POLLIN};
   int64_t next_stats = eng->c.stats_interval > 0 ? ad__now_ms() + eng->c.stats_interval * 1000LL : INT64_MAX;
   int64_t next_dog = eng->tasks.store ? ad__now_ms() + eng->c.watchdog_interval * 1000LL : INT64_MAX;
+  int64_t next_reg = eng->registry ? ad__now_ms() : INT64_MAX;
   for (;;) {
     int64_t now = ad__now_ms(), next = next_stats < next_dog ? next_stats : next_dog;
+    if (next_reg < next)
+      next = next_reg;
     int wait = next == INT64_MAX ? -1 : (int)(next > now ? next - now : 0);
     int n = poll(&p, 1, wait);
     if (n > 0)
@@ -360,6 +413,11 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
     if (now >= next_dog) {
       ad__tasks_watchdog(&eng->tasks);
       next_dog = ad__now_ms() + eng->c.watchdog_interval * 1000LL;
+    }
+    if (eng->registry && now >= next_reg) {
+      int64_t in = ad__registry_tick(eng->registry);
+      /* presence hints may ask for an earlier pass: look at least every second */
+      next_reg = ad__now_ms() + (in < 1000 ? (in < 10 ? 10 : in) : 1000);
     }
   }
   ad_bus_stop(eng->bus);
@@ -391,6 +449,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
     pthread_cond_wait(&eng->cond, &eng->lock);
   pthread_mutex_unlock(&eng->lock);
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
+  ad__registry_destroy(&eng->registry);
   ad__returns_destroy(&eng->returns); /* then every return stored or spooled */
   if (eng->notifier)
     ad_notify_flush(eng->notifier, 5000);
@@ -409,27 +468,37 @@ void ad_free(void *p) { free(p); }
 
 /* ---- ad_call: the runners' one entry point -------------------------------- */
 
-typedef json_t *(*command_fn)(const ad__tasks_ctx_t *, const json_t *, ad_error_t *);
+typedef json_t *(*task_fn)(const ad__tasks_ctx_t *, const json_t *, ad_error_t *);
+typedef json_t *(*host_fn)(ad__registry_t *, const json_t *, ad_error_t *);
 
 static const struct {
   const char *name;
-  command_fn fn;
+  task_fn tfn;
+  host_fn hfn;
 } COMMANDS[] = {
-    {"task.create", ad__task_create},
-    {"task.list", ad__task_list},
-    {"task.get", ad__task_get},
-    {"task.intervene", ad__task_intervene},
-    {NULL, NULL},
+    {"task.create", ad__task_create, NULL},
+    {"task.list", ad__task_list, NULL},
+    {"task.get", ad__task_get, NULL},
+    {"task.intervene", ad__task_intervene, NULL},
+    {"host.list", NULL, ad__host_list},
+    {"host.get", NULL, ad__host_get},
+    {"host.retire", NULL, ad__host_retire},
+    {"host.drain", NULL, ad__host_drain},
+    {"host.reinit", NULL, ad__host_reinit},
+    {NULL, NULL, NULL},
 };
 
 char *ad_call(const char *config_json, const char *command, const char *args_json,
               ad_error_t *err)
 {
-  command_fn fn = NULL;
+  task_fn fn = NULL;
+  host_fn hfn = NULL;
   for (int i = 0; COMMANDS[i].name; i++)
-    if (command && !strcmp(COMMANDS[i].name, command))
-      fn = COMMANDS[i].fn;
-  if (!fn) {
+    if (command && !strcmp(COMMANDS[i].name, command)) {
+      fn = COMMANDS[i].tfn;
+      hfn = COMMANDS[i].hfn;
+    }
+  if (!fn && !hfn) {
     ad__err(err, AD_EINVAL, "call", "unknown command %s", command ? command : "(null)");
     return NULL;
   }
@@ -446,12 +515,16 @@ char *ad_call(const char *config_json, const char *command, const char *args_jso
   }
   json_object_set_new(conf, "returns", json_string("off"));
   json_object_del(conf, "notify");
+  /* the engine process pushes to the outside CMDB, not each runner call */
+  json_object_del(json_object_get(conf, "registry"), "cmdb");
   ad_engine_t *eng = engine_from_json(conf, err);
   char *out = NULL;
   if (eng && !eng->tasks.store) {
     ad__err(err, AD_ECONFIG, "config", "mongo_uri: required for %s", command);
+  } else if (eng && hfn && !eng->registry) {
+    ad__err(err, AD_ECONFIG, "config", "registry: disabled (registry.enabled is false)");
   } else if (eng) {
-    json_t *res = fn(&eng->tasks, args, err);
+    json_t *res = fn ? fn(&eng->tasks, args, err) : hfn(eng->registry, args, err);
     out = res ? json_dumps(res, JSON_COMPACT) : NULL;
     json_decref(res);
   }

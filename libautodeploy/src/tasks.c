@@ -247,6 +247,11 @@ json_t *ad__task_create(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *e
     json_decref(steps);
     return bad(err, "timeout", "must be 1..86400 seconds"), NULL;
   }
+  const json_t *owner = json_object_get(a, "owner");
+  if (owner && !json_is_object(owner)) {
+    json_decref(steps);
+    return bad(err, "owner", "must be an object"), NULL;
+  }
   const json_t *retry = json_object_get(a, "retry");
   json_int_t maxa = retry ? json_integer_value(json_object_get(retry, "max_attempts")) : 1;
   json_int_t backoff = retry ? json_integer_value(json_object_get(retry, "backoff_s")) : 60;
@@ -272,6 +277,8 @@ json_t *ad__task_create(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *e
       "retry_at_ms", 0, "pause_requested", 0, "minions", "history", "at", now, "from", "to",
       "queued", "cause", "created", "actor", by ? by : "unknown");
   free(tkey);
+  if (task && owner)
+    json_object_set(task, "owner", (json_t *)owner);
   if (!task)
     return ad__err(err, AD_ENOMEM, "tasks", "cannot build the task"), NULL;
   char *s = json_dumps(task, JSON_COMPACT);

@@ -27,6 +27,11 @@ typedef struct {
   /* alerts: called with a title and markdown text (may be NULL) */
   void (*alert)(void *user, const char *title, const char *text, const char *dedup);
   void *alert_user;
+  /* called after a task reached succeeded, failed, timed_out or cancelled
+   * (may be NULL); tasks created with an `owner` ({kind, ...}) are how
+   * other modules (host init, service deploys) learn their outcome */
+  void (*on_end)(void *user, const json_t *task);
+  void *on_end_user;
 } ad__tasks_ctx_t;
 
 /* Runner commands (JSON in, JSON out). NULL + err naming the argument. */

@@ -119,6 +119,9 @@ json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id,
       json_object_set_new(cur, "rev", json_integer(rev + 1));
       json_decref(fields);
       AD_LOG_I("tasks", "task %s: %s -> %s (%s)", id, state, to, cause ? cause : "");
+      if (t->on_end && (!strcmp(to, "succeeded") || !strcmp(to, "failed") ||
+                        !strcmp(to, "timed_out") || !strcmp(to, "cancelled")))
+        t->on_end(t->on_end_user, cur);
       return cur;
     }
     json_decref(fields);

@@ -40,7 +40,16 @@ __virtualname__ = "autodeploy"
 
 # Master options the C engine understands, passed through unless the
 # engine's own config sets them.
-MASTER_OPTS_KEYS = ("sock_dir", "ipc_mode", "tcp_master_pub_port", "tcp_master_pull_port")
+MASTER_OPTS_KEYS = (
+    "sock_dir",
+    "ipc_mode",
+    "tcp_master_pub_port",
+    "tcp_master_pull_port",
+    # host registration reads the master's own files and TCP view
+    "pki_dir",
+    "cachedir",
+    "publish_port",
+)
 
 # How often the main thread wakes up to check on the master process.
 JOIN_INTERVAL = 0.5

@@ -55,7 +55,7 @@ __virtualname__ = "autodeploy"
 # Salt's loader exposes every public function of a module, imported ones
 # included; only these are runner commands (build_config and friends would
 # otherwise hand the MongoDB URI to anyone allowed autodeploy.*).
-__load__ = ["deploy", "tasks", "task", "intervene"]
+__load__ = ["deploy", "tasks", "task", "intervene", "hosts", "host", "retire", "drain", "reinit"]
 # What Salt gives __user__ when it does not know the caller.
 UNKNOWN_USERS = ("", "UNKNOWN")
 _INT_TEXT = re.compile(r"^\s*-?\d+\s*$")
@@ -431,3 +431,124 @@ def intervene(id=None, action=None, reason="", **kwargs):  # pylint: disable=red
     if action is not None:
         args["action"] = _text(action)
     return _call("task.intervene", args)
+
+
+# ------------------------------------------------------------- host registry
+def hosts(state=None, profile=None, limit=1000, **kwargs):
+    """
+    List registered hosts (the CMDB's ``hosts`` collection), by key.
+
+    state
+        Only hosts in this state: ``registering``, ``initializing``, ``ready``,
+        ``init_failed``, ``unreachable``, ``draining``, ``retired`` or
+        ``quarantined``.
+    profile
+        Only hosts of this provider profile.
+    limit
+        At most this many (default 1000).
+
+    Returns ``{"hosts": [...], "count": N}`` (documents without their history;
+    docs/cmdb.md has the schema).
+
+    CLI Examples:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.hosts
+        salt-run autodeploy.hosts state=ready profile=aliyun:cn-hangzhou:game-8c16g
+    """
+    try:
+        _check_kwargs("hosts", kwargs, ("state", "profile", "limit"))
+    except _Refused as exc:
+        return _failed(exc.message, exc.code)
+    args = {}
+    if state is not None:
+        args["state"] = _text(state)
+    if profile is not None:
+        args["profile"] = _text(profile)
+    if limit is not None:
+        args["limit"] = _int(limit)
+    return _call("host.list", args)
+
+
+def host(key=None, **kwargs):
+    """
+    Show one host with its history: by host key (``<profile>:<private ip>``)
+    or by minion id (the live record first, then a quarantine, then retired ones).
+
+    CLI Examples:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.host aliyun:cn-hangzhou:game-8c16g:10.0.3.17
+        salt-run autodeploy.host game-0017
+    """
+    try:
+        _check_kwargs("host", kwargs, ("key",))
+    except _Refused as exc:
+        return _failed(exc.message, exc.code)
+    return _call("host.get", {} if key is None else {"key": _name(key)})
+
+
+def _host_change(command, fun, key, reason, kwargs, extra=None):
+    try:
+        _check_kwargs(fun, kwargs, ("key", "reason") + tuple(extra or ()))
+    except _Refused as exc:
+        return _failed(exc.message, exc.code)
+    args = {"reason": _text(reason), "actor": caller(kwargs)}
+    if key is not None:
+        args["key"] = _name(key)
+    return args
+
+
+def retire(key=None, reason="", **kwargs):
+    """
+    Retire a host: it is never placed on again and stays in the CMDB as
+    ``retired`` (its history kept). A quarantined minion's record can be
+    retired the same way. A minion that later starts on a retired host is
+    noted, not re-registered; a *new* minion at the same address takes the
+    key over.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.retire aliyun:cn-hangzhou:game-8c16g:10.0.3.17 reason='returned to the cloud'
+    """
+    args = _host_change("host.retire", "retire", key, reason, kwargs)
+    return args if "error" in args else _call("host.retire", args)
+
+
+def drain(key=None, reason="", undo=False, **kwargs):
+    """
+    Drain a ready host (no new services are placed on it), or ``undo=True``
+    to make a draining host ready again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.drain game-0017 reason='disk errors'
+        salt-run autodeploy.drain game-0017 undo=True
+    """
+    args = _host_change("host.drain", "drain", key, reason, kwargs, ("undo",))
+    if "error" in args:
+        return args
+    args["undo"] = bool(undo) if not isinstance(undo, str) else undo.lower() in ("1", "true", "yes")
+    return _call("host.drain", args)
+
+
+def reinit(key=None, reason="", **kwargs):
+    """
+    Run host init (``states/autodeploy/host``) again as a task, on a ready,
+    init_failed or registering host. Init never re-runs by itself on a ready
+    host, whatever the minion does; this is the way to ask.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.reinit game-0017
+    """
+    args = _host_change("host.reinit", "reinit", key, reason, kwargs)
+    return args if "error" in args else _call("host.reinit", args)
