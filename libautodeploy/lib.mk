@@ -5,7 +5,7 @@ LIB_SRCS := $(wildcard libautodeploy/src/*.c)
 LIB_HDRS := $(wildcard libautodeploy/include/*.h libautodeploy/include/autodeploy/*.h libautodeploy/src/*.h)
 PKGS     := libzmq msgpack libcurl jansson libmongoc-1.0 libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 CC      ?= cc
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
