@@ -99,7 +99,7 @@ static int reserve_at(ad__sim_platform_t *p, int64_t T, ad_error_t *err)
     else
       b = mid;
   }
-  int r = ad__reserve_size(&p->policy, p->open + a, lo - a, T, 0, &p->why, err);
+  int r = ad__reserve_size(&p->policy, p->open ? p->open + a : NULL, lo - a, T, 0, &p->why, err);
   if (r < 0)
     return r;
   if (p->reserve_lo < 0 || r < p->reserve_lo)

@@ -513,7 +513,8 @@ static int load_openings(ad__sim_t *s, const json_t *a, int64_t *first, int64_t 
       *last = ms;
   }
   for (size_t j = 0; j < s->np; j++)
-    qsort(s->p[j].open, s->p[j].n_open, sizeof(int64_t), cmp_i64);
+    if (s->p[j].n_open > 1)
+      qsort(s->p[j].open, s->p[j].n_open, sizeof(int64_t), cmp_i64);
   return 0;
 }
 
