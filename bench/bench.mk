@@ -16,7 +16,7 @@ BENCH_OPT  ?= -O2 -g
 BENCH_CFLAGS := $(BASE_CFLAGS) -Ibench $(BENCH_OPT)
 
 .PHONY: bench-build
-bench-build: $(B)/bench/bench_events
+bench-build: $(B)/bench/bench_events $(B)/bench/bench_placement
 
 $(B)/bench:
 	mkdir -p $@
@@ -24,3 +24,12 @@ $(B)/bench:
 # Links the static library, so the bench measures exactly this tree's code.
 $(B)/bench/bench_events: $(BENCH_SRCS) $(BENCH_HDRS) bench/bench.mk $(B)/libautodeploy.a | $(B)/bench
 	$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRCS) $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+
+# One placement cycle against the naive scan (bench/run_placement.py).
+# Internal symbols (ad__place), so it links the static library like the C tests.
+$(B)/bench/bench_placement: bench/bench_placement.c bench/bench.mk $(B)/libautodeploy.a | $(B)/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench_placement.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+
+.PHONY: bench-placement
+bench-placement: $(B)/bench/bench_placement
+	$(PY) bench/run_placement.py
