@@ -5,7 +5,7 @@ LIB_SRCS := $(wildcard libautodeploy/src/*.c)
 LIB_HDRS := $(wildcard libautodeploy/include/*.h libautodeploy/include/autodeploy/*.h libautodeploy/src/*.h)
 PKGS     := libzmq msgpack libcurl jansson libmongoc-1.0 libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 CC      ?= cc
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
@@ -37,7 +37,11 @@ lib: $(B)/libautodeploy.so $(B)/libautodeploy.a $(B)/autodeploy.pc
 $(B)/bin/autodeploy-events: libautodeploy/tools/autodeploy_events.c libautodeploy/tools/master_conf.c libautodeploy/tools/master_conf.h $(LIB_HDRS) $(B)/libautodeploy.so | $(B)/bin
 	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ libautodeploy/tools/autodeploy_events.c libautodeploy/tools/master_conf.c -L$(B) -lautodeploy $(PKG_LIBS) -Wl,-rpath,'$$ORIGIN/..'
 
-tools: $(B)/bin/autodeploy-events
+# The metrics probe reaches internal (ad__) symbols: it links the static library.
+$(B)/bin/autodeploy-metrics: libautodeploy/tools/autodeploy_metrics.c $(LIB_HDRS) $(B)/libautodeploy.a | $(B)/bin
+	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ libautodeploy/tools/autodeploy_metrics.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+
+tools: $(B)/bin/autodeploy-events $(B)/bin/autodeploy-metrics
 
 # C unit tests link the static library so they can reach internal symbols.
 C_TESTS := $(patsubst libautodeploy/tests/%.c,%,$(wildcard libautodeploy/tests/test_*.c))
