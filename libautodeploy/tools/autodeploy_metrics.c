@@ -10,8 +10,8 @@
  *   autodeploy-metrics --backend salt --config JSON --ingest  < events.jsonl
  *   autodeploy-metrics --backend salt --config JSON --prune-before MS
  *
- * Times are Unix ms; a negative value is relative to now (-600000: ten
- * minutes ago). --ingest reads events as autodeploy-events prints them,
+ * Times are Unix ms; 0 or a negative value is relative to now (0: now,
+ * -600000: ten minutes ago). --ingest reads events as autodeploy-events prints them,
  * {"tag": "salt/beacon/<minion>/<beacon>/", "data": {...}} plus an
  * optional "at_ms", creates the indexes first and prints
  * {"ingested": N, "refused": [{"line": L, "error": ..}], "ttl": bool}.
@@ -38,7 +38,7 @@ static const char USAGE[] =
     "         --hosts JSON --from MS --to MS [--step MS] [--series] [--resources LIST]\n"
     "       " PROG " --backend salt --config JSON --ingest < events.jsonl\n"
     "       " PROG " --backend salt --config JSON --prune-before MS\n"
-    "Times are Unix ms, or negative: relative to now. See docs/metrics.md.\n";
+    "Times are Unix ms, or 0/negative: relative to now. See docs/metrics.md.\n";
 
 static int64_t now_ms(void)
 {
@@ -50,7 +50,7 @@ static int64_t now_ms(void)
 static int64_t when(const char *s)
 {
   long long v = strtoll(s, NULL, 10);
-  return v < 0 ? now_ms() + v : v;
+  return v <= 0 ? now_ms() + v : v;
 }
 
 static int fail(const ad_error_t *e)
