@@ -42,7 +42,11 @@ $(B)/bin/autodeploy-events: libautodeploy/tools/autodeploy_events.c libautodeplo
 $(B)/bin/autodeploy-simulate: libautodeploy/tools/autodeploy_simulate.c $(LIB_HDRS) $(B)/libautodeploy.a | $(B)/bin
 	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ libautodeploy/tools/autodeploy_simulate.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
 
-tools: $(B)/bin/autodeploy-events $(B)/bin/autodeploy-simulate
+# The metrics probe reaches internal (ad__) symbols: it links the static library.
+$(B)/bin/autodeploy-metrics: libautodeploy/tools/autodeploy_metrics.c $(LIB_HDRS) $(B)/libautodeploy.a | $(B)/bin
+	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ libautodeploy/tools/autodeploy_metrics.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+
+tools: $(B)/bin/autodeploy-events $(B)/bin/autodeploy-simulate $(B)/bin/autodeploy-metrics
 
 # C unit tests link the static library so they can reach internal symbols.
 C_TESTS := $(patsubst libautodeploy/tests/%.c,%,$(wildcard libautodeploy/tests/test_*.c))

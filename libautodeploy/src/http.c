@@ -63,7 +63,7 @@ int ad__http_fail(CURLcode rc, const char *errbuf, const char *what,
     break;
   case CURLE_ABORTED_BY_CALLBACK:
     code = AD_ESTOPPED;
-    text = "cancelled (notifier stopping)";
+    text = "cancelled (the caller is stopping)";
     break;
   case CURLE_SEND_ERROR:
   case CURLE_RECV_ERROR:
@@ -86,14 +86,17 @@ int ad__http_fail(CURLcode rc, const char *errbuf, const char *what,
 typedef struct {
   ad__http_resp_t *r;
   size_t cap;
+  size_t max;
 } sink_t;
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *user)
 {
   sink_t *s = user;
   size_t n = size * nmemb, keep = n;
-  if (s->r->body_len + keep > AD__HTTP_MAX_BODY)
-    keep = AD__HTTP_MAX_BODY - s->r->body_len; /* read on, keep the head */
+  if (s->r->body_len + keep > s->max) {
+    keep = s->max - s->r->body_len; /* read on, keep the head */
+    s->r->truncated = 1;
+  }
   if (keep) {
     if (s->r->body_len + keep + 1 > s->cap) {
       size_t cap = s->cap ? s->cap : 1024;
@@ -142,7 +145,7 @@ int ad__http_post_json(const char *url, const char *const *headers,
     goto nomem;
   hl = t;
 
-  sink_t sink = {resp, 0};
+  sink_t sink = {resp, 0, o->max_body ? o->max_body : AD__HTTP_MAX_BODY};
   ad__http_setup(h, o, errbuf);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -17,14 +17,18 @@ typedef struct {
   const char *ca_file;     /* CURLOPT_CAINFO, or NULL for the system store */
   int insecure;            /* skip peer and host verification */
   const atomic_int *cancel; /* non-zero: abort the transfer (may be NULL) */
+  size_t max_body;          /* bytes of the answer kept; 0: AD__HTTP_MAX_BODY */
 } ad__http_opts_t;
 
 typedef struct {
   long status;     /* HTTP status (or the last SMTP reply code) */
-  char *body;      /* NUL-terminated, at most AD__HTTP_MAX_BODY bytes kept */
+  char *body;      /* NUL-terminated, at most max_body bytes kept */
   size_t body_len;
+  int truncated;   /* the server sent more than max_body: body is its head */
 } ad__http_resp_t;
 
+/* Default cap on a kept answer: notifier answers are tiny. Metrics queries
+ * raise it per call (ad__http_opts_t.max_body). */
 #define AD__HTTP_MAX_BODY 65536
 
 /* Apply timeouts, TLS trust, NOSIGNAL and the cancel hook to `h`, and point
@@ -32,7 +36,8 @@ typedef struct {
 void ad__http_setup(CURL *h, const ad__http_opts_t *o, char *errbuf);
 
 /* POST `body` (JSON) to `url` with extra "Name: value" `headers`
- * (NULL-terminated; may be NULL). 0 when the server answered (any status:
+ * (NULL-terminated; may be NULL; a Content-Type there replaces the JSON
+ * one, e.g. for a form-encoded body). 0 when the server answered (any status:
  * the caller judges it), with *resp filled (free with ad__http_resp_free);
  * else <0 + *err: AD_ETIMEOUT, AD_ECONNECT, AD_ESTOPPED (cancelled) or
  * AD_EIO, the message naming `what` and curl's error text. *retry is set

@@ -307,7 +307,7 @@ static int rate_wait(ad_notifier_t *n, channel_t *ch)
 static int deliver(ad_notifier_t *n, channel_t *ch, const ad__notice_t *m, ad_error_t *err)
 {
   ad__http_opts_t o = {n->c.timeout_ms, n->c.connect_timeout_ms, ch->c.ca_file,
-                       ch->c.insecure, &n->stop};
+                       ch->c.insecure, &n->stop, 0 /* max_body: default */};
   int tries = 1 + n->c.retries, rc = AD_ESTOPPED, i;
   int64_t delay = n->c.backoff_ms < n->c.backoff_max_ms ? n->c.backoff_ms
                                                          : n->c.backoff_max_ms;
