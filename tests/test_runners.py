@@ -447,7 +447,7 @@ def start_echo_master(salt_env, echo_lib, monkeypatch, minions=()):
     })
     env.start_master()
     for mid in minions:
-        env.start_minion(mid)
+        env.start_minion(mid, grains=(grains or {}).get(mid))
     for mid in minions:
         env.wait_for_minion(mid)
     return env
@@ -588,9 +588,11 @@ def test_plumbing_salt_api(salt_env, salt_api, echo_lib, monkeypatch):
 
 
 # ================================================================ end to end
-def start_task_master(salt_env, ferretdb, tmp_path, minions=("m1",)):
+def start_task_master(salt_env, ferretdb, tmp_path, minions=("m1",), registry=None,
+                      grains=None):
     opts = {
         "engines": [{"autodeploy": {
+            **({"registry": registry} if registry else {}),
             "mongo_uri": ferretdb.uri,
             "spool_dir": str(tmp_path / "spool"),
             "batch_ms": 20,
@@ -606,7 +608,7 @@ def start_task_master(salt_env, ferretdb, tmp_path, minions=("m1",)):
     env = make_env(salt_env, opts)
     env.start_master()
     for mid in minions:
-        env.start_minion(mid)
+        env.start_minion(mid, grains=(grains or {}).get(mid))
     for mid in minions:
         env.wait_for_minion(mid)
     return env
@@ -709,6 +711,37 @@ def test_deploy_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
     assert body["return"][0]["error"].startswith("timeout:")
 
 
+def test_hosts_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
+    """The CMDB read over HTTP: hosts, host, retire through a real salt-api. The
+    minion's address comes from a static grain here (tests/test_registry.py runs
+    minions with real addresses in network namespaces)."""
+    profile = "aliyun:cn-hangzhou:game-4c8g"
+    env = start_task_master(
+        salt_env, ferretdb, tmp_path,
+        registry={"profiles": ["aliyun:*"], "init_state": "", "reconcile_interval": 1},
+        grains={"m1": {"autodeploy_profile": profile, "ipv4": ["127.0.0.1", "10.77.0.5"]}})
+    api = salt_api(env)
+    token = api.login()
+    key = f"{profile}:10.77.0.5"
+
+    def listed():
+        status, body = api.runner(token, "autodeploy.hosts", state="ready")
+        assert status == 200, body
+        return body["return"][0]["hosts"]
+
+    hosts = wait_for(listed, timeout=60)
+    assert [h["_id"] for h in hosts] == [key] and hosts[0]["minion"] == "m1"
+    status, body = api.runner(token, "autodeploy.host", key="m1")
+    assert status == 200 and body["return"][0]["host"]["_id"] == key
+    assert body["return"][0]["host"]["history"][0]["to"] == "registering"
+    status, body = api.runner(token, "autodeploy.hosts", state="nope")
+    assert body["return"][0]["retcode"] == 1 and body["return"][0]["error"].startswith("state:")
+    status, body = api.runner(token, "autodeploy.retire", key=key, reason="api test")
+    host = body["return"][0]["host"]
+    assert host["state"] == "retired" and host["history"][-1]["actor"] == API_USER
+    assert "api test" in host["reason"]
+
+
 def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
     """Salt's loader exposes every public function of a module; internals such as
     build_config would hand out the MongoDB URI to anyone allowed autodeploy.*."""
@@ -723,5 +756,7 @@ def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
     out = subprocess.run([str(salt_venv / "bin" / "python"), "-c", code, str(tmp_path)],
                          capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, AD_LIB=str(ad_lib)), check=True)
-    assert out.stdout.split() == ["autodeploy.deploy", "autodeploy.intervene",
+    assert out.stdout.split() == ["autodeploy.deploy", "autodeploy.drain", "autodeploy.host",
+                                  "autodeploy.hosts", "autodeploy.intervene",
+                                  "autodeploy.reinit", "autodeploy.retire",
                                   "autodeploy.task", "autodeploy.tasks"]
