@@ -28,6 +28,8 @@
 #include "returns.h"
 #include "tasks.h"
 #include "registry.h"
+#include "fleet.h"
+#include "simulate.h"
 #include "store.h"
 #include "log_private.h"
 
@@ -123,7 +125,28 @@ struct ad_engine {
   ad_notifier_t *notifier; /* NULL without a notify entry */
   ad__tasks_ctx_t tasks;  /* tasks.store NULL without mongo_uri */
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
+  ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
 };
+
+/* the task system's on_end: host init tasks, service deploy tasks */
+static void on_task_end(void *user, const json_t *task)
+{
+  ad_engine_t *eng = user;
+  if (eng->registry)
+    ad__registry_task_end(eng->registry, task);
+  if (eng->fleet)
+    ad__fleet_task_end(eng->fleet, task);
+}
+
+static int on_fleet(ad_event_t *ev, void *user)
+{
+  ad_engine_t *eng = user;
+  if (!eng->fleet)
+    return 0;
+  if (!strncmp(ad_event_tag(ev), "salt/beacon/", 12))
+    return ad__fleet_on_beacon(eng->fleet, ev);
+  return ad__fleet_on_opened(eng->fleet, ev);
+}
 
 static int on_registry(ad_event_t *ev, void *user)
 {
@@ -246,6 +269,8 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
   json_object_del(obj, "notify");
   json_t *registry = json_incref(json_object_get(obj, "registry"));
   json_object_del(obj, "registry");
+  json_t *placement = json_incref(json_object_get(obj, "placement"));
+  json_object_del(obj, "placement");
   int rc = ad__config_load(ENGINE_KEYS, &eng->c, obj, err);
   if (rc == 0 && notify && !json_is_null(notify)) {
     char *ntext = json_dumps(notify, JSON_COMPACT);
@@ -258,6 +283,7 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
   json_decref(obj);
   if (rc) {
     json_decref(registry);
+    json_decref(placement);
     ad_engine_destroy(&eng);
     return NULL;
   }
@@ -282,6 +308,7 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
   o.fanout_format = (ad_fanout_format_t)c->fanout_format;
   if (c->mongo_uri && start_store(eng, err)) {
     json_decref(registry);
+    json_decref(placement);
     ad_engine_destroy(&eng);
     return NULL;
   }
@@ -300,11 +327,23 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
         ad_engine_destroy(&eng);
         return NULL;
       }
-      eng->tasks.on_end = ad__registry_task_end;
-      eng->tasks.on_end_user = eng->registry;
     }
+    if (placement && !json_is_null(placement) && !json_is_false(json_object_get(placement, "enabled"))) {
+      ad__fleet_env_t fenv = {eng->store, &eng->tasks, eng->bus, c->master_key_path,
+                              NULL, c->mongo_uri, c->mongo_db};
+      eng->fleet = ad__fleet_new(&fenv, placement, err);
+      if (!eng->fleet) {
+        json_decref(registry);
+        json_decref(placement);
+        ad_engine_destroy(&eng);
+        return NULL;
+      }
+    }
+    eng->tasks.on_end = on_task_end;
+    eng->tasks.on_end_user = eng;
   }
   json_decref(registry);
+  json_decref(placement);
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (!eng->bus || eng->stop_fd < 0 ||
       ad_bus_on(eng->bus, "salt/minion/*/start", on_minion_start, eng, err) ||
@@ -315,6 +354,8 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
       ad_bus_on(eng->bus, "minion_ping", on_registry, eng, err) ||
       ad_bus_on(eng->bus, "salt/presence/*", on_registry, eng, err) ||
       ad_bus_on(eng->bus, "salt/key", on_registry, eng, err) ||
+      ad_bus_on(eng->bus, "autodeploy/service/*/opened", on_fleet, eng, err) ||
+      ad_bus_on(eng->bus, "salt/beacon/*", on_fleet, eng, err) ||
       (c->log_events &&
        ad_bus_on(eng->bus, c->log_events, on_logged_event, eng, err))) {
     if (eng->stop_fd < 0)
@@ -393,10 +434,13 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
   int64_t next_stats = eng->c.stats_interval > 0 ? ad__now_ms() + eng->c.stats_interval * 1000LL : INT64_MAX;
   int64_t next_dog = eng->tasks.store ? ad__now_ms() + eng->c.watchdog_interval * 1000LL : INT64_MAX;
   int64_t next_reg = eng->registry ? ad__now_ms() : INT64_MAX;
+  int64_t next_fleet = eng->fleet ? ad__now_ms() : INT64_MAX;
   for (;;) {
     int64_t now = ad__now_ms(), next = next_stats < next_dog ? next_stats : next_dog;
     if (next_reg < next)
       next = next_reg;
+    if (next_fleet < next)
+      next = next_fleet;
     int wait = next == INT64_MAX ? -1 : (int)(next > now ? next - now : 0);
     int n = poll(&p, 1, wait);
     if (n > 0)
@@ -418,6 +462,10 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
       int64_t in = ad__registry_tick(eng->registry);
       /* presence hints may ask for an earlier pass: look at least every second */
       next_reg = ad__now_ms() + (in < 1000 ? (in < 10 ? 10 : in) : 1000);
+    }
+    if (eng->fleet && now >= next_fleet) {
+      int64_t in = ad__fleet_tick(eng->fleet);
+      next_fleet = ad__now_ms() + (in < 10 ? 10 : in > 5000 ? 5000 : in);
     }
   }
   ad_bus_stop(eng->bus);
@@ -450,6 +498,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
   pthread_mutex_unlock(&eng->lock);
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
   ad__registry_destroy(&eng->registry);
+  ad__fleet_destroy(&eng->fleet);
   ad__returns_destroy(&eng->returns); /* then every return stored or spooled */
   if (eng->notifier)
     ad_notify_flush(eng->notifier, 5000);
@@ -470,6 +519,21 @@ void ad_free(void *p) { free(p); }
 
 typedef json_t *(*task_fn)(const ad__tasks_ctx_t *, const json_t *, ad_error_t *);
 typedef json_t *(*host_fn)(ad__registry_t *, const json_t *, ad_error_t *);
+typedef json_t *(*fleet_fn)(ad__fleet_t *, const json_t *, ad_error_t *);
+
+static const struct {
+  const char *name;
+  fleet_fn ffn;
+} FLEET_COMMANDS[] = {
+    {"cycle.run", ad__fleet_cycle},
+    {"platform.set", ad__platform_set},
+    {"platform.list", ad__platform_list},
+    {"service.list", ad__service_list},
+    {"service.get", ad__service_get},
+    {"service.opened", ad__service_opened},
+    {"service.retire", ad__service_retire},
+    {NULL, NULL},
+};
 
 static const struct {
   const char *name;
@@ -493,12 +557,30 @@ char *ad_call(const char *config_json, const char *command, const char *args_jso
 {
   task_fn fn = NULL;
   host_fn hfn = NULL;
+  fleet_fn ffn = NULL;
   for (int i = 0; COMMANDS[i].name; i++)
     if (command && !strcmp(COMMANDS[i].name, command)) {
       fn = COMMANDS[i].tfn;
       hfn = COMMANDS[i].hfn;
     }
-  if (!fn && !hfn) {
+  for (int i = 0; FLEET_COMMANDS[i].name; i++)
+    if (command && !strcmp(FLEET_COMMANDS[i].name, command))
+      ffn = FLEET_COMMANDS[i].ffn;
+  if (command && !strcmp(command, "simulate")) {
+    /* pure computation: no store, no bus */
+    json_t *a = ad__config_parse(args_json, "arguments", AD_EINVAL, err);
+    if (!a)
+      return NULL;
+    json_t *input = json_object_get(a, "input");
+    json_t *r = json_is_object(input) ? ad__simulate(input, err) : NULL;
+    if (!json_is_object(input))
+      ad__err(err, AD_EINVAL, "args", "input: required, the simulation input object (docs/placement.md)");
+    char *out = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    json_decref(r);
+    json_decref(a);
+    return out;
+  }
+  if (!fn && !hfn && !ffn) {
     ad__err(err, AD_EINVAL, "call", "unknown command %s", command ? command : "(null)");
     return NULL;
   }
@@ -523,8 +605,10 @@ char *ad_call(const char *config_json, const char *command, const char *args_jso
     ad__err(err, AD_ECONFIG, "config", "mongo_uri: required for %s", command);
   } else if (eng && hfn && !eng->registry) {
     ad__err(err, AD_ECONFIG, "config", "registry: disabled (registry.enabled is false)");
+  } else if (eng && ffn && !eng->fleet) {
+    ad__err(err, AD_ECONFIG, "config", "placement: not configured (the engine entry has no placement object)");
   } else if (eng) {
-    json_t *res = fn ? fn(&eng->tasks, args, err) : hfn(eng->registry, args, err);
+    json_t *res = fn ? fn(&eng->tasks, args, err) : hfn ? hfn(eng->registry, args, err) : ffn(eng->fleet, args, err);
     out = res ? json_dumps(res, JSON_COMPACT) : NULL;
     json_decref(res);
   }

@@ -55,7 +55,11 @@ __virtualname__ = "autodeploy"
 # Salt's loader exposes every public function of a module, imported ones
 # included; only these are runner commands (build_config and friends would
 # otherwise hand the MongoDB URI to anyone allowed autodeploy.*).
-__load__ = ["deploy", "tasks", "task", "intervene", "hosts", "host", "retire", "drain", "reinit"]
+__load__ = [
+    "deploy", "tasks", "task", "intervene",
+    "hosts", "host", "retire", "drain", "reinit",
+    "platforms", "platform", "services", "service", "why", "opened", "close", "cycle", "simulate",
+]
 # What Salt gives __user__ when it does not know the caller.
 UNKNOWN_USERS = ("", "UNKNOWN")
 _INT_TEXT = re.compile(r"^\s*-?\d+\s*$")
@@ -552,3 +556,254 @@ def reinit(key=None, reason="", **kwargs):
     """
     args = _host_change("host.reinit", "reinit", key, reason, kwargs)
     return args if "error" in args else _call("host.reinit", args)
+
+
+# ------------------------------------------------------- platforms and services
+def _args(fun, kwargs, allowed):
+    try:
+        _check_kwargs(fun, kwargs, allowed)
+    except _Refused as exc:
+        return _failed(exc.message, exc.code)
+    return None
+
+
+def platforms(code=None, **kwargs):
+    """
+    List platforms (channels), or one with ``code``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.platforms
+    """
+    refused = _args("platforms", kwargs, ("code",))
+    if refused:
+        return refused
+    return _call("platform.list", {} if code is None else {"code": _name(code)})
+
+
+def platform(code=None, state=None, pillar=None, profiles=None, regions=None, footprint=None,
+             reserve=None, enabled=None, first_server_no=None, **kwargs):
+    """
+    Create or change a platform (docs/placement.md has every field).
+
+    code
+        ``[A-Za-z0-9_-]``, at most 32.
+    state
+        The deploy state (default ``autodeploy.gameserver``).
+    pillar
+        Pillar template for the deploy; ``{service}``, ``{server_no}``, ``{platform}``,
+        ``{host}``, ``{private_ip}``, ``{minion}`` in strings are filled in, and
+        ``autodeploy:service`` always carries them.
+    profiles, regions
+        Hosts allowed (exact names; empty: any).
+    footprint
+        ``{"cpu": cores, "mem_mb": MiB}`` of one server before any is measured.
+    reserve
+        Reserve policy: ``window_days``, ``half_life_days``, ``burst_hours``,
+        ``horizon_hours``, ``safety``, ``min``, ``max``.
+    enabled
+        ``False`` leaves the platform out of the cycle.
+    first_server_no
+        The next server number to hand out.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.platform qq state=autodeploy.gameserver \
+            profiles='["aliyun:cn-hangzhou:game-8c16g"]' footprint='{"cpu": 2, "mem_mb": 4096}' \
+            reserve='{"min": 2, "max": 20}'
+    """
+    refused = _args("platform", kwargs, ("code", "state", "pillar", "profiles", "regions",
+                                         "footprint", "reserve", "enabled", "first_server_no"))
+    if refused:
+        return refused
+    args = {"actor": caller(kwargs)}
+    for key, value in (("code", _name(code)), ("state", state), ("pillar", _structured(pillar)),
+                       ("profiles", _structured(profiles)), ("regions", _structured(regions)),
+                       ("footprint", _structured(footprint)), ("reserve", _structured(reserve)),
+                       ("first_server_no", _int(first_server_no))):
+        if value is not None:
+            args[key] = value
+    if enabled is not None:
+        args["enabled"] = enabled if isinstance(enabled, bool) else str(enabled).lower() in ("1", "true", "yes")
+    return _call("platform.set", args)
+
+
+def services(platform=None, state=None, limit=1000, **kwargs):  # pylint: disable=redefined-outer-name
+    """
+    List services (game servers): ``pending``, ``deploying``, ``deployed`` (in reserve),
+    ``opened``, ``retired``, ``waiting_resources``, ``failed``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.services platform=qq state=waiting_resources
+    """
+    refused = _args("services", kwargs, ("platform", "state", "limit"))
+    if refused:
+        return refused
+    args = {}
+    if platform is not None:
+        args["platform"] = _name(platform)
+    if state is not None:
+        args["state"] = _text(state)
+    if limit is not None:
+        args["limit"] = _int(limit)
+    return _call("service.list", args)
+
+
+def service(id=None, **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Show one service with its history and its last placement decision.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.service qq-s1001
+    """
+    refused = _args("service", kwargs, ("id",))
+    if refused:
+        return refused
+    return _call("service.get", {} if id is None else {"id": _name(id)})
+
+
+def why(id=None, **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Why a service is where it is (or still waiting): the last placement decision,
+    with the candidate hosts and their scores and the rejected hosts by reason.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.why qq-s1001
+    """
+    refused = _args("why", kwargs, ("id",))
+    if refused:
+        return refused
+    res = _call("service.get", {} if id is None else {"id": _name(id)})
+    if "error" in res:
+        return res
+    svc = res["service"]
+    return {"service": svc["_id"], "state": svc.get("state"), "host": svc.get("host"),
+            "reason": svc.get("reason"), "footprint": svc.get("footprint"),
+            "decision": svc.get("decision")}
+
+
+def opened(id=None, at=None, **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Mark a deployed service opened to players (the engine acts on a signed
+    ``autodeploy/service/<id>/opened`` event). Openings feed the reserve.
+
+    at
+        When it opened: unix seconds or ISO-8601 (default now).
+
+    Minions call it through ``peer_run`` (``salt-call publish.runner autodeploy.opened
+    qq-s1001``); other systems through salt-run or the salt-api webhook
+    (reactor/autodeploy_opened_hook.sls).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.opened qq-s1001
+    """
+    refused = _args("opened", kwargs, ("id", "at"))
+    if refused:
+        return refused
+    args = {"actor": caller(kwargs)}
+    if id is not None:
+        args["id"] = _name(id)
+    if at is not None:
+        args["at"] = _int(at)
+    return _call("service.opened", args)
+
+
+def close(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Retire a service (merged or closed server); it leaves the reserve and its host.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.close qq-s1001 reason='merged into qq-s1000'
+    """
+    refused = _args("close", kwargs, ("id", "reason"))
+    if refused:
+        return refused
+    args = {"actor": caller(kwargs), "reason": _text(reason)}
+    if id is not None:
+        args["id"] = _name(id)
+    return _call("service.retire", args)
+
+
+def cycle(dry_run=False, platform=None, **kwargs):  # pylint: disable=redefined-outer-name
+    """
+    Run one reserve/placement cycle now (the engine runs one every ``cycle_interval``).
+    ``dry_run=True`` computes and reports without creating, placing or deploying.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.cycle dry_run=True
+    """
+    refused = _args("cycle", kwargs, ("dry_run", "platform"))
+    if refused:
+        return refused
+    args = {"dry_run": dry_run if isinstance(dry_run, bool) else str(dry_run).lower() in ("1", "true", "yes")}
+    if platform is not None:
+        args["platform"] = _name(platform)
+    return _call("cycle.run", args)
+
+
+def simulate(input=None, path=None, csv=None, **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Replay a history of openings against a reserve and placement policy and a host
+    fleet (docs/placement.md): hours services waited, reserve levels over time, hosts
+    used and hosts to buy. Nothing is written.
+
+    input
+        The simulation input (JSON object or text), or
+    path
+        a JSON file on the master with it;
+    csv
+        optional CSV file of ``platform,time`` openings added to the input's.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.simulate path=/srv/autodeploy/sim/qq-2026.json
+    """
+    refused = _args("simulate", kwargs, ("input", "path", "csv"))
+    if refused:
+        return refused
+    data = _structured(input)
+    try:
+        if path is not None:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        if csv is not None:
+            data = dict(data or {})
+            rows = data.setdefault("openings", [])
+            with open(csv, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    line = line.strip()
+                    if not line or line.startswith("#"):
+                        continue
+                    parts = line.split(",")
+                    if len(parts) != 2:
+                        return _failed(f"csv: line {n}: expected platform,time", "AD_EINVAL")
+                    rows.append({"platform": parts[0].strip(), "at": parts[1].strip()})
+    except (OSError, ValueError) as exc:
+        return _failed(f"path: {exc}", "AD_EINVAL")
+    if not isinstance(data, dict):
+        return _failed("input: required (an object, or path=<file>)", "AD_EINVAL")
+    return _call("simulate", {"input": data})

@@ -1,0 +1,236 @@
+/*
+ * fleet_store.c - platform and service documents in MongoDB: reads,
+ * inserts, conditional updates on `rev` with a trimmed history (FerretDB
+ * v1.24.2 ignores $slice), the cycle lease, server-number allocation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error_private.h"
+#include "fleet_private.h"
+#include "log_private.h"
+
+#define HISTORY_MAX 50
+
+static bson_t *to_bson(const json_t *j, ad_error_t *err)
+{
+  char *s = json_dumps(j, JSON_COMPACT);
+  bson_error_t be;
+  bson_t *b = s ? bson_new_from_json((const uint8_t *)s, -1, &be) : NULL;
+  if (!b)
+    ad__err(err, AD_EINVAL, "fleet", "cannot encode document: %s", s ? be.message : "no memory");
+  free(s);
+  return b;
+}
+
+json_t *ad__fdoc_find(ad__fleet_t *f, const char *coll_name, json_t *query, json_t *opts,
+                      ad_error_t *err)
+{
+  bson_t *q = to_bson(query, err), *o = opts ? to_bson(opts, err) : NULL;
+  json_decref(query);
+  json_decref(opts);
+  if (!q) {
+    if (o)
+      bson_destroy(o);
+    return NULL;
+  }
+  mongoc_client_t *c = ad__store_pop(f->env.store);
+  mongoc_collection_t *coll = ad__store_coll(f->env.store, c, coll_name);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, q, o, NULL);
+  json_t *rows = json_array();
+  const bson_t *doc;
+  while (mongoc_cursor_next(cur, &doc))
+    json_array_append_new(rows, ad__bson_to_json(doc));
+  bson_error_t be;
+  if (mongoc_cursor_error(cur, &be)) {
+    ad__err(err, AD_ECONNECT, "mongo", "reading %s: %s", coll_name, be.message);
+    json_decref(rows);
+    rows = NULL;
+  }
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(coll);
+  ad__store_push(f->env.store, c);
+  bson_destroy(q);
+  if (o)
+    bson_destroy(o);
+  return rows;
+}
+
+json_t *ad__fdoc_get(ad__fleet_t *f, const char *coll, const char *id, ad_error_t *err)
+{
+  json_t *rows = ad__fdoc_find(f, coll, json_pack("{s:s}", "_id", id), json_pack("{s:i}", "limit", 1), err);
+  json_t *one = json_incref(json_array_get(rows, 0));
+  if (rows && !one)
+    ad__err(err, AD_ENOTFOUND, "fleet", "no %.*s %s", (int)strlen(coll) - 1, coll, id);
+  json_decref(rows);
+  return one;
+}
+
+int64_t ad__fdoc_count(ad__fleet_t *f, const char *coll_name, json_t *query)
+{
+  bson_t *q = to_bson(query, NULL);
+  json_decref(query);
+  if (!q)
+    return -1;
+  mongoc_client_t *c = ad__store_pop(f->env.store);
+  mongoc_collection_t *coll = ad__store_coll(f->env.store, c, coll_name);
+  bson_error_t be;
+  int64_t n = mongoc_collection_count_documents(coll, q, NULL, NULL, NULL, &be);
+  if (n < 0)
+    AD_LOG_E("fleet", "counting %s: %s", coll_name, be.message);
+  mongoc_collection_destroy(coll);
+  ad__store_push(f->env.store, c);
+  bson_destroy(q);
+  return n;
+}
+
+int ad__fdoc_insert(ad__fleet_t *f, const char *coll_name, const json_t *doc, ad_error_t *err)
+{
+  bson_t *b = to_bson(doc, err);
+  if (!b)
+    return AD_EINVAL;
+  mongoc_client_t *c = ad__store_pop(f->env.store);
+  mongoc_collection_t *coll = ad__store_coll(f->env.store, c, coll_name);
+  bson_error_t be;
+  bool ok = mongoc_collection_insert_one(coll, b, NULL, NULL, &be);
+  mongoc_collection_destroy(coll);
+  ad__store_push(f->env.store, c);
+  bson_destroy(b);
+  if (ok)
+    return 1;
+  if (be.code == 11000)
+    return 0;
+  return ad__err(err, AD_ECONNECT, "mongo", "insert into %s: %s", coll_name, be.message);
+}
+
+int ad__fdoc_cas(ad__fleet_t *f, const char *coll, const json_t *doc, json_t *set,
+                 const char *what, const char *cause, const char *actor, ad_error_t *err)
+{
+  char now[32], from[32] = "", to[32] = "";
+  ad__iso_ms(ad__now_ms(), now);
+  json_t *fields = set ? json_deep_copy(set) : json_object();
+  snprintf(from, sizeof from, "%s", json_string_value(json_object_get(doc, "state")) ?
+           json_string_value(json_object_get(doc, "state")) : "");
+  if (json_string_value(json_object_get(fields, "state")))
+    snprintf(to, sizeof to, "%s", json_string_value(json_object_get(fields, "state")));
+  json_t *hist = json_deep_copy(json_object_get(doc, "history"));
+  if (!json_is_array(hist)) {
+    json_decref(hist);
+    hist = json_array();
+  }
+  json_t *h = json_pack("{s:s,s:s,s:s,s:s}", "at", now, "what", what, "cause", cause ? cause : "",
+                        "actor", actor ? actor : "autodeploy");
+  if (*to && strcmp(from, to)) {
+    json_object_set_new(h, "from", json_string(from));
+    json_object_set_new(h, "to", json_string(to));
+  }
+  json_array_append_new(hist, h);
+  while (json_array_size(hist) > HISTORY_MAX)
+    json_array_remove(hist, 0);
+  json_object_set_new(fields, "history", hist);
+  json_object_set_new(fields, "updated_at", json_string(now));
+  json_t *query = json_pack("{s:O,s:O}", "_id", json_object_get(doc, "_id"), "rev",
+                            json_object_get(doc, "rev"));
+  json_t *update = json_pack("{s:o,s:{s:i}}", "$set", fields, "$inc", "rev", 1);
+  bson_t *q = to_bson(query, err), *u = to_bson(update, err);
+  json_decref(query);
+  json_decref(update);
+  int64_t n = q && u ? ad__store_update_one(f->env.store, coll, q, u, err) : -1;
+  if (q)
+    bson_destroy(q);
+  if (u)
+    bson_destroy(u);
+  if (n == 1 && *to && strcmp(from, to))
+    AD_LOG_I("fleet", "%s %s: %s -> %s (%s)", coll, json_string_value(json_object_get(doc, "_id")),
+             from, to, cause ? cause : "");
+  return n < 0 ? AD_ECONNECT : (int)n;
+}
+
+/* The cycle lease: one document; taken when absent or expired, kept by
+ * its owner. take=0 releases. 1 held, 0 held by someone else (*holder
+ * says who and until when), <0 store error. */
+int ad__fleet_lease(ad__fleet_t *f, int take, char *holder, size_t size)
+{
+  int64_t now = ad__now_ms(), until = now + f->c.lease_s * 1000LL;
+  ad_error_t err;
+  if (!take) {
+    bson_t *q = BCON_NEW("_id", BCON_UTF8("cycle"), "owner", BCON_UTF8(f->owner));
+    bson_t *u = BCON_NEW("$set", "{", "until_ms", BCON_INT64(0), "}");
+    ad__store_update_one(f->env.store, f->c.locks, q, u, NULL);
+    bson_destroy(q);
+    bson_destroy(u);
+    return 1;
+  }
+  json_t *doc = json_pack("{s:s,s:s,s:I}", "_id", "cycle", "owner", f->owner, "until_ms",
+                          (json_int_t)until);
+  int rc = ad__fdoc_insert(f, f->c.locks, doc, &err);
+  json_decref(doc);
+  if (rc == 1)
+    return 1;
+  if (rc < 0)
+    return rc;
+  bson_t *q = BCON_NEW("_id", BCON_UTF8("cycle"), "until_ms", "{", "$lt", BCON_INT64(now), "}");
+  bson_t *u = BCON_NEW("$set", "{", "owner", BCON_UTF8(f->owner), "until_ms", BCON_INT64(until), "}");
+  int64_t n = ad__store_update_one(f->env.store, f->c.locks, q, u, &err);
+  bson_destroy(q);
+  bson_destroy(u);
+  if (n == 1)
+    return 1;
+  if (n < 0)
+    return (int)n;
+  json_t *cur = ad__fdoc_get(f, f->c.locks, "cycle", NULL);
+  char iso[32];
+  ad__iso_ms(json_integer_value(json_object_get(cur, "until_ms")), iso);
+  snprintf(holder, size, "%s until %s",
+           json_string_value(json_object_get(cur, "owner")) ? json_string_value(json_object_get(cur, "owner")) : "?", iso);
+  json_decref(cur);
+  return 0;
+}
+
+/* n consecutive server numbers for platform `code`: [first, first+n). One
+ * findAndModify with $inc, so two cycles never hand out the same number. */
+json_t *ad__fleet_next_numbers(ad__fleet_t *f, const char *code, int n, ad_error_t *err)
+{
+  mongoc_client_t *c = ad__store_pop(f->env.store);
+  mongoc_collection_t *coll = ad__store_coll(f->env.store, c, f->c.platforms);
+  bson_t *q = BCON_NEW("_id", BCON_UTF8(code));
+  bson_t *u = BCON_NEW("$inc", "{", "next_server_no", BCON_INT64(n), "}");
+  mongoc_find_and_modify_opts_t *o = mongoc_find_and_modify_opts_new();
+  mongoc_find_and_modify_opts_set_update(o, u);
+  mongoc_find_and_modify_opts_set_flags(o, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+  bson_t reply;
+  bson_error_t be;
+  json_t *out = NULL;
+  if (mongoc_collection_find_and_modify_with_opts(coll, q, o, &reply, &be)) {
+    bson_iter_t it, v;
+    if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "value.next_server_no", &v)) {
+      int64_t next = bson_iter_as_int64(&v);
+      out = json_pack("{s:I}", "first", (json_int_t)(next - n));
+    } else {
+      ad__err(err, AD_ENOTFOUND, "fleet", "platform %s: no such platform", code);
+    }
+  } else {
+    ad__err(err, AD_ECONNECT, "mongo", "allocating server numbers for %s: %s", code, be.message);
+  }
+  bson_destroy(&reply);
+  mongoc_find_and_modify_opts_destroy(o);
+  bson_destroy(q);
+  bson_destroy(u);
+  mongoc_collection_destroy(coll);
+  ad__store_push(f->env.store, c);
+  return out;
+}
+
+void ad__fleet_alert(ad__fleet_t *f, const char *subject, const char *what, const char *text)
+{
+  const ad__tasks_ctx_t *t = f->env.tasks;
+  if (!t || !t->alert)
+    return;
+  char title[200], body[1200], dedup[200];
+  snprintf(title, sizeof title, "autodeploy %s: %s", subject, what);
+  snprintf(body, sizeof body, "### %s: %s\n%s", subject, what, text);
+  snprintf(dedup, sizeof dedup, "fleet/%s/%s/%lld", subject, what, (long long)(ad__now_ms() / 600000));
+  t->alert(t->alert_user, title, body, dedup);
+}
