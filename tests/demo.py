@@ -1,13 +1,26 @@
-"""`make demo`: the running stack, end to end, on loopback.
+"""`make demo`: the running stack, end to end.
 
-FerretDB (SQLite) + a salt-master running the autodeploy engine (C library,
-returns into MongoDB, tasks, alerts) and the task reactor + a game-host
-minion; the bus is watched live with autodeploy-events while a minion
-starts, a test.ping runs, a game server is deployed as a task created with
-`salt-run autodeploy.deploy`, and a broken deploy fails and raises an alert
-(to a local webhook receiver); then the stored job returns and the task's
-audit trail are read back from MongoDB. Everything lives under a temp dir and
-is stopped at the end (`--keep` leaves it running until Ctrl-C).
+FerretDB (SQLite) + a salt-master running the autodeploy engine (C library:
+host registry, returns into MongoDB, tasks, the reserve/placement cycle,
+alerts) and its reactors; the bus is watched live with autodeploy-events.
+
+1. Two new cloud hosts boot with the image's minion config: each registers as
+   <profile>:<private ip> (from the master's own data, not the event), is
+   initialised by the autodeploy.host state through the task system (which
+   also turns on the load beacons) and becomes ready; a third minion at a
+   taken address is quarantined.
+2. A game server is deployed by hand (`salt-run autodeploy.deploy`), and a
+   broken deploy fails and raises an alert (to a local webhook receiver).
+3. Load history flows in from the beacons; a platform is defined; the cycle
+   sizes the reserve from the opening rate, places servers on the least-loaded
+   fitting host and deploys them; `autodeploy.why` explains a placement; an
+   opening lowers the reserve and the next cycle refills it; a simulation
+   replays a history of openings.
+
+Each host runs in its own network namespace (its own private address) when run
+as root, as `make demo` does on the CI machine; otherwise the addresses are
+given as grains. Everything lives under a temp dir and is stopped at the end
+(`--keep` leaves it running until Ctrl-C).
 """
 import argparse
 import json
@@ -23,8 +36,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+import netns  # noqa: E402
 from ferretdb import FerretDB  # noqa: E402
 from saltenv import SaltEnv  # noqa: E402
+
+PROFILE = "demo-cloud:region-1:game-8c16g"
 
 BIN = Path(os.environ.get("AD_BIN", REPO / "build" / "bin"))
 LIB = Path(os.environ.get("AD_LIB", REPO / "build" / "libautodeploy.so"))
@@ -86,6 +102,47 @@ def run_task(env, *args):
     return task
 
 
+def table(rows, cols):
+    widths = [max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
+    print("   " + "  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("   " + "  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths)))
+
+
+def wait_until(fn, timeout=120, interval=1.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(interval)
+    return None
+
+
+def host_pillar(root, env, mid):
+    h = root / "hosts" / mid
+    return {"autodeploy": {"host": {
+        "base_dir": str(h / "data"), "user": "root", "manage_user": False, "packages": [],
+        "apply_sysctl": False,
+        "sysctl_file": str(h / "etc" / "sysctl.d" / "90-autodeploy-game.conf"),
+        "limits_file": str(h / "etc" / "limits.d" / "90-autodeploy-game.conf"),
+        "beacons_file": str(env.minion_conf_dir(mid) / "minion.d" / "autodeploy-beacons.conf"),
+        "beacon_interval": 5}}}
+
+
+def boot_host(env, fabric, mid, n, cpus, mem_mb):
+    """A host from the image: the profile grain, and its own address."""
+    grains = {"autodeploy_profile": PROFILE, "num_cpus": cpus, "mem_total": mem_mb}
+    if fabric:
+        ns, ip = fabric.host(n)
+        env.start_minion(mid, netns=ns, grains=grains)
+    else:
+        ip = f"10.99.0.{10 + n}"
+        grains["ipv4"] = ["127.0.0.1", ip]
+        env.start_minion(mid, grains=grains)
+    return f"{PROFILE}:{ip}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keep", action="store_true", help="keep running until Ctrl-C")
@@ -103,20 +160,31 @@ def main():
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     engine = {
         "mongo_uri": db.uri, "spool_dir": str(root / "spool"),
-        "log_events": "salt/minion/*/start", "stats_interval": 5, "workers": 2,
+        "log_events": "salt/minion/*/start", "stats_interval": 30, "workers": 2,
         "watchdog_interval": 2,
         "notify": {"channels": [{"type": "webhook",
                                  "url": f"http://127.0.0.1:{sink.server_port}/alerts"}]},
+        "registry": {"profiles": ["demo-cloud:*"], "init_timeout": 300, "init_attempts": 1,
+                     "reconcile_interval": 5, "liveness_interval": 5},
+        "placement": {"cycle_interval": 600, "headroom": 0.8, "deploy_timeout": 300},
     }
-    env = SaltEnv(root / "salt", VENV / "bin", master_opts={
+    fabric = netns.Fabric() if netns.available() else None
+    env = SaltEnv(root / "salt", VENV / "bin", host=fabric.master_ip if fabric else "127.0.0.1",
+                  master_opts={
         "engines": [{"autodeploy": engine}],
         "reactor": [{"autodeploy/task/*/run": [str(REPO / "reactor" / "autodeploy_task.sls")]},
-                    {"autodeploy/task/*/kill": [str(REPO / "reactor" / "autodeploy_kill.sls")]}],
+                    {"autodeploy/task/*/kill": [str(REPO / "reactor" / "autodeploy_kill.sls")]},
+                    {"autodeploy/host/*/refresh": [str(REPO / "reactor" / "autodeploy_refresh.sls")]}],
         "file_roots": {"base": [str(root / "salt" / "srv" / "salt"), str(REPO / "states")]},
     })
     watcher = None
+    mdb = db.client()["autodeploy"]
     try:
         env.__enter__()
+        env.write_pillar("top.sls", "base:\n" + "".join(
+            f"  '{m}':\n    - {m}\n" for m in ("game-01", "game-02", "game-03")))
+        for m in ("game-01", "game-02", "game-03"):
+            env.write_pillar(f"{m}.sls", json.dumps(host_pillar(root, env, m)))
         say("salt-master with the autodeploy engine")
         env.start_master()
         print(f"   config {env.master_config_path}\n   bus    {env.sock_dir}/master_event_pub.ipc")
@@ -128,14 +196,34 @@ def main():
         threading.Thread(target=watch, args=(watcher,), daemon=True).start()
         time.sleep(1.5)
 
-        say("a new game host boots: minion game-01 connects")
-        env.start_minion("game-01", grains={"autodeploy": {"profile": "demo-cloud:region-1"}})
-        env.wait_for_minion("game-01")
-        time.sleep(1)
+        say("two new cloud hosts boot from the image: they register and are initialised")
+        print("   (each in its own network namespace)" if fabric else
+              "   (not root: addresses given as grains)")
+        keys = {"game-01": boot_host(env, fabric, "game-01", 1, 8, 16384),
+                "game-02": boot_host(env, fabric, "game-02", 2, 4, 8192)}
+        ready = wait_until(lambda: mdb.hosts.count_documents(
+            {"_id": {"$in": list(keys.values())}, "state": "ready"}) == 2, 180)
+        rows = env.salt_run("autodeploy.hosts")["hosts"]
+        table([{"key": h["_id"], "state": h["state"], "minion": h["minion"],
+                "cpu": h["capacity"]["cpu"], "mem_mb": h["capacity"]["mem_mb"],
+                "ip_rule": h.get("ip_rule")} for h in rows],
+              ["key", "state", "minion", "cpu", "mem_mb", "ip_rule"])
+        if not ready:
+            print("   (not all hosts became ready in time)")
+        h1 = env.salt_run("autodeploy.host", "game-01")["host"]
+        for h in h1["history"]:
+            move = f"{h.get('from') or '-'} -> {h['to']}" if h.get("to") else h["what"]
+            print(f"     {h['at']}  {move:28} {h['cause'][:90]}")
 
-        say("salt game-01 test.ping")
-        print("  ", env.salt("game-01", "test.ping"))
-        time.sleep(1)
+        if fabric:
+            say("a reused address: minion game-03 comes up at game-01's IP -> quarantined")
+            ns, _ = fabric.host(1)
+            env.start_minion("game-03", netns=ns, grains={"autodeploy_profile": PROFILE})
+            q = wait_until(lambda: mdb.hosts.find_one({"_id": "quarantine:game-03"}), 60)
+            if q:
+                print(f"   quarantine:game-03  {q['state']}: {q['reason']}")
+            env.stop_minion("game-03")
+            env.salt_run("autodeploy.retire", "quarantine:game-03", reason="demo: not a real host")
 
         say("deploy game server 1001 of platform demo: salt-run autodeploy.deploy")
         pillar = {"autodeploy": {
@@ -158,6 +246,53 @@ def main():
                 print(f"   {r['minion']} retcode {r['retcode']}: {st['id']} -> "
                       f"{st['result']}: {str(st['comment'])[:80]}")
         time.sleep(1)
+
+        say("load history: the beacons host init turned on report every 5 s")
+        wait_until(lambda: all(mdb.host_metrics.count_documents({"minion": m}) >= 4
+                               for m in ("game-01", "game-02")), 60)
+        for m in ("game-01", "game-02"):
+            n = mdb.host_metrics.count_documents({"minion": m})
+            last = mdb.host_metrics.find_one({"minion": m, "beacon": "memusage"}, sort=[("at", -1)]) or {}
+            print(f"   {m}: {n} samples, memory {last.get('mem_pct', 0):.1f}% used")
+
+        say("a platform, and the reserve/placement cycle: salt-run autodeploy.cycle")
+        template = {"autodeploy": {"unit_dir": str(game_base / "units"), "service": {
+            "base_dir": str(game_base), "user": "root", "manage_user": False,
+            "config": {"max_players": 5000, "name": "{platform} server {server_no}"}}}}
+        env.salt_run("autodeploy.platform", "demo", state="autodeploy.gameserver",
+                     profiles=json.dumps([PROFILE]), pillar=json.dumps(template),
+                     footprint=json.dumps({"cpu": 1, "mem_mb": 2048}),
+                     reserve=json.dumps({"min": 2, "max": 10}), port_base=32000)
+        dry = env.salt_run("autodeploy.cycle", dry_run=True)["platforms"][0]
+        r = dry["reserve"]
+        print(f"   dry run: rate {r.get('rate_per_day', 0):.2f}/day -> reserve {r['size']}"
+              f" (clamped: {r.get('clamped')}); supply {dry['supply']}, short {dry['short']}")
+        rep = env.salt_run("autodeploy.cycle")["platforms"][0]
+        for p in rep["placed"]:
+            print(f"   placed {p['service']} on {p['host']} (dominant share {p['score']:.3f})")
+        wait_until(lambda: mdb.services.count_documents({"platform": "demo", "state": "deployed"}) >= 2, 180)
+        table([{"id": x["_id"], "state": x["state"], "host": x.get("host"), "task": x.get("task")}
+               for x in env.salt_run("autodeploy.services", platform="demo")["services"]],
+              ["id", "state", "host", "task"])
+
+        say("why there? salt-run autodeploy.why demo-s1")
+        why = env.salt_run("autodeploy.why", "demo-s1")
+        print("   " + json.dumps(why["decision"], indent=1)[:1200].replace("\n", "\n   "))
+
+        say("an opening: salt-run autodeploy.opened demo-s1, then the next cycle refills the reserve")
+        env.salt_run("autodeploy.opened", "demo-s1")
+        wait_until(lambda: (mdb.services.find_one({"_id": "demo-s1"}) or {}).get("state") == "opened", 30)
+        rep = env.salt_run("autodeploy.cycle")["platforms"][0]
+        print(f"   idle {rep['idle']}, reserve {rep['reserve']['size']}: created {rep['created']}, "
+              f"placed {[p['service'] for p in rep['placed']]}")
+
+        say("simulation: replay a history of openings before turning a policy on")
+        sim = env.salt_run("autodeploy.simulate", path=str(REPO / "tests" / "data" / "simulate" / "input.json"))
+        sim = sim.get("report", sim)
+        print(f"   {sim['start']} .. {sim['end']}: {sim['openings']} openings, "
+              f"{sim['openings_waited']} waited ({sim['opening_wait_hours']['total']:.1f} h), "
+              f"services waited for resources {sim['resource_wait_hours']['total']:.1f} h; "
+              f"hosts used {sim['hosts']['used']}/{sim['hosts']['total']}, to buy {sim['to_buy']['hosts']}")
 
         say("job returns, as the engine stored them in MongoDB")
         coll = db.client()["autodeploy"]["returns"]
@@ -186,6 +321,8 @@ def main():
         if watcher:
             watcher.terminate()
         env.__exit__(None, None, None)
+        if fabric:
+            fabric.close()
         db.cleanup()
         sink.shutdown()
     print("   done")

@@ -44,6 +44,15 @@ static json_t *render(const json_t *tmpl, const json_t *vars)
 {
   if (json_is_string(tmpl)) {
     const char *s = json_string_value(tmpl);
+    /* "{server_no}" alone keeps the variable's type (an integer stays one) */
+    size_t sl = strlen(s);
+    if (sl > 2 && s[0] == '{' && s[sl - 1] == '}' && !strchr(s + 1, '{')) {
+      char name[40];
+      snprintf(name, sizeof name, "%.*s", (int)(sl - 2), s + 1);
+      json_t *v = json_object_get(vars, name);
+      if (json_is_integer(v))
+        return json_incref(v);
+    }
     char out[4096];
     size_t o = 0;
     while (*s && o < sizeof out - 1) {
@@ -174,10 +183,12 @@ static const char *const SUPPLY[] = {"pending", "deploying", "deployed", "waitin
 static json_t *deploy(ad__fleet_t *f, const json_t *plat, const json_t *svc, const json_t *hdoc,
                       ad_error_t *err)
 {
-  json_t *vars = json_pack("{s:s,s:O,s:s,s:s,s:s,s:s}", "service", jstr(svc, "_id"), "server_no",
-                           json_object_get(svc, "server_no"), "platform", jstr(plat, "_id"),
+  json_int_t no = json_integer_value(json_object_get(svc, "server_no"));
+  json_int_t port_base = json_object_get(plat, "port_base") ? json_integer_value(json_object_get(plat, "port_base")) : 30000;
+  json_t *vars = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:I}", "service", jstr(svc, "_id"), "id",
+                           jstr(svc, "_id"), "server_no", no, "platform", jstr(plat, "_id"),
                            "host", jstr(hdoc, "_id"), "private_ip", jstr(hdoc, "private_ip"),
-                           "minion", jstr(hdoc, "minion"));
+                           "minion", jstr(hdoc, "minion"), "port", port_base + no);
   json_t *pillar = render(json_object_get(plat, "pillar"), vars);
   if (!json_is_object(pillar)) {
     json_decref(pillar);
@@ -188,7 +199,17 @@ static json_t *deploy(ad__fleet_t *f, const json_t *plat, const json_t *svc, con
     ad = json_object();
     json_object_set_new(pillar, "autodeploy", ad);
   }
-  json_object_set(ad, "service", vars);
+  /* autodeploy:service: the template's, with who and where filled in */
+  json_t *sv = json_object_get(ad, "service");
+  if (!json_is_object(sv)) {
+    sv = json_object();
+    json_object_set_new(ad, "service", sv);
+  }
+  const char *const FILL[] = {"id", "platform", "server_no", "host", "private_ip", "minion", NULL};
+  for (int i = 0; FILL[i]; i++)
+    json_object_set(sv, FILL[i], json_object_get(vars, FILL[i]));
+  if (!json_object_get(sv, "port"))
+    json_object_set(sv, "port", json_object_get(vars, "port"));
   json_t *args = json_pack("{s:[s],s:s,s:[s],s:o,s:i,s:{s:i,s:i},s:s,s:s,s:{s:s,s:s,s:s}}", "tgt",
                            jstr(hdoc, "minion"), "tgt_type", "list", "mods", jstr(plat, "state"),
                            "pillar", pillar, "timeout", f->c.deploy_timeout, "retry",

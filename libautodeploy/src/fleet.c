@@ -165,7 +165,7 @@ json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
 {
   static const char *const KEYS[] = {"code", "state", "pillar", "profiles", "regions",
                                      "footprint", "reserve", "enabled", "first_server_no",
-                                     "actor", NULL};
+                                     "port_base", "actor", NULL};
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)a, k, v) {
@@ -174,7 +174,7 @@ json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
       ok |= !strcmp(k, KEYS[i]);
     if (!ok)
       return ad__err(err, AD_EINVAL, "args", "%s: unknown platform field (code, state, pillar, "
-                     "profiles, regions, footprint, reserve, enabled, first_server_no)", k), NULL;
+                     "profiles, regions, footprint, reserve, enabled, first_server_no, port_base)", k), NULL;
   }
   const char *code = json_string_value(json_object_get(a, "code"));
   if (!code_ok(code))
@@ -207,6 +207,9 @@ json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
   json_t *first = json_object_get(a, "first_server_no");
   if (first && (!json_is_integer(first) || json_integer_value(first) < 0))
     return bad(err, "first_server_no", "must be an integer >= 0"), NULL;
+  json_t *pb = json_object_get(a, "port_base");
+  if (pb && (!json_is_integer(pb) || json_integer_value(pb) < 1 || json_integer_value(pb) > 65000))
+    return bad(err, "port_base", "must be an integer 1..65000 (a server's port is port_base + server_no)"), NULL;
   char now[32];
   ad__iso_ms(ad__now_ms(), now);
   json_t *set = json_pack("{s:s,s:s,s:b}", "code", code, "state",
@@ -220,6 +223,7 @@ json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
   json_object_set_new(set, "footprint", fp ? json_deep_copy(fp)
                                            : json_pack("{s:f,s:f}", "cpu", 1.0, "mem_mb", 1024.0));
   json_object_set_new(set, "reserve", rv ? json_deep_copy(rv) : json_object());
+  json_object_set_new(set, "port_base", json_integer(pb ? json_integer_value(pb) : 30000));
   const char *actor = jstr(a, "actor");
   for (int attempt = 0; attempt < 5; attempt++) {
     json_t *cur = ad__fdoc_get(f, f->c.platforms, code, NULL);

@@ -379,9 +379,9 @@ static void quarantine(ad__registry_t *reg, const json_t *facts, const char *fp,
     json_decref(extra);
     json_decref(f2);
     json_decref(doc);
-  } else {
+  } else if (strcmp(jstr(q, "state"), "retired")) {
     ad__hosts_cas(reg, q, set, "still quarantined", cause, "autodeploy/registry", NULL);
-  }
+  } /* retired by an operator: left alone (salt-key -d removes the minion for good) */
   json_decref(q);
   json_decref(set);
 }

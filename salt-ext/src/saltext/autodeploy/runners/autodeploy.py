@@ -584,7 +584,7 @@ def platforms(code=None, **kwargs):
 
 
 def platform(code=None, state=None, pillar=None, profiles=None, regions=None, footprint=None,
-             reserve=None, enabled=None, first_server_no=None, **kwargs):
+             reserve=None, enabled=None, first_server_no=None, port_base=None, **kwargs):
     """
     Create or change a platform (docs/placement.md has every field).
 
@@ -607,6 +607,9 @@ def platform(code=None, state=None, pillar=None, profiles=None, regions=None, fo
         ``False`` leaves the platform out of the cycle.
     first_server_no
         The next server number to hand out.
+    port_base
+        A server's port is ``port_base + server_no`` (default 30000), unless the
+        pillar template sets ``autodeploy:service:port``.
 
     CLI Example:
 
@@ -617,14 +620,15 @@ def platform(code=None, state=None, pillar=None, profiles=None, regions=None, fo
             reserve='{"min": 2, "max": 20}'
     """
     refused = _args("platform", kwargs, ("code", "state", "pillar", "profiles", "regions",
-                                         "footprint", "reserve", "enabled", "first_server_no"))
+                                         "footprint", "reserve", "enabled", "first_server_no",
+                                         "port_base"))
     if refused:
         return refused
     args = {"actor": caller(kwargs)}
     for key, value in (("code", _name(code)), ("state", state), ("pillar", _structured(pillar)),
                        ("profiles", _structured(profiles)), ("regions", _structured(regions)),
                        ("footprint", _structured(footprint)), ("reserve", _structured(reserve)),
-                       ("first_server_no", _int(first_server_no))):
+                       ("first_server_no", _int(first_server_no)), ("port_base", _int(port_base))):
         if value is not None:
             args[key] = value
     if enabled is not None:
