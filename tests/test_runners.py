@@ -122,9 +122,9 @@ class SaltApi:
     def close(self):
         _kill_tree(self.proc, 10)
 
-    def request(self, path, body=None, token=None, form=False):
+    def request(self, path, body=None, token=None, form=False, headers=None):
         """(HTTP status, JSON body or text)."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         data = None
         if body is not None:
             if form:
@@ -589,10 +589,11 @@ def test_plumbing_salt_api(salt_env, salt_api, echo_lib, monkeypatch):
 
 # ================================================================ end to end
 def start_task_master(salt_env, ferretdb, tmp_path, minions=("m1",), registry=None,
-                      grains=None):
+                      grains=None, placement=None, extra=None):
     opts = {
         "engines": [{"autodeploy": {
             **({"registry": registry} if registry else {}),
+            **({"placement": placement} if placement else {}),
             "mongo_uri": ferretdb.uri,
             "spool_dir": str(tmp_path / "spool"),
             "batch_ms": 20,
@@ -604,6 +605,7 @@ def start_task_master(salt_env, ferretdb, tmp_path, minions=("m1",), registry=No
             {"autodeploy/task/*/kill": [str(REACTOR_KILL)]},
         ],
         "file_roots": {"base": [str(tmp_path / "srv-unused"), str(STATES)]},
+        **(extra or {}),
     }
     env = make_env(salt_env, opts)
     env.start_master()
@@ -742,6 +744,50 @@ def test_hosts_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
     assert "api test" in host["reason"]
 
 
+HOOK_TOKEN = "demo-hook-token-0123456789abcdef"
+
+
+def test_opened_through_the_salt_api_webhook(salt_env, salt_api, ferretdb, tmp_path):
+    """POST /hook/autodeploy/opened (salt-api webhook) -> reactor (token checked) ->
+    autodeploy.opened runner -> signed event -> the engine marks the service opened.
+    A wrong token changes nothing."""
+    profile = "aliyun:cn-hangzhou:game-4c8g"
+    hook = REPO / "reactor" / "autodeploy_opened_hook.sls"
+    env = start_task_master(
+        salt_env, ferretdb, tmp_path,
+        registry={"profiles": ["aliyun:*"], "init_state": "", "reconcile_interval": 1},
+        placement={"cycle_interval": 86400},
+        grains={"m1": {"autodeploy_profile": profile, "ipv4": ["127.0.0.1", "10.77.0.5"]}},
+        extra={"autodeploy_hook_token": HOOK_TOKEN,
+               "reactor": [{"autodeploy/task/*/run": [str(REACTOR_RUN)]},
+                           {"salt/netapi/hook/autodeploy/opened": [str(hook)]}]})
+    api = salt_api(env)
+    token = api.login()
+    assert wait_for(lambda: api.runner(token, "autodeploy.hosts", state="ready")[1]["return"][0]["hosts"])
+    status, body = api.runner(token, "autodeploy.platform", code="qq", state="autodeploy.test.ok",
+                              reserve={"min": 1, "max": 1})
+    assert status == 200 and body["return"][0]["platform"]["_id"] == "qq", body
+    status, body = api.runner(token, "autodeploy.cycle")
+    assert body["return"][0]["platforms"][0]["created"] == ["qq-s1"], body
+
+    def state():
+        return api.runner(token, "autodeploy.service", id="qq-s1")[1]["return"][0]["service"]["state"]
+
+    assert wait_for(lambda: state() == "deployed", timeout=90)
+    status, _ = api.request("/hook/autodeploy/opened", {"service": "qq-s1"}, token=token,
+                            headers={"X-Autodeploy-Token": "wrong-token-wrong-token"})
+    assert status == 200
+    time.sleep(3)
+    assert state() == "deployed"
+    assert "bad or missing X-Autodeploy-Token" in Path(env.master_opts["log_file"]).read_text()
+    status, _ = api.request("/hook/autodeploy/opened", {"service": "qq-s1"}, token=token,
+                            headers={"X-Autodeploy-Token": HOOK_TOKEN})
+    assert status == 200
+    assert wait_for(lambda: state() == "opened", timeout=60)
+    why = api.runner(token, "autodeploy.why", id="qq-s1")[1]["return"][0]
+    assert why["host"] == f"{profile}:10.77.0.5" and why["decision"]["host"] == why["host"], why
+
+
 def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
     """Salt's loader exposes every public function of a module; internals such as
     build_config would hand out the MongoDB URI to anyone allowed autodeploy.*."""
@@ -756,7 +802,9 @@ def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
     out = subprocess.run([str(salt_venv / "bin" / "python"), "-c", code, str(tmp_path)],
                          capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, AD_LIB=str(ad_lib)), check=True)
-    assert out.stdout.split() == ["autodeploy.deploy", "autodeploy.drain", "autodeploy.host",
-                                  "autodeploy.hosts", "autodeploy.intervene",
-                                  "autodeploy.reinit", "autodeploy.retire",
-                                  "autodeploy.task", "autodeploy.tasks"]
+    assert out.stdout.split() == [
+        "autodeploy.close", "autodeploy.cycle", "autodeploy.deploy", "autodeploy.drain",
+        "autodeploy.host", "autodeploy.hosts", "autodeploy.intervene", "autodeploy.opened",
+        "autodeploy.platform", "autodeploy.platforms", "autodeploy.reinit", "autodeploy.retire",
+        "autodeploy.service", "autodeploy.services", "autodeploy.simulate", "autodeploy.task",
+        "autodeploy.tasks", "autodeploy.why"]
