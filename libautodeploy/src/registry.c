@@ -393,6 +393,31 @@ static void drop_quarantine(ad__registry_t *reg, const char *id)
   ad__reg_delete(reg, qid);
 }
 
+/* Do the stored facts equal the new ones (bookkeeping fields aside)? */
+static int same_facts(const json_t *doc, const json_t *set)
+{
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)set, k, v) {
+    if (!strcmp(k, "last_seen") || !strcmp(k, "last_seen_ms") || !strcmp(k, "last_registered_at"))
+      continue;
+    if (!json_equal(v, json_object_get(doc, k)))
+      return 0;
+  }
+  return 1;
+}
+
+static void touch_seen(ad__registry_t *reg, const char *key, int64_t now)
+{
+  char iso[32];
+  ad__iso_ms(now, iso);
+  bson_t *q = BCON_NEW("_id", BCON_UTF8(key));
+  bson_t *u = BCON_NEW("$set", "{", "last_seen", BCON_UTF8(iso), "last_seen_ms", BCON_INT64(now), "}");
+  ad__store_update_one(reg->env.store, reg->c.collection, q, u, NULL);
+  bson_destroy(q);
+  bson_destroy(u);
+}
+
 /* Returns 1 when the minion ended up quarantined. */
 static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, const char *why)
 {
@@ -481,6 +506,11 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
           if (reinstall)
             ad__reg_alert(reg, key, "reinstalled", cause);
         }
+      } else if (strcmp(state, "unreachable") && same_facts(by_key, set) &&
+                 (!strcmp(why, "reconcile") || !strcmp(why, "key event"))) {
+        /* a periodic look with nothing new: no revision, no history, no push */
+        touch_seen(reg, key, now);
+        rc = 1;
       } else {
         if (!strcmp(state, "unreachable")) {
           const char *back = jstr(by_key, "state_before_unreachable");
