@@ -262,7 +262,7 @@ def main():
         env.salt_run("autodeploy.platform", "demo", state="autodeploy.gameserver",
                      profiles=json.dumps([PROFILE]), pillar=json.dumps(template),
                      footprint=json.dumps({"cpu": 1, "mem_mb": 2048}),
-                     reserve=json.dumps({"min": 2, "max": 10}), port_base=32000)
+                     reserve=json.dumps({"min": 2, "max": 10}), port_base=12000)
         dry = env.salt_run("autodeploy.cycle", dry_run=True)["platforms"][0]
         r = dry["reserve"]
         print(f"   dry run: rate {r.get('rate_per_day', 0):.2f}/day -> reserve {r['size']}"

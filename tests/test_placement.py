@@ -132,7 +132,7 @@ def test_reserve_placement_waiting_and_refill(fleet):
     task = call("task.get", id=s1["task"])["task"]
     assert task["pillar"]["game"] == {"name": "qq-1", "bind": k2.rsplit(":", 1)[1]}
     svc = task["pillar"]["autodeploy"]["service"]
-    assert svc["id"] == "qq-s1" and svc["server_no"] == 1 and svc["port"] == 30001
+    assert svc["id"] == "qq-s1" and svc["server_no"] == 1 and svc["port"] == 10001
     why = env.salt_run("autodeploy.why", "qq-s1")
     dec = why["decision"]
     assert dec["chosen"]["host"] == k2 if "chosen" in dec else dec["host"] == k2, dec

@@ -184,11 +184,16 @@ static json_t *deploy(ad__fleet_t *f, const json_t *plat, const json_t *svc, con
                       ad_error_t *err)
 {
   json_int_t no = json_integer_value(json_object_get(svc, "server_no"));
-  json_int_t port_base = json_object_get(plat, "port_base") ? json_integer_value(json_object_get(plat, "port_base")) : 30000;
+  json_int_t port_base = json_object_get(plat, "port_base") ? json_integer_value(json_object_get(plat, "port_base")) : 10000;
   json_t *vars = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:I}", "service", jstr(svc, "_id"), "id",
                            jstr(svc, "_id"), "server_no", no, "platform", jstr(plat, "_id"),
                            "host", jstr(hdoc, "_id"), "private_ip", jstr(hdoc, "private_ip"),
                            "minion", jstr(hdoc, "minion"), "port", port_base + no);
+  if (port_base + no > 65535) {
+    json_decref(vars);
+    return ad__err(err, AD_EINVAL, "fleet", "port %lld (port_base %lld + server_no %lld) is over 65535",
+                   (long long)(port_base + no), (long long)port_base, (long long)no), NULL;
+  }
   json_t *pillar = render(json_object_get(plat, "pillar"), vars);
   if (!json_is_object(pillar)) {
     json_decref(pillar);
@@ -274,7 +279,11 @@ static json_t *platform_cycle(ad__fleet_t *f, const json_t *plat, fleet_hosts_t 
                            SUPPLY[1], SUPPLY[2], SUPPLY[3]);
   int64_t supply = ad__fdoc_count(f, f->c.services, supq);
   int64_t idle = ad__fdoc_count(f, f->c.services, json_pack("{s:s,s:s}", "platform", code, "state", "deployed"));
-  int shortfall = supply < 0 ? 0 : (int)(rs.size > supply ? rs.size - supply : 0);
+  if (supply < 0 || idle < 0) {
+    json_object_set_new(rep, "error", json_string("cannot count the platform's services (database)"));
+    return rep;
+  }
+  int shortfall = (int)(rs.size > supply ? rs.size - supply : 0);
   json_object_set_new(rep, "supply", json_integer(supply));
   json_object_set_new(rep, "idle", json_integer(idle));
   json_object_set_new(rep, "short", json_integer(shortfall));
@@ -297,8 +306,13 @@ static json_t *platform_cycle(ad__fleet_t *f, const json_t *plat, fleet_hosts_t 
                                 "state", "pending", "created_at", iso, "created_at_ms", (json_int_t)now,
                                 "attempts", 0, "footprint", "cpu", fp.cpu, "mem_mb", fp.mem,
                                 "history", "at", iso, "what", "created", "to", "pending", "cause", cause);
-        if (ad__fdoc_insert(f, f->c.services, doc, &err) == 1)
+        int rc = ad__fdoc_insert(f, f->c.services, doc, &err);
+        if (rc == 1)
           json_array_append_new(created, json_string(id));
+        else
+          json_object_set_new(rep, "error", rc == 0
+              ? json_sprintf("service %s exists already (first_server_no below numbers in use?)", id)
+              : json_sprintf("creating %s: %s", id, err.message));
         json_decref(doc);
       }
     }
@@ -308,6 +322,27 @@ static json_t *platform_cycle(ad__fleet_t *f, const json_t *plat, fleet_hosts_t 
       json_array_append_new(created, json_sprintf("(new %d)", k + 1));
   }
   json_object_set_new(rep, "created", created);
+  /* a service moved to deploying whose task id was never recorded (a crash
+   * between the two updates): adopt its task, or send it back to pending */
+  if (!dry_run) {
+    json_t *stuck = ad__fdoc_find(f, f->c.services,
+                                  json_pack("{s:s,s:s,s:{s:b},s:{s:I}}", "platform", code, "state",
+                                            "deploying", "task", "$exists", 0, "placed_at_ms", "$lt",
+                                            (json_int_t)(now - 300000)), NULL, NULL);
+    json_array_foreach(stuck, i, d) {
+      json_t *tq = json_pack("{s:s}", "owner.service", jstr(d, "_id"));
+      json_t *tasks = ad__fdoc_find(f, f->env.tasks->collection, tq,
+                                    json_pack("{s:{s:i},s:i}", "sort", "created_at", -1, "limit", 1), NULL);
+      json_t *t = json_array_get(tasks, 0);
+      json_t *set = t ? json_pack("{s:s}", "task", jstr(t, "_id"))
+                      : json_pack("{s:s,s:s}", "state", "pending", "reason", "deploy task never started");
+      ad__fdoc_cas(f, f->c.services, d, set, t ? "task adopted" : "back to pending",
+                   t ? jstr(t, "_id") : "no deploy task was created after placement", "autodeploy/cycle", NULL);
+      json_decref(set);
+      json_decref(tasks);
+    }
+    json_decref(stuck);
+  }
   /* 3. place: waiting first (oldest first), then pending */
   json_t *todo = json_array();
   const char *order[] = {"waiting_resources", "pending"};
@@ -432,7 +467,11 @@ json_t *ad__fleet_cycle(ad__fleet_t *f, const json_t *a, ad_error_t *err)
     json_t *reps = json_array();
     size_t i;
     json_t *p;
-    json_array_foreach(plats, i, p) json_array_append_new(reps, platform_cycle(f, p, &hs, now, dry_run));
+    json_array_foreach(plats, i, p) {
+      if (!dry_run)
+        ad__fleet_lease(f, 2, NULL, 0); /* renew: a long cycle must not overlap the next */
+      json_array_append_new(reps, platform_cycle(f, p, &hs, now, dry_run));
+    }
     char iso[32];
     ad__iso_ms(now, iso);
     out = json_pack("{s:b,s:b,s:s,s:I,s:o,s:I}", "ran", 1, "dry_run", dry_run, "at", iso, "hosts",
@@ -479,6 +518,13 @@ int64_t ad__fleet_tick(ad__fleet_t *f)
   int64_t expire;
   if (now >= f->next_prune_ms && ad__metrics_salt_target(f->metrics, &st, &coll, &expire) == 0) {
     f->next_prune_ms = now + f->c.metrics_prune_interval * 1000LL;
+    if (!f->metrics_indexed) {
+      ad_error_t err;
+      if (ad__metrics_salt_init(st, coll, expire, &f->metrics_ttl, &err) == 0)
+        f->metrics_indexed = 1;
+      else
+        AD_LOG_W("fleet", "load history indexes: %s (retried at the next prune)", err.message);
+    }
     if (!f->metrics_ttl) { /* the server has no TTL indexes (FerretDB): prune ourselves */
       ad_error_t err;
       int64_t n = ad__metrics_salt_prune(st, coll, now - expire * 1000, &err);

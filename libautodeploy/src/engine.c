@@ -328,9 +328,11 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
         return NULL;
       }
     }
-    if (placement && !json_is_null(placement) && !json_is_false(json_object_get(placement, "enabled"))) {
+    if (placement && !json_is_null(placement)) {
+      /* enabled: false keeps the runners (and the model) but runs no cycle */
       ad__fleet_env_t fenv = {eng->store, &eng->tasks, eng->bus, c->master_key_path,
-                              NULL, c->mongo_uri, c->mongo_db};
+                              json_string_value(json_object_get(registry, "collection")),
+                              c->mongo_uri, c->mongo_db};
       eng->fleet = ad__fleet_new(&fenv, placement, err);
       if (!eng->fleet) {
         json_decref(registry);

@@ -110,7 +110,9 @@ ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_er
   if (ad__metrics_salt_target(f->metrics, &st, &coll, &expire) == 0) {
     ad_error_t e2;
     if (ad__metrics_salt_init(st, coll, expire, &f->metrics_ttl, &e2))
-      AD_LOG_W("fleet", "load history indexes: %s (will retry at the next prune)", e2.message);
+      AD_LOG_W("fleet", "load history indexes: %s (retried at the next prune)", e2.message);
+    else
+      f->metrics_indexed = 1;
   }
   f->next_cycle_ms = ad__now_ms() + 5000; /* let the registry settle first */
   return f;
@@ -223,7 +225,7 @@ json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
   json_object_set_new(set, "footprint", fp ? json_deep_copy(fp)
                                            : json_pack("{s:f,s:f}", "cpu", 1.0, "mem_mb", 1024.0));
   json_object_set_new(set, "reserve", rv ? json_deep_copy(rv) : json_object());
-  json_object_set_new(set, "port_base", json_integer(pb ? json_integer_value(pb) : 30000));
+  json_object_set_new(set, "port_base", json_integer(pb ? json_integer_value(pb) : 10000));
   const char *actor = jstr(a, "actor");
   for (int attempt = 0; attempt < 5; attempt++) {
     json_t *cur = ad__fdoc_get(f, f->c.platforms, code, NULL);
@@ -240,7 +242,14 @@ json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
       rc = ad__fdoc_insert(f, f->c.platforms, doc, err);
       json_decref(doc);
     } else {
-      json_t *s2 = json_deep_copy(set);
+      /* an update changes only the fields given */
+      json_t *s2 = json_object();
+      const char *fk;
+      json_t *fv;
+      json_object_foreach(set, fk, fv) {
+        if (!strcmp(fk, "code") || json_object_get(a, fk))
+          json_object_set(s2, fk, fv);
+      }
       if (first)
         json_object_set(s2, "next_server_no", first);
       rc = ad__fdoc_cas(f, f->c.platforms, cur, s2, "updated", "platform.set",
@@ -431,7 +440,7 @@ void ad__fleet_task_end(void *user, const json_t *task)
   const char *id = jstr(owner, "service"), *tid = jstr(task, "_id"), *st = jstr(task, "state");
   for (int attempt = 0; attempt < 5; attempt++) {
     json_t *doc = ad__fdoc_get(f, f->c.services, id, NULL);
-    if (!doc || strcmp(jstr(doc, "task"), tid) ||
+    if (!doc || (*jstr(doc, "task") && strcmp(jstr(doc, "task"), tid)) ||
         (strcmp(jstr(doc, "state"), "deploying") && strcmp(jstr(doc, "state"), "failed"))) {
       json_decref(doc);
       return;
@@ -442,11 +451,14 @@ void ad__fleet_task_end(void *user, const json_t *task)
     int ok = !strcmp(st, "succeeded");
     if (ok) {
       snprintf(cause, sizeof cause, "deploy task %s succeeded", tid);
-      set = json_pack("{s:s,s:s,s:s}", "state", "deployed", "deployed_at", now, "reason", cause);
+      set = json_pack("{s:s,s:s,s:s,s:s}", "state", "deployed", "deployed_at", now, "reason", cause,
+                      "task", tid);
     } else {
+      json_t *hist = json_object_get(task, "history");
+      const char *last = jstr(json_array_get(hist, json_array_size(hist) - 1), "cause");
       snprintf(cause, sizeof cause, "deploy task %s %s after %lld attempt(s): %s", tid, st,
-               (long long)json_integer_value(json_object_get(task, "attempt")), jstr(task, "reason"));
-      set = json_pack("{s:s,s:s}", "state", "failed", "reason", cause);
+               (long long)json_integer_value(json_object_get(task, "attempt")), last);
+      set = json_pack("{s:s,s:s,s:s}", "state", "failed", "reason", cause, "task", tid);
     }
     int rc = ad__fdoc_cas(f, f->c.services, doc, set, ok ? "deployed" : "deploy failed", cause,
                           "autodeploy/fleet", NULL);

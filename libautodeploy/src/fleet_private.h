@@ -24,7 +24,8 @@ struct ad__fleet {
   ad__metrics_t *metrics;
   int metrics_ttl;          /* the salt source's TTL index works */
   atomic_llong next_cycle_ms, next_prune_ms;
-  char owner[64];           /* lease owner: host:pid */
+  char owner[64];           /* lease owner: host:pid:handle */
+  int metrics_indexed;      /* the load history's indexes exist */
 };
 
 /* fleet_store.c: documents with a rev and a history (like hosts) */

@@ -155,9 +155,9 @@ int ad__fleet_lease(ad__fleet_t *f, int take, char *holder, size_t size)
 {
   int64_t now = ad__now_ms(), until = now + f->c.lease_s * 1000LL;
   ad_error_t err;
-  if (!take) {
+  if (take != 1) { /* 0: release, 2: renew (a long cycle keeps its lease) */
     bson_t *q = BCON_NEW("_id", BCON_UTF8("cycle"), "owner", BCON_UTF8(f->owner));
-    bson_t *u = BCON_NEW("$set", "{", "until_ms", BCON_INT64(0), "}");
+    bson_t *u = BCON_NEW("$set", "{", "until_ms", BCON_INT64(take ? until : 0), "}");
     ad__store_update_one(f->env.store, f->c.locks, q, u, NULL);
     bson_destroy(q);
     bson_destroy(u);

@@ -608,7 +608,8 @@ def platform(code=None, state=None, pillar=None, profiles=None, regions=None, fo
     first_server_no
         The next server number to hand out.
     port_base
-        A server's port is ``port_base + server_no`` (default 30000), unless the
+        A server's port is ``port_base + server_no`` (default 10000; keep it below the
+        ephemeral range host init sets, 15000-65000), unless the
         pillar template sets ``autodeploy:service:port``.
 
     CLI Example:
