@@ -32,7 +32,7 @@ FERRETDB := $(DEPS)/bin/ferretdb
 
 APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
   libzmq3-dev libmsgpack-dev libcurl4-openssl-dev libmongoc-dev libbson-dev \
-  libjansson-dev libssl-dev python3-venv prometheus prometheus-node-exporter
+  libjansson-dev libssl-dev python3-venv iproute2 procps prometheus prometheus-node-exporter
 
 .PHONY: all deps lib tools check check-c check-py check-compat demo bench fuzz \
   fuzz-short fuzz-corpus test-c test-asan check-exports clean
@@ -101,6 +101,8 @@ demo: deps lib tools
 bench: deps lib tools bench-build
 	$(PY) bench/run_events.py
 	AD_LIB=$(abspath $(B)/libautodeploy.so) $(VENV6)/bin/python bench/bench_returns.py
+	$(MAKE) bench-placement
+	AD_LIB=$(abspath $(B)/libautodeploy.so) $(PY) bench/bench_register.py --with-3006
 
 clean:
 	rm -rf $(B)

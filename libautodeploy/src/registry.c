@@ -185,8 +185,7 @@ static void refuse(ad__registry_t *reg, const char *id, const char *why, const c
   ad__reg_insert(reg, reg->c.refusals, doc, NULL);
   json_decref(doc);
   /* and on the minion's own host record, when it has one */
-  json_t *host = ad__hosts_find_one(reg, json_pack("{s:s,s:{s:s}}", "minion", id, "state",
-                                                   "$ne", "retired"), NULL);
+  json_t *host = ad__reg_host_of(reg, id);
   if (host) {
     char cause[400];
     snprintf(cause, sizeof cause, "refused (%s): %s", why, reason);
@@ -296,6 +295,14 @@ static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, 
                                                 "actor", "autodeploy/registry"));
   if (extra)
     json_object_update(doc, extra);
+  const char *st = json_string_value(json_object_get(doc, "state"));
+  if (st && strcmp(st, "registering") && strcmp(st, "quarantined") && !json_object_get(extra, "history"))
+    json_array_append_new(json_object_get(doc, "history"),
+                          json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "at", iso, "what", "init", "from",
+                                    "registering", "to", st, "cause",
+                                    json_string_value(json_object_get(doc, "reason"))
+                                        ? json_string_value(json_object_get(doc, "reason")) : "",
+                                    "actor", "autodeploy/registry"));
   ad_error_t err;
   int rc = ad__reg_insert(reg, reg->c.collection, doc, &err);
   if (rc == 1) {
@@ -390,7 +397,43 @@ static void drop_quarantine(ad__registry_t *reg, const char *id)
 {
   char qid[200];
   snprintf(qid, sizeof qid, "quarantine:%s", id);
-  ad__reg_delete(reg, qid);
+  /* look first: a find by _id is cheap everywhere, a delete is not on FerretDB */
+  json_t *q = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", qid), NULL);
+  if (q)
+    ad__reg_delete(reg, qid);
+  json_decref(q);
+}
+
+/* host_minions: {_id: minion id, key: host key}, the minion -> host lookup
+ * kept as its own collection so it is always a lookup by _id (FerretDB
+ * scans for any other field). A hint only: the host document is checked. */
+static void map_minion(ad__registry_t *reg, const char *id, const char *key)
+{
+  json_t *doc = json_pack("{s:s,s:s}", "_id", id, "key", key);
+  if (ad__reg_insert(reg, AD__HOST_MINIONS, doc, NULL) == 0) {
+    bson_t *q = BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *u = BCON_NEW("$set", "{", "key", BCON_UTF8(key), "}");
+    ad__store_update_one(reg->env.store, AD__HOST_MINIONS, q, u, NULL);
+    bson_destroy(q);
+    bson_destroy(u);
+  }
+  json_decref(doc);
+}
+
+/* The live host record of minion `id` (not retired or quarantined), or NULL. */
+json_t *ad__reg_host_of(ad__registry_t *reg, const char *id)
+{
+  json_t *rows = ad__reg_find_in(reg, AD__HOST_MINIONS, json_pack("{s:s}", "_id", id));
+  const char *key = json_string_value(json_object_get(json_array_get(rows, 0), "key"));
+  json_t *doc = key ? ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL) : NULL;
+  json_decref(rows);
+  const char *st = json_string_value(json_object_get(doc, "state"));
+  if (doc && (strcmp(jstr(doc, "minion"), id) || !st || !strcmp(st, "retired") ||
+              !strcmp(st, "quarantined"))) {
+    json_decref(doc);
+    doc = NULL;
+  }
+  return doc;
 }
 
 /* Do the stored facts equal the new ones (bookkeeping fields aside)? */
@@ -427,9 +470,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
     int64_t now = ad__now_ms();
     json_t *by_key = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
     if (!by_key) {
-      json_t *prev = ad__hosts_find_one(
-          reg, json_pack("{s:s,s:{s:[s,s]}}", "minion", id, "state", "$nin", "retired",
-                         "quarantined"), NULL);
+      json_t *prev = ad__reg_host_of(reg, id);
       json_t *doc = NULL;
       int rc;
       if (prev) {
@@ -466,15 +507,34 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
       } else {
         snprintf(cause, sizeof cause, "minion %s registered (%s; %s, ip rule: %s)", id, why,
                  key, jstr(facts, "ip_rule"));
-        rc = insert_new(reg, facts, fp, NULL, "registered", cause, &doc);
+        /* the document goes in already initializing (or ready): one insert,
+         * no update, for the common case */
+        json_t *pseudo = json_deep_copy(facts);
+        json_object_set_new(pseudo, "_id", json_string(key));
+        ad_error_t ierr;
+        json_t *init = ad__reg_init_fields(reg, pseudo, NULL, &ierr);
+        json_decref(pseudo);
+        if (!init)
+          init = json_pack("{s:s,s:s}", "state", "init_failed", "reason", ierr.message);
+        rc = insert_new(reg, facts, fp, init, "registered", cause, &doc);
         if (rc == 1) {
-          AD_LOG_I("registry", "%s", cause);
-          begin_init(reg, doc, "registered");
+          AD_LOG_I("registry", "%s -> %s", cause, jstr(init, "state"));
+          if (!strcmp(jstr(init, "state"), "init_failed"))
+            ad__reg_alert(reg, key, "init_failed", jstr(init, "reason"));
+        } else if (json_object_get(init, "init_task") && reg->env.tasks) {
+          /* lost the key to another minion meanwhile: its init task goes */
+          json_t *ta = json_pack("{s:s,s:s,s:s,s:s}", "id", jstr(init, "init_task"), "action",
+                                 "cancel", "reason", "registration lost a race", "actor",
+                                 "autodeploy/registry");
+          json_decref(ad__task_intervene(reg->env.tasks, ta, NULL));
+          json_decref(ta);
         }
+        json_decref(init);
       }
       json_decref(prev);
       json_decref(doc);
       if (rc == 1) {
+        map_minion(reg, id, key);
         drop_quarantine(reg, id);
         return 0;
       }
@@ -487,7 +547,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
       /* the same host again */
       json_t *set = facts_set(facts, fp, now);
       const char *reinstall = changed(by_key, facts, fp);
-      int rc;
+      int rc, same = 0;
       if (!strcmp(state, "retired")) {
         snprintf(cause, sizeof cause, "minion %s started on a retired host (%s): left retired",
                  id, why);
@@ -510,6 +570,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
                  (!strcmp(why, "reconcile") || !strcmp(why, "key event"))) {
         /* a periodic look with nothing new: no revision, no history, no push */
         touch_seen(reg, key, now);
+        same = 1;
         rc = 1;
       } else {
         if (!strcmp(state, "unreachable")) {
@@ -523,6 +584,8 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
       json_decref(set);
       json_decref(by_key);
       if (rc == 1) {
+        if (!same)
+          map_minion(reg, id, key);
         drop_quarantine(reg, id);
         return 0;
       }
@@ -549,6 +612,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
     if (rc == 1) {
       AD_LOG_W("registry", "%s", cause);
       ad__reg_alert(reg, key, "taken over by a new minion", cause);
+      map_minion(reg, id, key);
       drop_quarantine(reg, id);
       json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
       if (doc)

@@ -64,6 +64,26 @@ json_t *ad__hosts_find(ad__registry_t *reg, json_t *query, json_t *opts, ad_erro
   return rows;
 }
 
+json_t *ad__reg_find_in(ad__registry_t *reg, const char *coll_name, json_t *query)
+{
+  bson_t *q = to_bson(query, NULL);
+  json_decref(query);
+  if (!q)
+    return NULL;
+  mongoc_client_t *c = ad__store_pop(reg->env.store);
+  mongoc_collection_t *coll = ad__store_coll(reg->env.store, c, coll_name);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, q, NULL, NULL);
+  json_t *rows = json_array();
+  const bson_t *doc;
+  while (mongoc_cursor_next(cur, &doc))
+    json_array_append_new(rows, ad__bson_to_json(doc));
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(coll);
+  ad__store_push(reg->env.store, c);
+  bson_destroy(q);
+  return rows;
+}
+
 json_t *ad__hosts_find_one(ad__registry_t *reg, json_t *query, ad_error_t *err)
 {
   json_t *rows = ad__hosts_find(reg, query, json_pack("{s:i}", "limit", 1), err);
@@ -365,11 +385,31 @@ static void settle_inits(ad__registry_t *reg)
   json_decref(rows);
 }
 
+/* Indexes for the queries by minion and state (MongoDB uses them; FerretDB
+ * accepts them and scans anyway, which is why host_minions exists). */
+static void make_indexes(ad__registry_t *reg)
+{
+  mongoc_client_t *c = ad__store_pop(reg->env.store);
+  bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8(reg->c.collection), "indexes", "[",
+                         "{", "key", "{", "minion", BCON_INT32(1), "}", "name", BCON_UTF8("minion_1"), "}",
+                         "{", "key", "{", "state", BCON_INT32(1), "}", "name", BCON_UTF8("state_1"), "}",
+                         "]");
+  bson_error_t be;
+  if (mongoc_client_command_simple(c, ad__store_db(reg->env.store), cmd, NULL, NULL, &be))
+    reg->indexed = 1;
+  else
+    AD_LOG_W("registry", "indexes on %s: %s (retried later)", reg->c.collection, be.message);
+  bson_destroy(cmd);
+  ad__store_push(reg->env.store, c);
+}
+
 int64_t ad__registry_tick(ad__registry_t *reg)
 {
   if (!reg || !reg->c.enabled)
     return 60000;
   int64_t now = ad__now_ms();
+  if (!reg->indexed && now >= reg->next_reconcile_ms)
+    make_indexes(reg);
   if (now >= reg->next_live_ms) {
     reg->next_live_ms = now + reg->c.liveness_interval * 1000LL;
     liveness(reg);
@@ -399,6 +439,8 @@ static json_t *find_host(ad__registry_t *reg, const json_t *a, ad_error_t *err)
   if (!key || !*key || strlen(key) > 300)
     return ad__err(err, AD_EINVAL, "args", "key: required (a host key <profile>:<ip> or a minion id)"), NULL;
   json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
+  if (!doc)
+    doc = ad__reg_host_of(reg, key);
   if (!doc) {
     json_t *rows = ad__hosts_find(reg, json_pack("{s:s}", "minion", key),
                                   json_pack("{s:{s:i}}", "sort", "updated_at", -1), err);

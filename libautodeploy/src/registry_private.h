@@ -43,9 +43,14 @@ struct ad__registry {
   size_t nseen;
   atomic_llong next_live_ms, next_reconcile_ms, last_live_ms;
   ad__cmdb_t *cmdb;
+  int indexed;
 };
 
+#define AD__HOST_MINIONS "host_minions"
+
 /* store helpers (registry_ops.c) */
+json_t *ad__reg_find_in(ad__registry_t *reg, const char *coll, json_t *query); /* taken */
+json_t *ad__reg_host_of(ad__registry_t *reg, const char *id);
 int ad__reg_insert(ad__registry_t *reg, const char *coll, const json_t *doc, ad_error_t *err);
 int ad__reg_delete(ad__registry_t *reg, const char *key);
 void ad__reg_alert(ad__registry_t *reg, const char *key, const char *what, const char *text);
