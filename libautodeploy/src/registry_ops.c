@@ -12,6 +12,7 @@
 #include "log_private.h"
 #include "registry_private.h"
 #include "saltfiles.h"
+#include "docs.h"
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -19,69 +20,16 @@ static const char *jstr(const json_t *o, const char *k)
   return s ? s : "";
 }
 
-static bson_t *to_bson(const json_t *j, ad_error_t *err)
-{
-  char *s = json_dumps(j, JSON_COMPACT);
-  bson_error_t be;
-  bson_t *b = s ? bson_new_from_json((const uint8_t *)s, -1, &be) : NULL;
-  if (!b)
-    ad__err(err, AD_EINVAL, "registry", "cannot encode document: %s", s ? be.message : "no memory");
-  free(s);
-  return b;
-}
-
-/* ---- documents ---------------------------------------------------------------- */
+/* ---- documents (docs.c) ------------------------------------------------------------ */
 
 json_t *ad__hosts_find(ad__registry_t *reg, json_t *query, json_t *opts, ad_error_t *err)
 {
-  bson_t *q = to_bson(query, err), *o = opts ? to_bson(opts, err) : NULL;
-  json_decref(query);
-  json_decref(opts);
-  if (!q) {
-    if (o)
-      bson_destroy(o);
-    return NULL;
-  }
-  mongoc_client_t *c = ad__store_pop(reg->env.store);
-  mongoc_collection_t *coll = ad__store_coll(reg->env.store, c, reg->c.collection);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, q, o, NULL);
-  json_t *rows = json_array();
-  const bson_t *doc;
-  while (mongoc_cursor_next(cur, &doc))
-    json_array_append_new(rows, ad__bson_to_json(doc));
-  bson_error_t be;
-  if (mongoc_cursor_error(cur, &be)) {
-    ad__err(err, AD_ECONNECT, "mongo", "reading %s: %s", reg->c.collection, be.message);
-    json_decref(rows);
-    rows = NULL;
-  }
-  mongoc_cursor_destroy(cur);
-  mongoc_collection_destroy(coll);
-  ad__store_push(reg->env.store, c);
-  bson_destroy(q);
-  if (o)
-    bson_destroy(o);
-  return rows;
+  return ad__docs_find(reg->env.store, reg->c.collection, query, opts, err);
 }
 
 json_t *ad__reg_find_in(ad__registry_t *reg, const char *coll_name, json_t *query)
 {
-  bson_t *q = to_bson(query, NULL);
-  json_decref(query);
-  if (!q)
-    return NULL;
-  mongoc_client_t *c = ad__store_pop(reg->env.store);
-  mongoc_collection_t *coll = ad__store_coll(reg->env.store, c, coll_name);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, q, NULL, NULL);
-  json_t *rows = json_array();
-  const bson_t *doc;
-  while (mongoc_cursor_next(cur, &doc))
-    json_array_append_new(rows, ad__bson_to_json(doc));
-  mongoc_cursor_destroy(cur);
-  mongoc_collection_destroy(coll);
-  ad__store_push(reg->env.store, c);
-  bson_destroy(q);
-  return rows;
+  return ad__docs_find(reg->env.store, coll_name, query, NULL, NULL);
 }
 
 json_t *ad__hosts_find_one(ad__registry_t *reg, json_t *query, ad_error_t *err)
@@ -96,87 +44,27 @@ json_t *ad__hosts_find_one(ad__registry_t *reg, json_t *query, ad_error_t *err)
 
 int ad__reg_insert(ad__registry_t *reg, const char *coll_name, const json_t *doc, ad_error_t *err)
 {
-  bson_t *b = to_bson(doc, err);
-  if (!b)
-    return AD_EINVAL;
-  mongoc_client_t *c = ad__store_pop(reg->env.store);
-  mongoc_collection_t *coll = ad__store_coll(reg->env.store, c, coll_name);
-  bson_error_t be;
-  bool ok = mongoc_collection_insert_one(coll, b, NULL, NULL, &be);
-  mongoc_collection_destroy(coll);
-  ad__store_push(reg->env.store, c);
-  bson_destroy(b);
-  if (ok)
-    return 1;
-  if (be.code == 11000)
-    return 0;
-  return ad__err(err, AD_ECONNECT, "mongo", "insert into %s: %s", coll_name, be.message);
+  return ad__docs_insert(reg->env.store, coll_name, doc, err);
 }
 
 int ad__reg_delete(ad__registry_t *reg, const char *key)
 {
-  mongoc_client_t *c = ad__store_pop(reg->env.store);
-  mongoc_collection_t *coll = ad__store_coll(reg->env.store, c, reg->c.collection);
-  bson_t *q = BCON_NEW("_id", BCON_UTF8(key));
-  bson_error_t be;
-  bool ok = mongoc_collection_delete_one(coll, q, NULL, NULL, &be);
-  bson_destroy(q);
-  mongoc_collection_destroy(coll);
-  ad__store_push(reg->env.store, c);
-  return ok ? 0 : AD_ECONNECT;
+  return ad__docs_delete(reg->env.store, reg->c.collection, key);
 }
 
+/* Every host change also queues it for the outside CMDB (cmdb.c). */
 int ad__hosts_cas(ad__registry_t *reg, const json_t *doc, json_t *set, const char *what,
                   const char *cause, const char *actor, ad_error_t *err)
 {
-  char now[32];
-  ad__iso_ms(ad__now_ms(), now);
   json_t *fields = set ? json_deep_copy(set) : json_object();
-  char from[32], tobuf[32];
-  snprintf(from, sizeof from, "%s", jstr(doc, "state"));
-  const char *to = json_string_value(json_object_get(fields, "state"));
-  if (to) {
-    snprintf(tobuf, sizeof tobuf, "%s", to);
-    to = tobuf;
-  }
-  json_t *hist = json_deep_copy(json_object_get(doc, "history"));
-  if (!json_is_array(hist)) {
-    json_decref(hist);
-    hist = json_array();
-  }
-  json_t *h = json_pack("{s:s,s:s,s:s,s:s}", "at", now, "what", what, "cause", cause ? cause : "",
-                        "actor", actor ? actor : "autodeploy");
-  if (to && strcmp(from, to)) {
-    json_object_set_new(h, "from", json_string(from));
-    json_object_set_new(h, "to", json_string(to));
-    json_object_set_new(fields, "state_changed_at", json_string(now));
-  }
-  json_array_append_new(hist, h);
-  /* FerretDB v1.24.2 ignores $slice in $push: trim here (docs/cmdb.md) */
-  while (json_array_size(hist) > (size_t)reg->c.history_max)
-    json_array_remove(hist, 0);
-  json_object_set_new(fields, "history", hist);
-  json_object_set_new(fields, "updated_at", json_string(now));
   json_object_set_new(fields, "cmdb_dirty", json_true());
   json_object_set_new(fields, "cmdb_next_ms", json_integer(0));
-  json_int_t rev = json_integer_value(json_object_get(doc, "rev"));
-  json_t *query = json_pack("{s:s,s:I}", "_id", jstr(doc, "_id"), "rev", rev);
-  json_t *update = json_pack("{s:o,s:{s:i}}", "$set", fields, "$inc", "rev", 1);
-  bson_t *q = to_bson(query, err), *u = to_bson(update, err);
-  json_decref(query);
-  json_decref(update);
-  int64_t n = q && u ? ad__store_update_one(reg->env.store, reg->c.collection, q, u, err) : -1;
-  if (q)
-    bson_destroy(q);
-  if (u)
-    bson_destroy(u);
-  if (n == 1) {
-    if (to && strcmp(from, to))
-      AD_LOG_I("registry", "host %s: %s -> %s (%s)", jstr(doc, "_id"), from, to, cause ? cause : "");
-    if (reg->cmdb)
-      ad__cmdb_kick(reg->cmdb);
-  }
-  return n < 0 ? AD_ECONNECT : (int)n;
+  int rc = ad__docs_cas(reg->env.store, reg->c.collection, doc, fields, what, cause, actor,
+                        (size_t)reg->c.history_max, "registry", err);
+  json_decref(fields);
+  if (rc == 1 && reg->cmdb)
+    ad__cmdb_kick(reg->cmdb);
+  return rc;
 }
 
 /* Conditional move of host `key` from one of `from` to `to`, re-reading on
@@ -271,7 +159,7 @@ static void liveness(ad__registry_t *reg)
     json_t *query = json_pack("{s:{s:O}}", "_id", "$in", ids);
     json_t *upd = json_pack("{s:{s:I,s:s}}", "$set", "last_seen_ms", (json_int_t)now,
                             "last_seen", iso);
-    bson_t *bq = to_bson(query, NULL), *bu = to_bson(upd, NULL);
+    bson_t *bq = ad__json_to_bson(query, NULL), *bu = ad__json_to_bson(upd, NULL);
     mongoc_client_t *c = ad__store_pop(reg->env.store);
     mongoc_collection_t *coll = ad__store_coll(reg->env.store, c, reg->c.collection);
     bson_error_t be;
