@@ -12,6 +12,7 @@
 #include "error_private.h"
 #include "log_private.h"
 #include "tasks.h"
+#include "docs.h"
 
 int64_t ad__now_ms(void)
 {
@@ -35,17 +36,6 @@ json_t *ad__bson_to_json(const bson_t *b)
   json_t *j = s ? json_loads(s, 0, NULL) : NULL;
   bson_free(s);
   return j;
-}
-
-static bson_t *json_to_bson(const json_t *j, ad_error_t *err)
-{
-  char *s = json_dumps(j, JSON_COMPACT);
-  bson_error_t be;
-  bson_t *b = s ? bson_new_from_json((const uint8_t *)s, -1, &be) : NULL;
-  if (!b)
-    ad__err(err, AD_EINVAL, "tasks", "cannot store document: %s", s ? be.message : "no memory");
-  free(s);
-  return b;
 }
 
 json_t *ad__task_load(const ad__tasks_ctx_t *t, const char *id, ad_error_t *err)
@@ -106,7 +96,7 @@ json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id,
                                "$push", "history", "at", now, "from", state, "to", to,
                                "cause", cause ? cause : "", "actor",
                                actor ? actor : "autodeploy");
-    bson_t *q = json_to_bson(query, err), *u = json_to_bson(update, err);
+    bson_t *q = ad__json_to_bson(query, err), *u = ad__json_to_bson(update, err);
     json_decref(query);
     json_decref(update);
     int64_t modified = q && u ? ad__store_update_one(t->store, t->collection, q, u, err) : -1;
