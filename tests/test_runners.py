@@ -447,7 +447,7 @@ def start_echo_master(salt_env, echo_lib, monkeypatch, minions=()):
     })
     env.start_master()
     for mid in minions:
-        env.start_minion(mid, grains=(grains or {}).get(mid))
+        env.start_minion(mid)
     for mid in minions:
         env.wait_for_minion(mid)
     return env
