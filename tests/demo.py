@@ -201,8 +201,22 @@ def main():
               "   (not root: addresses given as grains)")
         keys = {"game-01": boot_host(env, fabric, "game-01", 1, 8, 16384),
                 "game-02": boot_host(env, fabric, "game-02", 2, 4, 8192)}
-        ready = wait_until(lambda: mdb.hosts.count_documents(
-            {"_id": {"$in": list(keys.values())}, "state": "ready"}) == 2, 180)
+        def all_ready():
+            return mdb.hosts.count_documents(
+                {"_id": {"$in": list(keys.values())}, "state": "ready"}) == 2
+
+        ready = wait_until(all_ready, 90)
+        for mid, key in keys.items():
+            if ready or mdb.hosts.find_one({"_id": key}):
+                continue
+            # never registered: say why (its own log), and start it once more
+            print(f"   {mid} has not registered; the end of its log:")
+            log = env.minion_log(mid)
+            for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])[-8:]:
+                print("     " + line[:160])
+            env.stop_minion(mid, timeout=10)
+            env.start_minion(mid)
+        ready = ready or wait_until(all_ready, 120)
         rows = env.salt_run("autodeploy.hosts")["hosts"]
         table([{"key": h["_id"], "state": h["state"], "minion": h["minion"],
                 "cpu": h["capacity"]["cpu"], "mem_mb": h["capacity"]["mem_mb"],
