@@ -27,7 +27,9 @@ def available():
 class Fabric:
     def __init__(self):
         self.tag = f"{os.getpid() % 10000:04d}{random.randint(0, 9)}"
-        self.net = random.randint(100, 250)
+        used = _ip("-br", "addr", check=False).stdout
+        free = [n for n in range(100, 251) if f" 10.{n}." not in used]
+        self.net = random.choice(free or [random.randint(100, 250)])  # never an address in use
         self.bridge = f"adb{self.tag}"
         self.master_ip = f"10.{self.net}.0.1"
         self.hosts = {}  # name -> (netns, ip)
