@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "docs.h"
 #include "config.h"
 #include "error_private.h"
 #include "http.h"
@@ -55,17 +56,11 @@ struct ad__cmdb {
   atomic_int cancel;
 };
 
-static const char *jstr(const json_t *o, const char *k)
-{
-  const char *s = json_string_value(json_object_get(o, k));
-  return s ? s : "";
-}
-
 /* the CMDB's view of a host: the document without history and bookkeeping */
 static json_t *public_view(const json_t *doc)
 {
   json_t *v = json_deep_copy(doc);
-  json_object_set_new(v, "key", json_string(jstr(doc, "_id")));
+  json_object_set_new(v, "key", json_string(ad__jstr(doc, "_id")));
   json_object_set(v, "version", json_object_get(doc, "rev"));
   static const char *const DROP[] = {"_id", "rev", "history", "cmdb_dirty", "cmdb_next_ms",
                                      "cmdb_attempts", "cmdb_error", "cmdb_pushed_rev",
@@ -77,14 +72,14 @@ static json_t *public_view(const json_t *doc)
 
 static void mark(ad__cmdb_t *cm, const json_t *doc, json_t *set)
 {
-  json_t *q = json_pack("{s:s,s:O}", "_id", jstr(doc, "_id"), "rev", json_object_get(doc, "rev"));
+  json_t *q = json_pack("{s:s,s:O}", "_id", ad__jstr(doc, "_id"), "rev", json_object_get(doc, "rev"));
   json_t *u = json_pack("{s:o}", "$set", set);
   char *qs = json_dumps(q, JSON_COMPACT), *us = json_dumps(u, JSON_COMPACT);
   bson_t *bq = qs ? bson_new_from_json((const uint8_t *)qs, -1, NULL) : NULL;
   bson_t *bu = us ? bson_new_from_json((const uint8_t *)us, -1, NULL) : NULL;
   ad_error_t err;
   if (bq && bu && ad__store_update_one(cm->reg->env.store, cm->reg->c.collection, bq, bu, &err) < 0)
-    AD_LOG_E("cmdb", "recording the push of %s: %s", jstr(doc, "_id"), err.message);
+    AD_LOG_E("cmdb", "recording the push of %s: %s", ad__jstr(doc, "_id"), err.message);
   if (bq)
     bson_destroy(bq);
   if (bu)
@@ -148,7 +143,7 @@ static int pass(ad__cmdb_t *cm)
       ad__http_resp_free(&resp);
       /* the CMDB is unreachable: do not hammer it with the rest of the batch */
       down = rc != 0;
-      AD_LOG_W("cmdb", "push of %s failed (attempt %lld): %s", jstr(doc, "_id"),
+      AD_LOG_W("cmdb", "push of %s failed (attempt %lld): %s", ad__jstr(doc, "_id"),
                (long long)attempts + 1, error);
     } else {
       snprintf(error, sizeof error, "not tried: the CMDB was unreachable in this pass");

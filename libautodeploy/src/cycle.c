@@ -22,17 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "docs.h"
 #include "error_private.h"
 #include "fleet_private.h"
 #include "log_private.h"
 #include "placement.h"
 #include "reserve.h"
-
-static const char *jstr(const json_t *o, const char *k)
-{
-  const char *s = json_string_value(json_object_get(o, k));
-  return s ? s : "";
-}
 
 static double jnum(const json_t *o, const char *k)
 {
@@ -129,11 +124,11 @@ static int load_hosts(ad__fleet_t *f, fleet_hosts_t *hs, int64_t now, ad_error_t
   json_t *d;
   json_array_foreach(hs->docs, i, d) {
     json_t *cap = json_object_get(d, "capacity");
-    hs->h[i] = (ad__host_t){.key = jstr(d, "_id"), .placeable = 1, .profile = jstr(d, "profile"),
-                            .region = jstr(d, "region"),
+    hs->h[i] = (ad__host_t){.key = ad__jstr(d, "_id"), .placeable = 1, .profile = ad__jstr(d, "profile"),
+                            .region = ad__jstr(d, "region"),
                             .capacity = {jnum(cap, "cpu"), jnum(cap, "mem_mb")}};
-    mh[i] = (ad__metrics_host_t){.key = jstr(d, "_id"), .minion_id = jstr(d, "minion"),
-                                 .private_ip = jstr(d, "private_ip"),
+    mh[i] = (ad__metrics_host_t){.key = ad__jstr(d, "_id"), .minion_id = ad__jstr(d, "minion"),
+                                 .private_ip = ad__jstr(d, "private_ip"),
                                  .cores = (int)jnum(cap, "cpu"), .mem_mb = (int64_t)jnum(cap, "mem_mb")};
   }
   if (hs->n) {
@@ -165,7 +160,7 @@ static int load_hosts(ad__fleet_t *f, fleet_hosts_t *hs, int64_t now, ad_error_t
                 (json_int_t)(now - f->c.measure_after_hours * 3600000LL)),
       json_pack("{s:{s:i,s:i}}", "projection", "host", 1, "footprint", 1), NULL);
   json_array_foreach(svcs, i, d) {
-    const char *hk = jstr(d, "host");
+    const char *hk = ad__jstr(d, "host");
     for (size_t k = 0; k < hs->n; k++)
       if (!strcmp(hs->h[k].key, hk)) {
         hs->h[k].pending.cpu += jnum(json_object_get(d, "footprint"), "cpu");
@@ -185,10 +180,10 @@ static json_t *deploy(ad__fleet_t *f, const json_t *plat, const json_t *svc, con
 {
   json_int_t no = json_integer_value(json_object_get(svc, "server_no"));
   json_int_t port_base = json_object_get(plat, "port_base") ? json_integer_value(json_object_get(plat, "port_base")) : 10000;
-  json_t *vars = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:I}", "service", jstr(svc, "_id"), "id",
-                           jstr(svc, "_id"), "server_no", no, "platform", jstr(plat, "_id"),
-                           "host", jstr(hdoc, "_id"), "private_ip", jstr(hdoc, "private_ip"),
-                           "minion", jstr(hdoc, "minion"), "port", port_base + no);
+  json_t *vars = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:I}", "service", ad__jstr(svc, "_id"), "id",
+                           ad__jstr(svc, "_id"), "server_no", no, "platform", ad__jstr(plat, "_id"),
+                           "host", ad__jstr(hdoc, "_id"), "private_ip", ad__jstr(hdoc, "private_ip"),
+                           "minion", ad__jstr(hdoc, "minion"), "port", port_base + no);
   if (port_base + no > 65535) {
     json_decref(vars);
     return ad__err(err, AD_EINVAL, "fleet", "port %lld (port_base %lld + server_no %lld) is over 65535",
@@ -216,12 +211,12 @@ static json_t *deploy(ad__fleet_t *f, const json_t *plat, const json_t *svc, con
   if (!json_object_get(sv, "port"))
     json_object_set(sv, "port", json_object_get(vars, "port"));
   json_t *args = json_pack("{s:[s],s:s,s:[s],s:o,s:i,s:{s:i,s:i},s:s,s:s,s:{s:s,s:s,s:s}}", "tgt",
-                           jstr(hdoc, "minion"), "tgt_type", "list", "mods", jstr(plat, "state"),
+                           ad__jstr(hdoc, "minion"), "tgt_type", "list", "mods", ad__jstr(plat, "state"),
                            "pillar", pillar, "timeout", f->c.deploy_timeout, "retry",
                            "max_attempts", f->c.deploy_attempts, "backoff_s", f->c.deploy_backoff_s,
-                           "created_by", "autodeploy/cycle", "reason", jstr(svc, "_id"), "owner",
-                           "kind", "service_deploy", "service", jstr(svc, "_id"), "platform",
-                           jstr(plat, "_id"));
+                           "created_by", "autodeploy/cycle", "reason", ad__jstr(svc, "_id"), "owner",
+                           "kind", "service_deploy", "service", ad__jstr(svc, "_id"), "platform",
+                           ad__jstr(plat, "_id"));
   json_decref(vars);
   json_t *res = ad__task_create(f->env.tasks, args, err);
   json_decref(args);
@@ -231,7 +226,7 @@ static json_t *deploy(ad__fleet_t *f, const json_t *plat, const json_t *svc, con
 static json_t *platform_cycle(ad__fleet_t *f, const json_t *plat, fleet_hosts_t *hs, int64_t now,
                               int dry_run)
 {
-  const char *code = jstr(plat, "_id");
+  const char *code = ad__jstr(plat, "_id");
   json_t *rep = json_pack("{s:s}", "platform", code);
   ad_error_t err = {0};
   /* 1. reserve from the openings of the window */
@@ -330,14 +325,14 @@ static json_t *platform_cycle(ad__fleet_t *f, const json_t *plat, fleet_hosts_t 
                                             "deploying", "task", "$exists", 0, "placed_at_ms", "$lt",
                                             (json_int_t)(now - 300000)), NULL, NULL);
     json_array_foreach(stuck, i, d) {
-      json_t *tq = json_pack("{s:s}", "owner.service", jstr(d, "_id"));
+      json_t *tq = json_pack("{s:s}", "owner.service", ad__jstr(d, "_id"));
       json_t *tasks = ad__fdoc_find(f, f->env.tasks->collection, tq,
                                     json_pack("{s:{s:i},s:i}", "sort", "created_at", -1, "limit", 1), NULL);
       json_t *t = json_array_get(tasks, 0);
-      json_t *set = t ? json_pack("{s:s}", "task", jstr(t, "_id"))
+      json_t *set = t ? json_pack("{s:s}", "task", ad__jstr(t, "_id"))
                       : json_pack("{s:s,s:s}", "state", "pending", "reason", "deploy task never started");
       ad__fdoc_cas(f, f->c.services, d, set, t ? "task adopted" : "back to pending",
-                   t ? jstr(t, "_id") : "no deploy task was created after placement", "autodeploy/cycle", NULL);
+                   t ? ad__jstr(t, "_id") : "no deploy task was created after placement", "autodeploy/cycle", NULL);
       json_decref(set);
       json_decref(tasks);
     }
@@ -385,19 +380,19 @@ static json_t *platform_cycle(ad__fleet_t *f, const json_t *plat, fleet_hosts_t 
     json_object_set_new(dj, "at", json_string(at));
     if (hs->load_error)
       json_object_set_new(dj, "load_error", json_string(hs->load_error));
-    const char *sid = jstr(svc, "_id");
+    const char *sid = ad__jstr(svc, "_id");
     if (dec[k].host >= 0) {
       json_t *hdoc = json_array_get(hs->docs, (size_t)dec[k].host);
       json_array_append_new(placed, json_pack("{s:s,s:s,s:f}", "service", sid, "host",
-                                              jstr(hdoc, "_id"), "score", dec[k].top[0].score));
+                                              ad__jstr(hdoc, "_id"), "score", dec[k].top[0].score));
       if (!dry_run) {
         json_t *set = json_pack("{s:s,s:s,s:s,s:O,s:{s:f,s:f},s:s,s:I}", "state", "deploying", "host",
-                                jstr(hdoc, "_id"), "minion", jstr(hdoc, "minion"), "decision", dj,
+                                ad__jstr(hdoc, "_id"), "minion", ad__jstr(hdoc, "minion"), "decision", dj,
                                 "footprint", "cpu", fp.cpu, "mem_mb", fp.mem, "reason", "placed",
                                 "placed_at_ms", (json_int_t)now);
         char cause[300];
         snprintf(cause, sizeof cause, "placed on %s (dominant share %.3f after placement)",
-                 jstr(hdoc, "_id"), dec[k].top[0].score);
+                 ad__jstr(hdoc, "_id"), dec[k].top[0].score);
         /* the condition (rev, and so the state read) is what keeps two
          * cycles from placing one service twice */
         int rc = ad__fdoc_cas(f, f->c.services, svc, set, "placed", cause, "autodeploy/cycle", NULL);
@@ -407,9 +402,9 @@ static json_t *platform_cycle(ad__fleet_t *f, const json_t *plat, fleet_hosts_t 
           json_t *res = doc ? deploy(f, plat, doc, hdoc, &err) : NULL;
           json_t *now_doc = doc ? ad__fdoc_get(f, f->c.services, sid, NULL) : NULL;
           if (res && now_doc) {
-            json_t *s2 = json_pack("{s:s,s:I}", "task", jstr(json_object_get(res, "task"), "_id"),
+            json_t *s2 = json_pack("{s:s,s:I}", "task", ad__jstr(json_object_get(res, "task"), "_id"),
                                    "attempts", json_integer_value(json_object_get(now_doc, "attempts")) + 1);
-            ad__fdoc_cas(f, f->c.services, now_doc, s2, "deploy task", jstr(json_object_get(res, "task"), "_id"),
+            ad__fdoc_cas(f, f->c.services, now_doc, s2, "deploy task", ad__jstr(json_object_get(res, "task"), "_id"),
                          "autodeploy/cycle", NULL);
             json_decref(s2);
           } else if (now_doc) {
@@ -425,8 +420,8 @@ static json_t *platform_cycle(ad__fleet_t *f, const json_t *plat, fleet_hosts_t 
       }
     } else {
       json_array_append_new(waiting, json_pack("{s:s,s:s}", "service", sid, "reason", dec[k].reason));
-      if (!dry_run && (strcmp(jstr(svc, "state"), "waiting_resources") ||
-                       strcmp(jstr(svc, "reason"), dec[k].reason))) {
+      if (!dry_run && (strcmp(ad__jstr(svc, "state"), "waiting_resources") ||
+                       strcmp(ad__jstr(svc, "reason"), dec[k].reason))) {
         json_t *set = json_pack("{s:s,s:s,s:O}", "state", "waiting_resources", "reason",
                                 dec[k].reason, "decision", dj);
         ad__fdoc_cas(f, f->c.services, svc, set, "waiting", dec[k].reason, "autodeploy/cycle", NULL);
@@ -509,7 +504,7 @@ int64_t ad__fleet_tick(ad__fleet_t *f)
                  (long long)json_integer_value(json_object_get(r, "hosts")), created, placed, waiting,
                  (long long)json_integer_value(json_object_get(r, "ms")));
       else
-        AD_LOG_I("fleet", "cycle skipped: lease held by %s", jstr(r, "skipped"));
+        AD_LOG_I("fleet", "cycle skipped: lease held by %s", ad__jstr(r, "skipped"));
       json_decref(r);
     }
   }

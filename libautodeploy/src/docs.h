@@ -12,6 +12,13 @@
 
 bson_t *ad__json_to_bson(const json_t *j, ad_error_t *err);
 
+/* The string at o[k], or "" when absent or not a string (never NULL). */
+static inline const char *ad__jstr(const json_t *o, const char *k)
+{
+  const char *s = json_string_value(json_object_get(o, k));
+  return s ? s : "";
+}
+
 /* Rows matching `query` (taken), with find `opts` (taken, may be NULL). */
 json_t *ad__docs_find(ad__store_t *st, const char *coll, json_t *query, json_t *opts,
                       ad_error_t *err);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "docs.h"
 #include "config.h"
 #include "error_private.h"
 #include "fleet_private.h"
@@ -36,12 +37,6 @@ static const ad__config_key_t FLEET_KEYS[] = {
     K("locks_collection", AD_CT_STR, locks, 0, 0, "locks"),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
-
-static const char *jstr(const json_t *o, const char *k)
-{
-  const char *s = json_string_value(json_object_get(o, k));
-  return s ? s : "";
-}
 
 ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_error_t *err)
 {
@@ -226,7 +221,7 @@ json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
                                            : json_pack("{s:f,s:f}", "cpu", 1.0, "mem_mb", 1024.0));
   json_object_set_new(set, "reserve", rv ? json_deep_copy(rv) : json_object());
   json_object_set_new(set, "port_base", json_integer(pb ? json_integer_value(pb) : 10000));
-  const char *actor = jstr(a, "actor");
+  const char *actor = ad__jstr(a, "actor");
   for (int attempt = 0; attempt < 5; attempt++) {
     json_t *cur = ad__fdoc_get(f, f->c.platforms, code, NULL);
     int rc;
@@ -331,18 +326,18 @@ json_t *ad__service_retire(ad__fleet_t *f, const json_t *a, ad_error_t *err)
   if (!s)
     return NULL;
   json_t *doc = json_object_get(s, "service");
-  const char *st = jstr(doc, "state");
+  const char *st = ad__jstr(doc, "state");
   if (!strcmp(st, "retired") || !strcmp(st, "deploying")) {
-    ad__err(err, AD_ESTATE, "fleet", "service %s is %s: cannot retire it now%s", jstr(doc, "_id"), st,
+    ad__err(err, AD_ESTATE, "fleet", "service %s is %s: cannot retire it now%s", ad__jstr(doc, "_id"), st,
             !strcmp(st, "deploying") ? " (cancel its task first)" : "");
     json_decref(s);
     return NULL;
   }
-  json_t *set = json_pack("{s:s,s:s}", "state", "retired", "reason", jstr(a, "reason"));
-  int rc = ad__fdoc_cas(f, f->c.services, doc, set, "retired", jstr(a, "reason"), jstr(a, "actor"), err);
+  json_t *set = json_pack("{s:s,s:s}", "state", "retired", "reason", ad__jstr(a, "reason"));
+  int rc = ad__fdoc_cas(f, f->c.services, doc, set, "retired", ad__jstr(a, "reason"), ad__jstr(a, "actor"), err);
   json_decref(set);
   char id[128];
-  snprintf(id, sizeof id, "%s", jstr(doc, "_id"));
+  snprintf(id, sizeof id, "%s", ad__jstr(doc, "_id"));
   json_decref(s);
   if (rc != 1) {
     if (rc == 0)
@@ -373,7 +368,7 @@ json_t *ad__service_opened(ad__fleet_t *f, const json_t *a, ad_error_t *err)
   else if (at && (!json_is_string(at) || ad__time_parse(json_string_value(at), &at_ms)))
     return ad__err(err, AD_EINVAL, "args", "at: must be unix seconds or ISO-8601 (2026-11-27T10:00:00Z)"), NULL;
   json_t *body = json_pack("{s:s,s:I,s:s}", "service", id, "at_ms", (json_int_t)at_ms, "actor",
-                           jstr(a, "actor")[0] ? jstr(a, "actor") : "operator");
+                           ad__jstr(a, "actor")[0] ? ad__jstr(a, "actor") : "operator");
   char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(body);
   char tag[200];
@@ -395,7 +390,7 @@ int ad__fleet_on_opened(ad__fleet_t *f, ad_event_t *ev)
     return 1;
   }
   json_t *req = json_loadb(body, blen, 0, NULL);
-  const char *id = jstr(req, "service");
+  const char *id = ad__jstr(req, "service");
   char want[200];
   snprintf(want, sizeof want, "autodeploy/service/%s/opened", id);
   if (!*id || strcmp(want, tag)) {
@@ -410,18 +405,18 @@ int ad__fleet_on_opened(ad__fleet_t *f, ad_event_t *ev)
       AD_LOG_W("fleet", "opening of %s: %s", id, err.message);
       break;
     }
-    const char *st = jstr(doc, "state");
+    const char *st = ad__jstr(doc, "state");
     if (strcmp(st, "deployed")) {
       AD_LOG_W("fleet", "opening of %s ignored: it is %s, not deployed", id, st);
       ad__fdoc_cas(f, f->c.services, doc, NULL, "opening refused", "not deployed",
-                   jstr(req, "actor"), NULL);
+                   ad__jstr(req, "actor"), NULL);
       json_decref(doc);
       break;
     }
     char iso[32];
     ad__iso_ms(at, iso);
     json_t *set = json_pack("{s:s,s:s,s:I}", "state", "opened", "opened_at", iso, "opened_at_ms", at);
-    int rc = ad__fdoc_cas(f, f->c.services, doc, set, "opened", "opening event", jstr(req, "actor"), &err);
+    int rc = ad__fdoc_cas(f, f->c.services, doc, set, "opened", "opening event", ad__jstr(req, "actor"), &err);
     json_decref(set);
     json_decref(doc);
     if (rc != 0)
@@ -435,13 +430,13 @@ void ad__fleet_task_end(void *user, const json_t *task)
 {
   ad__fleet_t *f = user;
   const json_t *owner = json_object_get(task, "owner");
-  if (strcmp(jstr(owner, "kind"), "service_deploy"))
+  if (strcmp(ad__jstr(owner, "kind"), "service_deploy"))
     return;
-  const char *id = jstr(owner, "service"), *tid = jstr(task, "_id"), *st = jstr(task, "state");
+  const char *id = ad__jstr(owner, "service"), *tid = ad__jstr(task, "_id"), *st = ad__jstr(task, "state");
   for (int attempt = 0; attempt < 5; attempt++) {
     json_t *doc = ad__fdoc_get(f, f->c.services, id, NULL);
-    if (!doc || (*jstr(doc, "task") && strcmp(jstr(doc, "task"), tid)) ||
-        (strcmp(jstr(doc, "state"), "deploying") && strcmp(jstr(doc, "state"), "failed"))) {
+    if (!doc || (*ad__jstr(doc, "task") && strcmp(ad__jstr(doc, "task"), tid)) ||
+        (strcmp(ad__jstr(doc, "state"), "deploying") && strcmp(ad__jstr(doc, "state"), "failed"))) {
       json_decref(doc);
       return;
     }
@@ -455,7 +450,7 @@ void ad__fleet_task_end(void *user, const json_t *task)
                       "task", tid);
     } else {
       json_t *hist = json_object_get(task, "history");
-      const char *last = jstr(json_array_get(hist, json_array_size(hist) - 1), "cause");
+      const char *last = ad__jstr(json_array_get(hist, json_array_size(hist) - 1), "cause");
       snprintf(cause, sizeof cause, "deploy task %s %s after %lld attempt(s): %s", tid, st,
                (long long)json_integer_value(json_object_get(task, "attempt")), last);
       set = json_pack("{s:s,s:s,s:s}", "state", "failed", "reason", cause, "task", tid);
@@ -465,7 +460,7 @@ void ad__fleet_task_end(void *user, const json_t *task)
     json_decref(set);
     if (rc == 1 && !ok) {
       char subject[200];
-      snprintf(subject, sizeof subject, "service %s on %s", id, jstr(doc, "host"));
+      snprintf(subject, sizeof subject, "service %s on %s", id, ad__jstr(doc, "host"));
       ad__fleet_alert(f, subject, "deploy failed", cause);
     }
     json_decref(doc);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "docs.h"
 #include "config.h"
 #include "error_private.h"
 #include "hostinfo.h"
@@ -42,12 +43,6 @@ static const ad__config_key_t REG_KEYS[] = {
     K("refresh_missing", AD_CT_BOOL, refresh_missing, 0, 1, "true"),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
-
-static const char *jstr(const json_t *o, const char *k)
-{
-  const char *s = json_string_value(json_object_get(o, k));
-  return s ? s : "";
-}
 
 /* ---- the seen table: what was last decided per minion ------------------- */
 
@@ -227,13 +222,13 @@ json_t *ad__reg_init_fields(ad__registry_t *reg, const json_t *doc, const char *
                      "no init_state configured: ready at once");
   if (!reg->env.tasks || !reg->env.tasks->store)
     return ad__err(err, AD_ECONFIG, "registry", "no task system for host init"), NULL;
-  const char *key = jstr(doc, "_id"), *minion = jstr(doc, "minion");
+  const char *key = ad__jstr(doc, "_id"), *minion = ad__jstr(doc, "minion");
   char reason[400];
   snprintf(reason, sizeof reason, "init host %s", key);
   json_t *args = json_pack(
       "{s:[s],s:s,s:[s],s:{s:{s:s,s:s,s:s,s:O}},s:i,s:{s:i,s:i},s:s,s:s,s:{s:s,s:s,s:s}}",
       "tgt", minion, "tgt_type", "list", "mods", reg->c.init_state, "pillar", "autodeploy_host",
-      "key", key, "profile", jstr(doc, "profile"), "private_ip", jstr(doc, "private_ip"),
+      "key", key, "profile", ad__jstr(doc, "profile"), "private_ip", ad__jstr(doc, "private_ip"),
       "capacity", json_object_get(doc, "capacity") ? json_object_get(doc, "capacity") : json_null(),
       "timeout", reg->c.init_timeout, "retry", "max_attempts", reg->c.init_attempts, "backoff_s",
       reg->c.init_backoff_s, "created_by", actor ? actor : "autodeploy/registry", "reason",
@@ -244,7 +239,7 @@ json_t *ad__reg_init_fields(ad__registry_t *reg, const json_t *doc, const char *
     return NULL;
   json_t *task = json_object_get(res, "task");
   json_t *f = json_pack("{s:s,s:s,s:s,s:s}", "state", "initializing", "init_task",
-                        jstr(task, "_id"), "init_started_at", now, "reason", reason);
+                        ad__jstr(task, "_id"), "init_started_at", now, "reason", reason);
   json_decref(res);
   return f;
 }
@@ -266,10 +261,10 @@ static json_t *facts_set(const json_t *facts, const char *fp, int64_t now)
 
 static const char *changed(const json_t *doc, const json_t *facts, const char *fp)
 {
-  const char *old_fp = jstr(doc, "key_fingerprint");
+  const char *old_fp = ad__jstr(doc, "key_fingerprint");
   if (*old_fp && strcmp(old_fp, fp))
     return "minion key changed";
-  const char *om = jstr(doc, "machine_id"), *nm = jstr(facts, "machine_id");
+  const char *om = ad__jstr(doc, "machine_id"), *nm = ad__jstr(facts, "machine_id");
   if (*om && *nm && strcmp(om, nm))
     return "machine-id changed";
   return NULL;
@@ -283,7 +278,7 @@ static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, 
   char iso[32];
   ad__iso_ms(now, iso);
   json_t *doc = facts_set(facts, fp, now);
-  json_object_set_new(doc, "_id", json_string(jstr(facts, "key")));
+  json_object_set_new(doc, "_id", json_string(ad__jstr(facts, "key")));
   json_object_set_new(doc, "rev", json_integer(0));
   json_object_set_new(doc, "state", json_string("registering"));
   json_object_set_new(doc, "first_seen", json_string(iso));
@@ -311,7 +306,7 @@ static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, 
   }
   json_decref(doc);
   if (rc < 0)
-    AD_LOG_E("registry", "storing host %s: %s", jstr(facts, "key"), err.message);
+    AD_LOG_E("registry", "storing host %s: %s", ad__jstr(facts, "key"), err.message);
   return rc;
 }
 
@@ -321,11 +316,11 @@ static void begin_init(ad__registry_t *reg, json_t *doc, const char *cause)
   ad_error_t err;
   json_t *f = ad__reg_init_fields(reg, doc, NULL, &err);
   if (!f) {
-    AD_LOG_E("registry", "host %s: init not started: %s", jstr(doc, "_id"), err.message);
+    AD_LOG_E("registry", "host %s: init not started: %s", ad__jstr(doc, "_id"), err.message);
     json_t *set = json_pack("{s:s,s:s}", "state", "init_failed", "reason", err.message);
     ad__hosts_cas(reg, doc, set, "init not started", err.message, "autodeploy/registry", NULL);
     json_decref(set);
-    ad__reg_alert(reg, jstr(doc, "_id"), "init_failed", err.message);
+    ad__reg_alert(reg, ad__jstr(doc, "_id"), "init_failed", err.message);
     return;
   }
   ad__hosts_cas(reg, doc, f, "init", cause, "autodeploy/registry", NULL);
@@ -334,8 +329,8 @@ static void begin_init(ad__registry_t *reg, json_t *doc, const char *cause)
 
 static int old_minion_gone(ad__registry_t *reg, const json_t *doc, char *why, size_t size)
 {
-  const char *old = jstr(doc, "minion");
-  if (!strcmp(jstr(doc, "state"), "retired")) {
+  const char *old = ad__jstr(doc, "minion");
+  if (!strcmp(ad__jstr(doc, "state"), "retired")) {
     snprintf(why, size, "host was retired");
     return 1;
   }
@@ -359,15 +354,15 @@ static int old_minion_gone(ad__registry_t *reg, const json_t *doc, char *why, si
 static void quarantine(ad__registry_t *reg, const json_t *facts, const char *fp,
                        const json_t *holder, const char *why)
 {
-  const char *id = jstr(facts, "minion"), *key = jstr(facts, "key");
+  const char *id = ad__jstr(facts, "minion"), *key = ad__jstr(facts, "key");
   char qid[200], cause[600];
   snprintf(qid, sizeof qid, "quarantine:%s", id);
-  snprintf(cause, sizeof cause, "%s is held by minion %s: %s", key, jstr(holder, "minion"), why);
+  snprintf(cause, sizeof cause, "%s is held by minion %s: %s", key, ad__jstr(holder, "minion"), why);
   int64_t now = ad__now_ms();
   json_t *set = facts_set(facts, fp, now);
   json_object_set_new(set, "state", json_string("quarantined"));
   json_object_set_new(set, "wants_key", json_string(key));
-  json_object_set_new(set, "conflict_with", json_string(jstr(holder, "minion")));
+  json_object_set_new(set, "conflict_with", json_string(ad__jstr(holder, "minion")));
   json_object_set_new(set, "reason", json_string(cause));
   json_t *q = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", qid), NULL);
   if (!q) {
@@ -375,7 +370,7 @@ static void quarantine(ad__registry_t *reg, const json_t *facts, const char *fp,
     json_object_set_new(f2, "key", json_string(qid));
     json_t *doc = NULL;
     json_t *extra = json_pack("{s:s,s:s,s:s,s:s}", "state", "quarantined", "wants_key", key,
-                              "conflict_with", jstr(holder, "minion"), "reason", cause);
+                              "conflict_with", ad__jstr(holder, "minion"), "reason", cause);
     if (insert_new(reg, f2, fp, extra, "quarantined", cause, &doc) == 1) {
       AD_LOG_W("registry", "minion %s quarantined: %s", id, cause);
       ad__reg_alert(reg, key, "conflict: minion quarantined", cause);
@@ -386,7 +381,7 @@ static void quarantine(ad__registry_t *reg, const json_t *facts, const char *fp,
     json_decref(extra);
     json_decref(f2);
     json_decref(doc);
-  } else if (strcmp(jstr(q, "state"), "retired")) {
+  } else if (strcmp(ad__jstr(q, "state"), "retired")) {
     ad__hosts_cas(reg, q, set, "still quarantined", cause, "autodeploy/registry", NULL);
   } /* retired by an operator: left alone (salt-key -d removes the minion for good) */
   json_decref(q);
@@ -428,7 +423,7 @@ json_t *ad__reg_host_of(ad__registry_t *reg, const char *id)
   json_t *doc = key ? ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL) : NULL;
   json_decref(rows);
   const char *st = json_string_value(json_object_get(doc, "state"));
-  if (doc && (strcmp(jstr(doc, "minion"), id) || !st || !strcmp(st, "retired") ||
+  if (doc && (strcmp(ad__jstr(doc, "minion"), id) || !st || !strcmp(st, "retired") ||
               !strcmp(st, "quarantined"))) {
     json_decref(doc);
     doc = NULL;
@@ -464,7 +459,7 @@ static void touch_seen(ad__registry_t *reg, const char *key, int64_t now)
 /* Returns 1 when the minion ended up quarantined. */
 static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, const char *why)
 {
-  const char *id = jstr(facts, "minion"), *key = jstr(facts, "key");
+  const char *id = ad__jstr(facts, "minion"), *key = ad__jstr(facts, "key");
   char cause[600];
   for (int attempt = 0; attempt < 5; attempt++) {
     int64_t now = ad__now_ms();
@@ -477,11 +472,11 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
         /* the same minion from a new address (or profile): the host moves */
         const char *reinstall = changed(prev, facts, fp);
         snprintf(cause, sizeof cause, "minion %s moved from %s (%s) to %s (%s)%s%s", id,
-                 jstr(prev, "_id"), jstr(prev, "private_ip"), key, jstr(facts, "private_ip"),
+                 ad__jstr(prev, "_id"), ad__jstr(prev, "private_ip"), key, ad__jstr(facts, "private_ip"),
                  reinstall ? "; " : "", reinstall ? reinstall : "");
-        json_t *extra = json_pack("{s:s,s:O,s:s,s:O,s:O}", "state", jstr(prev, "state"),
+        json_t *extra = json_pack("{s:s,s:O,s:s,s:O,s:O}", "state", ad__jstr(prev, "state"),
                                   "first_seen", json_object_get(prev, "first_seen"),
-                                  "moved_from", jstr(prev, "_id"), "init_task",
+                                  "moved_from", ad__jstr(prev, "_id"), "init_task",
                                   json_object_get(prev, "init_task") ? json_object_get(prev, "init_task") : json_null(),
                                   "history", json_object_get(prev, "history"));
         json_t *hist = json_object_get(extra, "history");
@@ -500,13 +495,13 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
           json_decref(set);
           AD_LOG_W("registry", "%s", cause);
           ad__reg_alert(reg, key, "address changed", cause);
-          const char *st = jstr(doc, "state");
+          const char *st = ad__jstr(doc, "state");
           if (reinstall || !strcmp(st, "registering") || !strcmp(st, "unreachable"))
             begin_init(reg, doc, reinstall ? reinstall : "registered");
         }
       } else {
         snprintf(cause, sizeof cause, "minion %s registered (%s; %s, ip rule: %s)", id, why,
-                 key, jstr(facts, "ip_rule"));
+                 key, ad__jstr(facts, "ip_rule"));
         /* the document goes in already initializing (or ready): one insert,
          * no update, for the common case */
         json_t *pseudo = json_deep_copy(facts);
@@ -518,12 +513,12 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
           init = json_pack("{s:s,s:s}", "state", "init_failed", "reason", ierr.message);
         rc = insert_new(reg, facts, fp, init, "registered", cause, &doc);
         if (rc == 1) {
-          AD_LOG_I("registry", "%s -> %s", cause, jstr(init, "state"));
-          if (!strcmp(jstr(init, "state"), "init_failed"))
-            ad__reg_alert(reg, key, "init_failed", jstr(init, "reason"));
+          AD_LOG_I("registry", "%s -> %s", cause, ad__jstr(init, "state"));
+          if (!strcmp(ad__jstr(init, "state"), "init_failed"))
+            ad__reg_alert(reg, key, "init_failed", ad__jstr(init, "reason"));
         } else if (json_object_get(init, "init_task") && reg->env.tasks) {
           /* lost the key to another minion meanwhile: its init task goes */
-          json_t *ta = json_pack("{s:s,s:s,s:s,s:s}", "id", jstr(init, "init_task"), "action",
+          json_t *ta = json_pack("{s:s,s:s,s:s,s:s}", "id", ad__jstr(init, "init_task"), "action",
                                  "cancel", "reason", "registration lost a race", "actor",
                                  "autodeploy/registry");
           json_decref(ad__task_intervene(reg->env.tasks, ta, NULL));
@@ -542,8 +537,8 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
         return 0;
       continue; /* someone inserted that key meanwhile: decide again */
     }
-    const char *state = jstr(by_key, "state");
-    if (!strcmp(jstr(by_key, "minion"), id)) {
+    const char *state = ad__jstr(by_key, "state");
+    if (!strcmp(ad__jstr(by_key, "minion"), id)) {
       /* the same host again */
       json_t *set = facts_set(facts, fp, now);
       const char *reinstall = changed(by_key, facts, fp);
@@ -574,7 +569,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
         rc = 1;
       } else {
         if (!strcmp(state, "unreachable")) {
-          const char *back = jstr(by_key, "state_before_unreachable");
+          const char *back = ad__jstr(by_key, "state_before_unreachable");
           json_object_set_new(set, "state", json_string(*back ? back : "ready"));
         }
         snprintf(cause, sizeof cause, "minion %s seen (%s): %s", id, why,
@@ -601,10 +596,10 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
       return 1;
     }
     snprintf(cause, sizeof cause, "minion %s takes over %s from %s: %s", id, key,
-             jstr(by_key, "minion"), gone);
+             ad__jstr(by_key, "minion"), gone);
     json_t *set = facts_set(facts, fp, now);
     json_object_set_new(set, "state", json_string("registering"));
-    json_object_set_new(set, "previous_minion", json_string(jstr(by_key, "minion")));
+    json_object_set_new(set, "previous_minion", json_string(ad__jstr(by_key, "minion")));
     json_object_set_new(set, "taken_over_at_ms", json_integer(now));
     int rc = ad__hosts_cas(reg, by_key, set, "taken over", cause, "autodeploy/registry", NULL);
     json_decref(set);

@@ -14,12 +14,6 @@
 #include "saltfiles.h"
 #include "docs.h"
 
-static const char *jstr(const json_t *o, const char *k)
-{
-  const char *s = json_string_value(json_object_get(o, k));
-  return s ? s : "";
-}
-
 /* ---- documents (docs.c) ------------------------------------------------------------ */
 
 json_t *ad__hosts_find(ad__registry_t *reg, json_t *query, json_t *opts, ad_error_t *err)
@@ -77,7 +71,7 @@ static json_t *move(ad__registry_t *reg, const char *key, const char *const *fro
     json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), err);
     if (!doc)
       return NULL;
-    const char *st = jstr(doc, "state");
+    const char *st = ad__jstr(doc, "state");
     int ok = 0;
     for (int k = 0; from[k]; k++)
       ok |= !strcmp(from[k], st);
@@ -145,11 +139,11 @@ static void liveness(ad__registry_t *reg)
   size_t i, k;
   json_t *h, *qd;
   json_array_foreach(hosts, i, h) {
-    const char *ip = jstr(h, "private_ip");
+    const char *ip = ad__jstr(h, "private_ip");
     int contested = 0;
-    json_array_foreach(q, k, qd) contested |= !strcmp(jstr(qd, "private_ip"), ip);
+    json_array_foreach(q, k, qd) contested |= !strcmp(ad__jstr(qd, "private_ip"), ip);
     if (!contested && has_ip(ips, n, ip)) {
-      json_array_append_new(ids, json_string(jstr(h, "_id")));
+      json_array_append_new(ids, json_string(ad__jstr(h, "_id")));
       json_object_set_new(h, "last_seen_ms", json_integer(now));
     }
   }
@@ -175,13 +169,13 @@ static void liveness(ad__registry_t *reg)
     json_decref(upd);
   }
   json_array_foreach(hosts, i, h) {
-    const char *st = jstr(h, "state"), *key = jstr(h, "_id");
+    const char *st = ad__jstr(h, "state"), *key = ad__jstr(h, "_id");
     int64_t age = now - json_integer_value(json_object_get(h, "last_seen_ms"));
     int fresh = age <= reg->c.unreachable_after * 1000LL;
     if (!fresh && (!strcmp(st, "ready") || !strcmp(st, "draining"))) {
       char cause[300];
       snprintf(cause, sizeof cause, "no connection from %s to the publish port for %llds "
-               "(unreachable_after %d)", jstr(h, "private_ip"), (long long)(age / 1000),
+               "(unreachable_after %d)", ad__jstr(h, "private_ip"), (long long)(age / 1000),
                reg->c.unreachable_after);
       json_t *set = json_pack("{s:s,s:s,s:s}", "state", "unreachable",
                               "state_before_unreachable", st, "reason", cause);
@@ -189,7 +183,7 @@ static void liveness(ad__registry_t *reg)
         ad__reg_alert(reg, key, "unreachable", cause);
       json_decref(set);
     } else if (fresh && !strcmp(st, "unreachable")) {
-      const char *back = jstr(h, "state_before_unreachable");
+      const char *back = ad__jstr(h, "state_before_unreachable");
       json_t *set = json_pack("{s:s,s:s}", "state", *back ? back : "ready", "reason",
                               "reachable again");
       ad__hosts_cas(reg, h, set, "reachable", "connected to the publish port again",
@@ -227,12 +221,12 @@ void ad__registry_task_end(void *user, const json_t *task)
 {
   ad__registry_t *reg = user;
   const json_t *owner = json_object_get(task, "owner");
-  if (strcmp(jstr(owner, "kind"), "host_init"))
+  if (strcmp(ad__jstr(owner, "kind"), "host_init"))
     return;
-  const char *key = jstr(owner, "host"), *tid = jstr(task, "_id"), *st = jstr(task, "state");
+  const char *key = ad__jstr(owner, "host"), *tid = ad__jstr(task, "_id"), *st = ad__jstr(task, "state");
   json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
-  if (!doc || strcmp(jstr(doc, "init_task"), tid) ||
-      (strcmp(jstr(doc, "state"), "initializing") && strcmp(jstr(doc, "state"), "init_failed"))) {
+  if (!doc || strcmp(ad__jstr(doc, "init_task"), tid) ||
+      (strcmp(ad__jstr(doc, "state"), "initializing") && strcmp(ad__jstr(doc, "state"), "init_failed"))) {
     json_decref(doc);
     return;
   }
@@ -244,7 +238,7 @@ void ad__registry_task_end(void *user, const json_t *task)
     ad__hosts_cas(reg, doc, set, "initialized", cause, "autodeploy/registry", NULL);
     json_decref(set);
   } else {
-    snprintf(cause, sizeof cause, "init task %s %s: %s", tid, st, jstr(task, "reason"));
+    snprintf(cause, sizeof cause, "init task %s %s: %s", tid, st, ad__jstr(task, "reason"));
     json_t *set = json_pack("{s:s,s:s}", "state", "init_failed", "reason", cause);
     if (ad__hosts_cas(reg, doc, set, "init failed", cause, "autodeploy/registry", NULL) == 1)
       ad__reg_alert(reg, key, "init_failed", cause);
@@ -263,8 +257,8 @@ static void settle_inits(ad__registry_t *reg)
   size_t i;
   json_t *h;
   json_array_foreach(rows, i, h) {
-    json_t *task = ad__task_load(reg->env.tasks, jstr(h, "init_task"), NULL);
-    const char *st = jstr(task, "state");
+    json_t *task = ad__task_load(reg->env.tasks, ad__jstr(h, "init_task"), NULL);
+    const char *st = ad__jstr(task, "state");
     if (task && (!strcmp(st, "succeeded") || !strcmp(st, "failed") ||
                  !strcmp(st, "timed_out") || !strcmp(st, "cancelled")))
       ad__registry_task_end(reg, task);
@@ -338,7 +332,7 @@ static json_t *find_host(ad__registry_t *reg, const json_t *a, ad_error_t *err)
     const char *order[] = {NULL, "quarantined", "retired"};
     for (int pass = 0; pass < 3 && !doc; pass++)
       json_array_foreach(rows, i, r) {
-        const char *st = jstr(r, "state");
+        const char *st = ad__jstr(r, "state");
         int m = pass == 0 ? strcmp(st, "quarantined") && strcmp(st, "retired") : !strcmp(st, order[pass]);
         if (m && !doc)
           doc = json_incref(r);
@@ -409,7 +403,7 @@ static json_t *change(ad__registry_t *reg, const json_t *a, const char *const *f
   snprintf(cause, sizeof cause, "%s by %s%s%s", what, arg_str(a, "actor") ? arg_str(a, "actor") : "operator",
            reason && *reason ? ": " : "", reason ? reason : "");
   json_t *set = json_pack("{s:s}", "reason", cause);
-  json_t *after = move(reg, jstr(doc, "_id"), from, set, to, what, cause,
+  json_t *after = move(reg, ad__jstr(doc, "_id"), from, set, to, what, cause,
                        arg_str(a, "actor"), err);
   json_decref(set);
   json_decref(doc);
@@ -442,10 +436,10 @@ json_t *ad__host_reinit(ad__registry_t *reg, const json_t *a, ad_error_t *err)
     return NULL;
   int ok = 0;
   for (int i = 0; FROM[i]; i++)
-    ok |= !strcmp(FROM[i], jstr(doc, "state"));
+    ok |= !strcmp(FROM[i], ad__jstr(doc, "state"));
   if (!ok) {
     ad__err(err, AD_ESTATE, "registry", "host %s is %s: init runs again only from ready, "
-            "init_failed or registering", jstr(doc, "_id"), jstr(doc, "state"));
+            "init_failed or registering", ad__jstr(doc, "_id"), ad__jstr(doc, "state"));
     json_decref(doc);
     return NULL;
   }
@@ -458,9 +452,9 @@ json_t *ad__host_reinit(ad__registry_t *reg, const json_t *a, ad_error_t *err)
   snprintf(cause, sizeof cause, "init asked by %s", arg_str(a, "actor") ? arg_str(a, "actor") : "operator");
   int rc = ad__hosts_cas(reg, doc, f, "reinit", cause, arg_str(a, "actor"), err);
   json_decref(f);
-  json_t *after = rc == 1 ? ad__hosts_find_one(reg, json_pack("{s:s}", "_id", jstr(doc, "_id")), err) : NULL;
+  json_t *after = rc == 1 ? ad__hosts_find_one(reg, json_pack("{s:s}", "_id", ad__jstr(doc, "_id")), err) : NULL;
   if (rc == 0)
-    ad__err(err, AD_ESTATE, "registry", "host %s changed meanwhile; try again", jstr(doc, "_id"));
+    ad__err(err, AD_ESTATE, "registry", "host %s changed meanwhile; try again", ad__jstr(doc, "_id"));
   json_decref(doc);
   if (!after)
     return NULL;

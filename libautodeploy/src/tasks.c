@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "docs.h"
 #include "bson_msgpack.h"
 #include "error_private.h"
 #include "jobcache.h"
@@ -22,11 +23,6 @@ static const char *const RUNNING[] = {"running", NULL};
 static const char *const QUEUED[] = {"queued", NULL};
 static const char *const PAUSED[] = {"paused", NULL};
 
-static const char *jstr(const json_t *o, const char *k)
-{
-  const char *s = json_string_value(json_object_get(o, k));
-  return s ? s : "";
-}
 static json_int_t jint(const json_t *o, const char *k)
 {
   return json_integer_value(json_object_get(o, k));
@@ -38,16 +34,16 @@ static void alert(const ad__tasks_ctx_t *t, const json_t *task, const char *what
   if (!t->alert)
     return;
   char title[160], text[1024], dedup[160];
-  snprintf(title, sizeof title, "autodeploy task %s %s", jstr(task, "_id"), what);
+  snprintf(title, sizeof title, "autodeploy task %s %s", ad__jstr(task, "_id"), what);
   snprintf(text, sizeof text,
            "### task %s %s\n- target: `%s`\n- step: %lld (%s), attempt %lld\n- jid: `%s`\n"
            "- reason: %s\n- detail: %s\n\nInspect: `salt-run autodeploy.task %s`",
-           jstr(task, "_id"), what, jstr(json_object_get(task, "target"), "tgt"),
+           ad__jstr(task, "_id"), what, ad__jstr(json_object_get(task, "target"), "tgt"),
            (long long)jint(task, "step"),
-           jstr(json_array_get(json_object_get(task, "steps"), (size_t)jint(task, "step")), "name"),
-           (long long)jint(task, "attempt"), jstr(task, "jid"), jstr(task, "reason"),
-           detail ? detail : "-", jstr(task, "_id"));
-  snprintf(dedup, sizeof dedup, "task/%s/%s/%lld", jstr(task, "_id"), what,
+           ad__jstr(json_array_get(json_object_get(task, "steps"), (size_t)jint(task, "step")), "name"),
+           (long long)jint(task, "attempt"), ad__jstr(task, "jid"), ad__jstr(task, "reason"),
+           detail ? detail : "-", ad__jstr(task, "_id"));
+  snprintf(dedup, sizeof dedup, "task/%s/%s/%lld", ad__jstr(task, "_id"), what,
            (long long)jint(task, "attempt"));
   t->alert(t->alert_user, title, text, dedup);
 }
@@ -74,7 +70,7 @@ static json_t *start_step(const ad__tasks_ctx_t *t, const json_t *task,
                           json_int_t attempt, const char *cause, const char *actor,
                           ad_error_t *err)
 {
-  const char *id = jstr(task, "_id");
+  const char *id = ad__jstr(task, "_id");
   json_t *steps = json_object_get(task, "steps");
   json_t *st = json_array_get(steps, (size_t)step);
   if (!st) {
@@ -100,9 +96,9 @@ static json_t *start_step(const ad__tasks_ctx_t *t, const json_t *task,
   json_t *target = json_object_get(task, "target");
   json_t *body = json_pack("{s:s,s:I,s:s,s:O,s:s,s:O,s:o,s:s,s:I}", "task_id", id,
                            "attempt", attempt, "jid", jid, "tgt", json_object_get(target, "tgt"),
-                           "tgt_type", jstr(target, "tgt_type"), "mods",
+                           "tgt_type", ad__jstr(target, "tgt_type"), "mods",
                            json_object_get(st, "mods"), "pillar", pillar, "step",
-                           jstr(st, "name"), "timeout", jint(task, "timeout"));
+                           ad__jstr(st, "name"), "timeout", jint(task, "timeout"));
   char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(body);
   char tag[256];
@@ -129,17 +125,17 @@ static void fire_kill(const ad__tasks_ctx_t *t, const json_t *task)
   char kjid[48];
   new_jid(kjid);
   json_int_t attempt = jint(task, "attempt");
-  json_t *body = json_pack("{s:s,s:I,s:s,s:s,s:O,s:s}", "task_id", jstr(task, "_id"),
-                           "attempt", attempt > 0 ? attempt : 1, "jid", jstr(task, "jid"),
+  json_t *body = json_pack("{s:s,s:I,s:s,s:s,s:O,s:s}", "task_id", ad__jstr(task, "_id"),
+                           "attempt", attempt > 0 ? attempt : 1, "jid", ad__jstr(task, "jid"),
                            "kill_jid", kjid, "tgt", json_object_get(target, "tgt"),
-                           "tgt_type", jstr(target, "tgt_type"));
+                           "tgt_type", ad__jstr(target, "tgt_type"));
   char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(body);
   char tag[256];
-  snprintf(tag, sizeof tag, "autodeploy/task/%s/kill", jstr(task, "_id"));
+  snprintf(tag, sizeof tag, "autodeploy/task/%s/kill", ad__jstr(task, "_id"));
   ad_error_t err;
   if (!text || ad__fire_signed(t->bus, t->key_path, tag, text, &err))
-    AD_LOG_E("tasks", "task %s: cannot fire kill: %s", jstr(task, "_id"),
+    AD_LOG_E("tasks", "task %s: cannot fire kill: %s", ad__jstr(task, "_id"),
              text ? err.message : "no memory");
   free(text);
 }
@@ -504,7 +500,7 @@ int ad__tasks_on_new(const ad__tasks_ctx_t *t, ad_event_t *ev)
 static int tally(const ad__tasks_ctx_t *t, const json_t *task, int *done, int *failed,
                  char *detail, size_t dsize)
 {
-  bson_t *q = BCON_NEW("jid", BCON_UTF8(jstr(task, "jid")));
+  bson_t *q = BCON_NEW("jid", BCON_UTF8(ad__jstr(task, "jid")));
   json_t *rets = query(t, "returns", q, NULL, NULL);
   bson_destroy(q);
   if (!rets)
@@ -512,7 +508,7 @@ static int tally(const ad__tasks_ctx_t *t, const json_t *task, int *done, int *f
   /* a list target names its minions itself: nothing on the bus can change
    * who must answer; other targets take the job's first /new */
   json_t *target = json_object_get(task, "target");
-  json_t *minions = !strcmp(jstr(target, "tgt_type"), "list") && json_is_array(json_object_get(target, "tgt"))
+  json_t *minions = !strcmp(ad__jstr(target, "tgt_type"), "list") && json_is_array(json_object_get(target, "tgt"))
                         ? json_object_get(target, "tgt")
                         : json_object_get(task, "minions");
   size_t expected = json_array_size(minions);
@@ -523,7 +519,7 @@ static int tally(const ad__tasks_ctx_t *t, const json_t *task, int *done, int *f
   got = 0;
   json_array_foreach(rets, i, r) {
     json_int_t rc = json_integer_value(json_object_get(r, "retcode"));
-    const char *minion = jstr(r, "minion");
+    const char *minion = ad__jstr(r, "minion");
     int wanted = 0;
     size_t k;
     json_t *m;
@@ -533,7 +529,7 @@ static int tally(const ad__tasks_ctx_t *t, const json_t *task, int *done, int *f
     if (*t->job_dir) {
       /* only what the master authenticated counts (jobcache.h) */
       int64_t cached = 0;
-      int v = ad__jobcache_return(t->job_dir, t->hash_type, jstr(task, "jid"), minion, &cached);
+      int v = ad__jobcache_return(t->job_dir, t->hash_type, ad__jstr(task, "jid"), minion, &cached);
       if (v != 1)
         continue; /* not (yet) in the job cache: not counted */
       rc = cached;
@@ -555,7 +551,7 @@ static int tally(const ad__tasks_ctx_t *t, const json_t *task, int *done, int *f
 /* The current step finished on every minion: move the task on. */
 static void step_done(const ad__tasks_ctx_t *t, json_t *task, int failed, const char *detail)
 {
-  const char *id = jstr(task, "_id");
+  const char *id = ad__jstr(task, "_id");
   json_int_t step = jint(task, "step"), attempt = jint(task, "attempt");
   json_int_t nsteps = (json_int_t)json_array_size(json_object_get(task, "steps"));
   json_t *retry = json_object_get(task, "retry");
@@ -629,7 +625,7 @@ int ad__tasks_on_return(const ad__tasks_ctx_t *t, ad_event_t *ev)
   for (int tries = 0; tries < 50; tries++) {
     json_decref(task);
     task = ad__task_load(t, tid, NULL);
-    if (!task || strcmp(jstr(task, "jid"), j) != 0 || strcmp(jstr(task, "state"), "running"))
+    if (!task || strcmp(ad__jstr(task, "jid"), j) != 0 || strcmp(ad__jstr(task, "state"), "running"))
       break;
     int done = 0, failed = 0;
     char detail[300];
@@ -640,7 +636,7 @@ int ad__tasks_on_return(const ad__tasks_ctx_t *t, ad_event_t *ev)
     struct timespec ts = {0, 100 * 1000000L};
     nanosleep(&ts, NULL);
   }
-  if (task && strcmp(jstr(task, "jid"), j) != 0) {
+  if (task && strcmp(ad__jstr(task, "jid"), j) != 0) {
     char note[160];
     snprintf(note, sizeof note, "return of an earlier job %s ignored", j);
     ad__task_note(t, tid, note, "stale return", "autodeploy");
@@ -671,9 +667,9 @@ int ad__tasks_on_intervene(const ad__tasks_ctx_t *t, ad_event_t *ev)
   }
   json_error_t je;
   json_t *req = json_loadb(body, blen, 0, &je);
-  const char *action = jstr(req, "action"), *reason = jstr(req, "reason"),
-             *actor = jstr(req, "actor");
-  if (!req || strcmp(jstr(req, "task_id"), tid) != 0) {
+  const char *action = ad__jstr(req, "action"), *reason = ad__jstr(req, "reason"),
+             *actor = ad__jstr(req, "actor");
+  if (!req || strcmp(ad__jstr(req, "task_id"), tid) != 0) {
     AD_LOG_W("tasks", "intervention on task %s refused: body names another task", tid);
     json_decref(req);
     return 1;
@@ -686,7 +682,7 @@ int ad__tasks_on_intervene(const ad__tasks_ctx_t *t, ad_event_t *ev)
     json_decref(req);
     return 1;
   }
-  const char *state = jstr(task, "state");
+  const char *state = ad__jstr(task, "state");
   err.code = 0;
   if (!strcmp(action, "cancel")) {
     moved = ad__task_move(t, tid, LIVE, "cancelled", NULL, cause, actor, &err);
@@ -746,7 +742,7 @@ void ad__tasks_watchdog(const ad__tasks_ctx_t *t)
     char cause[200];
     snprintf(cause, sizeof cause, "no result %llds after the step started (timeout)",
              (long long)jint(task, "timeout"));
-    json_t *moved = ad__task_move(t, jstr(task, "_id"), RUNNING, "timed_out", NULL, cause,
+    json_t *moved = ad__task_move(t, ad__jstr(task, "_id"), RUNNING, "timed_out", NULL, cause,
                                   "watchdog", NULL);
     if (moved) {
       fire_kill(t, task);
