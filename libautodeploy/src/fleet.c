@@ -369,12 +369,10 @@ json_t *ad__service_opened(ad__fleet_t *f, const json_t *a, ad_error_t *err)
     return ad__err(err, AD_EINVAL, "args", "at: must be unix seconds or ISO-8601 (2026-11-27T10:00:00Z)"), NULL;
   json_t *body = json_pack("{s:s,s:I,s:s}", "service", id, "at_ms", (json_int_t)at_ms, "actor",
                            ad__jstr(a, "actor")[0] ? ad__jstr(a, "actor") : "operator");
-  char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(body);
   char tag[200];
   snprintf(tag, sizeof tag, "autodeploy/service/%s/opened", id);
-  int rc = text ? ad__fire_signed(f->env.bus, f->env.key_path, tag, text, err) : AD_ENOMEM;
-  free(text);
+  int rc = ad__fire_signed(f->env.bus, f->env.key_path, tag, body, err);
+  json_decref(body);
   return rc ? NULL : json_pack("{s:b,s:s}", "fired", 1, "tag", tag);
 }
 

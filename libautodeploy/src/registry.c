@@ -199,11 +199,9 @@ static void ask_refresh(ad__registry_t *reg, const char *id)
   char tag[256];
   snprintf(tag, sizeof tag, "autodeploy/host/%s/refresh", id);
   json_t *body = json_pack("{s:s}", "minion", id);
-  char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
   ad_error_t err;
-  if (text && ad__fire_signed(reg->env.bus, reg->env.key_path, tag, text, &err))
+  if (ad__fire_signed(reg->env.bus, reg->env.key_path, tag, body, &err))
     AD_LOG_E("registry", "asking %s to refresh its grains: %s", id, err.message);
-  free(text);
   json_decref(body);
 }
 

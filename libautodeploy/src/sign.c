@@ -56,23 +56,31 @@ static char *signed_msg(const char *tag, const char *body, size_t blen, size_t *
 }
 
 int ad__fire_signed(ad_bus_t *bus, const char *key_path, const char *tag,
-                    const char *body, ad_error_t *err)
+                    const json_t *request, ad_error_t *err)
 {
+  char *body = request ? json_dumps(request, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  if (!body)
+    return ad__err(err, AD_ENOMEM, "sign", "cannot encode the body of %s", tag);
   char *key;
   size_t klen, mlen;
-  if (ad__read_key(key_path, &key, &klen, err))
+  if (ad__read_key(key_path, &key, &klen, err)) {
+    free(body);
     return AD_EIO;
+  }
   char *msg = signed_msg(tag, body, strlen(body), &mlen);
   char *sig = msg ? ad__sign(key, klen, msg, mlen) : NULL;
   OPENSSL_cleanse(key, klen);
   free(key);
   free(msg);
-  if (!sig)
+  if (!sig) {
+    free(body);
     return ad__err(err, AD_ENOMEM, "sign", "cannot sign %s", tag);
+  }
   json_t *data = json_pack("{s:s,s:s}", "body", body, "sig", sig);
   char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
   json_decref(data);
   free(sig);
+  free(body);
   if (!text)
     return ad__err(err, AD_EINVAL, "sign", "%s: body is not valid UTF-8", tag);
   int rc = ad_bus_fire_json(bus, tag, text, err);

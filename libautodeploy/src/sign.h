@@ -10,6 +10,8 @@
 #ifndef AD_SIGN_H
 #define AD_SIGN_H
 
+#include <jansson.h>
+
 #include "autodeploy/bus.h"
 
 /* base64 HMAC-SHA256 of msg under key; caller frees. NULL on no memory. */
@@ -18,9 +20,10 @@ char *ad__sign(const char *key, size_t klen, const char *msg, size_t mlen);
 /* Read the master key file; *key malloc'd. 0 or AD_EIO naming the path. */
 int ad__read_key(const char *path, char **key, size_t *len, ad_error_t *err);
 
-/* Fire tag with data {"body": body, "sig": ...}. 0 or <0 + err. */
+/* Fire tag with data {"body": <request as compact JSON, keys sorted>,
+ * "sig": ...}. 0 or <0 + err. */
 int ad__fire_signed(ad_bus_t *bus, const char *key_path, const char *tag,
-                    const char *body, ad_error_t *err);
+                    const json_t *request, ad_error_t *err);
 
 /* Check an event's {"body", "sig"}; on success *body points into the event
  * (not NUL-terminated, *body_len bytes). 0, or AD_EINVAL naming the reason. */

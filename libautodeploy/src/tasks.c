@@ -99,13 +99,11 @@ static json_t *start_step(const ad__tasks_ctx_t *t, const json_t *task,
                            "tgt_type", ad__jstr(target, "tgt_type"), "mods",
                            json_object_get(st, "mods"), "pillar", pillar, "step",
                            ad__jstr(st, "name"), "timeout", jint(task, "timeout"));
-  char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(body);
   char tag[256];
   snprintf(tag, sizeof tag, "autodeploy/task/%s/run", id);
   ad_error_t ferr;
-  int rc = text ? ad__fire_signed(t->bus, t->key_path, tag, text, &ferr) : AD_ENOMEM;
-  free(text);
+  int rc = ad__fire_signed(t->bus, t->key_path, tag, body, &ferr);
+  json_decref(body);
   if (rc != 0) {
     /* the run never left: fail the task now rather than wait for the deadline */
     json_t *f = ad__task_move(t, id, RUNNING, "failed", NULL, ferr.message, "autodeploy", NULL);
@@ -129,15 +127,12 @@ static void fire_kill(const ad__tasks_ctx_t *t, const json_t *task)
                            "attempt", attempt > 0 ? attempt : 1, "jid", ad__jstr(task, "jid"),
                            "kill_jid", kjid, "tgt", json_object_get(target, "tgt"),
                            "tgt_type", ad__jstr(target, "tgt_type"));
-  char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(body);
   char tag[256];
   snprintf(tag, sizeof tag, "autodeploy/task/%s/kill", ad__jstr(task, "_id"));
   ad_error_t err;
-  if (!text || ad__fire_signed(t->bus, t->key_path, tag, text, &err))
-    AD_LOG_E("tasks", "task %s: cannot fire kill: %s", ad__jstr(task, "_id"),
-             text ? err.message : "no memory");
-  free(text);
+  if (ad__fire_signed(t->bus, t->key_path, tag, body, &err))
+    AD_LOG_E("tasks", "task %s: cannot fire kill: %s", ad__jstr(task, "_id"), err.message);
+  json_decref(body);
 }
 
 /* Is another task running on exactly this target? (one state job per
@@ -453,12 +448,10 @@ json_t *ad__task_intervene(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t
   const char *actor = json_string_value(json_object_get(a, "actor"));
   json_t *body = json_pack("{s:s,s:s,s:s,s:s}", "task_id", id, "action", action, "reason",
                            reason ? reason : "", "actor", actor ? actor : "unknown");
-  char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(body);
   char tag[256];
   snprintf(tag, sizeof tag, "autodeploy/intervene/%s", id);
-  int rc = ad__fire_signed(t->bus, t->key_path, tag, text, err);
-  free(text);
+  int rc = ad__fire_signed(t->bus, t->key_path, tag, body, err);
+  json_decref(body);
   if (rc)
     return NULL;
   return json_pack("{s:b,s:s,s:s}", "fired", 1, "tag", tag, "action", action);
