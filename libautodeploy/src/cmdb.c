@@ -74,9 +74,7 @@ static void mark(ad__cmdb_t *cm, const json_t *doc, json_t *set)
 {
   json_t *q = json_pack("{s:s,s:O}", "_id", ad__jstr(doc, "_id"), "rev", json_object_get(doc, "rev"));
   json_t *u = json_pack("{s:o}", "$set", set);
-  char *qs = json_dumps(q, JSON_COMPACT), *us = json_dumps(u, JSON_COMPACT);
-  bson_t *bq = qs ? bson_new_from_json((const uint8_t *)qs, -1, NULL) : NULL;
-  bson_t *bu = us ? bson_new_from_json((const uint8_t *)us, -1, NULL) : NULL;
+  bson_t *bq = ad__json_to_bson(q, NULL), *bu = ad__json_to_bson(u, NULL);
   ad_error_t err;
   if (bq && bu && ad__store_update_one(cm->reg->env.store, cm->reg->c.collection, bq, bu, &err) < 0)
     AD_LOG_E("cmdb", "recording the push of %s: %s", ad__jstr(doc, "_id"), err.message);
@@ -84,8 +82,6 @@ static void mark(ad__cmdb_t *cm, const json_t *doc, json_t *set)
     bson_destroy(bq);
   if (bu)
     bson_destroy(bu);
-  free(qs);
-  free(us);
   json_decref(q);
   json_decref(u);
 }

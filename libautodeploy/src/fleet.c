@@ -496,13 +496,3 @@ int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev)
   json_decref(data);
   return rc ? 1 : 0;
 }
-
-json_t *ad__fleet_simulate(ad__fleet_t *f, const json_t *a, ad_error_t *err)
-{
-  const json_t *input = json_object_get(a, "input");
-  if (!json_is_object(input))
-    return ad__err(err, AD_EINVAL, "args", "input: required, the simulation input object "
-                   "(docs/placement.md: platforms, hosts, openings, options)"), NULL;
-  json_t *r = ad__simulate(input, err);
-  return r ? json_pack("{s:o}", "report", r) : NULL;
-}

@@ -48,6 +48,5 @@ json_t *ad__service_list(ad__fleet_t *f, const json_t *args, ad_error_t *err);
 json_t *ad__service_get(ad__fleet_t *f, const json_t *args, ad_error_t *err);
 json_t *ad__service_opened(ad__fleet_t *f, const json_t *args, ad_error_t *err);
 json_t *ad__service_retire(ad__fleet_t *f, const json_t *args, ad_error_t *err);
-json_t *ad__fleet_simulate(ad__fleet_t *f, const json_t *args, ad_error_t *err);
 
 #endif

@@ -720,22 +720,24 @@ static int tag_segment(ad_event_t *ev, int seg, char *out, size_t size)
   return 0;
 }
 
-int ad__registry_on_start(ad__registry_t *reg, ad_event_t *ev)
+/* A hint for the minion named by the tag's third segment. */
+static int hint_from_tag(ad__registry_t *reg, ad_event_t *ev, const char *why)
 {
   char id[AD__MINION_ID_MAX + 2];
   if (tag_segment(ev, 2, id, sizeof id))
     return 1;
-  ad__registry_hint(reg, id, "minion start", 0);
+  ad__registry_hint(reg, id, why, 0);
   return 0;
+}
+
+int ad__registry_on_start(ad__registry_t *reg, ad_event_t *ev)
+{
+  return hint_from_tag(reg, ev, "minion start"); /* salt/minion/<id>/start */
 }
 
 int ad__registry_on_refresh(ad__registry_t *reg, ad_event_t *ev)
 {
-  char id[AD__MINION_ID_MAX + 2];
-  if (tag_segment(ev, 2, id, sizeof id))
-    return 1;
-  ad__registry_hint(reg, id, "data cache refresh", 0);
-  return 0;
+  return hint_from_tag(reg, ev, "data cache refresh"); /* minion/refresh/<id> */
 }
 
 int ad__registry_on_key(ad__registry_t *reg, ad_event_t *ev)
