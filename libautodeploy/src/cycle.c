@@ -107,6 +107,11 @@ static void hosts_free(fleet_hosts_t *hs)
   free(hs->load_error);
 }
 
+static int host_key_cmp(const void *a, const void *b)
+{
+  return strcmp((*(ad__host_t *const *)a)->key, (*(ad__host_t *const *)b)->key);
+}
+
 /* Ready hosts with p95 load and the footprints not yet in their history. */
 static int load_hosts(ad__fleet_t *f, fleet_hosts_t *hs, int64_t now, ad_error_t *err)
 {
@@ -159,15 +164,20 @@ static int load_hosts(ad__fleet_t *f, fleet_hosts_t *hs, int64_t now, ad_error_t
                 "state", "opened", "opened_at_ms", "$gt",
                 (json_int_t)(now - f->c.measure_after_hours * 3600000LL)),
       json_pack("{s:{s:i,s:i}}", "projection", "host", 1, "footprint", 1), NULL);
+  /* hosts by key, so each service finds its host in O(log H), not O(H) */
+  ad__host_t **by_key = malloc((hs->n + 1) * sizeof *by_key);
+  for (i = 0; i < hs->n; i++)
+    by_key[i] = &hs->h[i];
+  qsort(by_key, hs->n, sizeof *by_key, host_key_cmp);
   json_array_foreach(svcs, i, d) {
-    const char *hk = ad__jstr(d, "host");
-    for (size_t k = 0; k < hs->n; k++)
-      if (!strcmp(hs->h[k].key, hk)) {
-        hs->h[k].pending.cpu += jnum(json_object_get(d, "footprint"), "cpu");
-        hs->h[k].pending.mem += jnum(json_object_get(d, "footprint"), "mem_mb");
-        break;
-      }
+    ad__host_t probe = {.key = ad__jstr(d, "host")}, *pp = &probe;
+    ad__host_t **hit = hs->n ? bsearch(&pp, by_key, hs->n, sizeof *by_key, host_key_cmp) : NULL;
+    if (hit) {
+      (*hit)->pending.cpu += jnum(json_object_get(d, "footprint"), "cpu");
+      (*hit)->pending.mem += jnum(json_object_get(d, "footprint"), "mem_mb");
+    }
   }
+  free(by_key);
   json_decref(svcs);
   return 0;
 }
