@@ -172,6 +172,20 @@ def _check_kwargs(fun, kwargs, allowed):
         )
 
 
+def _args(fun, kwargs, allowed):
+    """``_check_kwargs`` for runners: the error map to return, or None."""
+    try:
+        _check_kwargs(fun, kwargs, allowed)
+    except _Refused as exc:
+        return _failed(exc.message, exc.code)
+    return None
+
+
+def _bool(value):
+    """A flag given as YAML (a bool) or as text (salt-api form posts)."""
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+
+
 def _int(value):
     """Whole numbers given as text (salt-api form posts) become ints; the rest is C's to judge."""
     if isinstance(value, str) and _INT_TEXT.match(value):
@@ -360,10 +374,9 @@ def tasks(status=None, since=None, limit=50, **kwargs):
         salt-run autodeploy.tasks status=failed since=2026-11-27T00:00:00Z limit=10
         salt-run autodeploy.tasks status=running --out=json
     """
-    try:
-        _check_kwargs("tasks", kwargs, ("status", "since", "limit"))
-    except _Refused as exc:
-        return _failed(exc.message, exc.code)
+    refused = _args("tasks", kwargs, ("status", "since", "limit"))
+    if refused:
+        return refused
     args = {}
     if status is not None:
         args["status"] = _text(status)
@@ -392,10 +405,9 @@ def task(id=None, **kwargs):  # pylint: disable=redefined-builtin
         salt-run autodeploy.task t261127134915024835_ad3f2a1c
         salt-run autodeploy.task t261127134915024835_ad3f2a1c --out=json
     """
-    try:
-        _check_kwargs("task", kwargs, ("id",))
-    except _Refused as exc:
-        return _failed(exc.message, exc.code)
+    refused = _args("task", kwargs, ("id",))
+    if refused:
+        return refused
     args = {} if id is None else {"id": _name(id)}
     return _call("task.get", args)
 
@@ -425,10 +437,9 @@ def intervene(id=None, action=None, reason="", **kwargs):  # pylint: disable=red
         salt-run autodeploy.intervene t261127134915024835_ad3f2a1c cancel reason='wrong build'
         salt-run autodeploy.intervene t261127134915024835_ad3f2a1c retry
     """
-    try:
-        _check_kwargs("intervene", kwargs, ("id", "action", "reason"))
-    except _Refused as exc:
-        return _failed(exc.message, exc.code)
+    refused = _args("intervene", kwargs, ("id", "action", "reason"))
+    if refused:
+        return refused
     args = {"reason": _text(reason), "actor": caller(kwargs)}
     if id is not None:
         args["id"] = _name(id)
@@ -461,10 +472,9 @@ def hosts(state=None, profile=None, limit=1000, **kwargs):
         salt-run autodeploy.hosts
         salt-run autodeploy.hosts state=ready profile=aliyun:cn-hangzhou:game-8c16g
     """
-    try:
-        _check_kwargs("hosts", kwargs, ("state", "profile", "limit"))
-    except _Refused as exc:
-        return _failed(exc.message, exc.code)
+    refused = _args("hosts", kwargs, ("state", "profile", "limit"))
+    if refused:
+        return refused
     args = {}
     if state is not None:
         args["state"] = _text(state)
@@ -487,18 +497,13 @@ def host(key=None, **kwargs):
         salt-run autodeploy.host aliyun:cn-hangzhou:game-8c16g:10.0.3.17
         salt-run autodeploy.host game-0017
     """
-    try:
-        _check_kwargs("host", kwargs, ("key",))
-    except _Refused as exc:
-        return _failed(exc.message, exc.code)
+    refused = _args("host", kwargs, ("key",))
+    if refused:
+        return refused
     return _call("host.get", {} if key is None else {"key": _name(key)})
 
 
-def _host_change(command, fun, key, reason, kwargs, extra=None):
-    try:
-        _check_kwargs(fun, kwargs, ("key", "reason") + tuple(extra or ()))
-    except _Refused as exc:
-        return _failed(exc.message, exc.code)
+def _host_args(key, reason, kwargs):
     args = {"reason": _text(reason), "actor": caller(kwargs)}
     if key is not None:
         args["key"] = _name(key)
@@ -519,8 +524,10 @@ def retire(key=None, reason="", **kwargs):
 
         salt-run autodeploy.retire aliyun:cn-hangzhou:game-8c16g:10.0.3.17 reason='returned to the cloud'
     """
-    args = _host_change("host.retire", "retire", key, reason, kwargs)
-    return args if "error" in args else _call("host.retire", args)
+    refused = _args("retire", kwargs, ("key", "reason"))
+    if refused:
+        return refused
+    return _call("host.retire", _host_args(key, reason, kwargs))
 
 
 def drain(key=None, reason="", undo=False, **kwargs):
@@ -535,11 +542,10 @@ def drain(key=None, reason="", undo=False, **kwargs):
         salt-run autodeploy.drain game-0017 reason='disk errors'
         salt-run autodeploy.drain game-0017 undo=True
     """
-    args = _host_change("host.drain", "drain", key, reason, kwargs, ("undo",))
-    if "error" in args:
-        return args
-    args["undo"] = bool(undo) if not isinstance(undo, str) else undo.lower() in ("1", "true", "yes")
-    return _call("host.drain", args)
+    refused = _args("drain", kwargs, ("key", "reason", "undo"))
+    if refused:
+        return refused
+    return _call("host.drain", {**_host_args(key, reason, kwargs), "undo": _bool(undo)})
 
 
 def reinit(key=None, reason="", **kwargs):
@@ -554,19 +560,13 @@ def reinit(key=None, reason="", **kwargs):
 
         salt-run autodeploy.reinit game-0017
     """
-    args = _host_change("host.reinit", "reinit", key, reason, kwargs)
-    return args if "error" in args else _call("host.reinit", args)
+    refused = _args("reinit", kwargs, ("key", "reason"))
+    if refused:
+        return refused
+    return _call("host.reinit", _host_args(key, reason, kwargs))
 
 
 # ------------------------------------------------------- platforms and services
-def _args(fun, kwargs, allowed):
-    try:
-        _check_kwargs(fun, kwargs, allowed)
-    except _Refused as exc:
-        return _failed(exc.message, exc.code)
-    return None
-
-
 def platforms(code=None, **kwargs):
     """
     List platforms (channels), or one with ``code``.
@@ -633,7 +633,7 @@ def platform(code=None, state=None, pillar=None, profiles=None, regions=None, fo
         if value is not None:
             args[key] = value
     if enabled is not None:
-        args["enabled"] = enabled if isinstance(enabled, bool) else str(enabled).lower() in ("1", "true", "yes")
+        args["enabled"] = _bool(enabled)
     return _call("platform.set", args)
 
 
@@ -762,7 +762,7 @@ def cycle(dry_run=False, platform=None, **kwargs):  # pylint: disable=redefined-
     refused = _args("cycle", kwargs, ("dry_run", "platform"))
     if refused:
         return refused
-    args = {"dry_run": dry_run if isinstance(dry_run, bool) else str(dry_run).lower() in ("1", "true", "yes")}
+    args = {"dry_run": _bool(dry_run)}
     if platform is not None:
         args["platform"] = _name(platform)
     return _call("cycle.run", args)
