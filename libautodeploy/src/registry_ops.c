@@ -326,17 +326,20 @@ static json_t *find_host(ad__registry_t *reg, const json_t *a, ad_error_t *err)
   if (!doc) {
     json_t *rows = ad__hosts_find(reg, json_pack("{s:s}", "minion", key),
                                   json_pack("{s:{s:i}}", "sort", "updated_at", -1), err);
-    /* the live record first, then quarantine, then retired ones */
+    /* the live record first, then a quarantine, then retired ones; newest
+     * first among equals (rows are sorted by updated_at) */
     size_t i;
     json_t *r;
-    const char *order[] = {NULL, "quarantined", "retired"};
-    for (int pass = 0; pass < 3 && !doc; pass++)
-      json_array_foreach(rows, i, r) {
-        const char *st = ad__jstr(r, "state");
-        int m = pass == 0 ? strcmp(st, "quarantined") && strcmp(st, "retired") : !strcmp(st, order[pass]);
-        if (m && !doc)
-          doc = json_incref(r);
+    int best = 3;
+    json_array_foreach(rows, i, r) {
+      const char *st = ad__jstr(r, "state");
+      int rank = !strcmp(st, "quarantined") ? 1 : !strcmp(st, "retired") ? 2 : 0;
+      if (rank < best) {
+        best = rank;
+        doc = r;
       }
+    }
+    json_incref(doc);
     json_decref(rows);
   }
   if (!doc)
