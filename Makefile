@@ -39,6 +39,7 @@ APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 
 all: lib tools
 
+DEPS_APT := $(DEPS)/apt.stamp
 include libautodeploy/lib.mk
 include bench/bench.mk
 

@@ -13,7 +13,7 @@ endif
 BENCH_SRCS := bench/bench_events.c bench/replay_server.c
 BENCH_HDRS := bench/bench.h
 BENCH_OPT  ?= -O2 -g
-BENCH_CFLAGS := $(BASE_CFLAGS) -Ibench $(BENCH_OPT)
+BENCH_CFLAGS = $(BASE_CFLAGS) -Ibench $(BENCH_OPT)
 
 .PHONY: bench-build
 bench-build: $(B)/bench/bench_events $(B)/bench/bench_placement

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "placement.h"
+#include "decide/placement.h"
 
 static double now_ms(void)
 {

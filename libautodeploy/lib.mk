@@ -1,25 +1,38 @@
 # libautodeploy/lib.mk - how the library, its tools and its C tests build.
 # Included by the top-level Makefile; paths are relative to the repo root.
+#
+# src/<stage>/ follows the data path (docs/architecture.md); tests/<stage>/
+# mirrors it. Objects carry their real header dependencies (-MMD -MP).
 
-LIB_SRCS := $(wildcard libautodeploy/src/*.c)
-LIB_HDRS := $(wildcard libautodeploy/include/*.h libautodeploy/include/autodeploy/*.h libautodeploy/src/*.h)
+LIB_DIR  := libautodeploy
+LIB_SRCS := $(wildcard $(LIB_DIR)/src/*/*.c)
+PUB_HDRS := $(wildcard $(LIB_DIR)/include/*.h $(LIB_DIR)/include/autodeploy/*.h)
 PKGS     := libzmq msgpack libcurl jansson libmongoc-1.0 libcrypto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+# pkg-config runs when a recipe first needs the flags, not when make reads
+# this file: on a fresh machine the -dev packages arrive with `make deps`,
+# which runs before any compile (the order-only $(DEPS_APT) below). A make
+# that expanded them at parse time built its whole first run with no flags.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call ad_pkg,--cflags))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(call ad_pkg,--libs) -lm)$(PKG_LIBS)
+ad_pkg = $(or $(shell pkg-config $(1) $(PKGS) 2>/dev/null),$(error pkg-config $(1) $(PKGS) failed: are the -dev packages installed? run `make deps`))
+# The apt stamp, when the top-level Makefile defines it (bench.mk alone: none).
+DEPS_APT ?=
 
 CC      ?= cc
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
-BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -Ilibautodeploy/include -Ilibautodeploy/src $(PKG_CFLAGS)
+BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) -I$(LIB_DIR)/include -I$(LIB_DIR)/src $(PKG_CFLAGS)
 OPT     ?= -O2 -g
-LIB_CFLAGS := $(BASE_CFLAGS) $(OPT) -fPIC -fvisibility=hidden -DAD_BUILDING_LIBRARY
+LIB_CFLAGS = $(BASE_CFLAGS) $(OPT) -fPIC -fvisibility=hidden -DAD_BUILDING_LIBRARY
 
 B := build
-LIB_OBJS := $(patsubst libautodeploy/src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
+LIB_OBJS := $(patsubst $(LIB_DIR)/src/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 
-$(B)/obj/%.o: libautodeploy/src/%.c $(LIB_HDRS) libautodeploy/lib.mk | $(B)/obj
-	$(CC) $(LIB_CFLAGS) -c $< -o $@
+$(B)/obj/%.o: $(LIB_DIR)/src/%.c $(LIB_DIR)/lib.mk | $(DEPS_APT)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/obj $(B)/tests $(B)/bin $(B)/asan $(B)/fuzz:
+$(B)/tests $(B)/bin $(B)/asan $(B)/fuzz:
 	mkdir -p $@
 
 $(B)/libautodeploy.so.0: $(LIB_OBJS)
@@ -27,60 +40,81 @@ $(B)/libautodeploy.so.0: $(LIB_OBJS)
 $(B)/libautodeploy.so: $(B)/libautodeploy.so.0
 	ln -sf libautodeploy.so.0 $@
 $(B)/libautodeploy.a: $(LIB_OBJS)
-	ar rcs $@ $^
-$(B)/autodeploy.pc: libautodeploy/autodeploy.pc.in
+	rm -f $@ && ar rcs $@ $^
+$(B)/autodeploy.pc: $(LIB_DIR)/autodeploy.pc.in
+	@mkdir -p $(@D)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 lib: $(B)/libautodeploy.so $(B)/libautodeploy.a $(B)/autodeploy.pc
 
 # Tools link the shared library, as users do.
-$(B)/bin/autodeploy-events: libautodeploy/tools/autodeploy_events.c libautodeploy/tools/master_conf.c libautodeploy/tools/master_conf.h $(LIB_HDRS) $(B)/libautodeploy.so | $(B)/bin
-	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ libautodeploy/tools/autodeploy_events.c libautodeploy/tools/master_conf.c -L$(B) -lautodeploy $(PKG_LIBS) -Wl,-rpath,'$$ORIGIN/..'
+$(B)/bin/autodeploy-events: $(LIB_DIR)/tools/autodeploy_events.c $(LIB_DIR)/tools/master_conf.c $(LIB_DIR)/tools/master_conf.h $(PUB_HDRS) $(B)/libautodeploy.so | $(B)/bin
+	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ $(LIB_DIR)/tools/autodeploy_events.c $(LIB_DIR)/tools/master_conf.c -L$(B) -lautodeploy $(PKG_LIBS) -Wl,-rpath,'$$ORIGIN/..'
 
-# The simulator drives internal code (ad__simulate), so it links the static
-# library, as the C tests do.
-$(B)/bin/autodeploy-simulate: libautodeploy/tools/autodeploy_simulate.c $(LIB_HDRS) $(B)/libautodeploy.a | $(B)/bin
-	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ libautodeploy/tools/autodeploy_simulate.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
-
-# The metrics probe reaches internal (ad__) symbols: it links the static library.
-$(B)/bin/autodeploy-metrics: libautodeploy/tools/autodeploy_metrics.c $(LIB_HDRS) $(B)/libautodeploy.a | $(B)/bin
-	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ libautodeploy/tools/autodeploy_metrics.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+# The simulator and the metrics probe drive internal (ad__) code, so they
+# link the static library, as the C tests do.
+$(B)/bin/autodeploy-simulate: $(LIB_DIR)/tools/autodeploy_simulate.c $(B)/libautodeploy.a | $(B)/bin
+	$(CC) $(BASE_CFLAGS) $(OPT) -MMD -MP -o $@ $< $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+$(B)/bin/autodeploy-metrics: $(LIB_DIR)/tools/autodeploy_metrics.c $(B)/libautodeploy.a | $(B)/bin
+	$(CC) $(BASE_CFLAGS) $(OPT) -MMD -MP -o $@ $< $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
 
 tools: $(B)/bin/autodeploy-events $(B)/bin/autodeploy-simulate $(B)/bin/autodeploy-metrics
 
-# C unit tests link the static library so they can reach internal symbols.
-C_TESTS := $(patsubst libautodeploy/tests/%.c,%,$(wildcard libautodeploy/tests/test_*.c))
-$(B)/tests/%: libautodeploy/tests/%.c libautodeploy/tests/harness.h $(B)/libautodeploy.a | $(B)/tests
-	$(CC) $(BASE_CFLAGS) $(OPT) -o $@ $< $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+# C unit tests (tests/<stage>/test_*.c) link the static library so they can
+# reach internal symbols. Named by file: build/tests/test_decoder.
+C_TEST_SRCS := $(wildcard $(LIB_DIR)/tests/*/test_*.c)
+C_TESTS     := $(notdir $(basename $(C_TEST_SRCS)))
+TEST_CFLAGS  = $(BASE_CFLAGS) -I$(LIB_DIR)/tests
+vpath test_%.c $(sort $(dir $(C_TEST_SRCS)))
+
+$(B)/tests/%: %.c $(B)/libautodeploy.a | $(B)/tests
+	$(CC) $(TEST_CFLAGS) $(OPT) -MMD -MP -o $@ $< $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
 
 test-c: $(addprefix $(B)/tests/,$(C_TESTS))
 	@set -e; for t in $(C_TESTS); do AD_TEST_DATA=tests/data $(B)/tests/$$t; done
 
-# The same tests, library and all, under AddressSanitizer + UBSan.
+# The same tests under AddressSanitizer + UBSan: the library is compiled once
+# with the sanitizers into build/asan/libautodeploy.a, and every test links it.
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 ASAN_CC ?= clang
-test-asan: | $(B)/asan
+ASAN_CFLAGS = $(BASE_CFLAGS) -O1 -g $(SAN) -DAD_BUILDING_LIBRARY
+ASAN_OBJS := $(patsubst $(LIB_DIR)/src/%.c,$(B)/asan/obj/%.o,$(LIB_SRCS))
+
+$(B)/asan/obj/%.o: $(LIB_DIR)/src/%.c $(LIB_DIR)/lib.mk | $(DEPS_APT)
+	@mkdir -p $(@D)
+	$(ASAN_CC) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+$(B)/asan/libautodeploy.a: $(ASAN_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(B)/asan/%: %.c $(B)/asan/libautodeploy.a
+	$(ASAN_CC) $(ASAN_CFLAGS) -I$(LIB_DIR)/tests -MMD -MP -o $@ $< $(B)/asan/libautodeploy.a $(PKG_LIBS) -lpthread
+
+test-asan: $(addprefix $(B)/asan/,$(C_TESTS))
 	@set -e; for t in $(C_TESTS); do \
-	  $(ASAN_CC) $(BASE_CFLAGS) -O1 -g $(SAN) -DAD_BUILDING_LIBRARY -o $(B)/asan/$$t \
-	    libautodeploy/tests/$$t.c $(LIB_SRCS) $(PKG_LIBS) -lpthread; \
 	  AD_TEST_DATA=tests/data ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(B)/asan/$$t; \
 	done
 
-# libFuzzer target for the frame and event decoder, seeded from fixtures.
+# libFuzzer target for the frame and event decoder, seeded from the captures
+# of real masters (tests/data/salt3006, salt3008: every *.bin is one frame
+# stream as the master sent it).
 FUZZ_SECS ?= 60
-$(B)/fuzz/fuzz_decoder: libautodeploy/fuzz/fuzz_decoder.c $(LIB_SRCS) $(LIB_HDRS) | $(B)/fuzz
+FUZZ_SEEDS := $(wildcard tests/data/salt3006/*.bin tests/data/salt3008/*.bin)
+$(B)/fuzz/fuzz_decoder: $(LIB_DIR)/fuzz/fuzz_decoder.c $(LIB_SRCS) | $(B)/fuzz $(DEPS_APT)
 	clang $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -DAD_BUILDING_LIBRARY -o $@ libautodeploy/fuzz/fuzz_decoder.c $(LIB_SRCS) $(PKG_LIBS) -lpthread
+	  -DAD_BUILDING_LIBRARY -MMD -MP -o $@ $(LIB_DIR)/fuzz/fuzz_decoder.c $(LIB_SRCS) $(PKG_LIBS) -lpthread
 fuzz-corpus: | $(B)/fuzz
-	mkdir -p $(B)/fuzz/corpus && cp tests/data/salt*/*.bin tests/data/frames/*.bin $(B)/fuzz/corpus/ 2>/dev/null || true
+	@test -n "$(FUZZ_SEEDS)" || { echo "fuzz-corpus: no seed captures under tests/data/salt300{6,8}"; exit 1; }
+	@mkdir -p $(B)/fuzz/corpus && cp $(FUZZ_SEEDS) $(B)/fuzz/corpus/
+	@echo "fuzz-corpus: $(words $(FUZZ_SEEDS)) seeds from real-master captures"
 fuzz: $(B)/fuzz/fuzz_decoder fuzz-corpus
 	$(B)/fuzz/fuzz_decoder -max_total_time=$(FUZZ_SECS) -max_len=262144 -rss_limit_mb=1024 $(B)/fuzz/corpus
 fuzz-short:
-	$(MAKE) fuzz FUZZ_SECS=20
+	$(MAKE) --no-print-directory fuzz FUZZ_SECS=20
 
 # Exported symbols must be exactly the documented API (jansson's check-exports).
 check-exports: $(B)/libautodeploy.so
 	@nm -D --defined-only $(B)/libautodeploy.so.0 | awk '$$2 == "T" {print $$3}' | sort > $(B)/exports.txt
-	@grep -h '^AD_EXPORT' libautodeploy/include/autodeploy/*.h | sed 's/(.*//; s/.*[ *]//' | sort > $(B)/declared.txt
-	@sort libautodeploy/exports.txt | diff -u - $(B)/exports.txt
+	@grep -h '^AD_EXPORT' $(LIB_DIR)/include/autodeploy/*.h | sed 's/(.*//; s/.*[ *]//' | sort > $(B)/declared.txt
+	@sort $(LIB_DIR)/exports.txt | diff -u - $(B)/exports.txt
 	@diff -u $(B)/declared.txt $(B)/exports.txt && echo "exports: OK ($$(wc -l < $(B)/exports.txt) symbols, all declared AD_EXPORT in the public headers)"
+
+-include $(wildcard $(B)/obj/*/*.d $(B)/asan/obj/*/*.d $(B)/tests/*.d $(B)/asan/*.d $(B)/bin/*.d $(B)/fuzz/*.d)

@@ -29,7 +29,7 @@
 
 #include <autodeploy.h>
 
-#include "metrics.h"
+#include "metrics/metrics.h"
 
 #define PROG "autodeploy-metrics"
 

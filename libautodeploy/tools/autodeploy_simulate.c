@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "simulate.h"
+#include "decide/simulate.h"
 
 #define PROG "autodeploy-simulate"
 

@@ -1,0 +1,60 @@
+/* error.c - error codes, names and ad_error_t helpers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error_private.h"
+
+const char *ad_strerror(int code)
+{
+  switch (code) {
+#define XX(name, val, msg) case val: return msg;
+    AD_ERRNO_MAP(XX)
+#undef XX
+  }
+  return "unknown error";
+}
+
+const char *ad_errname(int code)
+{
+  switch (code) {
+#define XX(name, val, msg) case val: return "AD_E" #name;
+    AD_ERRNO_MAP(XX)
+#undef XX
+  }
+  return "AD_EUNKNOWN";
+}
+
+static void fill(ad_error_t *err, int code, const char *domain,
+                 const char *fmt, va_list ap)
+{
+  err->code = code;
+  snprintf(err->domain, sizeof(err->domain), "%s", domain);
+  vsnprintf(err->message, sizeof(err->message), fmt, ap);
+}
+
+int ad__err(ad_error_t *err, int code, const char *domain, const char *fmt, ...)
+{
+  if (err) {
+    va_list ap;
+    va_start(ap, fmt);
+    fill(err, code, domain, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+int ad__err_errno(ad_error_t *err, int code, int errno_val, const char *fmt, ...)
+{
+  if (err) {
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    char eb[96];
+    const char *es = strerror_r(errno_val, eb, sizeof(eb));
+    ad__err(err, code, "errno", "%s: %s", what, es);
+  }
+  return code;
+}

@@ -1,0 +1,498 @@
+/*
+ * fleet.c - platforms and services: configuration, the runner commands,
+ * openings (signed events), the end of deploy tasks, beacon samples into
+ * the load history. The cycle itself is cycle.c.
+ */
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/docs.h"
+#include "core/config.h"
+#include "core/error_private.h"
+#include "fleet/fleet_private.h"
+#include "core/log_private.h"
+#include "decide/reserve.h"
+#include "bus/sign.h"
+#include "decide/simulate.h"
+
+#define K(name, type, field, min, max, def) \
+  {name, type, offsetof(ad__fleet_conf_t, field), min, max, def, NULL}
+static const ad__config_key_t FLEET_KEYS[] = {
+    K("enabled", AD_CT_BOOL, enabled, 0, 1, "true"),
+    K("cycle_interval", AD_CT_INT, cycle_interval, 1, 86400, "600"),
+    K("lease_s", AD_CT_INT, lease_s, 5, 86400, "300"),
+    K("load_window_hours", AD_CT_INT, load_window_hours, 1, 24 * 90, "168"),
+    K("measure_after_hours", AD_CT_INT, measure_after_hours, 0, 24 * 30, "24"),
+    K("top_k", AD_CT_INT, top_k, 1, 8, "5"),
+    K("deploy_timeout", AD_CT_INT, deploy_timeout, 10, 86400, "1800"),
+    K("deploy_attempts", AD_CT_INT, deploy_attempts, 1, 20, "3"),
+    K("deploy_backoff_s", AD_CT_INT, deploy_backoff_s, 0, 86400, "120"),
+    K("metrics_prune_interval", AD_CT_INT, metrics_prune_interval, 10, 86400, "3600"),
+    K("platforms_collection", AD_CT_STR, platforms, 0, 0, "platforms"),
+    K("services_collection", AD_CT_STR, services, 0, 0, "services"),
+    K("locks_collection", AD_CT_STR, locks, 0, 0, "locks"),
+    {NULL, 0, 0, 0, 0, NULL, NULL}};
+#undef K
+
+ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_error_t *err)
+{
+  ad__fleet_t *f = calloc(1, sizeof *f);
+  if (!f)
+    return ad__err(err, AD_ENOMEM, "fleet", "no memory"), NULL;
+  f->env = *env;
+  f->hosts_coll = strdup(env->hosts_collection ? env->hosts_collection : "hosts");
+  f->env.hosts_collection = f->hosts_coll;
+  char host[48] = "?";
+  gethostname(host, sizeof host - 1);
+  snprintf(f->owner, sizeof f->owner, "%.40s:%d:%p", host, (int)getpid(), (void *)f);
+  json_t *c = json_is_object(conf) ? json_deep_copy(conf) : json_object();
+  json_t *metrics = json_incref(json_object_get(c, "metrics"));
+  json_t *headroom = json_incref(json_object_get(c, "headroom"));
+  json_object_del(c, "metrics");
+  json_object_del(c, "headroom");
+  int rc = ad__config_load(FLEET_KEYS, &f->c, c, err);
+  if (rc && err) {
+    char m[sizeof err->message];
+    snprintf(m, sizeof m, "placement.%s", err->message);
+    snprintf(err->message, sizeof err->message, "%s", m);
+  }
+  f->c.headroom = 0.8;
+  if (rc == 0 && headroom) {
+    if (!json_is_number(headroom) || json_number_value(headroom) <= 0 ||
+        json_number_value(headroom) > 1)
+      rc = ad__err(err, AD_ECONFIG, "config", "placement.headroom: must be a number in (0, 1]");
+    else
+      f->c.headroom = json_number_value(headroom);
+  }
+  if (rc == 0) {
+    /* the load history source; the default is Salt beacons in our own MongoDB */
+    json_t *mc = json_is_object(metrics) ? json_deep_copy(metrics) : json_object();
+    const char *backend = json_string_value(json_object_get(mc, "backend"));
+    char be[32];
+    snprintf(be, sizeof be, "%s", backend ? backend : "salt");
+    json_object_del(mc, "backend");
+    if (!strcmp(be, "salt")) {
+      if (!json_object_get(mc, "mongo_uri") && env->mongo_uri)
+        json_object_set_new(mc, "mongo_uri", json_string(env->mongo_uri));
+      if (!json_object_get(mc, "db") && env->mongo_db)
+        json_object_set_new(mc, "db", json_string(env->mongo_db));
+    }
+    f->metrics = ad__metrics_new(be, mc, err);
+    json_decref(mc);
+    if (!f->metrics) {
+      if (err) {
+        char m[sizeof err->message];
+        snprintf(m, sizeof m, "placement.metrics: %s", err->message);
+        snprintf(err->message, sizeof err->message, "%s", m);
+      }
+      rc = AD_ECONFIG;
+    }
+  }
+  json_decref(metrics);
+  json_decref(headroom);
+  json_decref(c);
+  if (rc) {
+    ad__fleet_destroy(&f);
+    return NULL;
+  }
+  ad__store_t *st;
+  const char *coll;
+  int64_t expire;
+  if (ad__metrics_salt_target(f->metrics, &st, &coll, &expire) == 0) {
+    ad_error_t e2;
+    if (ad__metrics_salt_init(st, coll, expire, &f->metrics_ttl, &e2))
+      AD_LOG_W("fleet", "load history indexes: %s (retried at the next prune)", e2.message);
+    else
+      f->metrics_indexed = 1;
+  }
+  f->next_cycle_ms = ad__now_ms() + 5000; /* let the registry settle first */
+  return f;
+}
+
+void ad__fleet_destroy(ad__fleet_t **p)
+{
+  if (!p || !*p)
+    return;
+  ad__fleet_t *f = *p;
+  ad__metrics_destroy(&f->metrics);
+  ad__config_free(FLEET_KEYS, &f->c);
+  free(f->hosts_coll);
+  free(f);
+  *p = NULL;
+}
+
+/* ---- platforms ------------------------------------------------------------- */
+
+static int bad(ad_error_t *err, const char *arg, const char *why)
+{
+  return ad__err(err, AD_EINVAL, "args", "%s: %s", arg, why);
+}
+
+static int code_ok(const char *s)
+{
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > 32 || !isalnum((unsigned char)s[0]))
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+      return 0;
+  return 1;
+}
+
+static int str_list(const json_t *v, const char *arg, ad_error_t *err)
+{
+  if (!v)
+    return 0;
+  if (!json_is_array(v) || json_array_size(v) > 64)
+    return bad(err, arg, "must be a list of at most 64 names");
+  size_t i;
+  json_t *e;
+  json_array_foreach(v, i, e) {
+    if (!json_is_string(e) || json_string_length(e) == 0 || json_string_length(e) > 128)
+      return ad__err(err, AD_EINVAL, "args", "%s[%zu]: must be a name of 1..128 characters", arg, i);
+  }
+  return 0;
+}
+
+json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
+{
+  static const char *const KEYS[] = {"code", "state", "pillar", "profiles", "regions",
+                                     "footprint", "reserve", "enabled", "first_server_no",
+                                     "port_base", "actor", NULL};
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)a, k, v) {
+    int ok = 0;
+    for (int i = 0; KEYS[i]; i++)
+      ok |= !strcmp(k, KEYS[i]);
+    if (!ok)
+      return ad__err(err, AD_EINVAL, "args", "%s: unknown platform field (code, state, pillar, "
+                     "profiles, regions, footprint, reserve, enabled, first_server_no, port_base)", k), NULL;
+  }
+  const char *code = json_string_value(json_object_get(a, "code"));
+  if (!code_ok(code))
+    return bad(err, "code", "required: 1..32 of [A-Za-z0-9_-], starting with a letter or digit"), NULL;
+  const json_t *state = json_object_get(a, "state"), *pillar = json_object_get(a, "pillar");
+  if (state && (!json_is_string(state) || json_string_length(state) == 0 || json_string_length(state) > 200))
+    return bad(err, "state", "must be a state name (e.g. autodeploy.gameserver)"), NULL;
+  if (pillar && !json_is_object(pillar))
+    return bad(err, "pillar", "must be an object (a template: {service}, {server_no}, {platform}, {host}, {private_ip}, {minion} are filled in)"), NULL;
+  if (str_list(json_object_get(a, "profiles"), "profiles", err) ||
+      str_list(json_object_get(a, "regions"), "regions", err))
+    return NULL;
+  const json_t *fp = json_object_get(a, "footprint");
+  if (fp) {
+    json_t *cpu = json_object_get(fp, "cpu"), *mem = json_object_get(fp, "mem_mb");
+    if (!json_is_object(fp) || !json_is_number(cpu) || !json_is_number(mem) ||
+        json_number_value(cpu) < 0 || json_number_value(mem) < 0 ||
+        json_number_value(cpu) + json_number_value(mem) <= 0 || json_number_value(cpu) > 4096 ||
+        json_number_value(mem) > 67108864)
+      return bad(err, "footprint", "must be {cpu: cores, mem_mb: MiB}, >= 0 and not both 0"), NULL;
+  }
+  ad__reserve_policy_t pol;
+  ad__reserve_policy_default(&pol);
+  if (json_object_get(a, "reserve") &&
+      ad__reserve_policy_from_json(&pol, json_object_get(a, "reserve"), "reserve", err))
+    return NULL;
+  json_t *en = json_object_get(a, "enabled");
+  if (en && !json_is_boolean(en))
+    return bad(err, "enabled", "must be true or false"), NULL;
+  json_t *first = json_object_get(a, "first_server_no");
+  if (first && (!json_is_integer(first) || json_integer_value(first) < 0))
+    return bad(err, "first_server_no", "must be an integer >= 0"), NULL;
+  json_t *pb = json_object_get(a, "port_base");
+  if (pb && (!json_is_integer(pb) || json_integer_value(pb) < 1 || json_integer_value(pb) > 65000))
+    return bad(err, "port_base", "must be an integer 1..65000 (a server's port is port_base + server_no)"), NULL;
+  char now[32];
+  ad__iso_ms(ad__now_ms(), now);
+  json_t *set = json_pack("{s:s,s:s,s:b}", "code", code, "state",
+                          state ? json_string_value(state) : "autodeploy.gameserver", "enabled",
+                          en ? json_is_true(en) : 1);
+  json_object_set_new(set, "pillar", pillar ? json_deep_copy(pillar) : json_object());
+  json_t *pl = json_object_get(a, "profiles"), *rl = json_object_get(a, "regions"),
+         *rv = json_object_get(a, "reserve");
+  json_object_set_new(set, "profiles", pl ? json_deep_copy(pl) : json_array());
+  json_object_set_new(set, "regions", rl ? json_deep_copy(rl) : json_array());
+  json_object_set_new(set, "footprint", fp ? json_deep_copy(fp)
+                                           : json_pack("{s:f,s:f}", "cpu", 1.0, "mem_mb", 1024.0));
+  json_object_set_new(set, "reserve", rv ? json_deep_copy(rv) : json_object());
+  json_object_set_new(set, "port_base", json_integer(pb ? json_integer_value(pb) : 10000));
+  const char *actor = ad__jstr(a, "actor");
+  for (int attempt = 0; attempt < 5; attempt++) {
+    json_t *cur = ad__fdoc_get(f, f->c.platforms, code, NULL);
+    int rc;
+    if (!cur) {
+      json_t *doc = json_deep_copy(set);
+      json_object_set_new(doc, "_id", json_string(code));
+      json_object_set_new(doc, "rev", json_integer(0));
+      json_object_set_new(doc, "created_at", json_string(now));
+      json_object_set_new(doc, "created_at_ms", json_integer(ad__now_ms()));
+      json_object_set_new(doc, "next_server_no", json_integer(first ? json_integer_value(first) : 1));
+      json_object_set_new(doc, "history", json_pack("[{s:s,s:s,s:s}]", "at", now, "what", "created",
+                                                    "actor", *actor ? actor : "operator"));
+      rc = ad__fdoc_insert(f, f->c.platforms, doc, err);
+      json_decref(doc);
+    } else {
+      /* an update changes only the fields given */
+      json_t *s2 = json_object();
+      const char *fk;
+      json_t *fv;
+      json_object_foreach(set, fk, fv) {
+        if (!strcmp(fk, "code") || json_object_get(a, fk))
+          json_object_set(s2, fk, fv);
+      }
+      if (first)
+        json_object_set(s2, "next_server_no", first);
+      rc = ad__fdoc_cas(f, f->c.platforms, cur, s2, "updated", "platform.set",
+                        *actor ? actor : "operator", err);
+      json_decref(s2);
+    }
+    json_decref(cur);
+    if (rc == 1) {
+      json_decref(set);
+      json_t *p = ad__fdoc_get(f, f->c.platforms, code, err);
+      return p ? json_pack("{s:o}", "platform", p) : NULL;
+    }
+    if (rc < 0)
+      break;
+  }
+  json_decref(set);
+  if (!err || !err->message[0])
+    ad__err(err, AD_ESTATE, "fleet", "platform %s changed meanwhile; try again", code);
+  return NULL;
+}
+
+json_t *ad__platform_list(ad__fleet_t *f, const json_t *a, ad_error_t *err)
+{
+  json_t *q = json_object();
+  const char *code = json_string_value(json_object_get(a, "code"));
+  if (code)
+    json_object_set_new(q, "_id", json_string(code));
+  json_t *rows = ad__fdoc_find(f, f->c.platforms, q, json_pack("{s:{s:i}}", "sort", "_id", 1), err);
+  return rows ? json_pack("{s:o}", "platforms", rows) : NULL;
+}
+
+/* ---- services ---------------------------------------------------------------- */
+
+static const char *const SERVICE_STATES[] = {"pending", "deploying", "deployed", "opened", "retired",
+                                             "waiting_resources", "failed", NULL};
+
+json_t *ad__service_list(ad__fleet_t *f, const json_t *a, ad_error_t *err)
+{
+  json_t *q = json_object();
+  const char *platform = json_string_value(json_object_get(a, "platform"));
+  const char *state = json_string_value(json_object_get(a, "state"));
+  if (platform)
+    json_object_set_new(q, "platform", json_string(platform));
+  if (state) {
+    int ok = 0;
+    for (int i = 0; SERVICE_STATES[i]; i++)
+      ok |= !strcmp(state, SERVICE_STATES[i]);
+    if (!ok) {
+      json_decref(q);
+      return ad__err(err, AD_EINVAL, "args", "state: %.40s is not one of pending, deploying, "
+                     "deployed, opened, retired, waiting_resources, failed", state), NULL;
+    }
+    json_object_set_new(q, "state", json_string(state));
+  }
+  json_int_t limit = json_object_get(a, "limit") ? json_integer_value(json_object_get(a, "limit")) : 1000;
+  if (limit < 1 || limit > 100000) {
+    json_decref(q);
+    return ad__err(err, AD_EINVAL, "args", "limit: must be 1..100000"), NULL;
+  }
+  json_t *rows = ad__fdoc_find(f, f->c.services, q,
+                               json_pack("{s:{s:i,s:i},s:I,s:{s:i,s:i}}", "sort", "platform", 1,
+                                         "server_no", 1, "limit", limit, "projection", "history",
+                                         0, "decision", 0), err);
+  return rows ? json_pack("{s:o,s:I}", "services", rows, "count", (json_int_t)json_array_size(rows)) : NULL;
+}
+
+json_t *ad__service_get(ad__fleet_t *f, const json_t *a, ad_error_t *err)
+{
+  const char *id = json_string_value(json_object_get(a, "id"));
+  if (!id || !*id)
+    return ad__err(err, AD_EINVAL, "args", "id: required (a service id, e.g. qq-s1001)"), NULL;
+  json_t *s = ad__fdoc_get(f, f->c.services, id, err);
+  return s ? json_pack("{s:o}", "service", s) : NULL;
+}
+
+json_t *ad__service_retire(ad__fleet_t *f, const json_t *a, ad_error_t *err)
+{
+  json_t *s = ad__service_get(f, a, err);
+  if (!s)
+    return NULL;
+  json_t *doc = json_object_get(s, "service");
+  const char *st = ad__jstr(doc, "state");
+  if (!strcmp(st, "retired") || !strcmp(st, "deploying")) {
+    ad__err(err, AD_ESTATE, "fleet", "service %s is %s: cannot retire it now%s", ad__jstr(doc, "_id"), st,
+            !strcmp(st, "deploying") ? " (cancel its task first)" : "");
+    json_decref(s);
+    return NULL;
+  }
+  json_t *set = json_pack("{s:s,s:s}", "state", "retired", "reason", ad__jstr(a, "reason"));
+  int rc = ad__fdoc_cas(f, f->c.services, doc, set, "retired", ad__jstr(a, "reason"), ad__jstr(a, "actor"), err);
+  json_decref(set);
+  char id[128];
+  snprintf(id, sizeof id, "%s", ad__jstr(doc, "_id"));
+  json_decref(s);
+  if (rc != 1) {
+    if (rc == 0)
+      ad__err(err, AD_ESTATE, "fleet", "service %s changed meanwhile; try again", id);
+    return NULL;
+  }
+  json_t *q = json_pack("{s:s}", "id", id);
+  json_t *out = ad__service_get(f, q, err);
+  json_decref(q);
+  return out;
+}
+
+/* salt-run autodeploy.opened: fire the signed opening event (the engine
+ * acts on it, as on one from the salt-api webhook through the reactor). */
+json_t *ad__service_opened(ad__fleet_t *f, const json_t *a, ad_error_t *err)
+{
+  const char *id = json_string_value(json_object_get(a, "id"));
+  if (!id || !*id || strlen(id) > 100 || strchr(id, '/'))
+    return ad__err(err, AD_EINVAL, "args", "id: required (a service id, e.g. qq-s1001)"), NULL;
+  json_t *doc = ad__fdoc_get(f, f->c.services, id, err);
+  if (!doc)
+    return NULL;
+  json_decref(doc);
+  json_t *at = json_object_get(a, "at");
+  int64_t at_ms = ad__now_ms();
+  if (at && json_is_integer(at))
+    at_ms = json_integer_value(at) * 1000;
+  else if (at && (!json_is_string(at) || ad__time_parse(json_string_value(at), &at_ms)))
+    return ad__err(err, AD_EINVAL, "args", "at: must be unix seconds or ISO-8601 (2026-11-27T10:00:00Z)"), NULL;
+  json_t *body = json_pack("{s:s,s:I,s:s}", "service", id, "at_ms", (json_int_t)at_ms, "actor",
+                           ad__jstr(a, "actor")[0] ? ad__jstr(a, "actor") : "operator");
+  char tag[200];
+  snprintf(tag, sizeof tag, "autodeploy/service/%s/opened", id);
+  int rc = ad__fire_signed(f->env.bus, f->env.key_path, tag, body, err);
+  json_decref(body);
+  return rc ? NULL : json_pack("{s:b,s:s}", "fired", 1, "tag", tag);
+}
+
+int ad__fleet_on_opened(ad__fleet_t *f, ad_event_t *ev)
+{
+  const char *body;
+  size_t blen;
+  ad_error_t err;
+  const char *tag = ad_event_tag(ev);
+  if (ad__verify_signed(ev, f->env.key_path, &body, &blen, &err)) {
+    AD_LOG_W("fleet", "%s refused: %s (minions: salt-call publish.runner autodeploy.opened <id>, "
+             "allowed by peer_run; systems: salt-run or the salt-api webhook)", tag, err.message);
+    return 1;
+  }
+  json_t *req = json_loadb(body, blen, 0, NULL);
+  const char *id = ad__jstr(req, "service");
+  char want[200];
+  snprintf(want, sizeof want, "autodeploy/service/%s/opened", id);
+  if (!*id || strcmp(want, tag)) {
+    AD_LOG_W("fleet", "%s refused: the body names service %.64s", tag, id);
+    json_decref(req);
+    return 1;
+  }
+  json_int_t at = json_integer_value(json_object_get(req, "at_ms"));
+  for (int attempt = 0; attempt < 5; attempt++) {
+    json_t *doc = ad__fdoc_get(f, f->c.services, id, &err);
+    if (!doc) {
+      AD_LOG_W("fleet", "opening of %s: %s", id, err.message);
+      break;
+    }
+    const char *st = ad__jstr(doc, "state");
+    if (strcmp(st, "deployed")) {
+      AD_LOG_W("fleet", "opening of %s ignored: it is %s, not deployed", id, st);
+      ad__fdoc_cas(f, f->c.services, doc, NULL, "opening refused", "not deployed",
+                   ad__jstr(req, "actor"), NULL);
+      json_decref(doc);
+      break;
+    }
+    char iso[32];
+    ad__iso_ms(at, iso);
+    json_t *set = json_pack("{s:s,s:s,s:I}", "state", "opened", "opened_at", iso, "opened_at_ms", at);
+    int rc = ad__fdoc_cas(f, f->c.services, doc, set, "opened", "opening event", ad__jstr(req, "actor"), &err);
+    json_decref(set);
+    json_decref(doc);
+    if (rc != 0)
+      break;
+  }
+  json_decref(req);
+  return 0;
+}
+
+void ad__fleet_task_end(void *user, const json_t *task)
+{
+  ad__fleet_t *f = user;
+  const json_t *owner = json_object_get(task, "owner");
+  if (strcmp(ad__jstr(owner, "kind"), "service_deploy"))
+    return;
+  const char *id = ad__jstr(owner, "service"), *tid = ad__jstr(task, "_id"), *st = ad__jstr(task, "state");
+  for (int attempt = 0; attempt < 5; attempt++) {
+    json_t *doc = ad__fdoc_get(f, f->c.services, id, NULL);
+    if (!doc || (*ad__jstr(doc, "task") && strcmp(ad__jstr(doc, "task"), tid)) ||
+        (strcmp(ad__jstr(doc, "state"), "deploying") && strcmp(ad__jstr(doc, "state"), "failed"))) {
+      json_decref(doc);
+      return;
+    }
+    char cause[400], now[32];
+    ad__iso_ms(ad__now_ms(), now);
+    json_t *set;
+    int ok = !strcmp(st, "succeeded");
+    if (ok) {
+      snprintf(cause, sizeof cause, "deploy task %s succeeded", tid);
+      set = json_pack("{s:s,s:s,s:s,s:s}", "state", "deployed", "deployed_at", now, "reason", cause,
+                      "task", tid);
+    } else {
+      json_t *hist = json_object_get(task, "history");
+      const char *last = ad__jstr(json_array_get(hist, json_array_size(hist) - 1), "cause");
+      snprintf(cause, sizeof cause, "deploy task %s %s after %lld attempt(s): %s", tid, st,
+               (long long)json_integer_value(json_object_get(task, "attempt")), last);
+      set = json_pack("{s:s,s:s,s:s}", "state", "failed", "reason", cause, "task", tid);
+    }
+    int rc = ad__fdoc_cas(f, f->c.services, doc, set, ok ? "deployed" : "deploy failed", cause,
+                          "autodeploy/fleet", NULL);
+    json_decref(set);
+    if (rc == 1 && !ok) {
+      char subject[200];
+      snprintf(subject, sizeof subject, "service %s on %s", id, ad__jstr(doc, "host"));
+      ad__fleet_alert(f, subject, "deploy failed", cause);
+    }
+    json_decref(doc);
+    if (rc != 0)
+      return;
+  }
+}
+
+/* salt/beacon/<minion>/<beacon>/ -> one sample in the salt load history */
+int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev)
+{
+  ad__store_t *st;
+  const char *coll;
+  int64_t expire;
+  if (ad__metrics_salt_target(f->metrics, &st, &coll, &expire))
+    return 0; /* another backend: beacons are not ours to store */
+  const char *tag = ad_event_tag(ev) + strlen("salt/beacon/");
+  const char *slash = strchr(tag, '/');
+  if (!slash || slash - tag > 128)
+    return 1;
+  char minion[130], beacon[32];
+  snprintf(minion, sizeof minion, "%.*s", (int)(slash - tag), tag);
+  snprintf(beacon, sizeof beacon, "%.*s", (int)strcspn(slash + 1, "/"), slash + 1);
+  if (strcmp(beacon, "load") && strcmp(beacon, "memusage") && strcmp(beacon, "diskusage"))
+    return 0;
+  ad_error_t err;
+  const ad_value_t *v = ad_event_data(ev, &err);
+  json_t *data = v ? ad_value_to_json(v, &err) : NULL;
+  ad__beacon_sample_t s;
+  int rc = data ? ad__metrics_beacon_from_json(minion, beacon, data, &s, &err) : AD_EDECODE;
+  if (rc == 0)
+    rc = ad__metrics_salt_ingest(st, coll, minion, &s, 0, &err);
+  if (rc)
+    AD_LOG_W("fleet", "%s: %s", ad_event_tag(ev), err.message);
+  json_decref(data);
+  return rc ? 1 : 0;
+}

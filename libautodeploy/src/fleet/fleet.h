@@ -1,0 +1,52 @@
+/* fleet.h - platforms, game-server services, the reserve/placement cycle.
+ *
+ *   platforms: {code, state, pillar template, profiles, regions, footprint,
+ *               reserve policy, deploy settings}              (docs/placement.md)
+ *   services:  pending -> deploying -> deployed -> opened -> retired
+ *              pending|waiting_resources -> deploying; deploying -> failed
+ *
+ * Every cycle_interval (and on `salt-run autodeploy.cycle`), under a lease so
+ * two cycles never overlap: per platform, reserve = f(opening rate); short
+ * -> new pending services; waiting_resources first, then pending, are placed
+ * on the least-loaded fitting ready host (placement.c, load from
+ * metrics.c) and deployed through the task system; no fit -> waiting. */
+#ifndef AD_FLEET_H
+#define AD_FLEET_H
+
+#include <jansson.h>
+
+#include "autodeploy/bus.h"
+#include "store/store.h"
+#include "tasks/tasks.h"
+
+typedef struct ad__fleet ad__fleet_t;
+
+typedef struct {
+  ad__store_t *store;
+  const ad__tasks_ctx_t *tasks;
+  ad_bus_t *bus;
+  const char *key_path;
+  const char *hosts_collection; /* the registry's */
+  const char *mongo_uri, *mongo_db; /* for the default metrics source */
+} ad__fleet_env_t;
+
+/* conf: the engine's "placement" object. NULL + err naming the key. */
+ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_error_t *err);
+void ad__fleet_destroy(ad__fleet_t **f_p);
+
+/* Engine side. */
+int64_t ad__fleet_tick(ad__fleet_t *f); /* cycle + metrics upkeep; ms to the next */
+int ad__fleet_on_opened(ad__fleet_t *f, ad_event_t *ev); /* autodeploy/service/<id>/opened */
+int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev); /* salt/beacon/<id>/<beacon>/ */
+void ad__fleet_task_end(void *f, const json_t *task);
+
+/* Runner commands. */
+json_t *ad__fleet_cycle(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+json_t *ad__platform_set(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+json_t *ad__platform_list(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+json_t *ad__service_list(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+json_t *ad__service_get(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+json_t *ad__service_opened(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+json_t *ad__service_retire(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+
+#endif

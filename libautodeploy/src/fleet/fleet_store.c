@@ -1,0 +1,130 @@
+/*
+ * fleet_store.c - platform and service documents in MongoDB: reads,
+ * inserts, conditional updates on `rev` with a trimmed history (FerretDB
+ * v1.24.2 ignores $slice), the cycle lease, server-number allocation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error_private.h"
+#include "store/docs.h"
+#include "fleet/fleet_private.h"
+#include "core/log_private.h"
+
+#define HISTORY_MAX 50
+
+json_t *ad__fdoc_find(ad__fleet_t *f, const char *coll, json_t *query, json_t *opts,
+                      ad_error_t *err)
+{
+  return ad__docs_find(f->env.store, coll, query, opts, err);
+}
+
+json_t *ad__fdoc_get(ad__fleet_t *f, const char *coll, const char *id, ad_error_t *err)
+{
+  return ad__docs_get(f->env.store, coll, id, strcmp(coll, f->c.services) ? "platform" : "service", err);
+}
+
+int64_t ad__fdoc_count(ad__fleet_t *f, const char *coll, json_t *query)
+{
+  return ad__docs_count(f->env.store, coll, query);
+}
+
+int ad__fdoc_insert(ad__fleet_t *f, const char *coll, const json_t *doc, ad_error_t *err)
+{
+  return ad__docs_insert(f->env.store, coll, doc, err);
+}
+
+int ad__fdoc_cas(ad__fleet_t *f, const char *coll, const json_t *doc, json_t *set,
+                 const char *what, const char *cause, const char *actor, ad_error_t *err)
+{
+  return ad__docs_cas(f->env.store, coll, doc, set, what, cause, actor, HISTORY_MAX, "fleet", err);
+}
+
+/* The cycle lease: one document; taken when absent or expired, kept by
+ * its owner. take=0 releases. 1 held, 0 held by someone else (*holder
+ * says who and until when), <0 store error. */
+int ad__fleet_lease(ad__fleet_t *f, int take, char *holder, size_t size)
+{
+  int64_t now = ad__now_ms(), until = now + f->c.lease_s * 1000LL;
+  ad_error_t err;
+  if (take != 1) { /* 0: release, 2: renew (a long cycle keeps its lease) */
+    bson_t *q = BCON_NEW("_id", BCON_UTF8("cycle"), "owner", BCON_UTF8(f->owner));
+    bson_t *u = BCON_NEW("$set", "{", "until_ms", BCON_INT64(take ? until : 0), "}");
+    ad__store_update_one(f->env.store, f->c.locks, q, u, NULL);
+    bson_destroy(q);
+    bson_destroy(u);
+    return 1;
+  }
+  json_t *doc = json_pack("{s:s,s:s,s:I}", "_id", "cycle", "owner", f->owner, "until_ms",
+                          (json_int_t)until);
+  int rc = ad__fdoc_insert(f, f->c.locks, doc, &err);
+  json_decref(doc);
+  if (rc == 1)
+    return 1;
+  if (rc < 0)
+    return rc;
+  bson_t *q = BCON_NEW("_id", BCON_UTF8("cycle"), "until_ms", "{", "$lt", BCON_INT64(now), "}");
+  bson_t *u = BCON_NEW("$set", "{", "owner", BCON_UTF8(f->owner), "until_ms", BCON_INT64(until), "}");
+  int64_t n = ad__store_update_one(f->env.store, f->c.locks, q, u, &err);
+  bson_destroy(q);
+  bson_destroy(u);
+  if (n == 1)
+    return 1;
+  if (n < 0)
+    return (int)n;
+  json_t *cur = ad__fdoc_get(f, f->c.locks, "cycle", NULL);
+  char iso[32];
+  ad__iso_ms(json_integer_value(json_object_get(cur, "until_ms")), iso);
+  snprintf(holder, size, "%s until %s",
+           json_string_value(json_object_get(cur, "owner")) ? json_string_value(json_object_get(cur, "owner")) : "?", iso);
+  json_decref(cur);
+  return 0;
+}
+
+/* n consecutive server numbers for platform `code`: [first, first+n). One
+ * findAndModify with $inc, so two cycles never hand out the same number. */
+json_t *ad__fleet_next_numbers(ad__fleet_t *f, const char *code, int n, ad_error_t *err)
+{
+  mongoc_client_t *c = ad__store_pop(f->env.store);
+  mongoc_collection_t *coll = ad__store_coll(f->env.store, c, f->c.platforms);
+  bson_t *q = BCON_NEW("_id", BCON_UTF8(code));
+  bson_t *u = BCON_NEW("$inc", "{", "next_server_no", BCON_INT64(n), "}");
+  mongoc_find_and_modify_opts_t *o = mongoc_find_and_modify_opts_new();
+  mongoc_find_and_modify_opts_set_update(o, u);
+  mongoc_find_and_modify_opts_set_flags(o, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+  bson_t reply;
+  bson_error_t be;
+  json_t *out = NULL;
+  if (mongoc_collection_find_and_modify_with_opts(coll, q, o, &reply, &be)) {
+    bson_iter_t it, v;
+    if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "value.next_server_no", &v)) {
+      int64_t next = bson_iter_as_int64(&v);
+      out = json_pack("{s:I}", "first", (json_int_t)(next - n));
+    } else {
+      ad__err(err, AD_ENOTFOUND, "fleet", "platform %s: no such platform", code);
+    }
+  } else {
+    ad__err(err, AD_ECONNECT, "mongo", "allocating server numbers for %s: %s", code, be.message);
+  }
+  bson_destroy(&reply);
+  mongoc_find_and_modify_opts_destroy(o);
+  bson_destroy(q);
+  bson_destroy(u);
+  mongoc_collection_destroy(coll);
+  ad__store_push(f->env.store, c);
+  return out;
+}
+
+void ad__fleet_alert(ad__fleet_t *f, const char *subject, const char *what, const char *text)
+{
+  const ad__tasks_ctx_t *t = f->env.tasks;
+  if (!t || !t->alert)
+    return;
+  char title[200], body[1200], dedup[200];
+  snprintf(title, sizeof title, "autodeploy %s: %s", subject, what);
+  snprintf(body, sizeof body, "### %s: %s\n%s", subject, what, text);
+  snprintf(dedup, sizeof dedup, "fleet/%s/%s/%lld", subject, what, (long long)(ad__now_ms() / 600000));
+  t->alert(t->alert_user, title, body, dedup);
+}

@@ -1,0 +1,754 @@
+/*
+ * registry.c - host registration: a hint names a minion; the master's own
+ * files say whether it is one of ours and what it is; the decision (new,
+ * same host, moved, reinstalled, conflict) is one conditional update of
+ * the host document, with the reason in its history.
+ *
+ * Concurrency: hints for one minion are serialised by a striped lock;
+ * across minions (and masters sharing one MongoDB) the `_id` (the host key)
+ * is unique and every change is conditional on the document's `rev`.
+ */
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/docs.h"
+#include "core/config.h"
+#include "core/error_private.h"
+#include "registry/hostinfo.h"
+#include "core/log_private.h"
+#include "registry/registry_private.h"
+#include "registry/saltfiles.h"
+#include "bus/sign.h"
+
+#define K(name, type, field, min, max, def) \
+  {name, type, offsetof(ad__reg_conf_t, field), min, max, def, NULL}
+static const ad__config_key_t REG_KEYS[] = {
+    K("enabled", AD_CT_BOOL, enabled, 0, 1, "true"),
+    K("collection", AD_CT_STR, collection, 0, 0, "hosts"),
+    K("refusals_collection", AD_CT_STR, refusals, 0, 0, "host_refusals"),
+    K("init_state", AD_CT_STR, init_state, 0, 0, "autodeploy.host"),
+    K("init_timeout", AD_CT_INT, init_timeout, 10, 86400, "1800"),
+    K("init_attempts", AD_CT_INT, init_attempts, 1, 20, "2"),
+    K("init_backoff_s", AD_CT_INT, init_backoff_s, 0, 86400, "60"),
+    K("takeover_after", AD_CT_INT, takeover_after, 1, 30 * 86400, "3600"),
+    K("unreachable_after", AD_CT_INT, unreachable_after, 1, 86400, "300"),
+    K("liveness_interval", AD_CT_INT, liveness_interval, 1, 3600, "30"),
+    K("reconcile_interval", AD_CT_INT, reconcile_interval, 1, 86400, "600"),
+    K("history_max", AD_CT_INT, history_max, 10, 10000, "100"),
+    K("refresh_missing", AD_CT_BOOL, refresh_missing, 0, 1, "true"),
+    {NULL, 0, 0, 0, 0, NULL, NULL}};
+#undef K
+
+/* ---- the seen table: what was last decided per minion ------------------- */
+
+static unsigned hash_id(const char *s)
+{
+  unsigned h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+static ad__seen_t *seen_get(ad__registry_t *reg, const char *id)
+{
+  unsigned b = hash_id(id) % AD__SEEN_BUCKETS;
+  for (ad__seen_t *s = reg->seen[b]; s; s = s->next)
+    if (!strcmp(s->id, id))
+      return s;
+  if (reg->nseen >= 1000000)
+    return NULL; /* bounded: past this, no dedupe */
+  ad__seen_t *s = calloc(1, sizeof *s);
+  if (!s)
+    return NULL;
+  snprintf(s->id, sizeof s->id, "%s", id);
+  s->next = reg->seen[b];
+  reg->seen[b] = s;
+  reg->nseen++;
+  return s;
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+ad__registry_t *ad__registry_new(const ad__registry_env_t *env, const json_t *conf,
+                                 ad_error_t *err)
+{
+  ad__registry_t *reg = calloc(1, sizeof *reg);
+  if (!reg) {
+    ad__err(err, AD_ENOMEM, "registry", "no memory");
+    return NULL;
+  }
+  reg->env = *env;
+  reg->pki_dir = strdup(env->pki_dir ? env->pki_dir : "/etc/salt/pki/master");
+  reg->cachedir = strdup(env->cachedir ? env->cachedir : "/var/cache/salt/master");
+  reg->env.pki_dir = reg->pki_dir;
+  reg->env.cachedir = reg->cachedir;
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+  for (int i = 0; i < AD__REG_STRIPES; i++)
+    pthread_mutex_init(&reg->stripe[i], &ma);
+  pthread_mutexattr_destroy(&ma);
+  pthread_mutex_init(&reg->seen_lock, NULL);
+  json_t *c = json_is_object(conf) ? json_deep_copy(conf) : json_object();
+  json_t *profiles = json_incref(json_object_get(c, "profiles"));
+  json_t *pip = json_incref(json_object_get(c, "private_ip"));
+  json_t *cmdb = json_incref(json_object_get(c, "cmdb"));
+  json_object_del(c, "profiles");
+  json_object_del(c, "private_ip");
+  json_object_del(c, "cmdb");
+  int rc = ad__config_load(REG_KEYS, &reg->c, c, err);
+  if (rc) {
+    /* config.c names the key without our prefix: add it */
+    if (err) {
+      char m[sizeof err->message];
+      snprintf(m, sizeof m, "registry.%s", err->message);
+      snprintf(err->message, sizeof err->message, "%s", m);
+    }
+  }
+  if (rc == 0)
+    rc = ad__host_rules_load(&reg->rules, pip, profiles, err);
+  if (rc == 0 && reg->c.enabled && (!reg->rules.profiles || !reg->rules.profiles[0]))
+    rc = ad__err(err, AD_ECONFIG, "config",
+                 "registry.profiles: required (the provider profiles allowed to register, "
+                 "globs allowed; [\"*\"] for any)");
+  if (rc == 0 && cmdb && !json_is_null(cmdb)) {
+    reg->cmdb = ad__cmdb_new(reg, cmdb, err);
+    if (!reg->cmdb)
+      rc = AD_ECONFIG;
+  }
+  json_decref(profiles);
+  json_decref(pip);
+  json_decref(cmdb);
+  json_decref(c);
+  if (rc) {
+    ad__registry_destroy(&reg);
+    return NULL;
+  }
+  return reg;
+}
+
+void ad__registry_destroy(ad__registry_t **reg_p)
+{
+  if (!reg_p || !*reg_p)
+    return;
+  ad__registry_t *reg = *reg_p;
+  ad__cmdb_destroy(&reg->cmdb);
+  for (int b = 0; b < AD__SEEN_BUCKETS; b++)
+    for (ad__seen_t *s = reg->seen[b], *n; s; s = n) {
+      n = s->next;
+      free(s);
+    }
+  for (int i = 0; i < AD__REG_STRIPES; i++)
+    pthread_mutex_destroy(&reg->stripe[i]);
+  pthread_mutex_destroy(&reg->seen_lock);
+  ad__host_rules_free(&reg->rules);
+  ad__config_free(REG_KEYS, &reg->c);
+  free(reg->pki_dir);
+  free(reg->cachedir);
+  free(reg);
+  *reg_p = NULL;
+}
+
+/* ---- alerts, refusals ------------------------------------------------------- */
+
+void ad__reg_alert(ad__registry_t *reg, const char *key, const char *what, const char *text)
+{
+  const ad__tasks_ctx_t *t = reg->env.tasks;
+  if (!t || !t->alert)
+    return;
+  char title[200], body[1200], dedup[200];
+  snprintf(title, sizeof title, "autodeploy host %s: %s", key, what);
+  snprintf(body, sizeof body, "### host %s: %s\n%s\n\nInspect: `salt-run autodeploy.host %s`",
+           key, what, text, key);
+  snprintf(dedup, sizeof dedup, "host/%s/%s/%lld", key, what, (long long)(ad__now_ms() / 60000));
+  t->alert(t->alert_user, title, body, dedup);
+}
+
+static void refuse(ad__registry_t *reg, const char *id, const char *why, const char *reason)
+{
+  AD_LOG_W("registry", "minion %s not registered (%s): %s", id, why, reason);
+  char now[32];
+  int64_t ms = ad__now_ms();
+  ad__iso_ms(ms, now);
+  json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:I}", "minion", id, "hint", why, "reason",
+                          reason, "at", now, "at_ms", (json_int_t)ms);
+  ad__reg_insert(reg, reg->c.refusals, doc, NULL);
+  json_decref(doc);
+  /* and on the minion's own host record, when it has one */
+  json_t *host = ad__reg_host_of(reg, id);
+  if (host) {
+    char cause[400];
+    snprintf(cause, sizeof cause, "refused (%s): %s", why, reason);
+    ad__hosts_cas(reg, host, NULL, "refused", cause, "autodeploy/registry", NULL);
+  }
+  json_decref(host);
+}
+
+/* Ask the minion to send its grains again (the reactor runs
+ * saltutil.refresh_grains; the master then rewrites its data cache and
+ * fires minion/refresh/<id>, which brings us back here). */
+static void ask_refresh(ad__registry_t *reg, const char *id)
+{
+  if (!reg->env.bus)
+    return;
+  char tag[256];
+  snprintf(tag, sizeof tag, "autodeploy/host/%s/refresh", id);
+  json_t *body = json_pack("{s:s}", "minion", id);
+  ad_error_t err;
+  if (ad__fire_signed(reg->env.bus, reg->env.key_path, tag, body, &err))
+    AD_LOG_E("registry", "asking %s to refresh its grains: %s", id, err.message);
+  json_decref(body);
+}
+
+/* ---- init ------------------------------------------------------------------- */
+
+/* Fields that put `doc` into initialization (an init task), or straight to
+ * ready when no init_state is configured. NULL + err when the task could
+ * not be created. */
+json_t *ad__reg_init_fields(ad__registry_t *reg, const json_t *doc, const char *actor,
+                            ad_error_t *err)
+{
+  char now[32];
+  ad__iso_ms(ad__now_ms(), now);
+  if (!reg->c.init_state || !*reg->c.init_state)
+    return json_pack("{s:s,s:s,s:s}", "state", "ready", "ready_at", now, "reason",
+                     "no init_state configured: ready at once");
+  if (!reg->env.tasks || !reg->env.tasks->store)
+    return ad__err(err, AD_ECONFIG, "registry", "no task system for host init"), NULL;
+  const char *key = ad__jstr(doc, "_id"), *minion = ad__jstr(doc, "minion");
+  char reason[400];
+  snprintf(reason, sizeof reason, "init host %s", key);
+  json_t *args = json_pack(
+      "{s:[s],s:s,s:[s],s:{s:{s:s,s:s,s:s,s:O}},s:i,s:{s:i,s:i},s:s,s:s,s:{s:s,s:s,s:s}}",
+      "tgt", minion, "tgt_type", "list", "mods", reg->c.init_state, "pillar", "autodeploy_host",
+      "key", key, "profile", ad__jstr(doc, "profile"), "private_ip", ad__jstr(doc, "private_ip"),
+      "capacity", json_object_get(doc, "capacity") ? json_object_get(doc, "capacity") : json_null(),
+      "timeout", reg->c.init_timeout, "retry", "max_attempts", reg->c.init_attempts, "backoff_s",
+      reg->c.init_backoff_s, "created_by", actor ? actor : "autodeploy/registry", "reason",
+      reason, "owner", "kind", "host_init", "host", key, "minion", minion);
+  json_t *res = args ? ad__task_create(reg->env.tasks, args, err) : NULL;
+  json_decref(args);
+  if (!res)
+    return NULL;
+  json_t *task = json_object_get(res, "task");
+  json_t *f = json_pack("{s:s,s:s,s:s,s:s}", "state", "initializing", "init_task",
+                        ad__jstr(task, "_id"), "init_started_at", now, "reason", reason);
+  json_decref(res);
+  return f;
+}
+
+/* ---- the decision ----------------------------------------------------------- */
+
+static json_t *facts_set(const json_t *facts, const char *fp, int64_t now)
+{
+  char iso[32];
+  ad__iso_ms(now, iso);
+  json_t *set = json_deep_copy(facts);
+  json_object_del(set, "key");
+  json_object_set_new(set, "key_fingerprint", json_string(fp));
+  json_object_set_new(set, "last_seen", json_string(iso));
+  json_object_set_new(set, "last_seen_ms", json_integer(now));
+  json_object_set_new(set, "last_registered_at", json_string(iso));
+  return set;
+}
+
+static const char *changed(const json_t *doc, const json_t *facts, const char *fp)
+{
+  const char *old_fp = ad__jstr(doc, "key_fingerprint");
+  if (*old_fp && strcmp(old_fp, fp))
+    return "minion key changed";
+  const char *om = ad__jstr(doc, "machine_id"), *nm = ad__jstr(facts, "machine_id");
+  if (*om && *nm && strcmp(om, nm))
+    return "machine-id changed";
+  return NULL;
+}
+
+/* a new document for `facts`, inserted; 1 inserted, 0 key taken, <0 error */
+static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, json_t *extra,
+                      const char *what, const char *cause, json_t **out)
+{
+  int64_t now = ad__now_ms();
+  char iso[32];
+  ad__iso_ms(now, iso);
+  json_t *doc = facts_set(facts, fp, now);
+  json_object_set_new(doc, "_id", json_string(ad__jstr(facts, "key")));
+  json_object_set_new(doc, "rev", json_integer(0));
+  json_object_set_new(doc, "state", json_string("registering"));
+  json_object_set_new(doc, "first_seen", json_string(iso));
+  json_object_set_new(doc, "registered_at", json_string(iso));
+  json_object_set_new(doc, "cmdb_dirty", json_true());
+  json_object_set_new(doc, "cmdb_next_ms", json_integer(0));
+  json_object_set_new(doc, "history", json_pack("[{s:s,s:s,s:s,s:s,s:s}]", "at", iso, "what",
+                                                what, "to", "registering", "cause", cause,
+                                                "actor", "autodeploy/registry"));
+  if (extra)
+    json_object_update(doc, extra);
+  const char *st = json_string_value(json_object_get(doc, "state"));
+  if (st && strcmp(st, "registering") && strcmp(st, "quarantined") && !json_object_get(extra, "history"))
+    json_array_append_new(json_object_get(doc, "history"),
+                          json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "at", iso, "what", "init", "from",
+                                    "registering", "to", st, "cause",
+                                    json_string_value(json_object_get(doc, "reason"))
+                                        ? json_string_value(json_object_get(doc, "reason")) : "",
+                                    "actor", "autodeploy/registry"));
+  ad_error_t err;
+  int rc = ad__reg_insert(reg, reg->c.collection, doc, &err);
+  if (rc == 1) {
+    *out = doc;
+    return 1;
+  }
+  json_decref(doc);
+  if (rc < 0)
+    AD_LOG_E("registry", "storing host %s: %s", ad__jstr(facts, "key"), err.message);
+  return rc;
+}
+
+/* registering -> initializing (or ready) */
+static void begin_init(ad__registry_t *reg, json_t *doc, const char *cause)
+{
+  ad_error_t err;
+  json_t *f = ad__reg_init_fields(reg, doc, NULL, &err);
+  if (!f) {
+    AD_LOG_E("registry", "host %s: init not started: %s", ad__jstr(doc, "_id"), err.message);
+    json_t *set = json_pack("{s:s,s:s}", "state", "init_failed", "reason", err.message);
+    ad__hosts_cas(reg, doc, set, "init not started", err.message, "autodeploy/registry", NULL);
+    json_decref(set);
+    ad__reg_alert(reg, ad__jstr(doc, "_id"), "init_failed", err.message);
+    return;
+  }
+  ad__hosts_cas(reg, doc, f, "init", cause, "autodeploy/registry", NULL);
+  json_decref(f);
+}
+
+static int old_minion_gone(ad__registry_t *reg, const json_t *doc, char *why, size_t size)
+{
+  const char *old = ad__jstr(doc, "minion");
+  if (!strcmp(ad__jstr(doc, "state"), "retired")) {
+    snprintf(why, size, "host was retired");
+    return 1;
+  }
+  ad_error_t err;
+  int k = ad__salt_key_accepted(reg->pki_dir, old, reg->env.hash_type, NULL, 0, &err);
+  if (k == 0) {
+    snprintf(why, size, "key of %s is no longer accepted", old);
+    return 1;
+  }
+  int64_t age = ad__now_ms() - json_integer_value(json_object_get(doc, "last_seen_ms"));
+  if (age > reg->c.takeover_after * 1000LL) {
+    snprintf(why, size, "%s not seen for %llds (takeover_after %d)", old, (long long)(age / 1000),
+             reg->c.takeover_after);
+    return 1;
+  }
+  snprintf(why, size, "%s was seen %llds ago and its key is accepted", old,
+           (long long)(age / 1000));
+  return 0;
+}
+
+static void quarantine(ad__registry_t *reg, const json_t *facts, const char *fp,
+                       const json_t *holder, const char *why)
+{
+  const char *id = ad__jstr(facts, "minion"), *key = ad__jstr(facts, "key");
+  char qid[200], cause[600];
+  snprintf(qid, sizeof qid, "quarantine:%s", id);
+  snprintf(cause, sizeof cause, "%s is held by minion %s: %s", key, ad__jstr(holder, "minion"), why);
+  int64_t now = ad__now_ms();
+  json_t *set = facts_set(facts, fp, now);
+  json_object_set_new(set, "state", json_string("quarantined"));
+  json_object_set_new(set, "wants_key", json_string(key));
+  json_object_set_new(set, "conflict_with", json_string(ad__jstr(holder, "minion")));
+  json_object_set_new(set, "reason", json_string(cause));
+  json_t *q = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", qid), NULL);
+  if (!q) {
+    json_t *f2 = json_deep_copy(facts);
+    json_object_set_new(f2, "key", json_string(qid));
+    json_t *doc = NULL;
+    json_t *extra = json_pack("{s:s,s:s,s:s,s:s}", "state", "quarantined", "wants_key", key,
+                              "conflict_with", ad__jstr(holder, "minion"), "reason", cause);
+    if (insert_new(reg, f2, fp, extra, "quarantined", cause, &doc) == 1) {
+      AD_LOG_W("registry", "minion %s quarantined: %s", id, cause);
+      ad__reg_alert(reg, key, "conflict: minion quarantined", cause);
+      char note[400];
+      snprintf(note, sizeof note, "minion %s claims this key: quarantined (%s)", id, why);
+      ad__hosts_cas(reg, holder, NULL, "conflict", note, "autodeploy/registry", NULL);
+    }
+    json_decref(extra);
+    json_decref(f2);
+    json_decref(doc);
+  } else if (strcmp(ad__jstr(q, "state"), "retired")) {
+    ad__hosts_cas(reg, q, set, "still quarantined", cause, "autodeploy/registry", NULL);
+  } /* retired by an operator: left alone (salt-key -d removes the minion for good) */
+  json_decref(q);
+  json_decref(set);
+}
+
+static void drop_quarantine(ad__registry_t *reg, const char *id)
+{
+  char qid[200];
+  snprintf(qid, sizeof qid, "quarantine:%s", id);
+  /* look first: a find by _id is cheap everywhere, a delete is not on FerretDB */
+  json_t *q = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", qid), NULL);
+  if (q)
+    ad__reg_delete(reg, qid);
+  json_decref(q);
+}
+
+/* host_minions: {_id: minion id, key: host key}, the minion -> host lookup
+ * kept as its own collection so it is always a lookup by _id (FerretDB
+ * scans for any other field). A hint only: the host document is checked. */
+static void map_minion(ad__registry_t *reg, const char *id, const char *key)
+{
+  json_t *doc = json_pack("{s:s,s:s}", "_id", id, "key", key);
+  if (ad__reg_insert(reg, AD__HOST_MINIONS, doc, NULL) == 0) {
+    bson_t *q = BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *u = BCON_NEW("$set", "{", "key", BCON_UTF8(key), "}");
+    ad__store_update_one(reg->env.store, AD__HOST_MINIONS, q, u, NULL);
+    bson_destroy(q);
+    bson_destroy(u);
+  }
+  json_decref(doc);
+}
+
+/* The live host record of minion `id` (not retired or quarantined), or NULL. */
+json_t *ad__reg_host_of(ad__registry_t *reg, const char *id)
+{
+  json_t *rows = ad__reg_find_in(reg, AD__HOST_MINIONS, json_pack("{s:s}", "_id", id));
+  const char *key = json_string_value(json_object_get(json_array_get(rows, 0), "key"));
+  json_t *doc = key ? ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL) : NULL;
+  json_decref(rows);
+  const char *st = json_string_value(json_object_get(doc, "state"));
+  if (doc && (strcmp(ad__jstr(doc, "minion"), id) || !st || !strcmp(st, "retired") ||
+              !strcmp(st, "quarantined"))) {
+    json_decref(doc);
+    doc = NULL;
+  }
+  return doc;
+}
+
+/* Do the stored facts equal the new ones (bookkeeping fields aside)? */
+static int same_facts(const json_t *doc, const json_t *set)
+{
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)set, k, v) {
+    if (!strcmp(k, "last_seen") || !strcmp(k, "last_seen_ms") || !strcmp(k, "last_registered_at"))
+      continue;
+    if (!json_equal(v, json_object_get(doc, k)))
+      return 0;
+  }
+  return 1;
+}
+
+static void touch_seen(ad__registry_t *reg, const char *key, int64_t now)
+{
+  char iso[32];
+  ad__iso_ms(now, iso);
+  bson_t *q = BCON_NEW("_id", BCON_UTF8(key));
+  bson_t *u = BCON_NEW("$set", "{", "last_seen", BCON_UTF8(iso), "last_seen_ms", BCON_INT64(now), "}");
+  ad__store_update_one(reg->env.store, reg->c.collection, q, u, NULL);
+  bson_destroy(q);
+  bson_destroy(u);
+}
+
+/* Returns 1 when the minion ended up quarantined. */
+static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, const char *why)
+{
+  const char *id = ad__jstr(facts, "minion"), *key = ad__jstr(facts, "key");
+  char cause[600];
+  for (int attempt = 0; attempt < 5; attempt++) {
+    int64_t now = ad__now_ms();
+    json_t *by_key = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
+    if (!by_key) {
+      json_t *prev = ad__reg_host_of(reg, id);
+      json_t *doc = NULL;
+      int rc;
+      if (prev) {
+        /* the same minion from a new address (or profile): the host moves */
+        const char *reinstall = changed(prev, facts, fp);
+        snprintf(cause, sizeof cause, "minion %s moved from %s (%s) to %s (%s)%s%s", id,
+                 ad__jstr(prev, "_id"), ad__jstr(prev, "private_ip"), key, ad__jstr(facts, "private_ip"),
+                 reinstall ? "; " : "", reinstall ? reinstall : "");
+        json_t *extra = json_pack("{s:s,s:O,s:s,s:O,s:O}", "state", ad__jstr(prev, "state"),
+                                  "first_seen", json_object_get(prev, "first_seen"),
+                                  "moved_from", ad__jstr(prev, "_id"), "init_task",
+                                  json_object_get(prev, "init_task") ? json_object_get(prev, "init_task") : json_null(),
+                                  "history", json_object_get(prev, "history"));
+        json_t *hist = json_object_get(extra, "history");
+        char iso[32];
+        ad__iso_ms(now, iso);
+        json_array_append_new(hist, json_pack("{s:s,s:s,s:s,s:s}", "at", iso, "what", "moved",
+                                              "cause", cause, "actor", "autodeploy/registry"));
+        rc = insert_new(reg, facts, fp, extra, "moved", cause, &doc);
+        json_decref(extra);
+        if (rc == 1) {
+          char note[700];
+          snprintf(note, sizeof note, "moved to %s: %s", key, cause);
+          json_t *set = json_pack("{s:s,s:s,s:s}", "state", "retired", "moved_to", key,
+                                  "reason", note);
+          ad__hosts_cas(reg, prev, set, "moved", note, "autodeploy/registry", NULL);
+          json_decref(set);
+          AD_LOG_W("registry", "%s", cause);
+          ad__reg_alert(reg, key, "address changed", cause);
+          const char *st = ad__jstr(doc, "state");
+          if (reinstall || !strcmp(st, "registering") || !strcmp(st, "unreachable"))
+            begin_init(reg, doc, reinstall ? reinstall : "registered");
+        }
+      } else {
+        snprintf(cause, sizeof cause, "minion %s registered (%s; %s, ip rule: %s)", id, why,
+                 key, ad__jstr(facts, "ip_rule"));
+        /* the document goes in already initializing (or ready): one insert,
+         * no update, for the common case */
+        json_t *pseudo = json_deep_copy(facts);
+        json_object_set_new(pseudo, "_id", json_string(key));
+        ad_error_t ierr;
+        json_t *init = ad__reg_init_fields(reg, pseudo, NULL, &ierr);
+        json_decref(pseudo);
+        if (!init)
+          init = json_pack("{s:s,s:s}", "state", "init_failed", "reason", ierr.message);
+        rc = insert_new(reg, facts, fp, init, "registered", cause, &doc);
+        if (rc == 1) {
+          AD_LOG_I("registry", "%s -> %s", cause, ad__jstr(init, "state"));
+          if (!strcmp(ad__jstr(init, "state"), "init_failed"))
+            ad__reg_alert(reg, key, "init_failed", ad__jstr(init, "reason"));
+        } else if (json_object_get(init, "init_task") && reg->env.tasks) {
+          /* lost the key to another minion meanwhile: its init task goes */
+          json_t *ta = json_pack("{s:s,s:s,s:s,s:s}", "id", ad__jstr(init, "init_task"), "action",
+                                 "cancel", "reason", "registration lost a race", "actor",
+                                 "autodeploy/registry");
+          json_decref(ad__task_intervene(reg->env.tasks, ta, NULL));
+          json_decref(ta);
+        }
+        json_decref(init);
+      }
+      json_decref(prev);
+      json_decref(doc);
+      if (rc == 1) {
+        map_minion(reg, id, key);
+        drop_quarantine(reg, id);
+        return 0;
+      }
+      if (rc < 0)
+        return 0;
+      continue; /* someone inserted that key meanwhile: decide again */
+    }
+    const char *state = ad__jstr(by_key, "state");
+    if (!strcmp(ad__jstr(by_key, "minion"), id)) {
+      /* the same host again */
+      json_t *set = facts_set(facts, fp, now);
+      const char *reinstall = changed(by_key, facts, fp);
+      int rc, same = 0;
+      if (!strcmp(state, "retired")) {
+        snprintf(cause, sizeof cause, "minion %s started on a retired host (%s): left retired",
+                 id, why);
+        json_decref(set);
+        set = NULL;
+        rc = ad__hosts_cas(reg, by_key, NULL, "seen", cause, "autodeploy/registry", NULL);
+      } else if (reinstall || !strcmp(state, "registering")) {
+        snprintf(cause, sizeof cause, "%s (%s)", reinstall ? reinstall : "registered", why);
+        rc = ad__hosts_cas(reg, by_key, set, reinstall ? "reinstalled" : "registered", cause,
+                           "autodeploy/registry", NULL);
+        if (rc == 1) {
+          json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
+          if (doc)
+            begin_init(reg, doc, cause);
+          json_decref(doc);
+          if (reinstall)
+            ad__reg_alert(reg, key, "reinstalled", cause);
+        }
+      } else if (strcmp(state, "unreachable") && same_facts(by_key, set) &&
+                 (!strcmp(why, "reconcile") || !strcmp(why, "key event"))) {
+        /* a periodic look with nothing new: no revision, no history, no push */
+        touch_seen(reg, key, now);
+        same = 1;
+        rc = 1;
+      } else {
+        if (!strcmp(state, "unreachable")) {
+          const char *back = ad__jstr(by_key, "state_before_unreachable");
+          json_object_set_new(set, "state", json_string(*back ? back : "ready"));
+        }
+        snprintf(cause, sizeof cause, "minion %s seen (%s): %s", id, why,
+                 !strcmp(state, "unreachable") ? "reachable again" : "no change needed");
+        rc = ad__hosts_cas(reg, by_key, set, "seen", cause, "autodeploy/registry", NULL);
+      }
+      json_decref(set);
+      json_decref(by_key);
+      if (rc == 1) {
+        if (!same)
+          map_minion(reg, id, key);
+        drop_quarantine(reg, id);
+        return 0;
+      }
+      if (rc < 0)
+        return 0;
+      continue;
+    }
+    /* another minion holds this key */
+    char gone[300];
+    if (!old_minion_gone(reg, by_key, gone, sizeof gone)) {
+      quarantine(reg, facts, fp, by_key, gone);
+      json_decref(by_key);
+      return 1;
+    }
+    snprintf(cause, sizeof cause, "minion %s takes over %s from %s: %s", id, key,
+             ad__jstr(by_key, "minion"), gone);
+    json_t *set = facts_set(facts, fp, now);
+    json_object_set_new(set, "state", json_string("registering"));
+    json_object_set_new(set, "previous_minion", json_string(ad__jstr(by_key, "minion")));
+    json_object_set_new(set, "taken_over_at_ms", json_integer(now));
+    int rc = ad__hosts_cas(reg, by_key, set, "taken over", cause, "autodeploy/registry", NULL);
+    json_decref(set);
+    json_decref(by_key);
+    if (rc == 1) {
+      AD_LOG_W("registry", "%s", cause);
+      ad__reg_alert(reg, key, "taken over by a new minion", cause);
+      map_minion(reg, id, key);
+      drop_quarantine(reg, id);
+      json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
+      if (doc)
+        begin_init(reg, doc, cause);
+      json_decref(doc);
+      return 0;
+    }
+    if (rc < 0)
+      return 0;
+  }
+  AD_LOG_W("registry", "minion %s: %s kept changing; will decide at the next hint", id, key);
+  return 0;
+}
+
+static void register_one(ad__registry_t *reg, const char *id, const char *why, int force)
+{
+  char fp[200] = "";
+  ad_error_t err;
+  int64_t now = ad__now_ms();
+  int k = ad__salt_key_accepted(reg->pki_dir, id, reg->env.hash_type, fp, sizeof fp, &err);
+  if (k < 0) {
+    AD_LOG_E("registry", "minion %s: %s", id, err.message);
+    return;
+  }
+  pthread_mutex_lock(&reg->seen_lock);
+  ad__seen_t *s = seen_get(reg, id);
+  ad__seen_t copy = s ? *s : (ad__seen_t){0};
+  pthread_mutex_unlock(&reg->seen_lock);
+  if (k == 0) {
+    if (force || now - copy.refused_at > 60000 || copy.stamp != -1) {
+      refuse(reg, id, why, "its key is not accepted on this master");
+      copy.refused_at = now;
+      copy.stamp = -1;
+    }
+    goto remember;
+  }
+  int64_t stamp = 0;
+  json_t *g = ad__salt_cached_grains(reg->cachedir, id, &stamp, &err);
+  if (!g) {
+    if (err.code == AD_ENOTFOUND && reg->c.refresh_missing && now - copy.refresh_at > 60000) {
+      ask_refresh(reg, id);
+      copy.refresh_at = now;
+      char m[400];
+      snprintf(m, sizeof m, "%s; asked the minion to refresh its grains", err.message);
+      refuse(reg, id, why, m);
+    } else if (force || now - copy.refused_at > 60000) {
+      refuse(reg, id, why, err.message);
+      copy.refused_at = now;
+    }
+    goto remember;
+  }
+  if (!force && !copy.quarantined && copy.stamp == stamp && !strcmp(copy.fp, fp) &&
+      now - copy.at < 60000) {
+    json_decref(g);
+    return; /* nothing new since the last decision */
+  }
+  copy.stamp = stamp;
+  snprintf(copy.fp, sizeof copy.fp, "%s", fp);
+  copy.at = now;
+  json_t *facts = ad__host_facts(g, id, &reg->rules, &err);
+  json_decref(g);
+  if (!facts) {
+    refuse(reg, id, why, err.message);
+    copy.refused_at = now;
+    goto remember;
+  }
+  copy.quarantined = decide(reg, facts, fp, why);
+  json_decref(facts);
+remember:
+  pthread_mutex_lock(&reg->seen_lock);
+  if (s) {
+    ad__seen_t *next = s->next;
+    *s = copy;
+    s->next = next;
+  }
+  pthread_mutex_unlock(&reg->seen_lock);
+}
+
+void ad__registry_hint(ad__registry_t *reg, const char *id, const char *why, int force)
+{
+  if (!reg || !reg->c.enabled)
+    return;
+  if (!ad__salt_valid_id(id, strlen(id))) {
+    AD_LOG_W("registry", "ignored a %s hint for an invalid minion id (%zu bytes)", why,
+             strlen(id));
+    return;
+  }
+  pthread_mutex_t *m = &reg->stripe[hash_id(id) % AD__REG_STRIPES];
+  pthread_mutex_lock(m);
+  register_one(reg, id, why, force);
+  pthread_mutex_unlock(m);
+}
+
+/* ---- bus handlers -------------------------------------------------------------- */
+
+/* the id segment of a tag: "salt/minion/<id>/start" -> seg 2 */
+static int tag_segment(ad_event_t *ev, int seg, char *out, size_t size)
+{
+  const char *t = ad_event_tag(ev);
+  for (int i = 0; i < seg; i++) {
+    t = strchr(t, '/');
+    if (!t)
+      return -1;
+    t++;
+  }
+  const char *end = strchr(t, '/');
+  size_t n = end ? (size_t)(end - t) : strlen(t);
+  if (n == 0 || n >= size)
+    return -1;
+  memcpy(out, t, n);
+  out[n] = 0;
+  return 0;
+}
+
+/* A hint for the minion named by the tag's third segment. */
+static int hint_from_tag(ad__registry_t *reg, ad_event_t *ev, const char *why)
+{
+  char id[AD__MINION_ID_MAX + 2];
+  if (tag_segment(ev, 2, id, sizeof id))
+    return 1;
+  ad__registry_hint(reg, id, why, 0);
+  return 0;
+}
+
+int ad__registry_on_start(ad__registry_t *reg, ad_event_t *ev)
+{
+  return hint_from_tag(reg, ev, "minion start"); /* salt/minion/<id>/start */
+}
+
+int ad__registry_on_refresh(ad__registry_t *reg, ad_event_t *ev)
+{
+  return hint_from_tag(reg, ev, "data cache refresh"); /* minion/refresh/<id> */
+}
+
+int ad__registry_on_key(ad__registry_t *reg, ad_event_t *ev)
+{
+  const char *id;
+  size_t n;
+  char buf[AD__MINION_ID_MAX + 1];
+  if (ad_event_get_str(ev, "id", &id, &n) || n == 0 || n > AD__MINION_ID_MAX)
+    return 0;
+  memcpy(buf, id, n);
+  buf[n] = 0;
+  ad__registry_hint(reg, buf, "key event", 0);
+  return 0;
+}

@@ -1,0 +1,111 @@
+/* store.c - see store.h. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error_private.h"
+#include "core/log_private.h"
+#include "store/store.h"
+
+struct ad__store {
+  mongoc_client_pool_t *pool;
+  char *db;
+};
+
+static pthread_once_t mongo_once = PTHREAD_ONCE_INIT;
+static void mongo_init_once(void) { mongoc_init(); }
+
+ad__store_t *ad__store_new(const char *uri_text, const char *db, ad_error_t *err)
+{
+  pthread_once(&mongo_once, mongo_init_once);
+  bson_error_t be;
+  mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_text, &be);
+  if (!uri) {
+    ad__err(err, AD_ECONFIG, "config", "mongo_uri: %s", be.message);
+    return NULL;
+  }
+  /* Fail fast when the server is down: the spool takes over. */
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
+  ad__store_t *st = calloc(1, sizeof(*st));
+  st->pool = mongoc_client_pool_new(uri);
+  mongoc_uri_destroy(uri);
+  st->db = strdup(db && *db ? db : "autodeploy");
+  if (!st->pool || !st->db) {
+    ad__err(err, AD_ENOMEM, "store", "cannot create the MongoDB client pool");
+    ad__store_destroy(&st);
+    return NULL;
+  }
+  mongoc_client_pool_set_error_api(st->pool, MONGOC_ERROR_API_VERSION_2);
+  mongoc_client_pool_set_appname(st->pool, "autodeploy");
+  return st;
+}
+
+void ad__store_destroy(ad__store_t **st_p)
+{
+  if (!st_p || !*st_p)
+    return;
+  if ((*st_p)->pool)
+    mongoc_client_pool_destroy((*st_p)->pool);
+  free((*st_p)->db);
+  free(*st_p);
+  *st_p = NULL;
+}
+
+mongoc_client_t *ad__store_pop(ad__store_t *st) { return mongoc_client_pool_pop(st->pool); }
+void ad__store_push(ad__store_t *st, mongoc_client_t *c) { mongoc_client_pool_push(st->pool, c); }
+const char *ad__store_db(const ad__store_t *st) { return st->db; }
+
+mongoc_collection_t *ad__store_coll(ad__store_t *st, mongoc_client_t *c,
+                                    const char *name)
+{
+  return mongoc_client_get_collection(c, st->db, name);
+}
+
+int ad__store_ping(ad__store_t *st, ad_error_t *err)
+{
+  mongoc_client_t *c = ad__store_pop(st);
+  bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
+  bson_error_t be;
+  bool ok = mongoc_client_command_simple(c, "admin", cmd, NULL, NULL, &be);
+  bson_destroy(cmd);
+  ad__store_push(st, c);
+  if (!ok)
+    return ad__err(err, AD_ECONNECT, "mongo", "MongoDB ping failed: %s", be.message);
+  return 0;
+}
+
+int ad__store_error_is_transient(const bson_error_t *e)
+{
+  if (e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
+      e->domain == MONGOC_ERROR_CLIENT)
+    return 1;
+  /* server-side: shutting down, not primary, interrupted */
+  switch (e->code) {
+  case 91: case 189: case 10107: case 13435: case 11600: case 11602: case 13436:
+    return 1;
+  }
+  return 0;
+}
+
+int64_t ad__store_update_one(ad__store_t *st, const char *coll_name, const bson_t *q,
+                             const bson_t *u, ad_error_t *err)
+{
+  mongoc_client_t *c = ad__store_pop(st);
+  mongoc_collection_t *coll = ad__store_coll(st, c, coll_name);
+  bson_t reply;
+  bson_error_t be;
+  int64_t modified = -1;
+  if (mongoc_collection_update_one(coll, q, u, NULL, &reply, &be)) {
+    bson_iter_t it;
+    modified = bson_iter_init_find(&it, &reply, "modifiedCount") ? bson_iter_as_int64(&it) : 0;
+  } else {
+    ad__err(err, AD_ECONNECT, "mongo", "update in %s: %s", coll_name, be.message);
+  }
+  bson_destroy(&reply);
+  mongoc_collection_destroy(coll);
+  ad__store_push(st, c);
+  return modified;
+}

@@ -1,0 +1,143 @@
+/*
+ * tasks_store.c - task documents in MongoDB. Each state change is one
+ * findAndModify whose filter names the states it may leave, so two actors
+ * (a return and an operator's cancel, two masters) can never both win: the
+ * loser sees the condition fail and records a refusal instead.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/error_private.h"
+#include "core/log_private.h"
+#include "tasks/tasks.h"
+#include "store/docs.h"
+
+int64_t ad__now_ms(void)
+{
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+void ad__iso_ms(int64_t ms, char out[32])
+{
+  time_t s = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+json_t *ad__bson_to_json(const bson_t *b)
+{
+  char *s = bson_as_relaxed_extended_json(b, NULL);
+  json_t *j = s ? json_loads(s, 0, NULL) : NULL;
+  bson_free(s);
+  return j;
+}
+
+json_t *ad__task_load(const ad__tasks_ctx_t *t, const char *id, ad_error_t *err)
+{
+  mongoc_client_t *c = ad__store_pop(t->store);
+  mongoc_collection_t *coll = ad__store_coll(t->store, c, t->collection);
+  bson_t *q = BCON_NEW("_id", BCON_UTF8(id));
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, q, NULL, NULL);
+  const bson_t *doc;
+  json_t *out = NULL;
+  bson_error_t be;
+  if (mongoc_cursor_next(cur, &doc))
+    out = ad__bson_to_json(doc);
+  else if (mongoc_cursor_error(cur, &be))
+    ad__err(err, AD_ECONNECT, "mongo", "loading task %s: %s", id, be.message);
+  else
+    ad__err(err, AD_ENOTFOUND, "tasks", "id: no task %s", id);
+  mongoc_cursor_destroy(cur);
+  bson_destroy(q);
+  mongoc_collection_destroy(coll);
+  ad__store_push(t->store, c);
+  return out;
+}
+
+/* Optimistic concurrency: read, check the state, update only if the
+ * document is still the one read (same `rev`, which every change
+ * increments), so the history's "from" is exact. A lost race re-reads. */
+json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id,
+                      const char *const *from, const char *to, json_t *set,
+                      const char *cause, const char *actor, ad_error_t *err)
+{
+  for (int attempt = 0; attempt < 8; attempt++) {
+    json_t *cur = ad__task_load(t, id, err);
+    if (!cur)
+      return NULL;
+    char state_buf[32];
+    snprintf(state_buf, sizeof state_buf, "%s", json_string_value(json_object_get(cur, "state"))
+             ? json_string_value(json_object_get(cur, "state")) : "");
+    const char *state = state_buf[0] ? state_buf : NULL;
+    json_int_t rev = json_integer_value(json_object_get(cur, "rev"));
+    int allowed = 0;
+    for (int i = 0; from && from[i] && state; i++)
+      allowed |= strcmp(from[i], state) == 0;
+    if (!allowed) {
+      ad__err(err, AD_ESTATE, "tasks", "task %s is %s: cannot go to %s", id,
+              state ? state : "?", to);
+      json_decref(cur);
+      return NULL;
+    }
+    char now[32];
+    ad__iso_ms(ad__now_ms(), now);
+    json_t *fields = set ? json_deep_copy(set) : json_object();
+    json_object_set_new(fields, "state", json_string(to));
+    json_object_set_new(fields, "updated_at", json_string(now));
+    json_t *query = json_pack("{s:s,s:I}", "_id", id, "rev", rev);
+    json_t *update = json_pack("{s:O,s:{s:i},s:{s:{s:s,s:s,s:s,s:s,s:s}}}", "$set", fields,
+                               "$inc", "rev", 1,
+                               "$push", "history", "at", now, "from", state, "to", to,
+                               "cause", cause ? cause : "", "actor",
+                               actor ? actor : "autodeploy");
+    bson_t *q = ad__json_to_bson(query, err), *u = ad__json_to_bson(update, err);
+    json_decref(query);
+    json_decref(update);
+    int64_t modified = q && u ? ad__store_update_one(t->store, t->collection, q, u, err) : -1;
+    if (q)
+      bson_destroy(q);
+    if (u)
+      bson_destroy(u);
+    if (modified == 1) {
+      json_object_update(cur, fields);
+      json_object_set_new(cur, "rev", json_integer(rev + 1));
+      json_decref(fields);
+      AD_LOG_I("tasks", "task %s: %s -> %s (%s)", id, state, to, cause ? cause : "");
+      if (t->on_end && (!strcmp(to, "succeeded") || !strcmp(to, "failed") ||
+                        !strcmp(to, "timed_out") || !strcmp(to, "cancelled")))
+        t->on_end(t->on_end_user, cur);
+      return cur;
+    }
+    json_decref(fields);
+    json_decref(cur);
+    if (modified < 0)
+      return NULL;
+    /* changed under us: look again */
+  }
+  ad__err(err, AD_ESTATE, "tasks", "task %s keeps changing; gave up moving it to %s", id, to);
+  return NULL;
+}
+
+int ad__task_note(const ad__tasks_ctx_t *t, const char *id, const char *what,
+                  const char *cause, const char *actor)
+{
+  char now[32];
+  ad__iso_ms(ad__now_ms(), now);
+  bson_t *q = BCON_NEW("_id", BCON_UTF8(id));
+  bson_t *u = BCON_NEW("$push", "{", "history", "{", "at", BCON_UTF8(now), "note",
+                       BCON_UTF8(what), "cause", BCON_UTF8(cause ? cause : ""),
+                       "actor", BCON_UTF8(actor ? actor : "autodeploy"), "}", "}");
+  ad_error_t err;
+  int64_t n = ad__store_update_one(t->store, t->collection, q, u, &err);
+  bson_destroy(q);
+  bson_destroy(u);
+  if (n < 0)
+    AD_LOG_E("tasks", "recording on task %s: %s", id, err.message);
+  return n < 0 ? AD_ECONNECT : 0;
+}

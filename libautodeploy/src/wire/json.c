@@ -1,0 +1,209 @@
+/*
+ * json.c - event data to jansson, for tools, tests and the JSON fan-out.
+ * Not used on the storage path (that goes msgpack -> BSON directly).
+ *
+ * Mapping (docs/events.md):
+ *   str -> string (invalid UTF-8 falls back to {"$bin": base64})
+ *   bin -> {"$bin": base64}
+ *   ext 78 -> "YYYY-MM-DDTHH:MM:SS.ffffff"
+ *   ext 79 -> {"$const": name, "value": value}
+ *   other ext -> {"$ext": type, "$bin": base64}
+ *   map keys that are not strings -> their text (1 -> "1", bin -> its bytes
+ *   when UTF-8, else "$bin:" base64)
+ */
+#include <jansson.h>
+#include <string.h>
+
+#include "core/error_private.h"
+#include "wire/event_private.h"
+
+static const char B64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *b64(const char *p, size_t n)
+{
+  size_t olen = 4 * ((n + 2) / 3);
+  char *out = malloc(olen + 1), *w = out;
+  if (!out)
+    return NULL;
+  const unsigned char *s = (const unsigned char *)p;
+  size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    *w++ = B64[s[i] >> 2];
+    *w++ = B64[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
+    *w++ = B64[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
+    *w++ = B64[s[i + 2] & 63];
+  }
+  if (i < n) {
+    *w++ = B64[s[i] >> 2];
+    if (i + 1 < n) {
+      *w++ = B64[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
+      *w++ = B64[(s[i + 1] & 15) << 2];
+    } else {
+      *w++ = B64[(s[i] & 3) << 4];
+      *w++ = '=';
+    }
+    *w++ = '=';
+  }
+  *w = '\0';
+  return out;
+}
+
+static json_t *bin_json(const char *p, size_t n, int ext_type, int is_ext)
+{
+  char *e = b64(p, n);
+  if (!e)
+    return NULL;
+  json_t *o = is_ext ? json_pack("{s:i,s:s}", "$ext", ext_type, "$bin", e)
+                     : json_pack("{s:s}", "$bin", e);
+  free(e);
+  return o;
+}
+
+static json_t *to_json(const msgpack_object *o, int depth, ad_error_t *err);
+
+static char *key_text(const msgpack_object *k)
+{
+  if (k->type == MSGPACK_OBJECT_STR || k->type == MSGPACK_OBJECT_BIN) {
+    const char *s = k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : k->via.bin.ptr;
+    size_t n = k->type == MSGPACK_OBJECT_STR ? k->via.str.size : k->via.bin.size;
+    json_t *probe = json_stringn(s, n); /* NULL when not UTF-8 */
+    if (probe) {
+      json_decref(probe);
+      return strndup(s, n);
+    }
+    char *e = b64(s, n);
+    if (!e)
+      return NULL;
+    char *out = malloc(strlen(e) + 6);
+    if (out)
+      sprintf(out, "$bin:%s", e);
+    free(e);
+    return out;
+  }
+  if (k->type == MSGPACK_OBJECT_ARRAY || k->type == MSGPACK_OBJECT_MAP) {
+    json_t *j = to_json(k, 1, NULL);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    return s;
+  }
+  int need = ad_value_text(AD_V(k), NULL, 0);
+  char *s = malloc((size_t)need + 1);
+  if (s)
+    ad_value_text(AD_V(k), s, (size_t)need + 1);
+  return s;
+}
+
+static json_t *to_json(const msgpack_object *o, int depth, ad_error_t *err)
+{
+  if (depth > 512) {
+    ad__err(err, AD_EDECODE, "json", "data nested too deep for JSON");
+    return NULL;
+  }
+  switch (o->type) {
+  case MSGPACK_OBJECT_NIL: return json_null();
+  case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
+  case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    if (o->via.u64 > INT64_MAX) /* JSON integers are int64 in jansson */
+      return json_real((double)o->via.u64);
+    return json_integer((json_int_t)o->via.u64);
+  case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer(o->via.i64);
+  case MSGPACK_OBJECT_FLOAT32:
+  case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
+  case MSGPACK_OBJECT_STR: {
+    json_t *s = json_stringn(o->via.str.ptr, o->via.str.size);
+    return s ? s : bin_json(o->via.str.ptr, o->via.str.size, 0, 0);
+  }
+  case MSGPACK_OBJECT_BIN: return bin_json(o->via.bin.ptr, o->via.bin.size, 0, 0);
+  case MSGPACK_OBJECT_EXT: {
+    if (o->via.ext.type == AD_EXT_DATETIME) {
+      char iso[32];
+      if (ad__salt_datetime_iso(o->via.ext.ptr, o->via.ext.size, iso,
+                                sizeof(iso)) == 0)
+        return json_string(iso);
+    }
+    if (o->via.ext.type == AD_EXT_CONSTANT) {
+      msgpack_zone z;
+      msgpack_object c;
+      json_t *out = NULL;
+      if (msgpack_zone_init(&z, 256)) {
+        if (ad__msgpack_decode(o->via.ext.ptr, o->via.ext.size, &z, &c, NULL) == 0 &&
+            c.type == MSGPACK_OBJECT_ARRAY && c.via.array.size == 2) {
+          json_t *name = to_json(&c.via.array.ptr[0], depth + 1, err);
+          json_t *val = to_json(&c.via.array.ptr[1], depth + 1, err);
+          if (name && val)
+            out = json_pack("{s:o,s:o}", "$const", name, "value", val);
+          else
+            json_decref(name), json_decref(val);
+        }
+        msgpack_zone_destroy(&z);
+      }
+      if (out)
+        return out;
+    }
+    return bin_json(o->via.ext.ptr, o->via.ext.size, o->via.ext.type, 1);
+  }
+  case MSGPACK_OBJECT_ARRAY: {
+    json_t *a = json_array();
+    for (uint32_t i = 0; a && i < o->via.array.size; i++) {
+      json_t *e = to_json(&o->via.array.ptr[i], depth + 1, err);
+      if (!e || json_array_append_new(a, e)) {
+        json_decref(a);
+        return NULL;
+      }
+    }
+    return a;
+  }
+  case MSGPACK_OBJECT_MAP: {
+    json_t *m = json_object();
+    for (uint32_t i = 0; m && i < o->via.map.size; i++) {
+      const msgpack_object_kv *kv = &o->via.map.ptr[i];
+      json_t *val = to_json(&kv->val, depth + 1, err);
+      int bad = !val;
+      if (!bad) {
+        char *k = key_text(&kv->key);
+        bad = !k || json_object_set_new(m, k, val); /* steals val */
+        if (!k)
+          json_decref(val);
+        val = NULL;
+        free(k);
+      }
+      if (bad) {
+        json_decref(val);
+        json_decref(m);
+        if (err && err->code == 0)
+          ad__err(err, AD_EDECODE, "json", "map key %u cannot be a JSON key", i);
+        return NULL;
+      }
+    }
+    return m;
+  }
+  }
+  return NULL;
+}
+
+json_t *ad_value_to_json(const ad_value_t *v, ad_error_t *err)
+{
+  if (err)
+    err->code = 0;
+  json_t *j = to_json(AD_MO(v), 0, err);
+  if (!j && err && err->code == 0)
+    ad__err(err, AD_ENOMEM, "json", "could not build JSON (out of memory?)");
+  return j;
+}
+
+json_t *ad_event_to_json(ad_event_t *ev, ad_error_t *err)
+{
+  const ad_value_t *data = ad_event_data(ev, err);
+  if (!data)
+    return NULL;
+  json_t *d = ad_value_to_json(data, err);
+  if (!d)
+    return NULL;
+  json_t *j = json_pack("{s:s%,s:o}", "tag", ad_event_tag(ev),
+                        ad_event_tag_len(ev), "data", d);
+  if (!j)
+    ad__err(err, AD_EDECODE, "json", "tag of %zu bytes is not valid UTF-8",
+            ad_event_tag_len(ev));
+  return j;
+}
