@@ -8,6 +8,8 @@
 #   make demo         FerretDB + salt-master with the engine + a minion, live events
 #   make bench        benchmarks (not part of check); results in bench/results/
 #   make fuzz         libFuzzer on the decoder for FUZZ_SECS (default 60)
+#   make check-fresh  a clean Debian 12 root (debootstrap): clone, then `make check`
+#                     and `make demo` as its first commands (tests/fresh/check-fresh.sh)
 
 SHELL := /bin/bash
 VERSION := 0.1.0
@@ -35,7 +37,7 @@ APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
   libjansson-dev libssl-dev python3-venv iproute2 procps prometheus prometheus-node-exporter
 
 .PHONY: all deps lib tools check check-c check-py check-compat demo bench fuzz \
-  fuzz-short fuzz-corpus test-c test-asan check-exports clean
+  fuzz-short fuzz-corpus test-c test-asan check-exports check-fresh clean
 
 all: lib tools
 
@@ -94,6 +96,10 @@ check-py: deps lib tools
 check-compat: deps lib tools
 	AD_LIB=$(abspath $(B)/libautodeploy.so) AD_BIN=$(abspath $(B)/bin) \
 	  SALT_VENV=$(abspath $(VENV6)) $(VENV6)/bin/pytest -q -p no:cacheprovider tests/
+
+# The README's two commands as the first commands on a clean Debian 12 root.
+check-fresh:
+	tests/fresh/check-fresh.sh
 
 # ---- demo and bench ---------------------------------------------------------
 demo: deps lib tools
