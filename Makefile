@@ -109,6 +109,7 @@ bench: deps lib tools bench-build
 	$(PY) bench/run_events.py
 	AD_LIB=$(abspath $(B)/libautodeploy.so) $(VENV6)/bin/python bench/bench_returns.py
 	$(MAKE) bench-placement
+	$(MAKE) bench-purchase
 	AD_LIB=$(abspath $(B)/libautodeploy.so) $(PY) bench/bench_register.py --with-3006
 
 clean:

@@ -16,7 +16,7 @@ BENCH_OPT  ?= -O2 -g
 BENCH_CFLAGS = $(BASE_CFLAGS) -Ibench $(BENCH_OPT)
 
 .PHONY: bench-build
-bench-build: $(B)/bench/bench_events $(B)/bench/bench_placement
+bench-build: $(B)/bench/bench_events $(B)/bench/bench_placement $(B)/bench/bench_purchase
 
 $(B)/bench:
 	mkdir -p $@
@@ -30,6 +30,13 @@ $(B)/bench/bench_events: $(BENCH_SRCS) $(BENCH_HDRS) bench/bench.mk $(B)/libauto
 $(B)/bench/bench_placement: bench/bench_placement.c bench/bench.mk $(B)/libautodeploy.a | $(B)/bench
 	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench_placement.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
 
-.PHONY: bench-placement
+# The daily purchase plan (bench/run_purchase.py): internal symbols too.
+$(B)/bench/bench_purchase: bench/bench_purchase.c bench/bench.mk $(B)/libautodeploy.a | $(B)/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench_purchase.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+
+.PHONY: bench-placement bench-purchase
+bench-purchase: $(B)/bench/bench_purchase
+	$(PY) bench/run_purchase.py
+
 bench-placement: $(B)/bench/bench_placement
 	$(PY) bench/run_placement.py
