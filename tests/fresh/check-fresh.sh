@@ -76,7 +76,8 @@ t1=$(stamp)
 
 # The machine's network setup (see the header).
 cp -a /etc/apt/sources.list.d/. "$ROOT/etc/apt/sources.list.d/" 2>/dev/null || true
-[ -s /etc/apt/sources.list ] && cp /etc/apt/sources.list "$ROOT/etc/apt/sources.list"
+if [ -s /etc/apt/sources.list ]; then cp /etc/apt/sources.list "$ROOT/etc/apt/sources.list"
+else rm -f "$ROOT/etc/apt/sources.list"; fi   # debootstrap's own would list the mirror twice
 cp -a /etc/apt/apt.conf.d/. "$ROOT/etc/apt/apt.conf.d/"
 cp -a /usr/local/share/ca-certificates/. "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
