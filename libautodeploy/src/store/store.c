@@ -13,11 +13,31 @@ struct ad__store {
 };
 
 static pthread_once_t mongo_once = PTHREAD_ONCE_INIT;
-static void mongo_init_once(void) { mongoc_init(); }
+/* libmongoc logs through our handler, never to stdout: its default
+ * handler printed the server monitor's DEBUG lines ahead of every runner's
+ * JSON while MongoDB was down (issue 12). */
+static void mongoc_to_ad_log(mongoc_log_level_t level, const char *domain, const char *message,
+                             void *user)
+{
+  ad_log_level_t l = level <= MONGOC_LOG_LEVEL_CRITICAL  ? AD_LOG_ERROR
+                     : level == MONGOC_LOG_LEVEL_WARNING ? AD_LOG_WARNING
+                     : level <= MONGOC_LOG_LEVEL_INFO    ? AD_LOG_INFO
+                                                         : AD_LOG_DEBUG;
+  if (ad__log_enabled(l))
+    ad__log(l, "store", "mongoc %s: %s", domain ? domain : "", message);
+}
+
+static void mongo_init_once(void)
+{
+  mongoc_log_set_handler(mongoc_to_ad_log, NULL);
+  mongoc_init();
+}
+
+void ad__store_global_init(void) { pthread_once(&mongo_once, mongo_init_once); }
 
 ad__store_t *ad__store_new(const char *uri_text, const char *db, ad_error_t *err)
 {
-  pthread_once(&mongo_once, mongo_init_once);
+  ad__store_global_init();
   bson_error_t be;
   mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_text, &be);
   if (!uri) {

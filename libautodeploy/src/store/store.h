@@ -12,6 +12,10 @@ typedef struct ad__store ad__store_t;
 
 /* uri: a MongoDB URI; db: database name. Connects lazily. */
 ad__store_t *ad__store_new(const char *uri, const char *db, ad_error_t *err);
+
+/* mongoc_init once, with libmongoc's log routed to ad__log (domain
+ * "store"); ad__store_new calls it. */
+void ad__store_global_init(void);
 void ad__store_destroy(ad__store_t **st_p);
 
 /* Borrow a client (thread-safe pool) and give it back. */
