@@ -44,25 +44,34 @@ kill_inside() {
   done
 }
 
+# Every mount point under the root, innermost first (findmnt -R on a path
+# that is not itself a mount point lists nothing, so filter the whole table).
+mounts_under() { findmnt -n -l -o TARGET | awk -v r="$ROOT/" 'index($0, r) == 1' | sort -ru; }
+
+unmount_all() {
+  local m try
+  for try in 1 2 3 4 5; do
+    [ -z "$(mounts_under)" ] && return 0
+    kill_inside
+    mounts_under | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+    sleep 1
+  done
+  [ -z "$(mounts_under)" ]
+}
+
 teardown() {
   local rc=$?
   say "tearing down ($ROOT)"
-  kill_inside; sleep 1; kill_inside
-  # innermost first; netns files are bind mounts under $ROOT/run/netns
-  findmnt -R -n -l -o TARGET "$ROOT" 2>/dev/null | sort -r | while read -r m; do
-    [ "$m" = "$ROOT" ] && continue
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-  done
-  if findmnt -R -n -l -o TARGET "$ROOT" 2>/dev/null | grep -v "^$ROOT\$" | grep -q .; then
-    say "WARNING: mounts left under $ROOT:"; findmnt -R "$ROOT" || true
-  elif [ -z "${KEEP:-}" ]; then
-    rm -rf --one-file-system "$ROOT"
+  if ! unmount_all; then
+    say "ERROR: mounts left under $ROOT (not removing it):"; mounts_under; exit 1
   fi
+  [ -z "${KEEP:-}" ] && rm -rf --one-file-system "$ROOT"
   exit $rc
 }
 
-if findmnt -R -n -l -o TARGET "$ROOT" 2>/dev/null | grep -q .; then
-  say "an earlier run left mounts under $ROOT: cleaning"; (trap - EXIT; teardown) || true
+if [ -n "$(mounts_under)" ]; then
+  say "an earlier run left mounts under $ROOT: unmounting"
+  unmount_all || { say "ERROR: cannot unmount:"; mounts_under; exit 1; }
 fi
 rm -rf --one-file-system "$ROOT"
 trap teardown EXIT
