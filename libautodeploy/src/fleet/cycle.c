@@ -17,7 +17,8 @@
  *            (a conditional update: a service is never placed twice) and a
  *            deploy task runs the platform's state on the host's minion.
  * Hosts are shared across platforms in one cycle. Reads and writes go
- * through ad__cycle_store_t (cycle.h): MongoDB here, a fake in the tests.
+ * through ad__cycle_store_t (cycle.h): MongoDB in the engine and runners
+ * (ad__fleet_cycle_store, fleet_store.c), a fake in tests/fleet/test_cycle.c.
  * dry_run computes and reports without writing or taking the lease.
  */
 #include <math.h>
