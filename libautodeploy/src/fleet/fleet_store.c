@@ -10,6 +10,7 @@
 
 #include "core/error_private.h"
 #include "store/docs.h"
+#include "fleet/cycle.h"
 #include "fleet/fleet_private.h"
 #include "core/log_private.h"
 
@@ -128,3 +129,57 @@ void ad__fleet_alert(ad__fleet_t *f, const char *subject, const char *what, cons
   snprintf(dedup, sizeof dedup, "fleet/%s/%s/%lld", subject, what, (long long)(ad__now_ms() / 600000));
   t->alert(t->alert_user, title, body, dedup);
 }
+
+/* The cycle's store (fleet/cycle.h) on MongoDB: u is the ad__fleet_t. */
+static json_t *cs_find(void *u, const char *coll, json_t *query, json_t *opts, ad_error_t *err)
+{
+  return ad__fdoc_find(u, coll, query, opts, err);
+}
+
+static json_t *cs_get(void *u, const char *coll, const char *id, ad_error_t *err)
+{
+  return ad__fdoc_get(u, coll, id, err);
+}
+
+static int64_t cs_count(void *u, const char *coll, json_t *query)
+{
+  return ad__fdoc_count(u, coll, query);
+}
+
+static int cs_insert(void *u, const char *coll, const json_t *doc, ad_error_t *err)
+{
+  return ad__fdoc_insert(u, coll, doc, err);
+}
+
+static int cs_cas(void *u, const char *coll, const json_t *doc, json_t *set, const char *what,
+                  const char *cause, const char *actor, ad_error_t *err)
+{
+  return ad__fdoc_cas(u, coll, doc, set, what, cause, actor, err);
+}
+
+static json_t *cs_next_numbers(void *u, const char *code, int n, ad_error_t *err)
+{
+  return ad__fleet_next_numbers(u, code, n, err);
+}
+
+static int cs_lease(void *u, int take, char *holder, size_t size)
+{
+  return ad__fleet_lease(u, take, holder, size);
+}
+
+static json_t *cs_task_create(void *u, const json_t *args, ad_error_t *err)
+{
+  return ad__task_create(((ad__fleet_t *)u)->env.tasks, args, err);
+}
+
+static int cs_load(void *u, const ad__metrics_host_t *hosts, size_t n, const ad__metrics_query_t *q,
+                   ad__metrics_result_t **out, ad_error_t *err)
+{
+  return ad__metrics_query(((ad__fleet_t *)u)->metrics, hosts, n, q, out, err);
+}
+
+const ad__cycle_store_t ad__fleet_cycle_store = {
+    .find = cs_find, .get = cs_get, .count = cs_count, .insert = cs_insert, .cas = cs_cas,
+    .next_numbers = cs_next_numbers, .lease = cs_lease, .task_create = cs_task_create,
+    .load = cs_load,
+};
