@@ -30,7 +30,7 @@ static json_t *cmd_simulate(const json_t *args, ad_error_t *err)
 #define FLEET(name, f, a, d) {name, AD__CMD_FLEET, {.fleet = f}, a, d}
 #define PURE(name, f, a, d) {name, AD__CMD_PURE, {.pure = f}, a, d}
 static const ad__engine_command_t COMMANDS[] = {
-    TASKS("task.create", ad__task_create,
+    TASKS("task.deploy", ad__task_create,
           "tgt, tgt_type, mods or steps, pillar, timeout, retry, created_by, reason",
           "Create a deploy task: run states on the target, with a deadline and retries."),
     TASKS("task.list", ad__task_list, "status, since, limit",
@@ -61,7 +61,7 @@ static const ad__engine_command_t COMMANDS[] = {
           "One service with its history and its last placement decision."),
     FLEET("service.opened", ad__service_opened, "id, at, actor",
           "Mark a deployed service opened to players."),
-    FLEET("service.retire", ad__service_retire, "id, reason, actor",
+    FLEET("service.close", ad__service_retire, "id, reason, actor",
           "Close a service (merged or closed server): it leaves the reserve and its host."),
     FLEET("cycle.run", ad__fleet_cycle, "dry_run, platform",
           "Run one reserve and placement cycle now; dry_run reports without acting."),
