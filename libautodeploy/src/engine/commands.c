@@ -109,25 +109,26 @@ static json_t *run_in_engine(const ad__engine_command_t *cmd, ad_engine_t *eng,
     ad__err(err, AD_ECONFIG, "config", "mongo_uri: required for %s", cmd->name);
     return NULL;
   }
+  if (cmd->needs == AD__CMD_REGISTRY && !eng->registry) {
+    ad__err(err, AD_ECONFIG, "config", "registry: disabled (registry.enabled is false)");
+    return NULL;
+  }
+  if (cmd->needs == AD__CMD_FLEET && !eng->fleet) {
+    ad__err(err, AD_ECONFIG, "config",
+            "placement: not configured (the engine entry has no placement object)");
+    return NULL;
+  }
   switch (cmd->needs) {
   case AD__CMD_TASKS:
     return cmd->fn.tasks(&eng->tasks, args, err);
   case AD__CMD_REGISTRY:
-    if (!eng->registry)
-      break;
     return cmd->fn.registry(eng->registry, args, err);
   case AD__CMD_FLEET:
-    if (!eng->fleet)
-      break;
     return cmd->fn.fleet(eng->fleet, args, err);
   case AD__CMD_PURE:
-    return cmd->fn.pure(args, err);
+    break;
   }
-  if (cmd->needs == AD__CMD_REGISTRY)
-    ad__err(err, AD_ECONFIG, "config", "registry: disabled (registry.enabled is false)");
-  else
-    ad__err(err, AD_ECONFIG, "config", "placement: not configured (the engine entry has no placement object)");
-  return NULL;
+  return cmd->fn.pure(args, err);
 }
 
 char *ad_call(const char *config_json, const char *command, const char *args_json,

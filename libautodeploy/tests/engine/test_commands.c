@@ -136,6 +136,11 @@ TEST(arguments_and_needs_are_checked)
   ASSERT(refused("{}", "task.deploy", "{}", AD_ECONFIG, "mongo_uri: required for task.deploy"));
   ASSERT(refused("{}", "service.close", "{}", AD_ECONFIG, "mongo_uri: required for service.close"));
   ASSERT(refused("{\"wokers\": 1}", "host.list", "{}", AD_ECONFIG, "wokers"));
+  /* refused before the store is reached (nothing listens on port 1) */
+  const char *conf = "{\"mongo_uri\": \"mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=50\", "
+                     "\"registry\": {\"enabled\": false}}";
+  ASSERT(refused(conf, "host.list", "{}", AD_ECONFIG, "registry: disabled"));
+  ASSERT(refused(conf, "cycle.run", "{}", AD_ECONFIG, "placement: not configured"));
 }
 
 RUN(CASE(table_is_well_formed), CASE(docs_list_exactly_the_table),
