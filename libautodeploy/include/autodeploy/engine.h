@@ -43,11 +43,13 @@ AD_EXPORT ad_bus_t *ad_engine_bus(ad_engine_t *eng);
 /* Counters as a JSON object text; caller frees with ad_free. */
 AD_EXPORT char *ad_engine_stats_json(ad_engine_t *eng);
 
-/* The runners' entry point: run `command` ("task.create", "task.list",
- * "task.get", "task.intervene"; docs/tasks.md) with JSON arguments, using
- * the engine configuration `config_json` (needs mongo_uri, and
- * master_key_path to fire signed events). Returns JSON text the caller
- * frees with ad_free, or NULL + *err naming the bad argument and why. */
+/* The runners' entry point: run `command` with JSON arguments, using the
+ * engine configuration `config_json` (most commands need mongo_uri, and
+ * master_key_path to fire signed events). The commands, what each needs,
+ * and their arguments: the table in docs/api.md ("ad_call commands"),
+ * checked against the library's own table by `make test-c`. Returns JSON
+ * text the caller frees with ad_free, or NULL + *err naming the bad
+ * argument and why (an unknown command: AD_EINVAL naming it). */
 AD_EXPORT char *ad_call(const char *config_json, const char *command,
                         const char *args_json, ad_error_t *err);
 

@@ -1,0 +1,160 @@
+/*
+ * commands.c - ad_call, the runners' one entry point: one table of
+ * commands, each with its handler, what it needs, its arguments and a
+ * one-line doc. docs/api.md's command table is checked against this one
+ * (tests/engine/test_commands.c), so add a command in both places.
+ *
+ * A command runs in a short-lived engine built from the master's engine
+ * configuration: the store and the bus's fire side, without the returns
+ * batcher, the notifier or the CMDB push of the engine process.
+ */
+#include <string.h>
+
+#include "core/error_private.h"
+#include "decide/simulate.h"
+#include "engine/engine_private.h"
+
+/* pure computation: no store, no bus */
+static json_t *cmd_simulate(const json_t *args, ad_error_t *err)
+{
+  json_t *input = json_object_get(args, "input");
+  if (!json_is_object(input)) {
+    ad__err(err, AD_EINVAL, "args", "input: required, the simulation input object (docs/placement.md)");
+    return NULL;
+  }
+  return ad__simulate(input, err);
+}
+
+#define TASKS(name, f, a, d) {name, AD__CMD_TASKS, {.tasks = f}, a, d}
+#define REGISTRY(name, f, a, d) {name, AD__CMD_REGISTRY, {.registry = f}, a, d}
+#define FLEET(name, f, a, d) {name, AD__CMD_FLEET, {.fleet = f}, a, d}
+#define PURE(name, f, a, d) {name, AD__CMD_PURE, {.pure = f}, a, d}
+static const ad__engine_command_t COMMANDS[] = {
+    TASKS("task.deploy", ad__task_create,
+          "tgt, tgt_type, mods or steps, pillar, timeout, retry, created_by, reason",
+          "Create a deploy task: run states on the target, with a deadline and retries."),
+    TASKS("task.list", ad__task_list, "status, since, limit",
+          "List tasks, newest first."),
+    TASKS("task.get", ad__task_get, "id",
+          "One task and its job results."),
+    TASKS("task.intervene", ad__task_intervene, "id, action, reason, actor",
+          "Cancel, pause, resume or retry a task."),
+    REGISTRY("host.list", ad__host_list, "state, profile, limit",
+             "List registered hosts, by key."),
+    REGISTRY("host.get", ad__host_get, "key",
+             "One host with its history, by host key or minion id."),
+    REGISTRY("host.retire", ad__host_retire, "key, reason, actor",
+             "Retire a host: it is never placed on again."),
+    REGISTRY("host.drain", ad__host_drain, "key, reason, actor, undo",
+             "Drain a ready host (no new services), or make it ready again with undo."),
+    REGISTRY("host.reinit", ad__host_reinit, "key, reason, actor",
+             "Run host init again as a task."),
+    FLEET("platform.list", ad__platform_list, "code",
+          "List platforms, or one by code."),
+    FLEET("platform.set", ad__platform_set,
+          "code, state, pillar, profiles, regions, footprint, reserve, enabled, "
+          "first_server_no, port_base, actor",
+          "Create or change a platform (docs/placement.md)."),
+    FLEET("service.list", ad__service_list, "platform, state, limit",
+          "List services (game servers)."),
+    FLEET("service.get", ad__service_get, "id",
+          "One service with its history and its last placement decision."),
+    FLEET("service.opened", ad__service_opened, "id, at, actor",
+          "Mark a deployed service opened to players."),
+    FLEET("service.close", ad__service_retire, "id, reason, actor",
+          "Close a service (merged or closed server): it leaves the reserve and its host."),
+    FLEET("cycle.run", ad__fleet_cycle, "dry_run, platform",
+          "Run one reserve and placement cycle now; dry_run reports without acting."),
+    PURE("simulate", cmd_simulate, "input",
+         "Replay openings against a reserve and placement policy; nothing is written."),
+};
+#undef TASKS
+#undef REGISTRY
+#undef FLEET
+#undef PURE
+
+const ad__engine_command_t *ad__engine_commands(size_t *n)
+{
+  *n = sizeof COMMANDS / sizeof COMMANDS[0];
+  return COMMANDS;
+}
+
+static const ad__engine_command_t *find_command(const char *name)
+{
+  for (size_t i = 0; name && i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+    if (!strcmp(COMMANDS[i].name, name))
+      return &COMMANDS[i];
+  return NULL;
+}
+
+/* The engine a command runs in; NULL + *err. */
+static ad_engine_t *command_engine(const char *config_json, ad_error_t *err)
+{
+  json_t *conf = ad__config_parse(config_json, "configuration", AD_ECONFIG, err);
+  if (!conf)
+    return NULL;
+  /* a runner needs the store and the bus's fire side, not the returns
+   * batcher (or its spool_dir) of the engine process */
+  json_object_set_new(conf, "returns", json_string("off"));
+  json_object_del(conf, "notify");
+  /* the engine process pushes to the outside CMDB, not each runner call */
+  json_object_del(json_object_get(conf, "registry"), "cmdb");
+  return ad__engine_from_json(conf, err);
+}
+
+static json_t *run_in_engine(const ad__engine_command_t *cmd, ad_engine_t *eng,
+                             const json_t *args, ad_error_t *err)
+{
+  if (!eng->tasks.store) {
+    ad__err(err, AD_ECONFIG, "config", "mongo_uri: required for %s", cmd->name);
+    return NULL;
+  }
+  if (cmd->needs == AD__CMD_REGISTRY && !eng->registry) {
+    ad__err(err, AD_ECONFIG, "config", "registry: disabled (registry.enabled is false)");
+    return NULL;
+  }
+  if (cmd->needs == AD__CMD_FLEET && !eng->fleet) {
+    ad__err(err, AD_ECONFIG, "config",
+            "placement: not configured (the engine entry has no placement object)");
+    return NULL;
+  }
+  switch (cmd->needs) {
+  case AD__CMD_TASKS:
+    return cmd->fn.tasks(&eng->tasks, args, err);
+  case AD__CMD_REGISTRY:
+    return cmd->fn.registry(eng->registry, args, err);
+  case AD__CMD_FLEET:
+    return cmd->fn.fleet(eng->fleet, args, err);
+  case AD__CMD_PURE:
+    break;
+  }
+  return cmd->fn.pure(args, err);
+}
+
+char *ad_call(const char *config_json, const char *command, const char *args_json,
+              ad_error_t *err)
+{
+  const ad__engine_command_t *cmd = find_command(command);
+  if (!cmd) {
+    ad__err(err, AD_EINVAL, "call", "unknown command %s", command ? command : "(null)");
+    return NULL;
+  }
+  json_t *args = ad__config_parse(args_json, "arguments", AD_EINVAL, err);
+  if (!args)
+    return NULL;
+  json_t *res = NULL;
+  if (cmd->needs == AD__CMD_PURE) {
+    res = cmd->fn.pure(args, err);
+  } else {
+    ad_global_init();
+    ad_engine_t *eng = command_engine(config_json, err);
+    res = eng ? run_in_engine(cmd, eng, args, err) : NULL;
+    ad_engine_destroy(&eng);
+  }
+  char *out = res ? json_dumps(res, JSON_COMPACT) : NULL;
+  if (res && !out)
+    ad__err(err, AD_ENOMEM, "call", "no memory for the result of %s", cmd->name);
+  json_decref(res);
+  json_decref(args);
+  return out;
+}

@@ -1,0 +1,127 @@
+/* engine_private.h - what the engine's files share: the configuration
+ * struct, the engine struct, and one entry point per file.
+ *
+ *   config.c    the key table and the constructor (one teardown path)
+ *   routes.c    the route table: tag pattern -> handler, called directly
+ *   timers.c    periodic work on the monotonic clock, and the run loop
+ *   stats.c     the counters as JSON
+ *   commands.c  ad_call: one table of commands (name, handler, args, doc)
+ *   engine.c    the public lifecycle: new, run, stop, destroy */
+#ifndef AD_ENGINE_PRIVATE_H
+#define AD_ENGINE_PRIVATE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autodeploy/engine.h"
+#include "autodeploy/notify.h"
+#include "core/config.h"
+#include "fleet/fleet.h"
+#include "registry/registry.h"
+#include "store/returns.h"
+#include "store/store.h"
+#include "tasks/tasks.h"
+
+typedef struct {
+  char *sock_dir;
+  int ipc_mode; /* 0 ipc, 1 tcp */
+  char *tcp_host;
+  int tcp_pub_port, tcp_pull_port;
+  size_t max_frame;
+  int framing, fire_framing;
+  int workers, queue_size, queue_full;
+  size_t queue_max_bytes;
+  int reconnect_min_ms, reconnect_max_ms;
+  char *fanout_endpoint;
+  int fanout_format;
+  int stats_interval;
+  char *log_events;
+  /* storage */
+  char *mongo_uri, *mongo_db;
+  int returns_mode; /* all, tasks, off */
+  char *returns_collection;
+  int batch_size, batch_ms, returns_queue;
+  char *spool_dir;
+  size_t spool_max_bytes;
+  int spool_fsync, store_retry_ms;
+  /* tasks */
+  char *master_key_path, *tasks_collection, *job_cache_dir, *hash_type;
+  int watchdog_interval;
+  /* registry */
+  char *pki_dir, *cachedir;
+  int publish_port;
+} ad__engine_conf_t;
+
+struct ad_engine {
+  ad__engine_conf_t c;
+  ad_bus_t *bus;
+  int stop_fd;
+  pthread_mutex_t lock; /* guards running, for destroy to wait on run */
+  pthread_cond_t cond;
+  int running;
+  ad__store_t *store;       /* NULL without mongo_uri */
+  ad__returns_t *returns;   /* NULL when returns: off or no store */
+  ad_notifier_t *notifier;  /* NULL without a notify entry */
+  ad__tasks_ctx_t tasks;    /* tasks.store NULL without mongo_uri */
+  ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
+  ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
+};
+
+/* config.c: the engine's configuration keys (NULL-terminated). */
+extern const ad__config_key_t ad__engine_keys[];
+
+/* config.c: the engine from a parsed configuration object, which is taken
+ * (decref'd here, on success and on failure). NULL + *err naming the key. */
+ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err);
+
+/* routes.c: add the engine's routes (and log_events) to its bus. */
+int ad__engine_routes_add(ad_engine_t *eng, ad_error_t *err);
+/* routes.c: the task system's hooks (user: the engine). */
+void ad__engine_on_task_end(void *user, const json_t *task);
+void ad__engine_alert(void *user, const char *title, const char *text, const char *dedup);
+
+/* timers.c: periodic work. `fire` runs it and returns the delay to its
+ * next run in ms; `next` is a time on the caller's clock (INT64_MAX: off). */
+typedef struct {
+  const char *name;
+  int64_t next;
+  int64_t (*fire)(void *user);
+} ad__timer_t;
+
+/* ms from `now` to the earliest timer (0 when one is due), -1 when none is on. */
+int ad__timers_wait(const ad__timer_t *t, size_t n, int64_t now);
+/* Fire every timer due at `now`; each one's next run is counted from
+ * clock() read after it fired (so a slow tick does not pile up). */
+void ad__timers_run(ad__timer_t *t, size_t n, int64_t now, int64_t (*clock)(void),
+                    void *user);
+/* timers.c: poll the stop fd and fire the engine's timers until stopped. */
+void ad__engine_loop(ad_engine_t *eng);
+
+/* commands.c: ad_call's command table, the one source the docs are
+ * checked against (docs/api.md, tests/engine/test_commands.c). */
+typedef enum {
+  AD__CMD_PURE,     /* computation only: no store, no bus */
+  AD__CMD_TASKS,    /* needs mongo_uri */
+  AD__CMD_REGISTRY, /* needs mongo_uri and the registry enabled */
+  AD__CMD_FLEET,    /* needs mongo_uri and a placement entry */
+} ad__cmd_needs_t;
+
+typedef struct {
+  const char *name;
+  ad__cmd_needs_t needs;
+  union {
+    json_t *(*pure)(const json_t *args, ad_error_t *err);
+    json_t *(*tasks)(const ad__tasks_ctx_t *t, const json_t *args, ad_error_t *err);
+    json_t *(*registry)(ad__registry_t *r, const json_t *args, ad_error_t *err);
+    json_t *(*fleet)(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+  } fn;
+  const char *args; /* the argument names, as docs/api.md lists them */
+  const char *doc;  /* one line, as docs/api.md says it */
+} ad__engine_command_t;
+
+/* The table (borrowed, static); *n gets its length. */
+const ad__engine_command_t *ad__engine_commands(size_t *n);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * stats.c - the engine's counters as one JSON object: the bus's, and the
+ * returns batcher's under "returns" when it runs (docs/bus.md has the
+ * meaning of each counter).
+ */
+#include "engine/engine_private.h"
+
+static json_t *bus_stats(ad_bus_t *bus)
+{
+  static const char *const framings[] = {"auto", "raw", "length"};
+  ad_bus_stats_t s;
+  ad_bus_stats(bus, &s);
+  return json_pack(
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}",
+      "events", (json_int_t)s.events, "bytes", (json_int_t)s.bytes, "matched",
+      (json_int_t)s.matched, "handled", (json_int_t)s.handled, "handler_errors",
+      (json_int_t)s.handler_errors, "decode_errors", (json_int_t)s.decode_errors,
+      "oversized", (json_int_t)s.oversized, "reconnects",
+      (json_int_t)s.reconnects, "queue_depth", (json_int_t)s.queue_depth,
+      "queue_full", (json_int_t)s.queue_full, "dropped", (json_int_t)s.dropped,
+      "fanout_sent", (json_int_t)s.fanout_sent, "fanout_dropped",
+      (json_int_t)s.fanout_dropped, "fired", (json_int_t)s.fired, "connected",
+      s.connected, "framing", framings[s.framing]);
+}
+
+static json_t *returns_stats(ad__returns_t *returns)
+{
+  ad__returns_stats_t r;
+  ad__returns_stats(returns, &r);
+  return json_pack(
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+      "received", (json_int_t)r.received, "stored", (json_int_t)r.stored,
+      "spooled", (json_int_t)r.spooled, "replayed", (json_int_t)r.replayed,
+      "rejected", (json_int_t)r.rejected, "bad", (json_int_t)r.bad,
+      "queued", (json_int_t)r.queued, "spool_records", (json_int_t)r.spool_records,
+      "spool_bytes", (json_int_t)r.spool_bytes, "store_down", r.store_down);
+}
+
+char *ad_engine_stats_json(ad_engine_t *eng)
+{
+  json_t *j = bus_stats(eng->bus);
+  if (j && eng->returns) {
+    json_t *r = returns_stats(eng->returns);
+    if (!r || json_object_set_new(j, "returns", r)) {
+      json_decref(j); /* set_new took r, even on failure */
+      return NULL;
+    }
+  }
+  char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  return out;
+}

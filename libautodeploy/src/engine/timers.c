@@ -1,0 +1,102 @@
+/*
+ * timers.c - the engine's periodic work (stats, the task watchdog, the
+ * registry's and the fleet's ticks) and the loop that waits for it or for
+ * ad_engine_stop.
+ *
+ * Intervals are measured on CLOCK_MONOTONIC: a wall clock stepped by NTP
+ * or an operator would stall the watchdog (set back) or fire every timer at
+ * once (set forward). The modules' own timestamps stay on the wall clock.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/log_private.h"
+#include "engine/engine_private.h"
+
+static int64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ad__timers_wait(const ad__timer_t *t, size_t n, int64_t now)
+{
+  int64_t next = INT64_MAX;
+  for (size_t i = 0; i < n; i++)
+    if (t[i].next < next)
+      next = t[i].next;
+  if (next == INT64_MAX)
+    return -1;
+  if (next <= now)
+    return 0;
+  return next - now > INT32_MAX ? INT32_MAX : (int)(next - now);
+}
+
+void ad__timers_run(ad__timer_t *t, size_t n, int64_t now, int64_t (*clock)(void),
+                    void *user)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (t[i].next == INT64_MAX || now < t[i].next)
+      continue;
+    int64_t in = t[i].fire(user);
+    t[i].next = clock() + in;
+  }
+}
+
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
+{
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+static int64_t fire_stats(void *user)
+{
+  ad_engine_t *eng = user;
+  char *s = ad_engine_stats_json(eng);
+  AD_LOG_I("engine", "stats %s", s ? s : "{}");
+  free(s);
+  return eng->c.stats_interval * 1000LL;
+}
+
+static int64_t fire_watchdog(void *user)
+{
+  ad_engine_t *eng = user;
+  ad__tasks_watchdog(&eng->tasks);
+  return eng->c.watchdog_interval * 1000LL;
+}
+
+static int64_t fire_registry(void *user)
+{
+  ad_engine_t *eng = user;
+  /* presence hints may ask for an earlier pass: look at least every second */
+  return clamp(ad__registry_tick(eng->registry), 10, 1000);
+}
+
+static int64_t fire_fleet(void *user)
+{
+  ad_engine_t *eng = user;
+  return clamp(ad__fleet_tick(eng->fleet), 10, 5000);
+}
+
+void ad__engine_loop(ad_engine_t *eng)
+{
+  int64_t now = mono_ms();
+  ad__timer_t timers[] = {
+      {"stats", eng->c.stats_interval > 0 ? now + eng->c.stats_interval * 1000LL : INT64_MAX,
+       fire_stats},
+      {"watchdog", eng->tasks.store ? now + eng->c.watchdog_interval * 1000LL : INT64_MAX,
+       fire_watchdog},
+      {"registry", eng->registry ? now : INT64_MAX, fire_registry},
+      {"fleet", eng->fleet ? now : INT64_MAX, fire_fleet},
+  };
+  size_t n = sizeof timers / sizeof timers[0];
+  struct pollfd p = {.fd = eng->stop_fd, .events = POLLIN};
+  for (;;) {
+    int r = poll(&p, 1, ad__timers_wait(timers, n, mono_ms()));
+    if (r > 0 || (r < 0 && errno != EINTR))
+      break;
+    ad__timers_run(timers, n, mono_ms(), mono_ms, eng);
+  }
+}
