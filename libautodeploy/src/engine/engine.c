@@ -124,6 +124,7 @@ struct ad_engine {
   ad__returns_t *returns; /* NULL when returns: off or no store */
   ad_notifier_t *notifier; /* NULL without a notify entry */
   ad__tasks_ctx_t tasks;  /* tasks.store NULL without mongo_uri */
+  ad__tasks_stats_t task_stats; /* tasks.stats: refusals, for the stats JSON */
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
   ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
 };
@@ -316,7 +317,7 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
   if (eng->store && eng->bus) {
     eng->tasks = (ad__tasks_ctx_t){eng->store, eng->bus, c->master_key_path,
                                    c->tasks_collection, c->job_cache_dir ? c->job_cache_dir : "",
-                                   c->hash_type, send_alert, eng, NULL, NULL};
+                                   c->hash_type, send_alert, eng, NULL, NULL, &eng->task_stats};
     json_t *en = json_object_get(registry, "enabled");
     if (registry && !json_is_null(registry) && !json_is_false(en)) {
       ad__registry_env_t env = {eng->store, &eng->tasks, eng->bus, c->master_key_path,
@@ -403,6 +404,8 @@ char *ad_engine_stats_json(ad_engine_t *eng)
         "queued", (json_int_t)r.queued, "spool_records", (json_int_t)r.spool_records,
         "spool_bytes", (json_int_t)r.spool_bytes, "store_down", r.store_down));
   }
+  if (j && eng->tasks.store)
+    json_object_set_new(j, "tasks", ad__tasks_stats_json(&eng->tasks));
   char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return out;
