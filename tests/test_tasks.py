@@ -10,7 +10,12 @@ jobs through the bus; alerts go to a real HTTP webhook server on loopback.
   task stops between steps; an intervention event fired by a minion (even one
   forged to look master-made) is refused and recorded, and a forged job return
   does not complete a step.
+
+Refusals are proven by the evidence the engine leaves (a note on the task and
+a counter in the engine's stats, logged every second here), never by a sleep
+followed by "nothing changed".
 """
+import re
 import ctypes
 import json
 import threading
@@ -62,7 +67,7 @@ def stack(salt_env, ferretdb, ad_lib, tmp_path):
     alerts = Alerts()
     engine = {
         "mongo_uri": ferretdb.uri, "spool_dir": str(tmp_path / "spool"),
-        "batch_ms": 20, "watchdog_interval": 1, "stats_interval": 0,
+        "batch_ms": 20, "watchdog_interval": 1, "stats_interval": 1,
         "log_events": "autodeploy/*",
         "notify": {"channels": [{"type": "webhook", "url": alerts.url}],
                    "timeout_ms": 2000, "retries": 1},
@@ -115,9 +120,50 @@ def history(task):
     return [(h.get("from"), h.get("to"), h.get("note")) for h in task["history"]]
 
 
+def wait_for(pred, what, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+STATS = re.compile(r"stats (\{.*\})\s*$")
+
+
+def engine_stats(env):
+    """Every stats line the engine logged (stats_interval: 1), oldest first.
+    The stats timer and the watchdog run in the same engine loop."""
+    out = []
+    for line in env.master_log.read_text(errors="replace").splitlines():
+        m = STATS.search(line)
+        if m:
+            try:
+                out.append(json.loads(m.group(1)))
+            except ValueError:
+                pass
+    return out
+
+
+def task_counter(env, name):
+    lines = engine_stats(env)
+    return lines[-1].get("tasks", {}).get(name, 0) if lines else 0
+
+
+def notes_of(call, task_id):
+    return [h.get("note") or "" for h in call("task.get", id=task_id)["task"]["history"]]
+
+
+def running_on(env, minion, jid):
+    running = env.salt(minion, "saltutil.running")
+    return any(j.get("jid") == jid for j in running.get(minion, []))
+
+
 def test_success_and_failure_with_alert(stack):
     env, call, alerts = stack
-    ok = call("task.create", tgt="m1", mods="autodeploy.test.ok", created_by="alice",
+    ok = call("task.deploy", tgt="m1", mods="autodeploy.test.ok", created_by="alice",
               reason="open s1001")["task"]
     assert ok["state"] == "running" and ok["jid"].endswith(ok["jid"][-8:])
     done = call.wait_state(ok["_id"], {"succeeded"})
@@ -127,7 +173,7 @@ def test_success_and_failure_with_alert(stack):
     got = call("task.get", id=ok["_id"])
     assert got["results"][0]["jid"] == done["jid"] and got["results"][0]["retcode"] == 0
 
-    bad = call("task.create", tgt="m1", mods="autodeploy.test.fail", created_by="bob")["task"]
+    bad = call("task.deploy", tgt="m1", mods="autodeploy.test.fail", created_by="bob")["task"]
     failed = call.wait_state(bad["_id"], {"failed"})
     assert "retcode 2" in failed["history"][-1]["cause"]
     res = call("task.get", id=bad["_id"])["results"][0]
@@ -142,7 +188,7 @@ def test_success_and_failure_with_alert(stack):
 
 def test_timeout_kills_and_alerts_then_retry(stack):
     env, call, alerts = stack
-    t = call("task.create", tgt="m1", mods="autodeploy.test.sleep", timeout=3,
+    t = call("task.deploy", tgt="m1", mods="autodeploy.test.sleep", timeout=3,
              pillar={"autodeploy": {"test": {"seconds": 60}}}, created_by="carol")["task"]
     first_jid = t["jid"]
     timed = call.wait_state(t["_id"], {"timed_out"}, timeout=30)
@@ -187,12 +233,23 @@ def test_pause_resume_between_steps_and_cancel(stack):
               "pillar": {"autodeploy": {"test": {"seconds": 4}}}},
              {"name": "deploy", "mods": "autodeploy.test.ok"},
              {"name": "verify", "mods": "autodeploy.test.ok"}]
-    t = call("task.create", tgt="m1", steps=steps, created_by="dave")["task"]
+    t = call("task.deploy", tgt="m1", steps=steps, created_by="dave")["task"]
+    assert t["state"] == "running" and t["step"] == 0
     call("task.intervene", id=t["_id"], action="pause", reason="hold on", actor="dave")
+    # the pause was requested while step 0 ran (not after it ended)
+    requested = wait_for(lambda: [h for h in call("task.get", id=t["_id"])["task"]["history"]
+                                  if h.get("from") == "running" and h.get("to") == "running"
+                                  and "pause requested" in h.get("cause", "")],
+                         "the pause request on the running step")
+    assert requested[0]["actor"] == "dave"
     paused = call.wait_state(t["_id"], {"paused"}, timeout=40)
-    assert paused["resume_step"] == 1  # init finished, deploy not started
-    time.sleep(2)
-    assert call("task.get", id=t["_id"])["task"]["state"] == "paused"
+    assert paused["resume_step"] == 1 and paused["step"] == 0  # init finished, deploy not started
+    # it stays paused: the engine's loop (stats and watchdog) ran twice more
+    # after the pause and started nothing
+    seen = len(engine_stats(env))
+    wait_for(lambda: len(engine_stats(env)) >= seen + 2, "two more engine loop ticks")
+    still = call("task.get", id=t["_id"])["task"]
+    assert (still["state"], still["rev"], still["jid"]) == ("paused", paused["rev"], paused["jid"])
     call("task.intervene", id=t["_id"], action="resume", reason="go", actor="dave")
     done = call.wait_state(t["_id"], {"succeeded"}, timeout=60)
     assert done["step"] == 2
@@ -207,12 +264,15 @@ def test_pause_resume_between_steps_and_cancel(stack):
     assert any("resume refused" in n for n in notes)
 
     # cancel a long running step: the job is killed
-    long = call("task.create", tgt="m1", mods="autodeploy.test.sleep",
+    long = call("task.deploy", tgt="m1", mods="autodeploy.test.sleep",
                 pillar={"autodeploy": {"test": {"seconds": 60}}}, created_by="dave")["task"]
-    time.sleep(3)
+    # the step really runs on the minion before we cancel it
+    wait_for(lambda: running_on(env, "m1", long["jid"]), "the step's job on m1")
     call("task.intervene", id=long["_id"], action="cancel", reason="wrong build", actor="dave")
     c = call.wait_state(long["_id"], {"cancelled"}, timeout=20)
     assert [h for h in c["history"] if h.get("to") == "cancelled"][0]["actor"] == "dave"
+    wait_for(lambda: any("probe on m1: job was alive and was killed" in n
+                         for n in notes_of(call, long["_id"])), "the kill probe's note")
     deadline = time.time() + 30
     while True:
         running = env.salt("m1", "saltutil.running")
@@ -225,7 +285,7 @@ def test_pause_resume_between_steps_and_cancel(stack):
 
 def test_minion_cannot_intervene(stack):
     env, call, alerts = stack
-    t = call("task.create", tgt="m1", mods="autodeploy.test.sleep", timeout=120,
+    t = call("task.deploy", tgt="m1", mods="autodeploy.test.sleep", timeout=120,
              pillar={"autodeploy": {"test": {"seconds": 20}}}, created_by="erin")["task"]
     # a plain minion event, and one forged through the preload path so that it
     # arrives unwrapped, looking master-made
@@ -234,28 +294,32 @@ def test_minion_cannot_intervene(stack):
                   f"autodeploy/intervene/{t['_id']}")
     env.salt_call("m1", "event.fire_master", "{}", "x",
                   f"preload={json.dumps({'events': [{'tag': f'autodeploy/intervene/{t[chr(95) + chr(105) + chr(100)]}', 'data': {'body': body, 'sig': 'AAAA'}}]})}")
-    deadline = time.time() + 15
-    notes = []
-    while time.time() < deadline:
-        task = call("task.get", id=t["_id"])["task"]
-        notes = [h.get("note") or "" for h in task["history"]]
-        if sum("intervention refused" in n for n in notes) >= 2:
-            break
-        time.sleep(0.3)
-    assert sum("intervention refused" in n for n in notes) >= 2, notes
-    assert task["state"] == "running"
-    # a forged return claiming the step succeeded: the event reaches the bus
+    wait_for(lambda: sum("intervention refused" in n for n in notes_of(call, t["_id"])) >= 2,
+             "two refusal notes")
+    wait_for(lambda: task_counter(env, "refused_unsigned") >= 2, "refused_unsigned >= 2")
+    task = call("task.get", id=t["_id"])["task"]
+    assert task["state"] == "running" and task["rev"] == t["rev"], history(task)
+    # forged returns claiming the step succeeded: the events reach the bus
     # (salt/job/*/ret/* is not on Salt's minion blacklist) but not the
-    # master's job cache, so the task does not move
-    forged = {"tag": f"salt/job/{task['jid']}/ret/m1",
-              "data": {"id": "m1", "jid": task["jid"], "fun": "state.apply", "retcode": 0,
-                       "success": True, "return": {}, "cmd": "_return",
-                       "metadata": {"autodeploy_task": t["_id"], "attempt": 1,
-                                    "step": "deploy"}}}
+    # master's job cache; one for a minion the job did not target
+    def forged(minion):
+        return {"tag": f"salt/job/{task['jid']}/ret/{minion}",
+                "data": {"id": minion, "jid": task["jid"], "fun": "state.apply", "retcode": 0,
+                         "success": True, "return": {}, "cmd": "_return",
+                         "metadata": {"autodeploy_task": t["_id"], "attempt": 1,
+                                      "step": "deploy"}}}
     env.salt_call("m1", "event.fire_master", "{}", "x",
-                  f"preload={json.dumps({'events': [forged]})}")
-    time.sleep(6)
-    assert call("task.get", id=t["_id"])["task"]["state"] == "running"
+                  f"preload={json.dumps({'events': [forged('m1'), forged('m9')]})}")
+    want = [f"return refused: job {task['jid']} from m1: not in the master's job cache",
+            f"return refused: job {task['jid']} from m9: the job did not target this minion"]
+    notes = wait_for(lambda: (lambda ns: ns if all(any(w in n for n in ns) for w in want)
+                              else None)(notes_of(call, t["_id"])), f"notes {want}")
+    wait_for(lambda: task_counter(env, "refused_forged_returns") >= 2,
+             "refused_forged_returns >= 2")
+    after = call("task.get", id=t["_id"])["task"]
+    assert (after["state"], after["rev"], after["jid"], after["step"]) == \
+        ("running", task["rev"], task["jid"], task["step"]), (notes, history(after))
+    assert running_on(env, "m1", task["jid"])  # the real step is still running
     call("task.intervene", id=t["_id"], action="cancel", reason="cleanup", actor="erin")
     call.wait_state(t["_id"], {"cancelled"}, timeout=20)
 
@@ -266,7 +330,7 @@ def test_bad_arguments_name_the_argument(stack):
                        ({"tgt": "m1", "mods": 5}, "mods"),
                        ({"tgt": "m1", "tgt_type": "magic"}, "tgt_type")]:
         with pytest.raises(ValueError, match=word):
-            call("task.create", **args)
+            call("task.deploy", **args)
     with pytest.raises(ValueError, match="action"):
         call("task.intervene", id="nope", action="explode")
     with pytest.raises(ValueError, match="status"):

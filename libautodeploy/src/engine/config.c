@@ -146,7 +146,8 @@ static int start_services(ad_engine_t *eng, const json_t *registry, const json_t
   ad__engine_conf_t *c = &eng->c;
   eng->tasks = (ad__tasks_ctx_t){eng->store, eng->bus, c->master_key_path,
                                  c->tasks_collection, c->job_cache_dir ? c->job_cache_dir : "",
-                                 c->hash_type, ad__engine_alert, eng, NULL, NULL};
+                                 c->hash_type, ad__engine_alert, eng, NULL, NULL,
+                                 &eng->task_stats};
   json_t *en = json_object_get(registry, "enabled");
   if (registry && !json_is_null(registry) && !json_is_false(en)) {
     ad__registry_env_t env = {eng->store, &eng->tasks, eng->bus, c->master_key_path,

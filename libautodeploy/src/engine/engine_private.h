@@ -65,6 +65,7 @@ struct ad_engine {
   ad__returns_t *returns;   /* NULL when returns: off or no store */
   ad_notifier_t *notifier;  /* NULL without a notify entry */
   ad__tasks_ctx_t tasks;    /* tasks.store NULL without mongo_uri */
+  ad__tasks_stats_t task_stats; /* tasks.stats: refusals, for the stats JSON */
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
   ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
 };

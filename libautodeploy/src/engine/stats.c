@@ -46,6 +46,13 @@ char *ad_engine_stats_json(ad_engine_t *eng)
       return NULL;
     }
   }
+  if (j && eng->tasks.store) { /* refusals and stale returns (docs/tasks.md) */
+    json_t *t = ad__tasks_stats_json(&eng->tasks);
+    if (!t || json_object_set_new(j, "tasks", t)) {
+      json_decref(j);
+      return NULL;
+    }
+  }
   char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return out;

@@ -3,7 +3,8 @@
  * signed run event; the reactor makes it a state.apply with our jid and
  * metadata), follow its returns, retry, pause/resume between steps, cancel
  * (kill the job), and the watchdog. State changes go through
- * ad__task_move (tasks_store.c), so each is atomic and audited.
+ * ad__task_move (tasks_store.c), so each is atomic and audited; which ones
+ * are allowed is the table in task_rules.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +18,12 @@
 #include "bus/sign.h"
 #include "tasks/tasks.h"
 
-static const char *const ANY_END[] = {"failed", "timed_out", "cancelled", NULL};
-static const char *const LIVE[] = {"queued", "running", "paused", NULL};
-static const char *const RUNNING[] = {"running", NULL};
-static const char *const QUEUED[] = {"queued", NULL};
-static const char *const PAUSED[] = {"paused", NULL};
+/* Count one refusal (the engine's stats JSON reads these). */
+#define COUNT(t, field)                                                       \
+  do {                                                                        \
+    if ((t)->stats)                                                           \
+      __atomic_fetch_add(&(t)->stats->field, 1, __ATOMIC_RELAXED);            \
+  } while (0)
 
 static json_int_t jint(const json_t *o, const char *k)
 {
@@ -64,15 +66,67 @@ static void new_jid(char out[48])
            iso + 11, iso + 14, iso + 17, iso + 20, r);
 }
 
-/* Move to running on step `step`, attempt `attempt`, and fire the run. */
-static json_t *start_step(const ad__tasks_ctx_t *t, const json_t *task,
-                          const char *const *from, json_int_t step,
-                          json_int_t attempt, const char *cause, const char *actor,
-                          ad_error_t *err)
+/* A change with no extra fields, by autodeploy unless `actor`. */
+static json_t *move(const ad__tasks_ctx_t *t, const json_t *task, ad__task_cause_t cause,
+                    const char *jid, json_t *set, const char *why, const char *actor,
+                    ad_error_t *err)
+{
+  ad__task_change_t ch = {cause, jid, set, why, actor};
+  return ad__task_move(t, ad__jstr(task, "_id"), &ch, err);
+}
+
+/* The run event's body for step `st` (the task's pillar under the step's). */
+static json_t *run_body(const json_t *task, const json_t *st, const char *jid,
+                        json_int_t attempt)
+{
+  json_t *pillar = json_deep_copy(json_object_get(task, "pillar"));
+  if (!json_is_object(pillar)) {
+    json_decref(pillar);
+    pillar = json_object();
+  }
+  if (!pillar || json_object_update_recursive(pillar, json_object_get(st, "pillar"))) {
+    json_decref(pillar);
+    return NULL;
+  }
+  json_t *target = json_object_get(task, "target");
+  /* "o" steals pillar, on failure too */
+  return json_pack("{s:s,s:I,s:s,s:O,s:s,s:O,s:o,s:s,s:I}", "task_id", ad__jstr(task, "_id"),
+                   "attempt", attempt, "jid", jid, "tgt", json_object_get(target, "tgt"),
+                   "tgt_type", ad__jstr(target, "tgt_type"), "mods", json_object_get(st, "mods"),
+                   "pillar", pillar, "step", ad__jstr(st, "name"), "timeout",
+                   jint(task, "timeout"));
+}
+
+/* Fire the run of `moved`'s current step; on failure fail the task now
+ * rather than wait for the deadline. 0 or AD_EIO. */
+static int fire_run(const ad__tasks_ctx_t *t, const json_t *moved, const json_t *st,
+                    json_int_t attempt, ad_error_t *err)
+{
+  const char *id = ad__jstr(moved, "_id"), *jid = ad__jstr(moved, "jid");
+  char tag[256];
+  snprintf(tag, sizeof tag, "autodeploy/task/%s/run", id);
+  ad_error_t ferr;
+  json_t *body = run_body(moved, st, jid, attempt);
+  int rc = body ? ad__fire_signed(t->bus, t->key_path, tag, body, &ferr)
+                : ad__err(&ferr, AD_ENOMEM, "tasks", "building the run event");
+  json_decref(body);
+  if (rc == 0)
+    return 0;
+  json_t *f = move(t, moved, AD__TC_FAIL, jid, NULL, ferr.message, NULL, NULL);
+  if (f)
+    alert(t, f, "failed", ferr.message);
+  json_decref(f);
+  return ad__err(err, AD_EIO, "tasks", "task %s: %s", id, ferr.message);
+}
+
+/* Move to running on step `step`, attempt `attempt` (`cause`: START,
+ * NEXT_STEP, RESUME or RETRY), and fire the run. The task after, or NULL. */
+static json_t *start_step(const ad__tasks_ctx_t *t, const json_t *task, ad__task_cause_t cause,
+                          json_int_t step, json_int_t attempt, const char *why,
+                          const char *actor, ad_error_t *err)
 {
   const char *id = ad__jstr(task, "_id");
-  json_t *steps = json_object_get(task, "steps");
-  json_t *st = json_array_get(steps, (size_t)step);
+  json_t *st = json_array_get(json_object_get(task, "steps"), (size_t)step);
   if (!st) {
     ad__err(err, AD_EINVAL, "tasks", "task %s has no step %lld", id, (long long)step);
     return NULL;
@@ -83,34 +137,16 @@ static json_t *start_step(const ad__tasks_ctx_t *t, const json_t *task,
   json_t *set = json_pack("{s:s,s:I,s:I,s:I,s:[],s:b,s:I}", "jid", jid, "step", step,
                           "attempt", attempt, "deadline_ms", (json_int_t)deadline,
                           "minions", "pause_requested", 0, "retry_at_ms", (json_int_t)0);
-  json_t *moved = ad__task_move(t, id, from, "running", set, cause, actor, err);
-  json_decref(set);
-  if (!moved)
+  if (!set) {
+    ad__err(err, AD_ENOMEM, "tasks", "starting task %s", id);
     return NULL;
-  json_t *pillar = json_deep_copy(json_object_get(task, "pillar"));
-  if (!json_is_object(pillar)) {
-    json_decref(pillar);
-    pillar = json_object();
   }
-  json_object_update_recursive(pillar, json_object_get(st, "pillar"));
-  json_t *target = json_object_get(task, "target");
-  json_t *body = json_pack("{s:s,s:I,s:s,s:O,s:s,s:O,s:o,s:s,s:I}", "task_id", id,
-                           "attempt", attempt, "jid", jid, "tgt", json_object_get(target, "tgt"),
-                           "tgt_type", ad__jstr(target, "tgt_type"), "mods",
-                           json_object_get(st, "mods"), "pillar", pillar, "step",
-                           ad__jstr(st, "name"), "timeout", jint(task, "timeout"));
-  char tag[256];
-  snprintf(tag, sizeof tag, "autodeploy/task/%s/run", id);
-  ad_error_t ferr;
-  int rc = ad__fire_signed(t->bus, t->key_path, tag, body, &ferr);
-  json_decref(body);
-  if (rc != 0) {
-    /* the run never left: fail the task now rather than wait for the deadline */
-    json_t *f = ad__task_move(t, id, RUNNING, "failed", NULL, ferr.message, "autodeploy", NULL);
-    if (f)
-      alert(t, f, "failed", ferr.message);
-    json_decref(f);
-    ad__err(err, AD_EIO, "tasks", "task %s: %s", id, ferr.message);
+  /* the next step only while the finished one is still the task's job:
+   * two engines that both saw it finish start the next step once */
+  json_t *moved = move(t, task, cause, cause == AD__TC_NEXT_STEP ? ad__jstr(task, "jid") : NULL,
+                       set, why, actor, err);
+  json_decref(set);
+  if (moved && fire_run(t, moved, st, attempt, err)) {
     json_decref(moved);
     return NULL;
   }
@@ -130,7 +166,9 @@ static void fire_kill(const ad__tasks_ctx_t *t, const json_t *task)
   char tag[256];
   snprintf(tag, sizeof tag, "autodeploy/task/%s/kill", ad__jstr(task, "_id"));
   ad_error_t err;
-  if (ad__fire_signed(t->bus, t->key_path, tag, body, &err))
+  if (!body)
+    AD_LOG_E("tasks", "task %s: cannot build the kill event", ad__jstr(task, "_id"));
+  else if (ad__fire_signed(t->bus, t->key_path, tag, body, &err))
     AD_LOG_E("tasks", "task %s: cannot fire kill: %s", ad__jstr(task, "_id"), err.message);
   json_decref(body);
 }
@@ -175,106 +213,135 @@ static json_t *norm_mods(const json_t *m)
   return NULL;
 }
 
-json_t *ad__task_create(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *err)
+/* task.create's arguments, checked. */
+typedef struct {
+  const json_t *tgt, *pillar, *owner;
+  const char *tgt_type, *by, *reason;
+  json_t *steps; /* owned */
+  json_int_t timeout, max_attempts, backoff_s;
+} task_args_t;
+
+static int parse_target(const json_t *a, task_args_t *ta, ad_error_t *err)
 {
-  const json_t *tgt = json_object_get(a, "tgt");
-  if (!tgt || (json_is_string(tgt) && json_string_length(tgt) == 0))
-    return bad(err, "tgt", "required (a minion id, glob or list)"), NULL;
-  if (!json_is_string(tgt) && !json_is_array(tgt))
-    return bad(err, "tgt", "must be a string or a list of minion ids"), NULL;
-  const char *tgt_type = json_string_value(json_object_get(a, "tgt_type"));
-  if (!tgt_type)
-    tgt_type = json_is_array(tgt) ? "list" : "glob";
   static const char *const TYPES[] = {"glob", "list", "pcre", "grain", "compound", "nodegroup", NULL};
-  int okt = 0;
+  ta->tgt = json_object_get(a, "tgt");
+  if (!ta->tgt || (json_is_string(ta->tgt) && json_string_length(ta->tgt) == 0))
+    return bad(err, "tgt", "required (a minion id, glob or list)");
+  if (!json_is_string(ta->tgt) && !json_is_array(ta->tgt))
+    return bad(err, "tgt", "must be a string or a list of minion ids");
+  ta->tgt_type = json_string_value(json_object_get(a, "tgt_type"));
+  if (!ta->tgt_type)
+    ta->tgt_type = json_is_array(ta->tgt) ? "list" : "glob";
   for (int i = 0; TYPES[i]; i++)
-    okt |= strcmp(TYPES[i], tgt_type) == 0;
-  if (!okt)
-    return bad(err, "tgt_type", "must be glob, list, pcre, grain, compound or nodegroup"), NULL;
-  json_t *steps = json_array();
-  const json_t *in_steps = json_object_get(a, "steps"), *mods = json_object_get(a, "mods");
-  if (in_steps && mods) {
-    json_decref(steps);
-    return bad(err, "steps", "give steps or mods, not both"), NULL;
+    if (!strcmp(TYPES[i], ta->tgt_type))
+      return 0;
+  return bad(err, "tgt_type", "must be glob, list, pcre, grain, compound or nodegroup");
+}
+
+/* One {name, mods, pillar} of `steps`, normalised, or NULL. */
+static json_t *parse_step(const json_t *s, size_t i)
+{
+  json_t *m = norm_mods(json_object_get(s, "mods"));
+  const char *name = json_string_value(json_object_get(s, "name"));
+  json_t *p = json_object_get(s, "pillar");
+  if (!m || (p && !json_is_object(p))) {
+    json_decref(m);
+    return NULL;
   }
-  if (in_steps) {
-    size_t i;
-    json_t *s;
-    if (!json_is_array(in_steps) || json_array_size(in_steps) == 0 || json_array_size(in_steps) > 20) {
-      json_decref(steps);
-      return bad(err, "steps", "must be a list of 1..20 {name, mods, pillar}"), NULL;
-    }
-    json_array_foreach(in_steps, i, s) {
-      json_t *m = norm_mods(json_object_get(s, "mods"));
-      const char *name = json_string_value(json_object_get(s, "name"));
-      json_t *p = json_object_get(s, "pillar");
-      if (!m || (p && !json_is_object(p))) {
-        json_decref(m);
-        json_decref(steps);
-        return bad(err, "steps", "each step needs mods (a state or list of states) and an optional pillar object"), NULL;
-      }
-      char def[16];
-      snprintf(def, sizeof def, "step%zu", i + 1);
-      json_array_append_new(steps, json_pack("{s:s,s:o,s:O}", "name", name ? name : def,
-                                             "mods", m, "pillar", p ? p : json_object()));
-    }
-  } else {
+  char def[16];
+  snprintf(def, sizeof def, "step%zu", i + 1);
+  return json_pack("{s:s,s:o,s:o}", "name", name ? name : def, "mods", m, "pillar",
+                   p ? json_incref(p) : json_object());
+}
+
+/* `steps` ([{name, mods, pillar}]) or `mods` (one step "deploy"). */
+static int parse_steps(const json_t *a, task_args_t *ta, ad_error_t *err)
+{
+  const json_t *in = json_object_get(a, "steps"), *mods = json_object_get(a, "mods");
+  if (in && mods)
+    return bad(err, "steps", "give steps or mods, not both");
+  if (!(ta->steps = json_array()))
+    return ad__err(err, AD_ENOMEM, "tasks", "building the steps");
+  if (!in) {
     json_t *m = mods ? norm_mods(mods) : json_pack("[s]", "autodeploy.gameserver");
-    if (!m) {
-      json_decref(steps);
-      return bad(err, "mods", "must be a state name or a list of them"), NULL;
-    }
-    json_array_append_new(steps, json_pack("{s:s,s:o,s:{}}", "name", "deploy", "mods", m, "pillar"));
+    if (!m)
+      return bad(err, "mods", "must be a state name or a list of them");
+    if (json_array_append_new(ta->steps, json_pack("{s:s,s:o,s:{}}", "name", "deploy", "mods", m, "pillar")))
+      return ad__err(err, AD_ENOMEM, "tasks", "building the steps");
+    return 0;
   }
-  const json_t *pillar = json_object_get(a, "pillar");
-  if (pillar && !json_is_object(pillar)) {
-    json_decref(steps);
-    return bad(err, "pillar", "must be an object"), NULL;
+  if (!json_is_array(in) || json_array_size(in) == 0 || json_array_size(in) > 20)
+    return bad(err, "steps", "must be a list of 1..20 {name, mods, pillar}");
+  size_t i;
+  json_t *s;
+  json_array_foreach(in, i, s) {
+    json_t *step = parse_step(s, i);
+    if (!step)
+      return bad(err, "steps", "each step needs mods (a state or list of states) and an optional pillar object");
+    if (json_array_append_new(ta->steps, step))
+      return ad__err(err, AD_ENOMEM, "tasks", "building the steps");
   }
-  json_int_t timeout = json_object_get(a, "timeout") ? json_integer_value(json_object_get(a, "timeout")) : 1800;
-  if (!json_is_integer(json_object_get(a, "timeout")) && json_object_get(a, "timeout"))
-    timeout = -1;
-  if (timeout < 1 || timeout > 86400) {
-    json_decref(steps);
-    return bad(err, "timeout", "must be 1..86400 seconds"), NULL;
-  }
-  const json_t *owner = json_object_get(a, "owner");
-  if (owner && !json_is_object(owner)) {
-    json_decref(steps);
-    return bad(err, "owner", "must be an object"), NULL;
-  }
+  return 0;
+}
+
+/* pillar, timeout, owner, retry, created_by, reason. */
+static int parse_limits(const json_t *a, task_args_t *ta, ad_error_t *err)
+{
+  ta->pillar = json_object_get(a, "pillar");
+  if (ta->pillar && !json_is_object(ta->pillar))
+    return bad(err, "pillar", "must be an object");
+  const json_t *to = json_object_get(a, "timeout");
+  ta->timeout = !to ? 1800 : json_is_integer(to) ? json_integer_value(to) : -1;
+  if (ta->timeout < 1 || ta->timeout > 86400)
+    return bad(err, "timeout", "must be 1..86400 seconds");
+  ta->owner = json_object_get(a, "owner");
+  if (ta->owner && !json_is_object(ta->owner))
+    return bad(err, "owner", "must be an object");
   const json_t *retry = json_object_get(a, "retry");
-  json_int_t maxa = retry ? json_integer_value(json_object_get(retry, "max_attempts")) : 1;
-  json_int_t backoff = retry ? json_integer_value(json_object_get(retry, "backoff_s")) : 60;
-  if (retry && (maxa < 1 || maxa > 20 || backoff < 0 || backoff > 86400)) {
-    json_decref(steps);
-    return bad(err, "retry", "max_attempts must be 1..20 and backoff_s 0..86400"), NULL;
-  }
+  ta->max_attempts = retry ? json_integer_value(json_object_get(retry, "max_attempts")) : 1;
+  ta->backoff_s = retry ? json_integer_value(json_object_get(retry, "backoff_s")) : 60;
+  if (retry && (ta->max_attempts < 1 || ta->max_attempts > 20 || ta->backoff_s < 0 ||
+                ta->backoff_s > 86400))
+    return bad(err, "retry", "max_attempts must be 1..20 and backoff_s 0..86400");
+  ta->by = json_string_value(json_object_get(a, "created_by"));
+  ta->by = ta->by ? ta->by : "unknown";
+  ta->reason = json_string_value(json_object_get(a, "reason"));
+  ta->reason = ta->reason ? ta->reason : "";
+  return 0;
+}
+
+/* The new task's document (docs/tasks.md), or NULL. */
+static json_t *task_doc(const task_args_t *ta)
+{
   char id[64], now[32], tid[48];
   new_jid(tid);
   snprintf(id, sizeof id, "t%s", tid + 2); /* t + yymmdd... _ad<hex> */
   ad__iso_ms(ad__now_ms(), now);
-  char *tkey = json_dumps(tgt, JSON_ENCODE_ANY | JSON_COMPACT);
-  const char *by = json_string_value(json_object_get(a, "created_by"));
-  json_t *task = json_pack(
-      "{s:s,s:i,s:s,s:{s:O,s:s},s:s,s:o,s:O,s:I,s:{s:I,s:I},s:s,s:s,s:s,s:s,s:i,s:i,"
+  char *tkey = json_dumps(ta->tgt, JSON_ENCODE_ANY | JSON_COMPACT);
+  json_t *task = tkey ? json_pack(
+      "{s:s,s:i,s:s,s:{s:O,s:s},s:s,s:O,s:o,s:I,s:{s:I,s:I},s:s,s:s,s:s,s:s,s:i,s:i,"
       "s:n,s:i,s:i,s:b,s:[],s:[{s:s,s:n,s:s,s:s,s:s}]}",
-      "_id", id, "rev", 0, "state", "queued", "target", "tgt", tgt, "tgt_type", tgt_type,
-      "target_key", tkey ? tkey : "", "steps", steps, "pillar", pillar ? pillar : json_object(),
-      "timeout", timeout, "retry", "max_attempts", maxa, "backoff_s", backoff,
-      "created_by", by ? by : "unknown", "reason",
-      json_string_value(json_object_get(a, "reason")) ? json_string_value(json_object_get(a, "reason")) : "",
-      "created_at", now, "updated_at", now, "step", 0, "attempt", 0, "jid", "deadline_ms", 0,
-      "retry_at_ms", 0, "pause_requested", 0, "minions", "history", "at", now, "from", "to",
-      "queued", "cause", "created", "actor", by ? by : "unknown");
+      "_id", id, "rev", 0, "state", "queued", "target", "tgt", ta->tgt, "tgt_type", ta->tgt_type,
+      "target_key", tkey, "steps", ta->steps, "pillar",
+      ta->pillar ? json_incref((json_t *)ta->pillar) : json_object(),
+      "timeout", ta->timeout, "retry", "max_attempts", ta->max_attempts, "backoff_s", ta->backoff_s,
+      "created_by", ta->by, "reason", ta->reason, "created_at", now, "updated_at", now,
+      "step", 0, "attempt", 0, "jid", "deadline_ms", 0, "retry_at_ms", 0, "pause_requested", 0,
+      "minions", "history", "at", now, "from", "to", "queued", "cause", "created", "actor",
+      ta->by) : NULL;
   free(tkey);
-  if (task && owner)
-    json_object_set(task, "owner", (json_t *)owner);
-  if (!task)
-    return ad__err(err, AD_ENOMEM, "tasks", "cannot build the task"), NULL;
+  if (task && ta->owner && json_object_set(task, "owner", (json_t *)ta->owner)) {
+    json_decref(task);
+    return NULL;
+  }
+  return task;
+}
+
+static int store_task(const ad__tasks_ctx_t *t, const json_t *task, ad_error_t *err)
+{
   char *s = json_dumps(task, JSON_COMPACT);
-  bson_error_t be;
-  bson_t *doc = bson_new_from_json((const uint8_t *)s, -1, &be);
+  bson_error_t be = {.message = "no memory"};
+  bson_t *doc = s ? bson_new_from_json((const uint8_t *)s, -1, &be) : NULL;
   free(s);
   mongoc_client_t *c = ad__store_pop(t->store);
   mongoc_collection_t *coll = ad__store_coll(t->store, c, t->collection);
@@ -283,20 +350,34 @@ json_t *ad__task_create(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *e
   ad__store_push(t->store, c);
   if (doc)
     bson_destroy(doc);
-  if (!ok) {
-    json_decref(task);
-    return ad__err(err, AD_ECONNECT, "mongo", "storing the task: %s", be.message), NULL;
+  return ok ? 0 : ad__err(err, AD_ECONNECT, "mongo", "storing the task: %s", be.message);
+}
+
+json_t *ad__task_create(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *err)
+{
+  task_args_t ta = {0};
+  json_t *task = NULL;
+  if (parse_target(a, &ta, err) || parse_steps(a, &ta, err) || parse_limits(a, &ta, err))
+    goto fail;
+  if (!(task = task_doc(&ta))) {
+    ad__err(err, AD_ENOMEM, "tasks", "cannot build the task");
+    goto fail;
   }
+  if (store_task(t, task, err))
+    goto fail;
   if (!target_busy(t, task)) {
-    json_t *run = start_step(t, task, QUEUED, 0, 1, "started", by, err);
-    if (!run) {
-      json_decref(task);
-      return NULL;
-    }
+    json_t *run = start_step(t, task, AD__TC_START, 0, 1, "started", ta.by, err);
+    if (!run)
+      goto fail;
     json_decref(task);
     task = run;
   }
+  json_decref(ta.steps);
   return json_pack("{s:o}", "task", task);
+fail:
+  json_decref(ta.steps);
+  json_decref(task);
+  return NULL;
 }
 
 static json_t *query(const ad__tasks_ctx_t *t, const char *coll_name, bson_t *q,
@@ -489,153 +570,265 @@ int ad__tasks_on_new(const ad__tasks_ctx_t *t, ad_event_t *ev)
   return n < 0 ? 1 : 0;
 }
 
-/* Which minions of the current jid returned, and with what retcode. */
-static int tally(const ad__tasks_ctx_t *t, const json_t *task, int *done, int *failed,
-                 char *detail, size_t dsize)
+/* ad__task_cache_fn over Salt's job cache: only what the master
+ * authenticated counts (jobcache.h). */
+static int cache_lookup(void *user, const char *jid, const char *minion, int64_t *retcode)
+{
+  const ad__tasks_ctx_t *t = user;
+  return ad__jobcache_return(t->job_dir, t->hash_type, jid, minion, retcode);
+}
+
+static ad__task_cache_fn lookup_of(const ad__tasks_ctx_t *t)
+{
+  return *t->job_dir ? cache_lookup : NULL; /* "" = trust the bus */
+}
+
+/* The `returns` rows of the task's current jid, or NULL. */
+static json_t *current_returns(const ad__tasks_ctx_t *t, const json_t *task)
 {
   bson_t *q = BCON_NEW("jid", BCON_UTF8(ad__jstr(task, "jid")));
-  json_t *rets = query(t, "returns", q, NULL, NULL);
-  bson_destroy(q);
-  if (!rets)
-    return -1;
-  /* a list target names its minions itself: nothing on the bus can change
-   * who must answer; other targets take the job's first /new */
-  json_t *target = json_object_get(task, "target");
-  json_t *minions = !strcmp(ad__jstr(target, "tgt_type"), "list") && json_is_array(json_object_get(target, "tgt"))
-                        ? json_object_get(target, "tgt")
-                        : json_object_get(task, "minions");
-  size_t expected = json_array_size(minions);
-  size_t got = json_array_size(rets), bad_n = 0;
-  size_t i;
-  json_t *r;
-  detail[0] = '\0';
-  got = 0;
-  json_array_foreach(rets, i, r) {
-    json_int_t rc = json_integer_value(json_object_get(r, "retcode"));
-    const char *minion = ad__jstr(r, "minion");
-    int wanted = 0;
-    size_t k;
-    json_t *m;
-    json_array_foreach(minions, k, m) wanted |= json_is_string(m) && !strcmp(json_string_value(m), minion);
-    if (!wanted)
-      continue; /* a minion that was not asked does not complete the step */
-    if (*t->job_dir) {
-      /* only what the master authenticated counts (jobcache.h) */
-      int64_t cached = 0;
-      int v = ad__jobcache_return(t->job_dir, t->hash_type, ad__jstr(task, "jid"), minion, &cached);
-      if (v != 1)
-        continue; /* not (yet) in the job cache: not counted */
-      rc = cached;
-    }
-    got++;
-    if (rc != 0) {
-      bad_n++;
-      size_t n = strlen(detail);
-      snprintf(detail + n, dsize - n, "%s%s retcode %lld", n ? "; " : "", minion,
-               (long long)rc);
-    }
-  }
-  *done = expected > 0 && got >= expected;
-  *failed = bad_n > 0;
-  json_decref(rets);
-  return 0;
+  json_t *rets = q ? query(t, "returns", q, NULL, NULL) : NULL;
+  if (q)
+    bson_destroy(q);
+  return rets;
 }
 
-/* The current step finished on every minion: move the task on. */
-static void step_done(const ad__tasks_ctx_t *t, json_t *task, int failed, const char *detail)
+/* The current step finished on every minion: move the task on
+ * (ad__task_after_step decides how). */
+static void step_done(const ad__tasks_ctx_t *t, const json_t *task, int failed, const char *detail)
 {
-  const char *id = ad__jstr(task, "_id");
-  json_int_t step = jint(task, "step"), attempt = jint(task, "attempt");
-  json_int_t nsteps = (json_int_t)json_array_size(json_object_get(task, "steps"));
-  json_t *retry = json_object_get(task, "retry");
-  ad_error_t err;
-  if (!failed) {
-    if (step + 1 >= nsteps) {
-      json_decref(ad__task_move(t, id, RUNNING, "succeeded", NULL, "every step succeeded",
-                                "autodeploy", &err));
-    } else if (json_is_true(json_object_get(task, "pause_requested"))) {
-      json_t *set = json_pack("{s:I,s:I}", "resume_step", step + 1, "resume_attempt", (json_int_t)1);
-      json_decref(ad__task_move(t, id, RUNNING, "paused", set, "paused between steps",
-                                "autodeploy", &err));
-      json_decref(set);
-    } else {
-      json_decref(start_step(t, task, RUNNING, step + 1, 1, "next step", "autodeploy", &err));
-    }
+  ad__task_next_t nx;
+  ad__task_after_step(task, failed, &nx);
+  const char *jid = ad__jstr(task, "jid");
+  if (nx.cause == AD__TC_NEXT_STEP) {
+    json_decref(start_step(t, task, nx.cause, nx.step, nx.attempt, "next step", NULL, NULL));
     return;
   }
-  if (attempt < json_integer_value(json_object_get(retry, "max_attempts"))) {
-    json_int_t backoff = json_integer_value(json_object_get(retry, "backoff_s"));
-    json_t *set = json_pack("{s:I,s:I,s:I}", "retry_at_ms",
-                            (json_int_t)(ad__now_ms() + backoff * 1000), "resume_step", step,
-                            "resume_attempt", attempt + 1);
-    char cause[400];
-    snprintf(cause, sizeof cause, "attempt %lld failed (%s); retry in %llds", (long long)attempt,
-             detail, (long long)backoff);
-    json_t *q = ad__task_move(t, id, RUNNING, "queued", set, cause, "autodeploy", &err);
-    json_decref(set);
-    if (q && backoff == 0 && !target_busy(t, q))
-      json_decref(start_step(t, q, QUEUED, step, attempt + 1, "retry", "autodeploy", &err));
-    json_decref(q);
+  char why[400];
+  json_t *set = NULL;
+  snprintf(why, sizeof why, "%s", nx.cause == AD__TC_SUCCEED ? "every step succeeded" : detail);
+  if (nx.cause == AD__TC_PAUSE_BETWEEN) {
+    snprintf(why, sizeof why, "paused between steps");
+    set = json_pack("{s:I,s:I}", "resume_step", nx.step, "resume_attempt", nx.attempt);
+  } else if (nx.cause == AD__TC_REQUEUE) {
+    snprintf(why, sizeof why, "attempt %lld failed (%s); retry in %llds",
+             (long long)nx.attempt - 1, detail, (long long)nx.backoff_s);
+    set = json_pack("{s:I,s:I,s:I}", "retry_at_ms", (json_int_t)(ad__now_ms() + nx.backoff_s * 1000),
+                    "resume_step", nx.step, "resume_attempt", nx.attempt);
+  }
+  if (!set && (nx.cause == AD__TC_PAUSE_BETWEEN || nx.cause == AD__TC_REQUEUE)) {
+    AD_LOG_E("tasks", "task %s: no memory to move it on", ad__jstr(task, "_id"));
     return;
   }
-  json_t *f = ad__task_move(t, id, RUNNING, "failed", NULL, detail, "autodeploy", &err);
-  if (f)
-    alert(t, f, "failed", detail);
-  json_decref(f);
+  json_t *moved = move(t, task, nx.cause, jid, set, why, NULL, NULL);
+  json_decref(set);
+  if (moved && nx.cause == AD__TC_FAIL)
+    alert(t, moved, "failed", detail);
+  if (moved && nx.cause == AD__TC_REQUEUE && nx.backoff_s == 0 && !target_busy(t, moved))
+    json_decref(start_step(t, moved, AD__TC_START, nx.step, nx.attempt, "retry", NULL, NULL));
+  json_decref(moved);
 }
 
-int ad__tasks_on_return(const ad__tasks_ctx_t *t, ad_event_t *ev)
+/* The kill job's answer is the probe: was the step still alive? */
+static void note_kill_probe(const ad__tasks_ctx_t *t, const char *tid, ad_event_t *ev)
 {
-  const char *id, *jid;
-  size_t idn, jn;
-  if (ad_event_get_str(ev, "metadata:autodeploy_task", &id, &idn) ||
-      ad_event_get_str(ev, "jid", &jid, &jn))
-    return 0;
-  char tid[128], j[64];
-  snprintf(tid, sizeof tid, "%.*s", (int)(idn > 100 ? 100 : idn), id);
-  snprintf(j, sizeof j, "%.*s", (int)(jn > 60 ? 60 : jn), jid);
-  const char *step;
-  size_t sn;
-  if (ad_event_get_str(ev, "metadata:step", &step, &sn) == 0 && sn == 4 &&
-      !memcmp(step, "kill", 4)) {
-    /* the kill job's answer is the probe: was the step still alive? */
-    const char *ret = "", *who = "?";
-    size_t rn = 0, wn = 1;
-    ad_event_get_str(ev, "return", &ret, &rn);
-    ad_event_get_str(ev, "id", &who, &wn);
-    char note[300];
-    snprintf(note, sizeof note, "probe on %.*s: %s", (int)(wn > 64 ? 64 : wn), who,
-             rn ? "job was alive and was killed" : "job was not running any more");
-    if (rn)
-      snprintf(note + strlen(note), sizeof note - strlen(note), " (%.*s)",
-               (int)(rn > 120 ? 120 : rn), ret);
-    ad__task_note(t, tid, note, "kill", "autodeploy");
-    return 0;
-  }
-  /* the return document is written by returns.c on another worker: wait
-   * until it is visible so the tally sees it */
-  json_t *task = NULL;
+  const char *ret = "", *who = "?";
+  size_t rn = 0, wn = 1;
+  ad_event_get_str(ev, "return", &ret, &rn);
+  ad_event_get_str(ev, "id", &who, &wn);
+  char note[300];
+  snprintf(note, sizeof note, "probe on %.*s: %s", (int)(wn > 64 ? 64 : wn), who,
+           rn ? "job was alive and was killed" : "job was not running any more");
+  if (rn)
+    snprintf(note + strlen(note), sizeof note - strlen(note), " (%.*s)",
+             (int)(rn > 120 ? 120 : rn), ret);
+  ad__task_note(t, tid, note, "kill", "autodeploy");
+}
+
+/* Follow one return of job `jid` from `minion`: tally the step (and move
+ * the task on when it is done), and judge this minion's return. The return
+ * document is written by returns.c on another worker, and the job cache by
+ * the master right after the event: wait up to 5 s for both. -1 when the
+ * task is not (any more) running this job; *task_p is the task last read. */
+static int follow_return(const ad__tasks_ctx_t *t, const char *tid, const char *jid,
+                         const char *minion, json_t **task_p)
+{
+  int v = -1;
   for (int tries = 0; tries < 50; tries++) {
-    json_decref(task);
-    task = ad__task_load(t, tid, NULL);
-    if (!task || strcmp(ad__jstr(task, "jid"), j) != 0 || strcmp(ad__jstr(task, "state"), "running"))
-      break;
-    int done = 0, failed = 0;
-    char detail[300];
-    if (tally(t, task, &done, &failed, detail, sizeof detail) == 0 && done) {
-      step_done(t, task, failed, detail);
-      break;
+    json_decref(*task_p);
+    json_t *task = *task_p = ad__task_load(t, tid, NULL);
+    if (!task || strcmp(ad__jstr(task, "jid"), jid) || strcmp(ad__jstr(task, "state"), "running"))
+      return -1;
+    json_t *rets = current_returns(t, task);
+    if (rets) {
+      ad__task_tally_t tl;
+      ad__task_tally(task, rets, lookup_of(t), (void *)t, &tl);
+      v = ad__task_judge_return(task, rets, minion, lookup_of(t), (void *)t);
+      json_decref(rets);
+      if (tl.done) {
+        step_done(t, task, tl.failed > 0, tl.detail);
+        return v;
+      }
+      if (v == AD__TR_COUNTED || v == AD__TR_NOT_TARGETED)
+        return v; /* the other minions' returns will finish the step */
     }
     struct timespec ts = {0, 100 * 1000000L};
     nanosleep(&ts, NULL);
   }
-  if (task && strcmp(ad__jstr(task, "jid"), j) != 0) {
-    char note[160];
-    snprintf(note, sizeof note, "return of an earlier job %s ignored", j);
-    ad__task_note(t, tid, note, "stale return", "autodeploy");
+  return v;
+}
+
+/* Positive evidence that a return did not count: counted, logged, noted. */
+static void refuse_return(const ad__tasks_ctx_t *t, const char *tid, const char *jid,
+                          const char *minion, const char *reason)
+{
+  COUNT(t, refused_forged_returns);
+  char note[300];
+  snprintf(note, sizeof note, "return refused: job %s from %.64s: %s", jid, minion, reason);
+  AD_LOG_W("tasks", "task %s: %s", tid, note);
+  ad__task_note_refusal(t, tid, note, "forged return");
+}
+
+/* A return of a job other than the task's current one. */
+static void stale_return(const ad__tasks_ctx_t *t, const json_t *task, const char *tid,
+                         const char *jid, const char *minion)
+{
+  if (!task) {
+    COUNT(t, refused_forged_returns);
+    AD_LOG_W("tasks", "return of job %s from %s names task %s, which does not exist", jid,
+             minion, tid);
+    return;
   }
+  if (!strcmp(ad__jstr(task, "jid"), jid))
+    return; /* the current job, and the task moved on: nothing to say */
+  COUNT(t, stale_returns);
+  char note[300];
+  snprintf(note, sizeof note, "return of an earlier job %s ignored (from %.64s)", jid, minion);
+  ad__task_note_refusal(t, tid, note, "stale return");
+}
+
+int ad__tasks_on_return(const ad__tasks_ctx_t *t, ad_event_t *ev)
+{
+  const char *id, *jid, *who = "?", *step;
+  size_t idn, jn, wn = 1, sn;
+  if (ad_event_get_str(ev, "metadata:autodeploy_task", &id, &idn) ||
+      ad_event_get_str(ev, "jid", &jid, &jn))
+    return 0;
+  ad_event_get_str(ev, "id", &who, &wn);
+  char tid[128], j[64], minion[128];
+  snprintf(tid, sizeof tid, "%.*s", (int)(idn > 100 ? 100 : idn), id);
+  snprintf(j, sizeof j, "%.*s", (int)(jn > 60 ? 60 : jn), jid);
+  snprintf(minion, sizeof minion, "%.*s", (int)(wn > 100 ? 100 : wn), who);
+  if (ad_event_get_str(ev, "metadata:step", &step, &sn) == 0 && sn == 4 &&
+      !memcmp(step, "kill", 4)) {
+    note_kill_probe(t, tid, ev);
+    return 0;
+  }
+  json_t *task = NULL;
+  int v = follow_return(t, tid, j, minion, &task);
+  if (v < 0)
+    stale_return(t, task, tid, j, minion);
+  else if (v == AD__TR_NOT_TARGETED || v == AD__TR_NOT_CACHED)
+    refuse_return(t, tid, j, minion, ad__task_return_reason((ad__task_return_t)v));
+  else if (v != AD__TR_COUNTED)
+    AD_LOG_W("tasks", "task %s: return of %s from %s not counted after 5 s: %s", tid, j,
+             minion, ad__task_return_reason((ad__task_return_t)v));
   json_decref(task);
   return 0;
+}
+
+/* A minion (or anyone without the master key) tried to intervene. */
+static int refuse_unsigned(const ad__tasks_ctx_t *t, const char *tid, ad_event_t *ev,
+                           const char *why)
+{
+  const char *who = "?";
+  size_t wn = 1;
+  ad_event_get_str(ev, "id", &who, &wn);
+  COUNT(t, refused_unsigned);
+  AD_LOG_W("tasks", "intervention on task %s refused: %s (from %.*s)", tid, why,
+           (int)(wn > 64 ? 64 : wn), who);
+  char note[300];
+  snprintf(note, sizeof note, "intervention refused: %s (from %.*s)", why,
+           (int)(wn > 64 ? 64 : wn), who);
+  ad__task_note_refusal(t, tid, note, "guard");
+  return 1;
+}
+
+/* Carry out `cause` (from ad__task_intervention) on `task`. */
+static json_t *apply_intervention(const ad__tasks_ctx_t *t, const json_t *task, int cause,
+                                  const char *why, const char *actor, ad_error_t *err)
+{
+  json_t *set = NULL, *moved = NULL;
+  switch (cause) {
+  case AD__TC_CANCEL:
+    moved = move(t, task, AD__TC_CANCEL, NULL, NULL, why, actor, err);
+    if (moved && !strcmp(ad__jstr(task, "state"), "running"))
+      fire_kill(t, task); /* the kill job's answer says whether it was alive */
+    return moved;
+  case AD__TC_REQUEST_PAUSE:
+    set = json_pack("{s:b}", "pause_requested", 1);
+    why = "pause requested: stops after this step";
+    break;
+  case AD__TC_WITHDRAW_PAUSE:
+    set = json_pack("{s:b}", "pause_requested", 0);
+    break;
+  case AD__TC_PAUSE:
+    set = json_pack("{s:I,s:I}", "resume_step", jint(task, "step"), "resume_attempt",
+                    jint(task, "attempt") ? jint(task, "attempt") : 1);
+    break;
+  case AD__TC_RESUME:
+    return start_step(t, task, AD__TC_RESUME, jint(task, "resume_step"),
+                      jint(task, "resume_attempt") ? jint(task, "resume_attempt") : 1, why,
+                      actor, err);
+  case AD__TC_RETRY:
+    return start_step(t, task, AD__TC_RETRY, jint(task, "step"), jint(task, "attempt") + 1, why,
+                      actor, err);
+  default:
+    ad__err(err, AD_EINVAL, "tasks", "no intervention %d", cause);
+    return NULL;
+  }
+  if (set)
+    moved = move(t, task, (ad__task_cause_t)cause, NULL, set, why, actor, err);
+  else
+    ad__err(err, AD_ENOMEM, "tasks", "intervening on task %s", ad__jstr(task, "_id"));
+  json_decref(set);
+  return moved;
+}
+
+/* A signed request {task_id, action, reason, actor}: carry it out, or note
+ * why not. 0 done, 1 refused. */
+static int intervene(const ad__tasks_ctx_t *t, const char *tid, const json_t *req)
+{
+  const char *action = ad__jstr(req, "action"), *reason = ad__jstr(req, "reason"),
+             *actor = ad__jstr(req, "actor");
+  char why[300];
+  snprintf(why, sizeof why, "%s: %s", action, reason);
+  ad_error_t err = {0};
+  json_t *task = ad__task_load(t, tid, &err), *moved = NULL;
+  if (!task) {
+    AD_LOG_W("tasks", "intervention %s: %s", action, err.message);
+    return 1;
+  }
+  const char *state = ad__jstr(task, "state");
+  int cause = ad__task_intervention(action, ad__task_state_parse(state),
+                                    json_is_true(json_object_get(task, "pause_requested")));
+  if (cause < 0 && ad__task_intervention(action, AD__TS_QUEUED, 0) < 0 &&
+      ad__task_intervention(action, AD__TS_FAILED, 0) < 0)
+    ad__err(&err, AD_EINVAL, "tasks", "unknown action %s", action);
+  else if (cause < 0)
+    ad__err(&err, AD_ESTATE, "tasks", "task %s is %s: cannot %s", tid, state, action);
+  else
+    moved = apply_intervention(t, task, cause, why, actor, &err);
+  if (!moved) {
+    COUNT(t, refused_interventions);
+    char note[400];
+    snprintf(note, sizeof note, "%s refused: %s", action, err.message);
+    ad__task_note(t, tid, note, reason, actor);
+    AD_LOG_W("tasks", "task %s: %s", tid, note);
+  }
+  json_decref(moved);
+  json_decref(task);
+  return moved ? 0 : 1;
 }
 
 int ad__tasks_on_intervene(const ad__tasks_ctx_t *t, ad_event_t *ev)
@@ -645,86 +838,24 @@ int ad__tasks_on_intervene(const ad__tasks_ctx_t *t, ad_event_t *ev)
   const char *body;
   size_t blen;
   ad_error_t err;
-  if (ad__verify_signed(ev, t->key_path, &body, &blen, &err)) {
-    /* a minion (or anyone without the master key) tried to intervene */
-    const char *who = "?";
-    size_t wn = 1;
-    ad_event_get_str(ev, "id", &who, &wn);
-    AD_LOG_W("tasks", "intervention on task %s refused: %s (from %.*s)", tid, err.message,
-             (int)wn, who);
-    char note[200];
-    snprintf(note, sizeof note, "intervention refused: %s (from %.*s)", err.message,
-             (int)(wn > 64 ? 64 : wn), who);
-    ad__task_note(t, tid, note, "guard", "autodeploy");
-    return 1;
-  }
+  if (ad__verify_signed(ev, t->key_path, &body, &blen, &err))
+    return refuse_unsigned(t, tid, ev, err.message);
   json_error_t je;
   json_t *req = json_loadb(body, blen, 0, &je);
-  const char *action = ad__jstr(req, "action"), *reason = ad__jstr(req, "reason"),
-             *actor = ad__jstr(req, "actor");
   if (!req || strcmp(ad__jstr(req, "task_id"), tid) != 0) {
     AD_LOG_W("tasks", "intervention on task %s refused: body names another task", tid);
     json_decref(req);
     return 1;
   }
-  char cause[300];
-  snprintf(cause, sizeof cause, "%s: %s", action, reason);
-  json_t *task = ad__task_load(t, tid, &err), *moved = NULL;
-  if (!task) {
-    AD_LOG_W("tasks", "intervention %s: %s", action, err.message);
-    json_decref(req);
-    return 1;
-  }
-  const char *state = ad__jstr(task, "state");
-  err.code = 0;
-  if (!strcmp(action, "cancel")) {
-    moved = ad__task_move(t, tid, LIVE, "cancelled", NULL, cause, actor, &err);
-    if (moved && !strcmp(state, "running"))
-      fire_kill(t, task); /* the kill job's answer says whether it was alive */
-  } else if (!strcmp(action, "pause")) {
-    if (!strcmp(state, "running")) {
-      json_t *set = json_pack("{s:b}", "pause_requested", 1);
-      moved = ad__task_move(t, tid, RUNNING, "running", set, "pause requested: stops after this step",
-                            actor, &err);
-      json_decref(set);
-    } else {
-      json_t *set = json_pack("{s:I,s:I}", "resume_step", jint(task, "step"), "resume_attempt",
-                              jint(task, "attempt") ? jint(task, "attempt") : 1);
-      moved = ad__task_move(t, tid, QUEUED, "paused", set, cause, actor, &err);
-      json_decref(set);
-    }
-  } else if (!strcmp(action, "resume")) {
-    if (!strcmp(state, "running") && json_is_true(json_object_get(task, "pause_requested"))) {
-      json_t *set = json_pack("{s:b}", "pause_requested", 0);
-      moved = ad__task_move(t, tid, RUNNING, "running", set, cause, actor, &err);
-      json_decref(set);
-    } else {
-      json_int_t st = jint(task, "resume_step"), at = jint(task, "resume_attempt");
-      moved = start_step(t, task, PAUSED, st, at ? at : 1, cause, actor, &err);
-    }
-  } else if (!strcmp(action, "retry")) {
-    moved = start_step(t, task, ANY_END, jint(task, "step"), jint(task, "attempt") + 1, cause,
-                       actor, &err);
-  } else {
-    ad__err(&err, AD_EINVAL, "tasks", "unknown action %s", action);
-  }
-  if (!moved) {
-    char note[400];
-    snprintf(note, sizeof note, "%s refused: %s", action, err.message);
-    ad__task_note(t, tid, note, reason, actor);
-    AD_LOG_W("tasks", "task %s: %s", tid, note);
-  }
-  json_decref(moved);
-  json_decref(task);
+  int rc = intervene(t, tid, req);
   json_decref(req);
-  return moved ? 0 : 1;
+  return rc;
 }
 
-void ad__tasks_watchdog(const ad__tasks_ctx_t *t)
+/* Running past the deadline: kill (the kill job's answer is the probe of
+ * whether it was still alive) and mark timed_out. */
+static void time_out_late(const ad__tasks_ctx_t *t, int64_t now)
 {
-  int64_t now = ad__now_ms();
-  /* running past the deadline: kill (the kill job's answer is the probe
-   * of whether it was still alive) and mark timed_out */
   bson_t *q = BCON_NEW("state", BCON_UTF8("running"), "deadline_ms", "{", "$lt",
                        BCON_INT64(now), "}");
   json_t *late = query(t, t->collection, q, NULL, NULL);
@@ -732,30 +863,54 @@ void ad__tasks_watchdog(const ad__tasks_ctx_t *t)
   size_t i;
   json_t *task;
   json_array_foreach(late, i, task) {
-    char cause[200];
-    snprintf(cause, sizeof cause, "no result %llds after the step started (timeout)",
+    char why[200];
+    snprintf(why, sizeof why, "no result %llds after the step started (timeout)",
              (long long)jint(task, "timeout"));
-    json_t *moved = ad__task_move(t, ad__jstr(task, "_id"), RUNNING, "timed_out", NULL, cause,
-                                  "watchdog", NULL);
+    json_t *moved = move(t, task, AD__TC_TIME_OUT, ad__jstr(task, "jid"), NULL, why,
+                         "watchdog", NULL);
     if (moved) {
       fire_kill(t, task);
-      alert(t, moved, "timed_out", cause);
+      alert(t, moved, "timed_out", why);
     }
     json_decref(moved);
   }
   json_decref(late);
-  /* queued work whose time has come and whose target is free */
-  q = BCON_NEW("state", BCON_UTF8("queued"), "retry_at_ms", "{", "$lte", BCON_INT64(now), "}");
+}
+
+/* Queued work whose time has come and whose target is free. */
+static void start_due(const ad__tasks_ctx_t *t, int64_t now)
+{
+  bson_t *q = BCON_NEW("state", BCON_UTF8("queued"), "retry_at_ms", "{", "$lte", BCON_INT64(now), "}");
   bson_t *opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "}");
   json_t *due = query(t, t->collection, q, opts, NULL);
   bson_destroy(q);
   bson_destroy(opts);
+  size_t i;
+  json_t *task;
   json_array_foreach(due, i, task) {
     if (target_busy(t, task))
       continue;
     json_int_t st = jint(task, "resume_step"), at = jint(task, "resume_attempt");
-    json_decref(start_step(t, task, QUEUED, st, at ? at : 1,
+    json_decref(start_step(t, task, AD__TC_START, st, at ? at : 1,
                            jint(task, "attempt") ? "retry" : "started", "watchdog", NULL));
   }
   json_decref(due);
+}
+
+void ad__tasks_watchdog(const ad__tasks_ctx_t *t)
+{
+  int64_t now = ad__now_ms();
+  time_out_late(t, now);
+  start_due(t, now);
+}
+
+json_t *ad__tasks_stats_json(const ad__tasks_ctx_t *t)
+{
+  ad__tasks_stats_t z = {0};
+  ad__tasks_stats_t *s = t->stats ? t->stats : &z;
+#define LOAD(f) (json_int_t) __atomic_load_n(&s->f, __ATOMIC_RELAXED)
+  return json_pack("{s:I,s:I,s:I,s:I}", "refused_forged_returns", LOAD(refused_forged_returns),
+                   "refused_unsigned", LOAD(refused_unsigned), "refused_interventions",
+                   LOAD(refused_interventions), "stale_returns", LOAD(stale_returns));
+#undef LOAD
 }

@@ -6,7 +6,8 @@
  *   running <-> paused (between steps)      failed|timed_out|cancelled -> running (retry)
  *
  * Every transition appends {at, from, to, cause, actor} to `history`.
- * docs/tasks.md has the document schema. */
+ * The rules are one table in task_rules.h. docs/tasks.md has the document
+ * schema. */
 #ifndef AD_TASKS_H
 #define AD_TASKS_H
 
@@ -14,8 +15,19 @@
 
 #include "autodeploy/bus.h"
 #include "store/store.h"
+#include "tasks/task_rules.h"
 
 typedef struct ad__notifier ad__notifier_hook_t;
+
+/* Evidence of refusals, for the engine's stats JSON ("tasks"). Updated
+ * atomically from the engine's workers. */
+typedef struct {
+  uint64_t refused_forged_returns; /* a return that did not count: minion not
+                                      targeted, or not in the master's job cache */
+  uint64_t refused_unsigned;       /* an intervention without a valid signature */
+  uint64_t refused_interventions;  /* signed, but the transition is not allowed */
+  uint64_t stale_returns;          /* a return of an earlier job of the task */
+} ad__tasks_stats_t;
 
 typedef struct {
   ad__store_t *store;
@@ -32,6 +44,7 @@ typedef struct {
    * other modules (host init, service deploys) learn their outcome */
   void (*on_end)(void *user, const json_t *task);
   void *on_end_user;
+  ad__tasks_stats_t *stats; /* counters (may be NULL): the caller owns them */
 } ad__tasks_ctx_t;
 
 /* Runner commands (JSON in, JSON out). NULL + err naming the argument. */
@@ -49,15 +62,32 @@ int ad__tasks_on_return(const ad__tasks_ctx_t *t, ad_event_t *ev);
 int ad__tasks_on_intervene(const ad__tasks_ctx_t *t, ad_event_t *ev);
 /* Every watchdog tick: deadlines, due retries, queued tasks. */
 void ad__tasks_watchdog(const ad__tasks_ctx_t *t);
+/* The counters as {refused_forged_returns, ...} (new reference), or NULL. */
+json_t *ad__tasks_stats_json(const ad__tasks_ctx_t *t);
 
 /* tasks_store.c: the document layer */
 json_t *ad__task_load(const ad__tasks_ctx_t *t, const char *id, ad_error_t *err);
-/* Conditional transition: only if state is one of `from` (NULL-terminated).
- * `set` (may be NULL) adds fields. Returns the task after, or NULL when the
- * condition did not hold (err->code AD_ESTATE) or on store errors. */
-json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id,
-                      const char *const *from, const char *to, json_t *set,
-                      const char *cause, const char *actor, ad_error_t *err);
+/* One change of state, as ad__task_move applies it. */
+typedef struct {
+  ad__task_cause_t cause; /* its target state and allowed origins: task_rules.h */
+  const char *jid;        /* if set: only while this is still the task's job */
+  json_t *set;            /* more fields to set (borrowed, may be NULL) */
+  const char *why;        /* the history entry's cause text */
+  const char *actor;      /* who (NULL: "autodeploy") */
+} ad__task_change_t;
+/* Conditional transition: only if ad__task_can_move(state, target, cause)
+ * holds for the stored state (and the jid still matches). Returns the task
+ * after, or NULL when the condition did not hold (err->code AD_ESTATE) or
+ * on store errors. */
+json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id, const ad__task_change_t *ch,
+                      ad_error_t *err);
+/* A refusal from an untrusted source (forged return, unsigned intervention)
+ * noted in `history`, at most AD__TASK_MAX_REFUSAL_NOTES per task (counted
+ * in `refusals`) so that a flood cannot grow the document; the stats count
+ * every one. 1 noted, 0 over the bound (or no such task), <0 store error. */
+#define AD__TASK_MAX_REFUSAL_NOTES 32
+int ad__task_note_refusal(const ad__tasks_ctx_t *t, const char *id, const char *what,
+                          const char *cause);
 /* Append a history entry without changing state (refusals, probes). */
 int ad__task_note(const ad__tasks_ctx_t *t, const char *id, const char *what,
                   const char *cause, const char *actor);

@@ -60,57 +60,94 @@ json_t *ad__task_load(const ad__tasks_ctx_t *t, const char *id, ad_error_t *err)
   return out;
 }
 
-/* Optimistic concurrency: read, check the state, update only if the
- * document is still the one read (same `rev`, which every change
- * increments), so the history's "from" is exact. A lost race re-reads. */
-json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id,
-                      const char *const *from, const char *to, json_t *set,
-                      const char *cause, const char *actor, ad_error_t *err)
+/* May `ch` leave the stored document `cur`? 0, or AD_ESTATE naming why. */
+static int check_move(const json_t *cur, const char *id, const ad__task_change_t *ch,
+                      ad_error_t *err)
 {
+  const char *state = json_string_value(json_object_get(cur, "state"));
+  ad__task_state_t to = ad__task_cause_target(ch->cause);
+  if (!ad__task_can_move(ad__task_state_parse(state), to, ch->cause))
+    return ad__err(err, AD_ESTATE, "tasks", "task %s is %s: cannot go to %s (%s)", id,
+                   state ? state : "?", ad__task_state_name(to), ad__task_cause_name(ch->cause));
+  if (ch->jid && strcmp(ad__jstr(cur, "jid"), ch->jid) != 0)
+    return ad__err(err, AD_ESTATE, "tasks", "task %s moved on from job %s to %s: cannot go to %s",
+                   id, ch->jid, ad__jstr(cur, "jid"), ad__task_state_name(to));
+  return 0;
+}
+
+/* One updateOne on {_id, rev}: $set `fields`, $inc rev, $push the history
+ * entry. 1 done, 0 the document changed meanwhile, <0 store error. */
+static int64_t write_move(const ad__tasks_ctx_t *t, const json_t *cur, json_t *fields,
+                          const ad__task_change_t *ch, ad_error_t *err)
+{
+  const char *from = ad__jstr(cur, "state");
+  const char *to = json_string_value(json_object_get(fields, "state"));
+  const char *now = json_string_value(json_object_get(fields, "updated_at"));
+  json_t *query = json_pack("{s:s,s:I}", "_id", ad__jstr(cur, "_id"), "rev",
+                            json_integer_value(json_object_get(cur, "rev")));
+  json_t *update = json_pack("{s:O,s:{s:i},s:{s:{s:s,s:s,s:s,s:s,s:s}}}", "$set", fields,
+                             "$inc", "rev", 1, "$push", "history", "at", now, "from", from,
+                             "to", to, "cause", ch->why ? ch->why : "", "actor",
+                             ch->actor ? ch->actor : "autodeploy");
+  bson_t *q = NULL, *u = NULL;
+  int64_t modified = -1;
+  if (!query || !update) {
+    ad__err(err, AD_ENOMEM, "tasks", "building the update of task %s", ad__jstr(cur, "_id"));
+    goto fail;
+  }
+  q = ad__json_to_bson(query, err);
+  u = q ? ad__json_to_bson(update, err) : NULL;
+  if (q && u)
+    modified = ad__store_update_one(t->store, t->collection, q, u, err);
+fail:
+  if (q)
+    bson_destroy(q);
+  if (u)
+    bson_destroy(u);
+  json_decref(query);
+  json_decref(update);
+  return modified;
+}
+
+/* The fields a move sets: ch->set, state and updated_at. */
+static json_t *move_fields(const ad__task_change_t *ch)
+{
+  char now[32];
+  ad__iso_ms(ad__now_ms(), now);
+  json_t *fields = ch->set ? json_deep_copy(ch->set) : json_object();
+  if (fields && (json_object_set_new(fields, "state",
+                                     json_string(ad__task_state_name(ad__task_cause_target(ch->cause)))) ||
+                 json_object_set_new(fields, "updated_at", json_string(now)))) {
+    json_decref(fields);
+    return NULL;
+  }
+  return fields;
+}
+
+/* Optimistic concurrency: read, check the move against the rules
+ * (task_rules.h), update only if the document is still the one read (same
+ * `rev`, which every change increments), so the history's "from" is exact.
+ * A lost race re-reads and re-checks. */
+json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id, const ad__task_change_t *ch,
+                      ad_error_t *err)
+{
+  const char *to = ad__task_state_name(ad__task_cause_target(ch->cause));
   for (int attempt = 0; attempt < 8; attempt++) {
     json_t *cur = ad__task_load(t, id, err);
     if (!cur)
       return NULL;
-    char state_buf[32];
-    snprintf(state_buf, sizeof state_buf, "%s", json_string_value(json_object_get(cur, "state"))
-             ? json_string_value(json_object_get(cur, "state")) : "");
-    const char *state = state_buf[0] ? state_buf : NULL;
-    json_int_t rev = json_integer_value(json_object_get(cur, "rev"));
-    int allowed = 0;
-    for (int i = 0; from && from[i] && state; i++)
-      allowed |= strcmp(from[i], state) == 0;
-    if (!allowed) {
-      ad__err(err, AD_ESTATE, "tasks", "task %s is %s: cannot go to %s", id,
-              state ? state : "?", to);
-      json_decref(cur);
-      return NULL;
-    }
-    char now[32];
-    ad__iso_ms(ad__now_ms(), now);
-    json_t *fields = set ? json_deep_copy(set) : json_object();
-    json_object_set_new(fields, "state", json_string(to));
-    json_object_set_new(fields, "updated_at", json_string(now));
-    json_t *query = json_pack("{s:s,s:I}", "_id", id, "rev", rev);
-    json_t *update = json_pack("{s:O,s:{s:i},s:{s:{s:s,s:s,s:s,s:s,s:s}}}", "$set", fields,
-                               "$inc", "rev", 1,
-                               "$push", "history", "at", now, "from", state, "to", to,
-                               "cause", cause ? cause : "", "actor",
-                               actor ? actor : "autodeploy");
-    bson_t *q = ad__json_to_bson(query, err), *u = ad__json_to_bson(update, err);
-    json_decref(query);
-    json_decref(update);
-    int64_t modified = q && u ? ad__store_update_one(t->store, t->collection, q, u, err) : -1;
-    if (q)
-      bson_destroy(q);
-    if (u)
-      bson_destroy(u);
+    int refused = check_move(cur, id, ch, err);
+    json_t *fields = refused ? NULL : move_fields(ch);
+    if (!refused && !fields)
+      ad__err(err, AD_ENOMEM, "tasks", "moving task %s", id);
+    int64_t modified = fields ? write_move(t, cur, fields, ch, err) : -1;
     if (modified == 1) {
+      AD_LOG_I("tasks", "task %s: %s -> %s (%s)", id, ad__jstr(cur, "state"), to,
+               ch->why ? ch->why : "");
       json_object_update(cur, fields);
-      json_object_set_new(cur, "rev", json_integer(rev + 1));
+      json_object_set_new(cur, "rev", json_integer(json_integer_value(json_object_get(cur, "rev")) + 1));
       json_decref(fields);
-      AD_LOG_I("tasks", "task %s: %s -> %s (%s)", id, state, to, cause ? cause : "");
-      if (t->on_end && (!strcmp(to, "succeeded") || !strcmp(to, "failed") ||
-                        !strcmp(to, "timed_out") || !strcmp(to, "cancelled")))
+      if (t->on_end && ad__task_state_is_end((int)ad__task_cause_target(ch->cause)))
         t->on_end(t->on_end_user, cur);
       return cur;
     }
@@ -140,4 +177,34 @@ int ad__task_note(const ad__tasks_ctx_t *t, const char *id, const char *what,
   if (n < 0)
     AD_LOG_E("tasks", "recording on task %s: %s", id, err.message);
   return n < 0 ? AD_ECONNECT : 0;
+}
+
+/* The filter `{_id, refusals < bound}` (missing counts as 0). */
+static bson_t *refusal_filter(const char *id)
+{
+  return BCON_NEW("_id", BCON_UTF8(id), "$or", "[",
+                  "{", "refusals", "{", "$exists", BCON_BOOL(false), "}", "}",
+                  "{", "refusals", "{", "$lt", BCON_INT32(AD__TASK_MAX_REFUSAL_NOTES), "}", "}",
+                  "]");
+}
+
+int ad__task_note_refusal(const ad__tasks_ctx_t *t, const char *id, const char *what,
+                          const char *cause)
+{
+  char now[32];
+  ad__iso_ms(ad__now_ms(), now);
+  bson_t *q = refusal_filter(id);
+  bson_t *u = BCON_NEW("$inc", "{", "refusals", BCON_INT32(1), "}",
+                       "$push", "{", "history", "{", "at", BCON_UTF8(now), "note", BCON_UTF8(what),
+                       "cause", BCON_UTF8(cause ? cause : ""), "actor", BCON_UTF8("autodeploy"),
+                       "}", "}");
+  ad_error_t err;
+  int64_t n = q && u ? ad__store_update_one(t->store, t->collection, q, u, &err) : -1;
+  if (q)
+    bson_destroy(q);
+  if (u)
+    bson_destroy(u);
+  if (n < 0)
+    AD_LOG_E("tasks", "recording a refusal on task %s: %s", id, q && u ? err.message : "no memory");
+  return n < 0 ? AD_ECONNECT : (int)n;
 }
