@@ -322,8 +322,8 @@ static int show_config(const ad_bus_options_t *o, const master_conf_t *mc)
 
 static void print_stats(ad_bus_t *bus)
 {
-  ad_bus_stats_t s;
-  ad_bus_stats(bus, &s);
+  ad_bus_stats_t s = {.struct_size = sizeof s};
+  ad_bus_stats(bus, &s, NULL);
   const char *framing = s.framing == AD_FRAMING_RAW      ? "raw"
                         : s.framing == AD_FRAMING_LENGTH ? "length"
                                                          : "auto";
@@ -585,8 +585,8 @@ int main(int argc, char **argv)
   ad_global_init();
   ad_log_set_handler(on_log, NULL, cli.verbose ? AD_LOG_DEBUG : AD_LOG_INFO);
 
-  ad_bus_options_t o;
-  ad_bus_options_init(&o);
+  ad_bus_options_t o = {.struct_size = sizeof o};
+  ad_bus_options_init(&o, NULL);
   master_conf_t mc;
   master_conf_init(&mc);
   rc = where(&cli, &o, &mc);

@@ -288,8 +288,8 @@ static ad_engine_t *engine_from_json(json_t *obj, ad_error_t *err)
     return NULL;
   }
   engine_conf_t *c = &eng->c;
-  ad_bus_options_t o;
-  ad_bus_options_init(&o);
+  ad_bus_options_t o = {.struct_size = sizeof o};
+  ad_bus_options_init(&o, NULL);
   o.sock_dir = c->sock_dir;
   o.ipc_mode_tcp = c->ipc_mode;
   o.tcp_host = c->tcp_host;
@@ -378,8 +378,8 @@ ad_bus_t *ad_engine_bus(ad_engine_t *eng) { return eng->bus; }
 
 char *ad_engine_stats_json(ad_engine_t *eng)
 {
-  ad_bus_stats_t s;
-  ad_bus_stats(eng->bus, &s);
+  ad_bus_stats_t s = {.struct_size = sizeof s};
+  ad_bus_stats(eng->bus, &s, NULL);
   static const char *const fr[] = {"auto", "raw", "length"};
   json_t *j = json_pack(
       "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}",

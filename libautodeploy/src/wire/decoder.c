@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "autodeploy/decoder.h"
+#include "core/abi.h"
 #include "core/error_private.h"
 #include "wire/mpscan.h"
 
@@ -109,9 +110,14 @@ int ad_decoder_feed(ad_decoder_t *d, const void *buf, size_t len)
 
 ad_framing_t ad_decoder_framing(const ad_decoder_t *d) { return d->framing; }
 
-void ad_decoder_stats(const ad_decoder_t *d, ad_decoder_stats_t *out)
+int ad_decoder_stats(const ad_decoder_t *d, ad_decoder_stats_t *out,
+                     ad_error_t *err)
 {
-  *out = d->st;
+  ad_decoder_stats_t st = d->st;
+  st.struct_size = sizeof st;
+  return ad__struct_out(out, &st, sizeof st,
+                        AD__SIZE_V1(ad_decoder_stats_t, skipped_bytes),
+                        "ad_decoder_stats_t", err);
 }
 
 size_t ad_decoder_buffered(const ad_decoder_t *d) { return d->end - d->start; }

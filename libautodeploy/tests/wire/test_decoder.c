@@ -172,8 +172,8 @@ TEST(oversized_frames_are_skipped_unbuffered)
     ASSERT_EQ(drain(d, sb.data, sb.size, 7000, tags, sizeof tags, &errors), 2);
     ASSERT_STR(tags, "small/1,small/2,");
     ASSERT_EQ(errors, 1);
-    ad_decoder_stats_t st;
-    ad_decoder_stats(d, &st);
+    ad_decoder_stats_t st = {.struct_size = sizeof st};
+    ad_decoder_stats(d, &st, NULL);
     ASSERT_EQ(st.oversized, 1);
     ASSERT_EQ(st.bytes, sb.size);
     ad_decoder_destroy(&d);
