@@ -409,7 +409,7 @@ static int cmd_msgpack(int argc, char **argv)
   /* Split the captured frame with the library's own decoder: the data
    * part is exactly what the bus hands its workers to decode. */
   char *frame = bench_load_frame(bin, offset, size);
-  ad_decoder_t *dec = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *dec = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   ad_frame_t f;
   ad_error_t err;
   if (!dec || ad_decoder_feed(dec, frame, size) != 0 ||

@@ -54,8 +54,10 @@ typedef struct {
 typedef struct ad_decoder ad_decoder_t;
 
 /* New decoder. `max_frame` bounds the buffer (bytes of one frame);
- * 0 means the default, 64 MiB. Returns NULL on bad arguments or no memory. */
-AD_EXPORT ad_decoder_t *ad_decoder_new(size_t max_frame, ad_framing_t framing);
+ * 0 means the default, 64 MiB. NULL + *err: AD_EINVAL for an unknown
+ * framing, AD_ENOMEM. */
+AD_EXPORT ad_decoder_t *ad_decoder_new(size_t max_frame, ad_framing_t framing,
+                                       ad_error_t *err);
 
 /* NULL-safe; sets *self_p = NULL. */
 AD_EXPORT void ad_decoder_destroy(ad_decoder_t **self_p);

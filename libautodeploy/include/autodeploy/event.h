@@ -47,9 +47,12 @@ typedef enum {
 AD_EXPORT ad_event_t *ad_event_parse(const void *body, size_t len,
                                      ad_error_t *err);
 
-/* New event from a tag and msgpack data, copying both. */
+/* New event from a tag and msgpack data, copying both (the data is not
+ * decoded yet). NULL + *err: AD_EINVAL for a NULL pointer with a non-zero
+ * length, AD_ENOMEM. */
 AD_EXPORT ad_event_t *ad_event_new(const char *tag, size_t tag_len,
-                                   const void *data, size_t data_len);
+                                   const void *data, size_t data_len,
+                                   ad_error_t *err);
 
 /* NULL-safe; sets *self_p = NULL. Invalidates every value taken from it. */
 AD_EXPORT void ad_event_destroy(ad_event_t **self_p);

@@ -30,14 +30,20 @@ struct ad_decoder {
   ad_decoder_stats_t st;
 };
 
-ad_decoder_t *ad_decoder_new(size_t max_frame, ad_framing_t framing)
+ad_decoder_t *ad_decoder_new(size_t max_frame, ad_framing_t framing,
+                             ad_error_t *err)
 {
   if (framing != AD_FRAMING_AUTO && framing != AD_FRAMING_RAW &&
-      framing != AD_FRAMING_LENGTH)
+      framing != AD_FRAMING_LENGTH) {
+    ad__err(err, AD_EINVAL, "frame", "framing %d is not AUTO, RAW or LENGTH",
+            (int)framing);
     return NULL;
+  }
   ad_decoder_t *d = calloc(1, sizeof(*d));
-  if (!d)
+  if (!d) {
+    ad__err(err, AD_ENOMEM, "frame", "no memory for a decoder");
     return NULL;
+  }
   d->max_frame = max_frame ? max_frame : DEFAULT_MAX_FRAME;
   d->limit = d->max_frame + 4 + READ_SLACK;
   d->want = d->framing = framing;

@@ -232,7 +232,7 @@ TEST(fire_writes_length_prefixed_frame)
   ssize_t n = read(c, buf, sizeof buf);
   ASSERT(n > 4);
   ASSERT_EQ(buf[0], 0);
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   ad_decoder_feed(d, buf, (size_t)n);
   ad_frame_t f;
   ASSERT_EQ(ad_decoder_next(d, &f, NULL), 1);

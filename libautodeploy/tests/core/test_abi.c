@@ -99,7 +99,7 @@ TEST(bus_options_struct_size)
 
 TEST(decoder_and_notify_stats_struct_size)
 {
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   ASSERT(d != NULL);
   ad_error_t err;
   ad_decoder_stats_t st = {0};
