@@ -57,8 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         walk(v, 0);
         ad_event_find(ev, "return:retcode");
         ad_event_find(ev, "fun_args:0");
-        json_t *j = ad_event_to_json(ev, NULL);
-        json_decref(j);
+        free(ad_event_to_json_text(ev, 0, NULL));
       }
       ad_event_destroy(&ev);
     }

@@ -170,19 +170,10 @@ static int on_event(ad_event_t *ev, void *user)
   for (int j = 0; j < r->idx; j++)
     if (fnmatch(cli->globs[j], tag, 0) == 0)
       return 0;
-  /* ad_event_to_json leaves err unset when jansson refuses the tag (not
-   * UTF-8): start from a message that is true then. */
-  ad_error_t err = {.code = AD_EDECODE};
-  snprintf(err.message, sizeof(err.message), "tag or data not valid as JSON");
-  json_t *j = ad_event_to_json(ev, &err);
-  if (!j) {
-    say("%s: event data not printed: %s", tag, err.message);
-    return -1;
-  }
-  char *text = json_dumps(j, cli->pretty ? JSON_INDENT(2) : 0);
-  json_decref(j);
+  ad_error_t err;
+  char *text = ad_event_to_json_text(ev, cli->pretty ? 2 : 0, &err);
   if (!text) {
-    say("%s: event data not printed: no memory", tag);
+    say("%s: event data not printed: %s", tag, err.message);
     return -1;
   }
   int stop = 0;

@@ -1,7 +1,14 @@
 /* test_api.c - the public API's promises that span modules (docs/api.md):
- * every constructor says why it failed through an ad_error_t. */
+ * every constructor says why it failed through an ad_error_t; no jansson
+ * in the public headers. */
 #include "autodeploy.h"
 #include "harness.h"
+
+/* The public headers do not pull in jansson: its types are not part of the
+ * API (autodeploy.pc lists it as Requires.private only). */
+#ifdef JANSSON_H
+#error "autodeploy.h includes jansson.h"
+#endif
 
 TEST(decoder_new_names_a_bad_framing)
 {

@@ -93,7 +93,11 @@ TEST(json_conversion)
 {
   ad_event_t *ev = sample();
   ad_error_t err;
-  json_t *j = ad_event_to_json(ev, &err);
+  char *text = ad_event_to_json_text(ev, 0, &err);
+  ASSERT(text != NULL);
+  ASSERT(strchr(text, '\n') == NULL); /* indent 0: one line */
+  json_t *j = json_loads(text, 0, NULL);
+  free(text);
   ASSERT(j != NULL);
   json_t *d = json_object_get(j, "data");
   ASSERT_STR(json_string_value(json_object_get(j, "tag")), "salt/job/1/ret/game-01");
@@ -102,6 +106,15 @@ TEST(json_conversion)
   ASSERT_STR(json_string_value(json_object_get(json_object_get(d, "42"), "$bin")), "AP8=");
   ASSERT_EQ(json_integer_value(json_object_get(d, "retcode")), 2);
   json_decref(j);
+  text = ad_value_to_json_text(ad_event_find(ev, "retcode"), 0, &err);
+  ASSERT(text != NULL); /* scalars too */
+  ASSERT_STR(text, "2");
+  free(text);
+  text = ad_event_to_json_text(ev, 2, &err);
+  ASSERT(text != NULL && strstr(text, "\n  \"") != NULL);
+  free(text);
+  ASSERT(ad_event_to_json_text(ev, 32, &err) == NULL);
+  ASSERT_EQ(err.code, AD_EINVAL);
   ad_event_destroy(&ev);
 }
 
