@@ -72,6 +72,7 @@ $(B)/tests/%: %.c $(B)/libautodeploy.a | $(B)/tests
 
 test-c: $(addprefix $(B)/tests/,$(C_TESTS))
 	@set -e; for t in $(C_TESTS); do AD_TEST_DATA=tests/data $(B)/tests/$$t; done
+	@python3 $(LIB_DIR)/check_api.py domains
 
 # The same tests under AddressSanitizer + UBSan: the library is compiled once
 # with the sanitizers into build/asan/libautodeploy.a, and every test links it.

@@ -285,7 +285,7 @@ json_t *ad__task_create(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *e
     bson_destroy(doc);
   if (!ok) {
     json_decref(task);
-    return ad__err(err, AD_ECONNECT, "mongo", "storing the task: %s", be.message), NULL;
+    return ad__err(err, AD_ECONNECT, "store", "storing the task: %s", be.message), NULL;
   }
   if (!target_busy(t, task)) {
     json_t *run = start_step(t, task, QUEUED, 0, 1, "started", by, err);
@@ -316,7 +316,7 @@ static json_t *query(const ad__tasks_ctx_t *t, const char *coll_name, bson_t *q,
   if (mongoc_cursor_error(cur, &be)) {
     json_decref(out);
     out = NULL;
-    ad__err(err, AD_ECONNECT, "mongo", "%s", be.message);
+    ad__err(err, AD_ECONNECT, "store", "%s", be.message);
   }
   mongoc_cursor_destroy(cur);
   mongoc_collection_destroy(coll);

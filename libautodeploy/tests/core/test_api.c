@@ -52,5 +52,19 @@ TEST(other_constructors_fill_err)
   ASSERT(err.code != 0 && strstr(err.message, "no_such_key") != NULL);
 }
 
-RUN(CASE(decoder_new_names_a_bad_framing),
+/* Every domain fits ad_error_t.domain whole (the check in check_api.py
+ * keeps the library's domains inside this list). */
+TEST(domains_fit_the_error_struct)
+{
+  ad_error_t err;
+  size_t n = 0;
+#define XX(name, text, what) \
+  ASSERT(sizeof(text) <= sizeof err.domain); \
+  n++;
+  AD_DOMAIN_MAP(XX)
+#undef XX
+  ASSERT(n > 0);
+}
+
+RUN(CASE(decoder_new_names_a_bad_framing), CASE(domains_fit_the_error_struct),
     CASE(event_new_names_a_null_with_a_length), CASE(other_constructors_fill_err))
