@@ -241,8 +241,8 @@ static int cmd_bus(int argc, char **argv, int full)
   }
   ad_log_set_handler(on_log, NULL, log_verbose ? AD_LOG_DEBUG : AD_LOG_WARNING);
 
-  ad_bus_options_t o;
-  ad_bus_options_init(&o);
+  ad_bus_options_t o = {.struct_size = sizeof o};
+  ad_bus_options_init(&o, NULL);
   o.pub_path = sock;
   o.pull_path = sock; /* never used: nothing is fired */
   o.workers = workers;
@@ -271,10 +271,10 @@ static int cmd_bus(int argc, char **argv, int full)
   }
 
   double t_start = bench_now(), t0 = 0, t1 = 0, cpu0 = cpu_seconds();
-  ad_bus_stats_t s;
+  ad_bus_stats_t s = {.struct_size = sizeof s};
   int seen_up = 0;
   for (;;) {
-    ad_bus_stats(bus, &s);
+    ad_bus_stats(bus, &s, NULL);
     double now = bench_now();
     if (t0 == 0 && s.bytes > 0)
       t0 = now;
@@ -409,7 +409,7 @@ static int cmd_msgpack(int argc, char **argv)
   /* Split the captured frame with the library's own decoder: the data
    * part is exactly what the bus hands its workers to decode. */
   char *frame = bench_load_frame(bin, offset, size);
-  ad_decoder_t *dec = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *dec = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   ad_frame_t f;
   ad_error_t err;
   if (!dec || ad_decoder_feed(dec, frame, size) != 0 ||

@@ -72,6 +72,7 @@ $(B)/tests/%: %.c $(B)/libautodeploy.a | $(B)/tests
 
 test-c: $(addprefix $(B)/tests/,$(C_TESTS))
 	@set -e; for t in $(C_TESTS); do AD_TEST_DATA=tests/data $(B)/tests/$$t; done
+	@python3 $(LIB_DIR)/check_api.py domains
 
 # The same tests under AddressSanitizer + UBSan: the library is compiled once
 # with the sanitizers into build/asan/libautodeploy.a, and every test links it.
@@ -110,11 +111,17 @@ fuzz: $(B)/fuzz/fuzz_decoder fuzz-corpus
 fuzz-short:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECS=20
 
-# Exported symbols must be exactly the documented API (jansson's check-exports).
+# Exported symbols must be exactly the documented API (jansson's check-exports):
+# nm -D == exports.txt == the AD_EXPORT declarations == the functions
+# docs/api.md names; no jansson in the public headers; error domains from
+# AD_DOMAIN_MAP only (check_api.py).
 check-exports: $(B)/libautodeploy.so
 	@nm -D --defined-only $(B)/libautodeploy.so.0 | awk '$$2 == "T" {print $$3}' | sort > $(B)/exports.txt
 	@grep -h '^AD_EXPORT' $(LIB_DIR)/include/autodeploy/*.h | sed 's/(.*//; s/.*[ *]//' | sort > $(B)/declared.txt
 	@sort $(LIB_DIR)/exports.txt | diff -u - $(B)/exports.txt
 	@diff -u $(B)/declared.txt $(B)/exports.txt && echo "exports: OK ($$(wc -l < $(B)/exports.txt) symbols, all declared AD_EXPORT in the public headers)"
+	@! grep -nE '\bjson_t\b|jansson\.h' $(PUB_HDRS) || { echo "check-exports: jansson in a public header (it is Requires.private)"; exit 1; }
+	@python3 $(LIB_DIR)/check_api.py docs $(B)/exports.txt
+	@python3 $(LIB_DIR)/check_api.py domains
 
 -include $(wildcard $(B)/obj/*/*.d $(B)/asan/obj/*/*.d $(B)/tests/*.d $(B)/asan/*.d $(B)/bin/*.d $(B)/fuzz/*.d)

@@ -67,7 +67,9 @@ STAT_FIELDS = ("queued", "coalesced", "refused", "sent", "failed", "retried", "d
 
 
 class Stats(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in STAT_FIELDS]
+    """ad_notify_stats_t: struct_size first, set to our size (docs/api.md)."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t)] + [(name, ctypes.c_uint64) for name in STAT_FIELDS]
 
 
 LOGFN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
@@ -95,7 +97,7 @@ def lib(ad_lib):
         getattr(so, name).restype = ip
     so.ad_notify_flush.argtypes = [vp, ip]
     so.ad_notify_flush.restype = ip
-    so.ad_notify_stats.argtypes = [vp, ip, ctypes.POINTER(Stats)]
+    so.ad_notify_stats.argtypes = [vp, ip, ctypes.POINTER(Stats), err_p]
     so.ad_notify_stats.restype = ip
     so.ad_notify_stats_json.argtypes = [vp]
     so.ad_notify_stats_json.restype = vp
@@ -139,8 +141,9 @@ class Notifier:
         return self.so.ad_notify_flush(self.h, timeout_ms)
 
     def stats(self, index=-1):
-        st = Stats()
-        assert self.so.ad_notify_stats(self.h, index, ctypes.byref(st)) == 0
+        st = Stats(struct_size=ctypes.sizeof(Stats))
+        err = AdError()
+        assert self.so.ad_notify_stats(self.h, index, ctypes.byref(st), ctypes.byref(err)) == 0, err.message
         return {name: getattr(st, name) for name in STAT_FIELDS}
 
     def stats_json(self):

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (size < 1)
     return 0;
   size_t step = (size_t)(data[0] % 64) * 37 + 1; /* read sizes vary */
-  ad_decoder_t *dec = ad_decoder_new(64 * 1024, AD_FRAMING_AUTO);
+  ad_decoder_t *dec = ad_decoder_new(64 * 1024, AD_FRAMING_AUTO, NULL);
   size_t off = 1;
   for (;;) {
     ad_frame_t f;
@@ -57,8 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         walk(v, 0);
         ad_event_find(ev, "return:retcode");
         ad_event_find(ev, "fun_args:0");
-        json_t *j = ad_event_to_json(ev, NULL);
-        json_decref(j);
+        free(ad_event_to_json_text(ev, 0, NULL));
       }
       ad_event_destroy(&ev);
     }

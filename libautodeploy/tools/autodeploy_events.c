@@ -170,19 +170,10 @@ static int on_event(ad_event_t *ev, void *user)
   for (int j = 0; j < r->idx; j++)
     if (fnmatch(cli->globs[j], tag, 0) == 0)
       return 0;
-  /* ad_event_to_json leaves err unset when jansson refuses the tag (not
-   * UTF-8): start from a message that is true then. */
-  ad_error_t err = {.code = AD_EDECODE};
-  snprintf(err.message, sizeof(err.message), "tag or data not valid as JSON");
-  json_t *j = ad_event_to_json(ev, &err);
-  if (!j) {
-    say("%s: event data not printed: %s", tag, err.message);
-    return -1;
-  }
-  char *text = json_dumps(j, cli->pretty ? JSON_INDENT(2) : 0);
-  json_decref(j);
+  ad_error_t err;
+  char *text = ad_event_to_json_text(ev, cli->pretty ? 2 : 0, &err);
   if (!text) {
-    say("%s: event data not printed: no memory", tag);
+    say("%s: event data not printed: %s", tag, err.message);
     return -1;
   }
   int stop = 0;
@@ -322,8 +313,8 @@ static int show_config(const ad_bus_options_t *o, const master_conf_t *mc)
 
 static void print_stats(ad_bus_t *bus)
 {
-  ad_bus_stats_t s;
-  ad_bus_stats(bus, &s);
+  ad_bus_stats_t s = {.struct_size = sizeof s};
+  ad_bus_stats(bus, &s, NULL);
   const char *framing = s.framing == AD_FRAMING_RAW      ? "raw"
                         : s.framing == AD_FRAMING_LENGTH ? "length"
                                                          : "auto";
@@ -585,8 +576,8 @@ int main(int argc, char **argv)
   ad_global_init();
   ad_log_set_handler(on_log, NULL, cli.verbose ? AD_LOG_DEBUG : AD_LOG_INFO);
 
-  ad_bus_options_t o;
-  ad_bus_options_init(&o);
+  ad_bus_options_t o = {.struct_size = sizeof o};
+  ad_bus_options_init(&o, NULL);
   master_conf_t mc;
   master_conf_init(&mc);
   rc = where(&cli, &o, &mc);

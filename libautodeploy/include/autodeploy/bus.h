@@ -39,7 +39,10 @@ typedef enum {
   AD_FANOUT_JSON = 1     /* [tag, data as JSON text] */
 } ad_fanout_format_t;
 
+/* Options and stats structs grow at their end: set struct_size = sizeof
+ * the struct before passing one (docs/api.md, "Structs that grow"). */
 typedef struct {
+  size_t struct_size;        /* caller: sizeof(ad_bus_options_t) */
   /* Where the master's bus is. Unix mode (default): pub_path, else
    * <sock_dir>/master_event_pub.ipc (and pull_path, else
    * <sock_dir>/master_event_pull.ipc). TCP mode (Salt's ipc_mode: tcp):
@@ -70,6 +73,7 @@ typedef struct {
 } ad_bus_options_t;
 
 typedef struct {
+  size_t struct_size;      /* caller: sizeof(ad_bus_stats_t) */
   uint64_t events;         /* frames read off the bus */
   uint64_t bytes;          /* bytes read off the bus */
   uint64_t matched;        /* events that matched at least one handler */
@@ -88,11 +92,14 @@ typedef struct {
   ad_framing_t framing;    /* framing detected on the current connection */
 } ad_bus_stats_t;
 
-/* Defaults into *opts (call first, then override fields). */
-AD_EXPORT void ad_bus_options_init(ad_bus_options_t *opts);
+/* Defaults into *opts (call first, then override fields). The caller sets
+ * opts->struct_size first; fields past it are not written, and every other
+ * byte is overwritten. 0, or AD_EINVAL + *err naming struct_size. */
+AD_EXPORT int ad_bus_options_init(ad_bus_options_t *opts, ad_error_t *err);
 
-/* New bus (nothing connects yet). Copies every string in opts.
- * NULL + *err naming the bad option. */
+/* New bus (nothing connects yet). Copies every string in opts; fields past
+ * opts->struct_size take their defaults; opts NULL means all defaults.
+ * NULL + *err naming the bad option (struct_size included). */
 AD_EXPORT ad_bus_t *ad_bus_new(const ad_bus_options_t *opts, ad_error_t *err);
 
 /* Stops (as ad_bus_stop) and joins threads first. NULL-safe. */
@@ -119,8 +126,10 @@ AD_EXPORT void ad_bus_stop(ad_bus_t *bus);
 /* Wait until subscribed (connected to the pub socket). 0, or AD_ETIMEOUT. */
 AD_EXPORT int ad_bus_wait_connected(ad_bus_t *bus, int timeout_ms);
 
-/* Snapshot of the counters; callable from any thread. */
-AD_EXPORT void ad_bus_stats(ad_bus_t *bus, ad_bus_stats_t *out);
+/* Snapshot of the counters into *out, up to out->struct_size (set by the
+ * caller); callable from any thread. 0, or AD_EINVAL + *err naming
+ * struct_size (nothing written). */
+AD_EXPORT int ad_bus_stats(ad_bus_t *bus, ad_bus_stats_t *out, ad_error_t *err);
 
 /* Fire an event into the master (master_event_pull), framed as
  * opts.fire_framing. `data` is msgpack of a map; thread-safe; connects on

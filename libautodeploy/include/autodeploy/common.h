@@ -57,10 +57,48 @@ typedef enum {
 #undef XX
 } ad_errno_t;
 
+/* Error domains: where an error came from, the text in ad_error_t.domain
+ * (and a stable value to match on). One list: `make test-c` fails when the
+ * library sets a domain that is not here (libautodeploy/check_api.py), and
+ * docs/errors.md documents each. XX(NAME, "text", what) */
+#define AD_DOMAIN_MAP(XX)                                             \
+  XX(API, "api", "misuse of the API (struct_size)")                  \
+  XX(ARGS, "args", "ad_call arguments")                              \
+  XX(BSON, "bson", "BSON conversion")                                \
+  XX(BUS, "bus", "the event bus")                                    \
+  XX(CALL, "call", "ad_call commands")                               \
+  XX(CONFIG, "config", "configuration keys and values")              \
+  XX(DINGTALK, "dingtalk", "DingTalk notifier channel")              \
+  XX(ENGINE, "engine", "the engine")                                 \
+  XX(ERRNO, "errno", "a system call (message has strerror)")         \
+  XX(EVENT, "event", "event bodies and data")                        \
+  XX(FANOUT, "fanout", "ZeroMQ PUB fan-out")                         \
+  XX(FIRE, "fire", "firing events into the master")                  \
+  XX(FLEET, "fleet", "fleet platforms and cycles")                   \
+  XX(FRAME, "frame", "bus framing (decoder)")                        \
+  XX(HTTP, "http", "HTTP client")                                    \
+  XX(JSON, "json", "JSON conversion")                                \
+  XX(METRICS, "metrics", "metrics sources")                          \
+  XX(NOTIFY, "notify", "notifier")                                   \
+  XX(PLACEMENT, "placement", "placement decision")                   \
+  XX(PURCHASE, "purchase", "the daily purchase plan and orders")     \
+  XX(REGISTRY, "registry", "host registry")                          \
+  XX(RESERVE, "reserve", "reserve decision")                         \
+  XX(RETURNS, "returns", "job returns")                              \
+  XX(SALT, "salt", "Salt's files (keys, grains cache)")              \
+  XX(SIGN, "sign", "signing events with the master key")             \
+  XX(SIMULATE, "simulate", "the simulator")                          \
+  XX(SMTP, "smtp", "mail notifier channel")                          \
+  XX(SPOOL, "spool", "the on-disk spool")                            \
+  XX(STORE, "store", "MongoDB storage")                              \
+  XX(TASKS, "tasks", "deploy tasks")                                 \
+  XX(WEBHOOK, "webhook", "webhook notifier channel")                 \
+  XX(ZMQ, "zmq", "ZeroMQ")
+
 /* Error details, like bson_error_t: filled by any call that takes one. */
 typedef struct {
   int code;          /* an AD_E* value */
-  char domain[16];   /* "frame", "bus", "config", "zmq", "errno", ... */
+  char domain[16];   /* one of AD_DOMAIN_MAP's texts */
   char message[240]; /* what went wrong, naming the offending input */
 } ad_error_t;
 

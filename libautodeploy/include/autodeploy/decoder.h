@@ -40,7 +40,9 @@ typedef struct {
   size_t wire_len;   /* bytes the frame took on the wire */
 } ad_frame_t;
 
+/* Grows at its end: set struct_size = sizeof before ad_decoder_stats. */
 typedef struct {
+  size_t struct_size;    /* caller: sizeof(ad_decoder_stats_t) */
   uint64_t frames;       /* good frames returned */
   uint64_t bytes;        /* bytes consumed */
   uint64_t bad_frames;   /* malformed frames (skipped or resynced past) */
@@ -52,8 +54,10 @@ typedef struct {
 typedef struct ad_decoder ad_decoder_t;
 
 /* New decoder. `max_frame` bounds the buffer (bytes of one frame);
- * 0 means the default, 64 MiB. Returns NULL on bad arguments or no memory. */
-AD_EXPORT ad_decoder_t *ad_decoder_new(size_t max_frame, ad_framing_t framing);
+ * 0 means the default, 64 MiB. NULL + *err: AD_EINVAL for an unknown
+ * framing, AD_ENOMEM. */
+AD_EXPORT ad_decoder_t *ad_decoder_new(size_t max_frame, ad_framing_t framing,
+                                       ad_error_t *err);
 
 /* NULL-safe; sets *self_p = NULL. */
 AD_EXPORT void ad_decoder_destroy(ad_decoder_t **self_p);
@@ -84,8 +88,10 @@ AD_EXPORT int ad_decoder_next(ad_decoder_t *self, ad_frame_t *frame,
 /* Framing in use: AUTO until the first byte of a stream has been seen. */
 AD_EXPORT ad_framing_t ad_decoder_framing(const ad_decoder_t *self);
 
-AD_EXPORT void ad_decoder_stats(const ad_decoder_t *self,
-                                ad_decoder_stats_t *out);
+/* Counters into *out, up to out->struct_size (set by the caller). 0, or
+ * AD_EINVAL + *err naming struct_size (nothing written). */
+AD_EXPORT int ad_decoder_stats(const ad_decoder_t *self,
+                               ad_decoder_stats_t *out, ad_error_t *err);
 
 /* Bytes buffered and not yet returned as frames. */
 AD_EXPORT size_t ad_decoder_buffered(const ad_decoder_t *self);

@@ -22,8 +22,6 @@
 extern "C" {
 #endif
 
-struct json_t; /* jansson */
-
 typedef struct ad_event ad_event_t;
 typedef struct ad_value ad_value_t; /* opaque; borrowed from an event */
 
@@ -47,9 +45,12 @@ typedef enum {
 AD_EXPORT ad_event_t *ad_event_parse(const void *body, size_t len,
                                      ad_error_t *err);
 
-/* New event from a tag and msgpack data, copying both. */
+/* New event from a tag and msgpack data, copying both (the data is not
+ * decoded yet). NULL + *err: AD_EINVAL for a NULL pointer with a non-zero
+ * length, AD_ENOMEM. */
 AD_EXPORT ad_event_t *ad_event_new(const char *tag, size_t tag_len,
-                                   const void *data, size_t data_len);
+                                   const void *data, size_t data_len,
+                                   ad_error_t *err);
 
 /* NULL-safe; sets *self_p = NULL. Invalidates every value taken from it. */
 AD_EXPORT void ad_event_destroy(ad_event_t **self_p);
@@ -78,9 +79,12 @@ AD_EXPORT int ad_event_get_str(ad_event_t *ev, const char *path,
 AD_EXPORT int ad_event_get_int(ad_event_t *ev, const char *path, int64_t *out);
 AD_EXPORT int ad_event_get_bool(ad_event_t *ev, const char *path, int *out);
 
-/* {"tag": ..., "data": ...} as a new jansson object (caller owns, decref).
- * For tools and tests: never on the hot path. NULL + *err on bad data. */
-AD_EXPORT struct json_t *ad_event_to_json(ad_event_t *ev, ad_error_t *err);
+/* {"tag": ..., "data": ...} as JSON text, mapped as ad_value_to_json_text.
+ * `indent` 0: one compact line; 1..31: pretty, that many spaces a level.
+ * Returns text the caller frees (free or ad_free). For tools and tests:
+ * never on the hot path. NULL + *err on bad data or a bad indent. */
+AD_EXPORT char *ad_event_to_json_text(ad_event_t *ev, int indent,
+                                      ad_error_t *err);
 
 /* --- values ------------------------------------------------------------ */
 
@@ -128,10 +132,13 @@ AD_EXPORT int ad_value_ext(const ad_value_t *v, int8_t *type,
  * (>= 27 bytes). 0, AD_ETYPE, or AD_EDECODE for a malformed stamp. */
 AD_EXPORT int ad_value_datetime(const ad_value_t *v, char *buf, size_t size);
 
-/* New jansson value (caller owns). Bin that is valid UTF-8 becomes a
- * string, other bin {"$bin": base64}; non-string map keys are rendered as
- * text; ext 78 an ISO string; ext 79 its name. NULL + *err on failure. */
-AD_EXPORT struct json_t *ad_value_to_json(const ad_value_t *v, ad_error_t *err);
+/* v as JSON text (any value, scalars included), `indent` as
+ * ad_event_to_json_text; the caller frees it (free or ad_free). Mapping
+ * (docs/events.md): bin {"$bin": base64}, str that is not UTF-8 likewise;
+ * non-string map keys rendered as text; ext 78 an ISO-8601 string; ext 79
+ * {"$const": name, "value": v}. NULL + *err on failure. */
+AD_EXPORT char *ad_value_to_json_text(const ad_value_t *v, int indent,
+                                      ad_error_t *err);
 
 #ifdef __cplusplus
 }

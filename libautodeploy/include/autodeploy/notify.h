@@ -37,8 +37,10 @@ extern "C" {
 
 typedef struct ad_notifier ad_notifier_t;
 
-/* Counters, per channel or summed over channels. */
+/* Counters, per channel or summed over channels. Grows at its end: set
+ * struct_size = sizeof before ad_notify_stats. */
 typedef struct {
+  size_t struct_size; /* caller: sizeof(ad_notify_stats_t) */
   uint64_t queued;    /* accepted into the channel's queue */
   uint64_t coalesced; /* not queued: the same dedup_key was already waiting */
   uint64_t refused;   /* not queued: the queue was full (AD_EFULL) */
@@ -81,8 +83,11 @@ AD_EXPORT int ad_notify_send_now(ad_notifier_t *n, const char *title,
 AD_EXPORT int ad_notify_flush(ad_notifier_t *n, int timeout_ms);
 
 /* Counters of channel `index` (0-based, in configuration order), or summed
- * over all channels when index is -1. 0, or AD_ENOTFOUND past the end. */
-AD_EXPORT int ad_notify_stats(ad_notifier_t *n, int index, ad_notify_stats_t *st);
+ * over all channels when index is -1, into *st up to st->struct_size (set
+ * by the caller). 0, AD_ENOTFOUND past the end, or AD_EINVAL naming
+ * struct_size; *err says which. */
+AD_EXPORT int ad_notify_stats(ad_notifier_t *n, int index, ad_notify_stats_t *st,
+                              ad_error_t *err);
 
 /* {"total": {...}, "channels": [{"name", "type", "host", counters...}]} as
  * JSON text; caller frees with free() or ad_free(). NULL on no memory. */

@@ -11,12 +11,17 @@
 #include <zmq.h>
 
 #include "bus/bus_private.h"
+#include "core/abi.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
 
-void ad_bus_options_init(ad_bus_options_t *o)
+#define OPTIONS_V1 AD__SIZE_V1(ad_bus_options_t, fanout_hwm)
+#define STATS_V1 AD__SIZE_V1(ad_bus_stats_t, framing)
+
+static void defaults(ad_bus_options_t *o)
 {
   memset(o, 0, sizeof(*o));
+  o->struct_size = sizeof(*o);
   o->sock_dir = "/var/run/salt/master";
   o->tcp_host = "127.0.0.1";
   o->tcp_pub_port = 4512;
@@ -32,6 +37,14 @@ void ad_bus_options_init(ad_bus_options_t *o)
   o->reconnect_max_ms = 5000;
   o->fanout_format = AD_FANOUT_MSGPACK;
   o->fanout_hwm = 10000;
+}
+
+int ad_bus_options_init(ad_bus_options_t *opts, ad_error_t *err)
+{
+  ad_bus_options_t def;
+  defaults(&def);
+  return ad__struct_out(opts, &def, sizeof def, OPTIONS_V1,
+                        "ad_bus_options_t", err);
 }
 
 static char *join_path(const char *dir, const char *file)
@@ -52,11 +65,11 @@ static ad_bus_t *fail(ad_bus_t *bus)
 ad_bus_t *ad_bus_new(const ad_bus_options_t *opts, ad_error_t *err)
 {
   ad_bus_options_t def;
-  if (!opts) {
-    ad_bus_options_init(&def);
-    opts = &def;
-  }
-  const ad_bus_options_t *o = opts;
+  defaults(&def);
+  if (opts && ad__struct_in(&def, sizeof def, opts, OPTIONS_V1,
+                            "ad_bus_options_t", err))
+    return NULL;
+  const ad_bus_options_t *o = &def;
   if (o->workers < 0 || o->workers > AD_BUS_MAX_WORKERS) {
     ad__err(err, AD_ECONFIG, "config", "workers must be 0..%d, got %d",
             AD_BUS_MAX_WORKERS, o->workers);
@@ -227,9 +240,11 @@ int ad_bus_wait_connected(ad_bus_t *bus, int timeout_ms)
   return up ? 0 : AD_ETIMEOUT;
 }
 
-void ad_bus_stats(ad_bus_t *bus, ad_bus_stats_t *s)
+int ad_bus_stats(ad_bus_t *bus, ad_bus_stats_t *out, ad_error_t *err)
 {
+  ad_bus_stats_t st, *s = &st;
   memset(s, 0, sizeof(*s));
+  s->struct_size = sizeof(*s);
   s->events = AD_GET(bus->events);
   s->bytes = AD_GET(bus->bytes);
   s->matched = AD_GET(bus->matched);
@@ -248,6 +263,7 @@ void ad_bus_stats(ad_bus_t *bus, ad_bus_stats_t *s)
   s->connected = bus->connected;
   pthread_mutex_unlock(&bus->lock);
   s->framing = (ad_framing_t)atomic_load(&bus->framing);
+  return ad__struct_out(out, s, sizeof(*s), STATS_V1, "ad_bus_stats_t", err);
 }
 
 void ad_bus_destroy(ad_bus_t **self_p)

@@ -6,7 +6,6 @@
  * waits: when the hand-off queue is full the event is dropped from the
  * fan-out only, and counted.
  */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +29,7 @@ static void publish(ad_bus_t *bus, void *pub, const char *tag, size_t tag_len,
     ad_error_t err;
     ad__event_view(&ev, tag, tag_len, data, data_len, zone);
     const ad_value_t *v = ad_event_data(&ev, &err);
-    json_t *j = v ? ad_value_to_json(v, &err) : NULL;
-    json = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    json_decref(j);
+    json = v ? ad_value_to_json_text(v, 0, &err) : NULL;
     ad__event_view_done(&ev);
     if (!json) {
       AD_INC(bus->fanout_dropped);

@@ -155,12 +155,13 @@ static void read_stream(ad_bus_t *bus, int fd, ad_decoder_t *dec)
 
 void ad__reader_loop(ad_bus_t *bus)
 {
-  ad_decoder_t *dec = ad_decoder_new(bus->o.max_frame, bus->o.framing);
+  ad_error_t derr;
+  ad_decoder_t *dec = ad_decoder_new(bus->o.max_frame, bus->o.framing, &derr);
   unsigned seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)bus;
   int attempt = 0, ever = 0;
   const char *where = bus->o.ipc_mode_tcp ? bus->tcp_host : bus->pub_path;
   if (!dec) {
-    AD_LOG_E("bus", "no memory for the frame decoder");
+    AD_LOG_E("bus", "frame decoder: %s", derr.message);
     return;
   }
   while (!AD_GET(bus->stopping)) {

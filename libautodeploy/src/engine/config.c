@@ -117,8 +117,8 @@ static int start_store(ad_engine_t *eng, ad_error_t *err)
 static int start_bus(ad_engine_t *eng, ad_error_t *err)
 {
   ad__engine_conf_t *c = &eng->c;
-  ad_bus_options_t o;
-  ad_bus_options_init(&o);
+  ad_bus_options_t o = {.struct_size = sizeof o};
+  ad_bus_options_init(&o, NULL);
   o.sock_dir = c->sock_dir;
   o.ipc_mode_tcp = c->ipc_mode;
   o.tcp_host = c->tcp_host;

@@ -8,8 +8,9 @@
 static json_t *bus_stats(ad_bus_t *bus)
 {
   static const char *const framings[] = {"auto", "raw", "length"};
-  ad_bus_stats_t s;
-  ad_bus_stats(bus, &s);
+  ad_bus_stats_t s = {.struct_size = sizeof s};
+  if (ad_bus_stats(bus, &s, NULL))
+    return NULL;
   return json_pack(
       "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}",
       "events", (json_int_t)s.events, "bytes", (json_int_t)s.bytes, "matched",

@@ -13,6 +13,7 @@
 #include "store/docs.h"
 #include "core/config.h"
 #include "core/error_private.h"
+#include "wire/json.h"
 #include "fleet/fleet_private.h"
 #include "core/log_private.h"
 #include "decide/reserve.h"
@@ -486,7 +487,7 @@ int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev)
     return 0;
   ad_error_t err;
   const ad_value_t *v = ad_event_data(ev, &err);
-  json_t *data = v ? ad_value_to_json(v, &err) : NULL;
+  json_t *data = v ? ad__value_to_json(v, &err) : NULL;
   ad__beacon_sample_t s;
   int rc = data ? ad__metrics_beacon_from_json(minion, beacon, data, &s, &err) : AD_EDECODE;
   if (rc == 0)

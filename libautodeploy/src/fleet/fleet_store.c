@@ -107,7 +107,7 @@ json_t *ad__fleet_next_numbers(ad__fleet_t *f, const char *code, int n, ad_error
       ad__err(err, AD_ENOTFOUND, "fleet", "platform %s: no such platform", code);
     }
   } else {
-    ad__err(err, AD_ECONNECT, "mongo", "allocating server numbers for %s: %s", code, be.message);
+    ad__err(err, AD_ECONNECT, "store", "allocating server numbers for %s: %s", code, be.message);
   }
   bson_destroy(&reply);
   mongoc_find_and_modify_opts_destroy(o);

@@ -209,7 +209,7 @@ int ad__metrics_salt_ingest(ad__store_t *st, const char *coll, const char *minio
   bson_error_t be;
   int rc = 0;
   if (!mongoc_collection_insert_one(col, &doc, NULL, NULL, &be))
-    rc = ad__err(err, ad__store_error_is_transient(&be) ? AD_ECONNECT : AD_EIO, "mongo",
+    rc = ad__err(err, ad__store_error_is_transient(&be) ? AD_ECONNECT : AD_EIO, "store",
                  "insert into %s: %s", coll ? coll : AD__METRICS_SALT_COLL, be.message);
   mongoc_collection_destroy(col);
   ad__store_push(st, c);
@@ -237,7 +237,7 @@ int ad__metrics_salt_init(ad__store_t *st, const char *coll, int64_t expire_s, i
                          "{", "key", "{", "minion", BCON_INT32(1), "at", BCON_INT32(1), "}",
                          "name", BCON_UTF8("minion_1_at_1"), "}", "]");
   if (run_cmd(st, c, cmd, &be)) {
-    rc = ad__err(err, ad__store_error_is_transient(&be) ? AD_ECONNECT : AD_EIO, "mongo",
+    rc = ad__err(err, ad__store_error_is_transient(&be) ? AD_ECONNECT : AD_EIO, "store",
                  "createIndexes {minion, at} on %s: %s", name, be.message);
     goto done;
   }
@@ -257,14 +257,14 @@ int ad__metrics_salt_init(ad__store_t *st, const char *coll, int64_t expire_s, i
     if (!run_cmd(st, c, cmd, &be))
       *ttl = 1;
     else
-      rc = ad__err(err, AD_EIO, "mongo", "collMod at_ttl on %s: %s", name, be.message);
+      rc = ad__err(err, AD_EIO, "store", "collMod at_ttl on %s: %s", name, be.message);
   } else if (be.code == 238 || be.code == 115) { /* NotImplemented (FerretDB 1.x) */
     cmd = BCON_NEW("createIndexes", BCON_UTF8(name), "indexes", "[", "{", "key", "{", "at",
                    BCON_INT32(1), "}", "name", BCON_UTF8("at_1"), "}", "]");
     if (run_cmd(st, c, cmd, &be))
-      rc = ad__err(err, AD_EIO, "mongo", "createIndexes {at} on %s: %s", name, be.message);
+      rc = ad__err(err, AD_EIO, "store", "createIndexes {at} on %s: %s", name, be.message);
   } else {
-    rc = ad__err(err, ad__store_error_is_transient(&be) ? AD_ECONNECT : AD_EIO, "mongo",
+    rc = ad__err(err, ad__store_error_is_transient(&be) ? AD_ECONNECT : AD_EIO, "store",
                  "createIndexes at_ttl on %s: %s", name, be.message);
   }
 done:
@@ -288,7 +288,7 @@ int64_t ad__metrics_salt_prune(ad__store_t *st, const char *coll, int64_t older_
     bson_iter_t it;
     n = bson_iter_init_find(&it, &reply, "deletedCount") ? bson_iter_as_int64(&it) : 0;
   } else {
-    ad__err(err, AD_ECONNECT, "mongo", "prune %s: %s", name, be.message);
+    ad__err(err, AD_ECONNECT, "store", "prune %s: %s", name, be.message);
   }
   bson_destroy(&reply);
   bson_destroy(q);

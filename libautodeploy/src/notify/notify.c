@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/abi.h"
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
@@ -583,17 +584,29 @@ static void add_stats(ad_notify_stats_t *to, const channel_t *ch)
   to->depth += ch->count + (size_t)ch->inflight;
 }
 
-int ad_notify_stats(ad_notifier_t *n, int index, ad_notify_stats_t *st)
+static void sum_stats(ad_notifier_t *n, int index, ad_notify_stats_t *st)
 {
   memset(st, 0, sizeof(*st));
-  if (index < -1 || index >= n->nch)
-    return AD_ENOTFOUND;
+  st->struct_size = sizeof(*st);
   pthread_mutex_lock(&n->lock);
   for (int i = 0; i < n->nch; i++)
     if (index == -1 || index == i)
       add_stats(st, &n->ch[i]);
   pthread_mutex_unlock(&n->lock);
-  return 0;
+}
+
+int ad_notify_stats(ad_notifier_t *n, int index, ad_notify_stats_t *st,
+                    ad_error_t *err)
+{
+  if (index < -1 || index >= n->nch)
+    return ad__err(err, AD_ENOTFOUND, "notify",
+                   "channel index %d: the notifier has %d channels", index,
+                   n->nch);
+  ad_notify_stats_t s;
+  sum_stats(n, index, &s);
+  return ad__struct_out(st, &s, sizeof s,
+                        AD__SIZE_V1(ad_notify_stats_t, depth),
+                        "ad_notify_stats_t", err);
 }
 
 static json_t *stats_obj(const ad_notify_stats_t *s)
@@ -608,11 +621,11 @@ static json_t *stats_obj(const ad_notify_stats_t *s)
 char *ad_notify_stats_json(ad_notifier_t *n)
 {
   ad_notify_stats_t s;
-  ad_notify_stats(n, -1, &s);
+  sum_stats(n, -1, &s);
   json_t *arr = json_array(), *root = json_pack("{s:o,s:o}", "total", stats_obj(&s),
                                                 "channels", arr);
   for (int i = 0; root && i < n->nch; i++) {
-    ad_notify_stats(n, i, &s);
+    sum_stats(n, i, &s);
     json_t *o = stats_obj(&s);
     json_object_set_new(o, "name", json_string(n->ch[i].c.name));
     json_object_set_new(o, "type", json_string(n->ch[i].be->type));

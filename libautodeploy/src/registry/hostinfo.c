@@ -116,7 +116,7 @@ static int refuse(ad_error_t *err, const char *id, const char *grain, const char
   va_start(ap, fmt);
   vsnprintf(why, sizeof why, fmt, ap);
   va_end(ap);
-  return ad__err(err, AD_EINVAL, "register", "minion %s: grain %s %s", id, grain, why);
+  return ad__err(err, AD_EINVAL, "registry", "minion %s: grain %s %s", id, grain, why);
 }
 
 /* "name" charset: [A-Za-z0-9] then [A-Za-z0-9._:-], 1..max */
@@ -349,7 +349,7 @@ json_t *ad__host_facts(const json_t *g, const char *id, const ad__host_rules_t *
                         "interfaces", ifaces ? ifaces : json_object(), "capacity", "cpu", cpus,
                         "mem_mb", mem, "labels", labels);
   if (!f)
-    return ad__err(err, AD_ENOMEM, "register", "no memory"), NULL;
+    return ad__err(err, AD_ENOMEM, "registry", "no memory"), NULL;
   if (!ifaces)
     json_object_set_new(f, "interfaces", json_object());
   if (disk >= 0)

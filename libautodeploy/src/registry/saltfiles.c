@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "core/error_private.h"
+#include "wire/json.h"
 #include "wire/event_private.h"
 #include "registry/saltfiles.h"
 
@@ -158,7 +159,7 @@ static json_t *grains_from(const char *path, int wrapped, int64_t *stamp, int64_
       g = ad_value_get(g, "grains", (size_t)-1);
     if (!g || ad_value_type(g) != AD_VT_MAP)
       ad__err(err, AD_EDECODE, "salt", "%s: no grains map", path);
-    else if (!(out = ad_value_to_json(g, &derr)))
+    else if (!(out = ad__value_to_json(g, &derr)))
       ad__err(err, AD_EDECODE, "salt", "%s: %s", path, derr.message);
   }
   msgpack_zone_destroy(&z);

@@ -39,7 +39,7 @@ json_t *ad__docs_find(ad__store_t *st, const char *coll_name, json_t *query, jso
     json_array_append_new(rows, ad__bson_to_json(doc));
   bson_error_t be;
   if (mongoc_cursor_error(cur, &be)) {
-    ad__err(err, AD_ECONNECT, "mongo", "reading %s: %s", coll_name, be.message);
+    ad__err(err, AD_ECONNECT, "store", "reading %s: %s", coll_name, be.message);
     json_decref(rows);
     rows = NULL;
   }
@@ -80,7 +80,7 @@ int ad__docs_insert(ad__store_t *st, const char *coll_name, const json_t *doc, a
     return 1;
   if (be.code == 11000)
     return 0;
-  return ad__err(err, AD_ECONNECT, "mongo", "insert into %s: %s", coll_name, be.message);
+  return ad__err(err, AD_ECONNECT, "store", "insert into %s: %s", coll_name, be.message);
 }
 
 int64_t ad__docs_count(ad__store_t *st, const char *coll_name, json_t *query)

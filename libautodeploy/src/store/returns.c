@@ -221,7 +221,7 @@ static int write_batch(bson_t **docs, size_t n, void *user, ad_error_t *err)
     bson_iter_t it, we;
     if (ad__store_error_is_transient(&be) ||
         !bson_iter_init_find(&it, &reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it)) {
-      rc = ad__err(err, AD_ECONNECT, "mongo", "%s", be.message);
+      rc = ad__err(err, AD_ECONNECT, "store", "%s", be.message);
     } else if (bson_iter_recurse(&it, &we)) {
       /* per-document refusals: everything else was stored */
       while (bson_iter_next(&we)) {

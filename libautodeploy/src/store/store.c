@@ -93,7 +93,7 @@ int ad__store_ping(ad__store_t *st, ad_error_t *err)
   bson_destroy(cmd);
   ad__store_push(st, c);
   if (!ok)
-    return ad__err(err, AD_ECONNECT, "mongo", "MongoDB ping failed: %s", be.message);
+    return ad__err(err, AD_ECONNECT, "store", "MongoDB ping failed: %s", be.message);
   return 0;
 }
 
@@ -122,7 +122,7 @@ int64_t ad__store_update_one(ad__store_t *st, const char *coll_name, const bson_
     bson_iter_t it;
     modified = bson_iter_init_find(&it, &reply, "modifiedCount") ? bson_iter_as_int64(&it) : 0;
   } else {
-    ad__err(err, AD_ECONNECT, "mongo", "update in %s: %s", coll_name, be.message);
+    ad__err(err, AD_ECONNECT, "store", "update in %s: %s", coll_name, be.message);
   }
   bson_destroy(&reply);
   mongoc_collection_destroy(coll);

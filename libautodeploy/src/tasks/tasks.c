@@ -350,7 +350,7 @@ static int store_task(const ad__tasks_ctx_t *t, const json_t *task, ad_error_t *
   ad__store_push(t->store, c);
   if (doc)
     bson_destroy(doc);
-  return ok ? 0 : ad__err(err, AD_ECONNECT, "mongo", "storing the task: %s", be.message);
+  return ok ? 0 : ad__err(err, AD_ECONNECT, "store", "storing the task: %s", be.message);
 }
 
 json_t *ad__task_create(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *err)
@@ -397,7 +397,7 @@ static json_t *query(const ad__tasks_ctx_t *t, const char *coll_name, bson_t *q,
   if (mongoc_cursor_error(cur, &be)) {
     json_decref(out);
     out = NULL;
-    ad__err(err, AD_ECONNECT, "mongo", "%s", be.message);
+    ad__err(err, AD_ECONNECT, "store", "%s", be.message);
   }
   mongoc_cursor_destroy(cur);
   mongoc_collection_destroy(coll);

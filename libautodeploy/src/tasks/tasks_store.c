@@ -50,7 +50,7 @@ json_t *ad__task_load(const ad__tasks_ctx_t *t, const char *id, ad_error_t *err)
   if (mongoc_cursor_next(cur, &doc))
     out = ad__bson_to_json(doc);
   else if (mongoc_cursor_error(cur, &be))
-    ad__err(err, AD_ECONNECT, "mongo", "loading task %s: %s", id, be.message);
+    ad__err(err, AD_ECONNECT, "store", "loading task %s: %s", id, be.message);
   else
     ad__err(err, AD_ENOTFOUND, "tasks", "id: no task %s", id);
   mongoc_cursor_destroy(cur);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "autodeploy/decoder.h"
+#include "core/abi.h"
 #include "core/error_private.h"
 #include "wire/mpscan.h"
 
@@ -29,14 +30,20 @@ struct ad_decoder {
   ad_decoder_stats_t st;
 };
 
-ad_decoder_t *ad_decoder_new(size_t max_frame, ad_framing_t framing)
+ad_decoder_t *ad_decoder_new(size_t max_frame, ad_framing_t framing,
+                             ad_error_t *err)
 {
   if (framing != AD_FRAMING_AUTO && framing != AD_FRAMING_RAW &&
-      framing != AD_FRAMING_LENGTH)
+      framing != AD_FRAMING_LENGTH) {
+    ad__err(err, AD_EINVAL, "frame", "framing %d is not AUTO, RAW or LENGTH",
+            (int)framing);
     return NULL;
+  }
   ad_decoder_t *d = calloc(1, sizeof(*d));
-  if (!d)
+  if (!d) {
+    ad__err(err, AD_ENOMEM, "frame", "no memory for a decoder");
     return NULL;
+  }
   d->max_frame = max_frame ? max_frame : DEFAULT_MAX_FRAME;
   d->limit = d->max_frame + 4 + READ_SLACK;
   d->want = d->framing = framing;
@@ -109,9 +116,14 @@ int ad_decoder_feed(ad_decoder_t *d, const void *buf, size_t len)
 
 ad_framing_t ad_decoder_framing(const ad_decoder_t *d) { return d->framing; }
 
-void ad_decoder_stats(const ad_decoder_t *d, ad_decoder_stats_t *out)
+int ad_decoder_stats(const ad_decoder_t *d, ad_decoder_stats_t *out,
+                     ad_error_t *err)
 {
-  *out = d->st;
+  ad_decoder_stats_t st = d->st;
+  st.struct_size = sizeof st;
+  return ad__struct_out(out, &st, sizeof st,
+                        AD__SIZE_V1(ad_decoder_stats_t, skipped_bytes),
+                        "ad_decoder_stats_t", err);
 }
 
 size_t ad_decoder_buffered(const ad_decoder_t *d) { return d->end - d->start; }

@@ -14,11 +14,19 @@
 
 
 ad_event_t *ad_event_new(const char *tag, size_t tag_len, const void *data,
-                         size_t data_len)
+                         size_t data_len, ad_error_t *err)
 {
-  ad_event_t *ev = malloc(sizeof(*ev) + tag_len + 1 + data_len);
-  if (!ev)
+  if ((!tag && tag_len) || (!data && data_len)) {
+    ad__err(err, AD_EINVAL, "event", "NULL %s with a length of %zu",
+            tag ? "data" : "tag", tag ? data_len : tag_len);
     return NULL;
+  }
+  ad_event_t *ev = malloc(sizeof(*ev) + tag_len + 1 + data_len);
+  if (!ev) {
+    ad__err(err, AD_ENOMEM, "event", "no memory for a %zu-byte event",
+            tag_len + data_len);
+    return NULL;
+  }
   ev->tag = ev->mem;
   memcpy(ev->tag, tag, tag_len);
   ev->tag[tag_len] = '\0';
@@ -60,10 +68,7 @@ ad_event_t *ad_event_parse(const void *body, size_t len, ad_error_t *err)
             "event body of %zu bytes has no \"\\n\\n\" after the tag", len);
     return NULL;
   }
-  ad_event_t *ev = ad_event_new(tag, tag_len, data, data_len);
-  if (!ev)
-    ad__err(err, AD_ENOMEM, "event", "no memory for a %zu-byte event", len);
-  return ev;
+  return ad_event_new(tag, tag_len, data, data_len, err);
 }
 
 void ad_event_destroy(ad_event_t **self_p)

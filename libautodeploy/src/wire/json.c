@@ -1,5 +1,6 @@
 /*
- * json.c - event data to jansson, for tools, tests and the JSON fan-out.
+ * json.c - event data to jansson (internal, wire/json.h) and to JSON text
+ * (public: ad_value_to_json_text), for tools, tests and the JSON fan-out.
  * Not used on the storage path (that goes msgpack -> BSON directly).
  *
  * Mapping (docs/events.md):
@@ -16,6 +17,7 @@
 
 #include "core/error_private.h"
 #include "wire/event_private.h"
+#include "wire/json.h"
 
 static const char B64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -182,7 +184,7 @@ static json_t *to_json(const msgpack_object *o, int depth, ad_error_t *err)
   return NULL;
 }
 
-json_t *ad_value_to_json(const ad_value_t *v, ad_error_t *err)
+json_t *ad__value_to_json(const ad_value_t *v, ad_error_t *err)
 {
   if (err)
     err->code = 0;
@@ -192,12 +194,12 @@ json_t *ad_value_to_json(const ad_value_t *v, ad_error_t *err)
   return j;
 }
 
-json_t *ad_event_to_json(ad_event_t *ev, ad_error_t *err)
+json_t *ad__event_to_json(ad_event_t *ev, ad_error_t *err)
 {
   const ad_value_t *data = ad_event_data(ev, err);
   if (!data)
     return NULL;
-  json_t *d = ad_value_to_json(data, err);
+  json_t *d = ad__value_to_json(data, err);
   if (!d)
     return NULL;
   json_t *j = json_pack("{s:s%,s:o}", "tag", ad_event_tag(ev),
@@ -206,4 +208,39 @@ json_t *ad_event_to_json(ad_event_t *ev, ad_error_t *err)
     ad__err(err, AD_EDECODE, "json", "tag of %zu bytes is not valid UTF-8",
             ad_event_tag_len(ev));
   return j;
+}
+
+/* Dump and free j; NULL + *err when j is NULL (err already set) or when
+ * jansson cannot dump it. */
+static char *dump(json_t *j, int indent, ad_error_t *err)
+{
+  if (!j)
+    return NULL;
+  size_t flags = JSON_ENCODE_ANY | (indent ? JSON_INDENT(indent) : JSON_COMPACT);
+  char *text = json_dumps(j, flags);
+  json_decref(j);
+  if (!text)
+    ad__err(err, AD_ENOMEM, "json", "could not write JSON text (out of memory?)");
+  return text;
+}
+
+static int bad_indent(int indent, ad_error_t *err)
+{
+  if (indent >= 0 && indent <= 31)
+    return 0;
+  return ad__err(err, AD_EINVAL, "json", "indent %d: must be 0..31", indent);
+}
+
+char *ad_value_to_json_text(const ad_value_t *v, int indent, ad_error_t *err)
+{
+  if (bad_indent(indent, err))
+    return NULL;
+  return dump(ad__value_to_json(v, err), indent, err);
+}
+
+char *ad_event_to_json_text(ad_event_t *ev, int indent, ad_error_t *err)
+{
+  if (bad_indent(indent, err))
+    return NULL;
+  return dump(ad__event_to_json(ev, err), indent, err);
 }

@@ -114,8 +114,8 @@ static int on_ret(ad_event_t *ev, void *user)
 static void wait_for(ad_bus_t *bus, uint64_t events, int ms)
 {
   for (int i = 0; i < ms / 10; i++) {
-    ad_bus_stats_t st;
-    ad_bus_stats(bus, &st);
+    ad_bus_stats_t st = {.struct_size = sizeof st};
+    ad_bus_stats(bus, &st, NULL);
     if (st.events >= events && st.queue_depth == 0)
       return;
     usleep(10000);
@@ -124,8 +124,8 @@ static void wait_for(ad_bus_t *bus, uint64_t events, int ms)
 
 static ad_bus_t *bus_at(const char *pub, int workers, int queue, ad_queue_policy_t pol)
 {
-  ad_bus_options_t o;
-  ad_bus_options_init(&o);
+  ad_bus_options_t o = {.struct_size = sizeof o};
+  ad_bus_options_init(&o, NULL);
   o.pub_path = pub;
   o.pull_path = pub;
   o.workers = workers;
@@ -166,8 +166,8 @@ TEST(dispatch_by_tag_and_reconnect)
   ASSERT_EQ(ad_bus_on(bus, "x", on_ret, &rets, &err), AD_ESTATE);
   wait_for(bus, 5, 5000);
   pthread_join(th, NULL);
-  ad_bus_stats_t st;
-  ad_bus_stats(bus, &st);
+  ad_bus_stats_t st = {.struct_size = sizeof st};
+  ad_bus_stats(bus, &st, NULL);
   ASSERT_EQ(st.events, 5);          /* the oversized one is not an event */
   ASSERT_EQ(st.oversized, 1);
   ASSERT_EQ(st.matched, 4);
@@ -232,7 +232,7 @@ TEST(fire_writes_length_prefixed_frame)
   ssize_t n = read(c, buf, sizeof buf);
   ASSERT(n > 4);
   ASSERT_EQ(buf[0], 0);
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   ad_decoder_feed(d, buf, (size_t)n);
   ad_frame_t f;
   ASSERT_EQ(ad_decoder_next(d, &f, NULL), 1);
@@ -242,8 +242,8 @@ TEST(fire_writes_length_prefixed_frame)
   int64_t v;
   ASSERT_EQ(ad_event_get_int(ev, "n", &v), 0);
   ASSERT_EQ(v, 5);
-  ad_bus_stats_t st;
-  ad_bus_stats(bus, &st);
+  ad_bus_stats_t st = {.struct_size = sizeof st};
+  ad_bus_stats(bus, &st, NULL);
   ASSERT_EQ(st.fired, 1);
   ad_event_destroy(&ev);
   ad_decoder_destroy(&d);
@@ -263,8 +263,8 @@ TEST(fanout_publishes_tag_and_payload)
   frame(&a, "salt/auth", "m1", 0, 1);
   frame(&a, "salt/job/5/ret/m1", "m1", 0, 1);
   server_t s = {listen_at(path), 1, {&a}};
-  ad_bus_options_t o;
-  ad_bus_options_init(&o);
+  ad_bus_options_t o = {.struct_size = sizeof o};
+  ad_bus_options_init(&o, NULL);
   o.pub_path = path;
   o.fanout_endpoint = ep;
   o.fanout_format = AD_FANOUT_JSON;
@@ -297,17 +297,17 @@ TEST(fanout_publishes_tag_and_payload)
 
 TEST(bad_options_are_named)
 {
-  ad_bus_options_t o;
+  ad_bus_options_t o = {.struct_size = sizeof o};
   ad_error_t err;
-  ad_bus_options_init(&o);
+  ad_bus_options_init(&o, NULL);
   o.workers = -1;
   ASSERT(ad_bus_new(&o, &err) == NULL);
   ASSERT(strstr(err.message, "workers") != NULL);
-  ad_bus_options_init(&o);
+  ad_bus_options_init(&o, NULL);
   o.reconnect_max_ms = 1;
   ASSERT(ad_bus_new(&o, &err) == NULL);
   ASSERT(strstr(err.message, "reconnect") != NULL);
-  ad_bus_options_init(&o);
+  ad_bus_options_init(&o, NULL);
   o.fanout_endpoint = "nonsense://x";
   ad_bus_t *bus = ad_bus_new(&o, NULL);
   ASSERT(bus != NULL);

@@ -20,7 +20,7 @@ static ad_event_t *fixture_event(const char *file, const char *needle)
   char *bin = h_slurp(path, &n);
   if (!bin)
     return NULL;
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   ad_decoder_feed(d, bin, n);
   ad_frame_t f;
   ad_event_t *ev = NULL;

@@ -88,7 +88,7 @@ TEST(raw_and_length_framings_are_detected)
     msgpack_sbuffer_init(&sb);
     frame(&sb, "salt/job/1/new", 0, 0, prefix, 3);
     frame(&sb, "salt/job/1/ret/m1", 0, 0, prefix, 3);
-    ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+    ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
     char tags[256];
     int errors;
     ASSERT_EQ(drain(d, sb.data, sb.size, sb.size, tags, sizeof tags, &errors), 2);
@@ -107,7 +107,7 @@ TEST(key_order_and_str_body)
   msgpack_sbuffer_init(&sb);
   frame(&sb, "a/b", 1, 1, 0, 1); /* body first, body as str */
   frame(&sb, "c/d", 1, 0, 0, 1);
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   char tags[256];
   int errors;
   ASSERT_EQ(drain(d, sb.data, sb.size, sb.size, tags, sizeof tags, &errors), 2);
@@ -123,7 +123,7 @@ TEST(byte_at_a_time)
     msgpack_sbuffer_init(&sb);
     for (int i = 0; i < 5; i++)
       frame(&sb, "t/x", i & 1, 0, prefix, 40);
-    ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+    ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
     char tags[256];
     int errors;
     ASSERT_EQ(drain(d, sb.data, sb.size, 1, tags, sizeof tags, &errors), 5);
@@ -139,7 +139,7 @@ TEST(data_split_at_first_blank_line)
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   frame(&sb, "x", 0, 0, 0, 0);
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_RAW);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_RAW, NULL);
   ad_decoder_feed(d, sb.data, sb.size);
   ad_frame_t f;
   ASSERT_EQ(ad_decoder_next(d, &f, NULL), 1);
@@ -166,14 +166,14 @@ TEST(oversized_frames_are_skipped_unbuffered)
     frame(&sb, "small/1", 0, 0, prefix, 2);
     frame(&sb, "big/1", prefix, 0, prefix, 100000); /* ~300 KB */
     frame(&sb, "small/2", 0, 0, prefix, 2);
-    ad_decoder_t *d = ad_decoder_new(4096, AD_FRAMING_AUTO);
+    ad_decoder_t *d = ad_decoder_new(4096, AD_FRAMING_AUTO, NULL);
     char tags[256];
     int errors;
     ASSERT_EQ(drain(d, sb.data, sb.size, 7000, tags, sizeof tags, &errors), 2);
     ASSERT_STR(tags, "small/1,small/2,");
     ASSERT_EQ(errors, 1);
-    ad_decoder_stats_t st;
-    ad_decoder_stats(d, &st);
+    ad_decoder_stats_t st = {.struct_size = sizeof st};
+    ad_decoder_stats(d, &st, NULL);
     ASSERT_EQ(st.oversized, 1);
     ASSERT_EQ(st.bytes, sb.size);
     ad_decoder_destroy(&d);
@@ -190,7 +190,7 @@ TEST(garbage_between_frames_resyncs_raw)
   frame(&sb, "two", 0, 0, 0, 2);
   frame(&sb, "three", 1, 0, 0, 2);
   for (size_t step = 1; step <= sb.size; step += 13) {
-    ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+    ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
     char tags[256];
     int errors;
     ASSERT_EQ(drain(d, sb.data, sb.size, step, tags, sizeof tags, &errors), 3);
@@ -209,7 +209,7 @@ TEST(malformed_length_frame_is_skipped_by_length)
   /* a length-framed map with no body key */
   msgpack_sbuffer_write(&sb, "\x00\x00\x00\x07\x81\xa4head\x80", 11);
   frame(&sb, "two", 0, 0, 1, 2);
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   char tags[256];
   int errors;
   ASSERT_EQ(drain(d, sb.data, sb.size, 5, tags, sizeof tags, &errors), 2);
@@ -226,7 +226,7 @@ TEST(body_without_separator_is_an_error)
   msgpack_sbuffer_init(&sb);
   msgpack_sbuffer_write(&sb, bad, sizeof(bad) - 1);
   frame(&sb, "next", 0, 0, 0, 1);
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   ad_decoder_feed(d, sb.data, sb.size);
   ad_frame_t f;
   ad_error_t err;
@@ -244,7 +244,7 @@ TEST(bad_first_byte_resyncs)
   msgpack_sbuffer_init(&sb);
   msgpack_sbuffer_write(&sb, "HTTP/1.1 200", 12);
   frame(&sb, "after", 0, 0, 0, 1);
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   char tags[64];
   int errors;
   ASSERT_EQ(drain(d, sb.data, sb.size, 3, tags, sizeof tags, &errors), 1);
@@ -256,7 +256,7 @@ TEST(bad_first_byte_resyncs)
 
 TEST(buffer_stays_bounded_on_endless_garbage)
 {
-  ad_decoder_t *d = ad_decoder_new(1024, AD_FRAMING_RAW);
+  ad_decoder_t *d = ad_decoder_new(1024, AD_FRAMING_RAW, NULL);
   char junk[4096];
   memset(junk, 0x82, sizeof junk); /* looks like fixmap headers forever */
   for (int i = 0; i < 1000; i++) {
@@ -274,7 +274,7 @@ TEST(reset_forgets_framing)
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   frame(&sb, "a", 0, 0, 1, 1);
-  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
   ad_decoder_feed(d, sb.data, 3);
   ad_decoder_reset(d);
   ASSERT_EQ(ad_decoder_framing(d), AD_FRAMING_AUTO);

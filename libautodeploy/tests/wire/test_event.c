@@ -37,7 +37,7 @@ static ad_event_t *sample(void)
   msgpack_pack_ext_with_body(&pk, "\x92\xa7NOT_SET\xc0", 10, 79);
   msgpack_pack_int(&pk, 42); /* an int key, as from a Python dict */
   msgpack_pack_bin_with_body(&pk, "\x00\xff", 2);
-  ad_event_t *ev = ad_event_new("salt/job/1/ret/game-01", 22, sb.data, sb.size);
+  ad_event_t *ev = ad_event_new("salt/job/1/ret/game-01", 22, sb.data, sb.size, NULL);
   msgpack_sbuffer_destroy(&sb);
   return ev;
 }
@@ -93,7 +93,11 @@ TEST(json_conversion)
 {
   ad_event_t *ev = sample();
   ad_error_t err;
-  json_t *j = ad_event_to_json(ev, &err);
+  char *text = ad_event_to_json_text(ev, 0, &err);
+  ASSERT(text != NULL);
+  ASSERT(strchr(text, '\n') == NULL); /* indent 0: one line */
+  json_t *j = json_loads(text, 0, NULL);
+  free(text);
   ASSERT(j != NULL);
   json_t *d = json_object_get(j, "data");
   ASSERT_STR(json_string_value(json_object_get(j, "tag")), "salt/job/1/ret/game-01");
@@ -102,6 +106,15 @@ TEST(json_conversion)
   ASSERT_STR(json_string_value(json_object_get(json_object_get(d, "42"), "$bin")), "AP8=");
   ASSERT_EQ(json_integer_value(json_object_get(d, "retcode")), 2);
   json_decref(j);
+  text = ad_value_to_json_text(ad_event_find(ev, "retcode"), 0, &err);
+  ASSERT(text != NULL); /* scalars too */
+  ASSERT_STR(text, "2");
+  free(text);
+  text = ad_event_to_json_text(ev, 2, &err);
+  ASSERT(text != NULL && strstr(text, "\n  \"") != NULL);
+  free(text);
+  ASSERT(ad_event_to_json_text(ev, 32, &err) == NULL);
+  ASSERT_EQ(err.code, AD_EINVAL);
   ad_event_destroy(&ev);
 }
 
@@ -115,7 +128,7 @@ TEST(malformed_data_is_an_error_not_a_crash)
       {"", 0},                            /* nothing */
   };
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-    ad_event_t *ev = ad_event_new("t", 1, bad[k].b, bad[k].n);
+    ad_event_t *ev = ad_event_new("t", 1, bad[k].b, bad[k].n, NULL);
     ad_error_t err = {0};
     ASSERT(ad_event_data(ev, &err) == NULL);
     ASSERT_EQ(err.code, AD_EDECODE);
@@ -131,7 +144,7 @@ TEST(deep_nesting_is_refused)
   char buf[2000];
   memset(buf, 0x91, 1999); /* [[[[...]]]] */
   buf[1999] = (char)0xc0;
-  ad_event_t *ev = ad_event_new("t", 1, buf, sizeof buf);
+  ad_event_t *ev = ad_event_new("t", 1, buf, sizeof buf, NULL);
   ad_error_t err;
   ASSERT(ad_event_data(ev, &err) == NULL);
   ASSERT_EQ(err.code, AD_EDECODE);
@@ -158,7 +171,7 @@ TEST(json_to_msgpack_round_trip)
   ad_error_t err;
   char *mp = ad_json_to_msgpack("{\"x\": 1, \"s\": \"开服\", \"l\": [true, null, 1.5]}", &n, &err);
   ASSERT(mp != NULL);
-  ad_event_t *ev = ad_event_new("t", 1, mp, n);
+  ad_event_t *ev = ad_event_new("t", 1, mp, n, NULL);
   const char *s;
   size_t len;
   ASSERT_EQ(ad_event_get_str(ev, "s", &s, &len), 0);
