@@ -117,9 +117,12 @@ ad__registry_t *ad__registry_new(const ad__registry_env_t *env, const json_t *co
                  "registry.profiles: required (the provider profiles allowed to register, "
                  "globs allowed; [\"*\"] for any)");
   if (rc == 0 && cmdb && !json_is_null(cmdb)) {
-    reg->cmdb = ad__cmdb_new(reg, cmdb, err);
+    ad__cmdb_outbox_t box = ad__hosts_outbox(reg);
+    reg->cmdb = ad__cmdb_new(&box, cmdb, err);
     if (!reg->cmdb)
       rc = AD_ECONFIG;
+    else
+      ad__hosts_on_change(reg, ad__cmdb_kick, reg->cmdb);
   }
   json_decref(profiles);
   json_decref(pip);
@@ -137,6 +140,7 @@ void ad__registry_destroy(ad__registry_t **reg_p)
   if (!reg_p || !*reg_p)
     return;
   ad__registry_t *reg = *reg_p;
+  ad__hosts_on_change(reg, NULL, NULL);
   ad__cmdb_destroy(&reg->cmdb);
   for (int b = 0; b < AD__SEEN_BUCKETS; b++)
     for (ad__seen_t *s = reg->seen[b], *n; s; s = n) {
@@ -154,20 +158,7 @@ void ad__registry_destroy(ad__registry_t **reg_p)
   *reg_p = NULL;
 }
 
-/* ---- alerts, refusals ------------------------------------------------------- */
-
-void ad__reg_alert(ad__registry_t *reg, const char *key, const char *what, const char *text)
-{
-  const ad__tasks_ctx_t *t = reg->env.tasks;
-  if (!t || !t->alert)
-    return;
-  char title[200], body[1200], dedup[200];
-  snprintf(title, sizeof title, "autodeploy host %s: %s", key, what);
-  snprintf(body, sizeof body, "### host %s: %s\n%s\n\nInspect: `salt-run autodeploy.host %s`",
-           key, what, text, key);
-  snprintf(dedup, sizeof dedup, "host/%s/%s/%lld", key, what, (long long)(ad__now_ms() / 60000));
-  t->alert(t->alert_user, title, body, dedup);
-}
+/* ---- refusals ------------------------------------------------------- */
 
 static void refuse(ad__registry_t *reg, const char *id, const char *why, const char *reason)
 {
@@ -203,43 +194,6 @@ static void ask_refresh(ad__registry_t *reg, const char *id)
   if (ad__fire_signed(reg->env.bus, reg->env.key_path, tag, body, &err))
     AD_LOG_E("registry", "asking %s to refresh its grains: %s", id, err.message);
   json_decref(body);
-}
-
-/* ---- init ------------------------------------------------------------------- */
-
-/* Fields that put `doc` into initialization (an init task), or straight to
- * ready when no init_state is configured. NULL + err when the task could
- * not be created. */
-json_t *ad__reg_init_fields(ad__registry_t *reg, const json_t *doc, const char *actor,
-                            ad_error_t *err)
-{
-  char now[32];
-  ad__iso_ms(ad__now_ms(), now);
-  if (!reg->c.init_state || !*reg->c.init_state)
-    return json_pack("{s:s,s:s,s:s}", "state", "ready", "ready_at", now, "reason",
-                     "no init_state configured: ready at once");
-  if (!reg->env.tasks || !reg->env.tasks->store)
-    return ad__err(err, AD_ECONFIG, "registry", "no task system for host init"), NULL;
-  const char *key = ad__jstr(doc, "_id"), *minion = ad__jstr(doc, "minion");
-  char reason[400];
-  snprintf(reason, sizeof reason, "init host %s", key);
-  json_t *args = json_pack(
-      "{s:[s],s:s,s:[s],s:{s:{s:s,s:s,s:s,s:O}},s:i,s:{s:i,s:i},s:s,s:s,s:{s:s,s:s,s:s}}",
-      "tgt", minion, "tgt_type", "list", "mods", reg->c.init_state, "pillar", "autodeploy_host",
-      "key", key, "profile", ad__jstr(doc, "profile"), "private_ip", ad__jstr(doc, "private_ip"),
-      "capacity", json_object_get(doc, "capacity") ? json_object_get(doc, "capacity") : json_null(),
-      "timeout", reg->c.init_timeout, "retry", "max_attempts", reg->c.init_attempts, "backoff_s",
-      reg->c.init_backoff_s, "created_by", actor ? actor : "autodeploy/registry", "reason",
-      reason, "owner", "kind", "host_init", "host", key, "minion", minion);
-  json_t *res = args ? ad__task_create(reg->env.tasks, args, err) : NULL;
-  json_decref(args);
-  if (!res)
-    return NULL;
-  json_t *task = json_object_get(res, "task");
-  json_t *f = json_pack("{s:s,s:s,s:s,s:s}", "state", "initializing", "init_task",
-                        ad__jstr(task, "_id"), "init_started_at", now, "reason", reason);
-  json_decref(res);
-  return f;
 }
 
 /* ---- the decision ----------------------------------------------------------- */
@@ -306,23 +260,6 @@ static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, 
   if (rc < 0)
     AD_LOG_E("registry", "storing host %s: %s", ad__jstr(facts, "key"), err.message);
   return rc;
-}
-
-/* registering -> initializing (or ready) */
-static void begin_init(ad__registry_t *reg, json_t *doc, const char *cause)
-{
-  ad_error_t err;
-  json_t *f = ad__reg_init_fields(reg, doc, NULL, &err);
-  if (!f) {
-    AD_LOG_E("registry", "host %s: init not started: %s", ad__jstr(doc, "_id"), err.message);
-    json_t *set = json_pack("{s:s,s:s}", "state", "init_failed", "reason", err.message);
-    ad__hosts_cas(reg, doc, set, "init not started", err.message, "autodeploy/registry", NULL);
-    json_decref(set);
-    ad__reg_alert(reg, ad__jstr(doc, "_id"), "init_failed", err.message);
-    return;
-  }
-  ad__hosts_cas(reg, doc, f, "init", cause, "autodeploy/registry", NULL);
-  json_decref(f);
 }
 
 static int old_minion_gone(ad__registry_t *reg, const json_t *doc, char *why, size_t size)
@@ -397,38 +334,6 @@ static void drop_quarantine(ad__registry_t *reg, const char *id)
   json_decref(q);
 }
 
-/* host_minions: {_id: minion id, key: host key}, the minion -> host lookup
- * kept as its own collection so it is always a lookup by _id (FerretDB
- * scans for any other field). A hint only: the host document is checked. */
-static void map_minion(ad__registry_t *reg, const char *id, const char *key)
-{
-  json_t *doc = json_pack("{s:s,s:s}", "_id", id, "key", key);
-  if (ad__reg_insert(reg, AD__HOST_MINIONS, doc, NULL) == 0) {
-    bson_t *q = BCON_NEW("_id", BCON_UTF8(id));
-    bson_t *u = BCON_NEW("$set", "{", "key", BCON_UTF8(key), "}");
-    ad__store_update_one(reg->env.store, AD__HOST_MINIONS, q, u, NULL);
-    bson_destroy(q);
-    bson_destroy(u);
-  }
-  json_decref(doc);
-}
-
-/* The live host record of minion `id` (not retired or quarantined), or NULL. */
-json_t *ad__reg_host_of(ad__registry_t *reg, const char *id)
-{
-  json_t *rows = ad__reg_find_in(reg, AD__HOST_MINIONS, json_pack("{s:s}", "_id", id));
-  const char *key = json_string_value(json_object_get(json_array_get(rows, 0), "key"));
-  json_t *doc = key ? ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL) : NULL;
-  json_decref(rows);
-  const char *st = json_string_value(json_object_get(doc, "state"));
-  if (doc && (strcmp(ad__jstr(doc, "minion"), id) || !st || !strcmp(st, "retired") ||
-              !strcmp(st, "quarantined"))) {
-    json_decref(doc);
-    doc = NULL;
-  }
-  return doc;
-}
-
 /* Do the stored facts equal the new ones (bookkeeping fields aside)? */
 static int same_facts(const json_t *doc, const json_t *set)
 {
@@ -441,17 +346,6 @@ static int same_facts(const json_t *doc, const json_t *set)
       return 0;
   }
   return 1;
-}
-
-static void touch_seen(ad__registry_t *reg, const char *key, int64_t now)
-{
-  char iso[32];
-  ad__iso_ms(now, iso);
-  bson_t *q = BCON_NEW("_id", BCON_UTF8(key));
-  bson_t *u = BCON_NEW("$set", "{", "last_seen", BCON_UTF8(iso), "last_seen_ms", BCON_INT64(now), "}");
-  ad__store_update_one(reg->env.store, reg->c.collection, q, u, NULL);
-  bson_destroy(q);
-  bson_destroy(u);
 }
 
 /* Returns 1 when the minion ended up quarantined. */
@@ -495,7 +389,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
           ad__reg_alert(reg, key, "address changed", cause);
           const char *st = ad__jstr(doc, "state");
           if (reinstall || !strcmp(st, "registering") || !strcmp(st, "unreachable"))
-            begin_init(reg, doc, reinstall ? reinstall : "registered");
+            ad__reg_begin_init(reg, doc, reinstall ? reinstall : "registered");
         }
       } else {
         snprintf(cause, sizeof cause, "minion %s registered (%s; %s, ip rule: %s)", id, why,
@@ -527,7 +421,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
       json_decref(prev);
       json_decref(doc);
       if (rc == 1) {
-        map_minion(reg, id, key);
+        ad__hosts_map_minion(reg, id, key);
         drop_quarantine(reg, id);
         return 0;
       }
@@ -554,7 +448,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
         if (rc == 1) {
           json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
           if (doc)
-            begin_init(reg, doc, cause);
+            ad__reg_begin_init(reg, doc, cause);
           json_decref(doc);
           if (reinstall)
             ad__reg_alert(reg, key, "reinstalled", cause);
@@ -562,7 +456,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
       } else if (strcmp(state, "unreachable") && same_facts(by_key, set) &&
                  (!strcmp(why, "reconcile") || !strcmp(why, "key event"))) {
         /* a periodic look with nothing new: no revision, no history, no push */
-        touch_seen(reg, key, now);
+        ad__hosts_touch_seen(reg, key, now);
         same = 1;
         rc = 1;
       } else {
@@ -578,7 +472,7 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
       json_decref(by_key);
       if (rc == 1) {
         if (!same)
-          map_minion(reg, id, key);
+          ad__hosts_map_minion(reg, id, key);
         drop_quarantine(reg, id);
         return 0;
       }
@@ -605,11 +499,11 @@ static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, cons
     if (rc == 1) {
       AD_LOG_W("registry", "%s", cause);
       ad__reg_alert(reg, key, "taken over by a new minion", cause);
-      map_minion(reg, id, key);
+      ad__hosts_map_minion(reg, id, key);
       drop_quarantine(reg, id);
       json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
       if (doc)
-        begin_init(reg, doc, cause);
+        ad__reg_begin_init(reg, doc, cause);
       json_decref(doc);
       return 0;
     }
@@ -697,6 +591,36 @@ void ad__registry_hint(ad__registry_t *reg, const char *id, const char *why, int
   pthread_mutex_lock(m);
   register_one(reg, id, why, force);
   pthread_mutex_unlock(m);
+}
+
+/* ---- the engine timer ---------------------------------------------------------- */
+
+static void hint_cb(void *user, const char *id)
+{
+  ad__registry_hint(user, id, "reconcile", 0);
+}
+
+int64_t ad__registry_tick(ad__registry_t *reg)
+{
+  if (!reg || !reg->c.enabled)
+    return 60000;
+  int64_t now = ad__now_ms();
+  if (!reg->indexed && now >= reg->next_reconcile_ms)
+    ad__hosts_make_indexes(reg);
+  if (now >= reg->next_live_ms) {
+    reg->next_live_ms = now + reg->c.liveness_interval * 1000LL;
+    ad__reg_liveness(reg);
+  }
+  if (now >= reg->next_reconcile_ms) {
+    reg->next_reconcile_ms = now + reg->c.reconcile_interval * 1000LL;
+    ad_error_t err;
+    if (ad__salt_each_accepted(reg->pki_dir, hint_cb, reg, &err))
+      AD_LOG_E("registry", "reconcile: %s", err.message);
+    ad__reg_settle_inits(reg);
+  }
+  int64_t next = reg->next_live_ms < reg->next_reconcile_ms ? reg->next_live_ms
+                                                            : reg->next_reconcile_ms;
+  return next - ad__now_ms();
 }
 
 /* ---- bus handlers -------------------------------------------------------------- */
