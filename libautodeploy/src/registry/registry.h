@@ -18,12 +18,14 @@
  *
  *   hostinfo.c     grains -> facts, private-IP rules           (pure)
  *   saltfiles.c    accepted keys, minion data cache, /proc/net/tcp
+ *   classify.c     the decision: records + facts -> action     (pure, no I/O)
  *   hosts_store.c  host documents, host_minions, the outbox    (store/ only; a leaf)
  *   cmdb.c         the push thread: an outbox and a URL        (knows no registry)
  *   host_init.c    init tasks, their end, alerts               (hosts_store, tasks/)
  *   liveness.c     the publish port's TCP view, presence       (hosts_store, host_init)
+ *   decide.c       gather -> classify -> apply, quarantine     (the above)
  *   host_cmds.c    the runner commands host.*                  (hosts_store, host_init)
- *   registry.c     config, life cycle, hints, the decision, bus handlers, the tick; wires
+ *   registry.c     config, life cycle, hints, bus handlers, the tick; wires
  *                  the CMDB kick into hosts_store as its on_change callback
  */
 #ifndef AD_REGISTRY_H

@@ -80,6 +80,44 @@ void ad__reg_begin_init(ad__registry_t *reg, json_t *doc, const char *cause);
 /* hosts whose init task ended while nobody listened */
 void ad__reg_settle_inits(ad__registry_t *reg);
 
+/* ---- classify.c: the decision, pure ------------------------------------------ */
+typedef enum {
+  AD__REG_NEW,       /* nobody holds the key, the minion has no live host */
+  AD__REG_MOVE,      /* the minion's live host has another key: new address */
+  AD__REG_RETIRED,   /* the minion's own host is retired: refused, left retired */
+  AD__REG_REINSTALL, /* same host, key or machine-id changed: init again */
+  AD__REG_REGISTER,  /* same host, still registering: init */
+  AD__REG_UNCHANGED, /* a periodic look with nothing new: last_seen only */
+  AD__REG_SEEN,      /* same host seen (back from unreachable, or no change) */
+  AD__REG_CONFLICT,  /* another live minion holds the key: quarantine */
+  AD__REG_TAKEOVER,  /* the holder is retired, its key gone, or unseen too long */
+} ad__reg_action_t;
+
+typedef struct {
+  const json_t *by_key;    /* the host document whose _id is the facts' key, or NULL */
+  const json_t *prev;      /* the minion's live host (host_minions); read when by_key is NULL */
+  int holder_key_accepted; /* by_key's minion's key still accepted (read when it is another
+                            * minion's live host; 1 otherwise) */
+} ad__reg_records_t;
+
+typedef struct {
+  ad__reg_action_t action;
+  const char *reinstall; /* MOVE, REINSTALL: "minion key changed", "machine-id changed" */
+  char cause[600];       /* the history entry's cause (empty for UNCHANGED) */
+  char gone[300];        /* CONFLICT, TAKEOVER: what was found about the holder */
+} ad__reg_decision_t;
+
+/* records + facts (hostinfo.c's, with key fingerprint `fp`) + hint `why` +
+ * now + config -> the action. No I/O. */
+void ad__registry_classify(const ad__reg_records_t *r, const json_t *facts, const char *fp,
+                           const char *why, int64_t now, const ad__reg_conf_t *c,
+                           ad__reg_decision_t *d);
+const char *ad__reg_action_name(ad__reg_action_t a);
+
+/* ---- decide.c: gather -> classify -> apply. 1 when the minion ended up
+ * quarantined. ---------------------------------------------------------------- */
+int ad__reg_decide(ad__registry_t *reg, const json_t *facts, const char *fp, const char *why);
+
 /* ---- liveness.c -------------------------------------------------------------- */
 void ad__reg_liveness(ad__registry_t *reg);
 
