@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/error_private.h"
@@ -148,8 +149,8 @@ static void *run(void *arg)
     pthread_mutex_lock(&cm->lock);
     if (cm->stopping || cm->kicked)
       continue;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    struct timespec ts; /* the cond waits on CLOCK_MONOTONIC (ad__cmdb_new) */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     long long ns = ts.tv_nsec + (long long)cm->c.interval_ms * 1000000LL;
     ts.tv_sec += ns / 1000000000LL;
     ts.tv_nsec = ns % 1000000000LL;
@@ -172,7 +173,11 @@ ad__cmdb_t *ad__cmdb_new(const ad__cmdb_outbox_t *box, const json_t *conf, ad_er
   }
   cm->box = *box;
   pthread_mutex_init(&cm->lock, NULL);
-  pthread_cond_init(&cm->cond, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* an interval: immune to clock steps */
+  pthread_cond_init(&cm->cond, &ca);
+  pthread_condattr_destroy(&ca);
   int rc = ad__config_load(CMDB_KEYS, &cm->c, conf, err);
   if (rc == 0 && (!cm->c.url || (strncmp(cm->c.url, "http://", 7) && strncmp(cm->c.url, "https://", 8))))
     rc = ad__err(err, AD_ECONFIG, "config", "registry.cmdb.url: must be an http:// or https:// URL");
