@@ -67,6 +67,7 @@ typedef enum {
   XX(BSON, "bson", "BSON conversion")                                \
   XX(BUS, "bus", "the event bus")                                    \
   XX(CALL, "call", "ad_call commands")                               \
+  XX(CMDB, "cmdb", "the outside CMDB push")                          \
   XX(CONFIG, "config", "configuration keys and values")              \
   XX(DINGTALK, "dingtalk", "DingTalk notifier channel")              \
   XX(ENGINE, "engine", "the engine")                                 \

@@ -17,13 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "store/docs.h"
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/http.h"
 #include "core/log_private.h"
-#include "registry/registry_private.h"
+#include "registry/cmdb.h"
+#include "store/docs.h"
+#include "tasks/tasks.h" /* ad__now_ms, ad__iso_ms */
 
 typedef struct {
   char *url, *token, *ca_file;
@@ -46,7 +48,7 @@ static const ad__config_key_t CMDB_KEYS[] = {
 #undef K
 
 struct ad__cmdb {
-  ad__registry_t *reg;
+  ad__cmdb_outbox_t box;
   cmdb_conf_t c;
   pthread_t thread;
   int started;
@@ -70,31 +72,11 @@ static json_t *public_view(const json_t *doc)
   return v;
 }
 
-static void mark(ad__cmdb_t *cm, const json_t *doc, json_t *set)
-{
-  json_t *q = json_pack("{s:s,s:O}", "_id", ad__jstr(doc, "_id"), "rev", json_object_get(doc, "rev"));
-  json_t *u = json_pack("{s:o}", "$set", set);
-  bson_t *bq = ad__json_to_bson(q, NULL), *bu = ad__json_to_bson(u, NULL);
-  ad_error_t err;
-  if (bq && bu && ad__store_update_one(cm->reg->env.store, cm->reg->c.collection, bq, bu, &err) < 0)
-    AD_LOG_E("cmdb", "recording the push of %s: %s", ad__jstr(doc, "_id"), err.message);
-  if (bq)
-    bson_destroy(bq);
-  if (bu)
-    bson_destroy(bu);
-  json_decref(q);
-  json_decref(u);
-}
-
 /* One pass: push what is due. Returns how many were pushed. */
 static int pass(ad__cmdb_t *cm)
 {
   int64_t now = ad__now_ms();
-  json_t *rows = ad__hosts_find(cm->reg,
-                                json_pack("{s:b,s:{s:I}}", "cmdb_dirty", 1, "cmdb_next_ms", "$lte",
-                                          (json_int_t)now),
-                                json_pack("{s:I,s:{s:i}}", "limit", (json_int_t)cm->c.batch,
-                                          "sort", "cmdb_next_ms", 1), NULL);
+  json_t *rows = cm->box.due(cm->box.user, now, cm->c.batch);
   char auth[600];
   int tok = cm->c.token && cm->c.token[0];
   snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok ? cm->c.token : "");
@@ -125,9 +107,10 @@ static int pass(ad__cmdb_t *cm)
       if (rc == 0 && resp.status >= 200 && resp.status < 300) {
         char iso[32];
         ad__iso_ms(ad__now_ms(), iso);
-        mark(cm, doc, json_pack("{s:b,s:O,s:s,s:i,s:s}", "cmdb_dirty", 0, "cmdb_pushed_rev",
-                                json_object_get(doc, "rev"), "cmdb_pushed_at", iso,
-                                "cmdb_attempts", 0, "cmdb_error", ""));
+        cm->box.mark(cm->box.user, doc,
+                     json_pack("{s:b,s:O,s:s,s:i,s:s}", "cmdb_dirty", 0, "cmdb_pushed_rev",
+                               json_object_get(doc, "rev"), "cmdb_pushed_at", iso,
+                               "cmdb_attempts", 0, "cmdb_error", ""));
         pushed++;
         ad__http_resp_free(&resp);
         continue;
@@ -147,8 +130,9 @@ static int pass(ad__cmdb_t *cm)
     long long backoff = (long long)cm->c.retry_min_s << (attempts > 16 ? 16 : attempts);
     if (backoff > cm->c.retry_max_s)
       backoff = cm->c.retry_max_s;
-    mark(cm, doc, json_pack("{s:I,s:I,s:s}", "cmdb_attempts", attempts + 1, "cmdb_next_ms",
-                            (json_int_t)(ad__now_ms() + backoff * 1000), "cmdb_error", error));
+    cm->box.mark(cm->box.user, doc,
+                 json_pack("{s:I,s:I,s:s}", "cmdb_attempts", attempts + 1, "cmdb_next_ms",
+                           (json_int_t)(ad__now_ms() + backoff * 1000), "cmdb_error", error));
   }
   json_decref(rows);
   return pushed;
@@ -165,8 +149,8 @@ static void *run(void *arg)
     pthread_mutex_lock(&cm->lock);
     if (cm->stopping || cm->kicked)
       continue;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    struct timespec ts; /* the cond waits on CLOCK_MONOTONIC (ad__cmdb_new) */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     long long ns = ts.tv_nsec + (long long)cm->c.interval_ms * 1000000LL;
     ts.tv_sec += ns / 1000000000LL;
     ts.tv_nsec = ns % 1000000000LL;
@@ -176,20 +160,28 @@ static void *run(void *arg)
   return NULL;
 }
 
-ad__cmdb_t *ad__cmdb_new(ad__registry_t *reg, const json_t *conf, ad_error_t *err)
+ad__cmdb_t *ad__cmdb_new(const ad__cmdb_outbox_t *box, const json_t *conf, ad_error_t *err)
 {
   if (!json_is_object(conf)) {
     ad__err(err, AD_ECONFIG, "config", "registry.cmdb: must be an object with a url");
     return NULL;
   }
   ad__cmdb_t *cm = calloc(1, sizeof *cm);
-  cm->reg = reg;
+  if (!cm) {
+    ad__err(err, AD_ENOMEM, "cmdb", "no memory");
+    return NULL;
+  }
+  cm->box = *box;
   pthread_mutex_init(&cm->lock, NULL);
-  pthread_cond_init(&cm->cond, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* an interval: immune to clock steps */
+  pthread_cond_init(&cm->cond, &ca);
+  pthread_condattr_destroy(&ca);
   int rc = ad__config_load(CMDB_KEYS, &cm->c, conf, err);
   if (rc == 0 && (!cm->c.url || (strncmp(cm->c.url, "http://", 7) && strncmp(cm->c.url, "https://", 8))))
     rc = ad__err(err, AD_ECONFIG, "config", "registry.cmdb.url: must be an http:// or https:// URL");
-  if (rc == 0 && reg->env.store && pthread_create(&cm->thread, NULL, run, cm) == 0)
+  if (rc == 0 && cm->box.due && pthread_create(&cm->thread, NULL, run, cm) == 0)
     cm->started = 1;
   if (rc) {
     ad__cmdb_destroy(&cm);
@@ -198,8 +190,9 @@ ad__cmdb_t *ad__cmdb_new(ad__registry_t *reg, const json_t *conf, ad_error_t *er
   return cm;
 }
 
-void ad__cmdb_kick(ad__cmdb_t *cm)
+void ad__cmdb_kick(void *user)
 {
+  ad__cmdb_t *cm = user;
   pthread_mutex_lock(&cm->lock);
   cm->kicked = 1;
   pthread_cond_signal(&cm->cond);

@@ -261,78 +261,84 @@ static const char *pick_ip(const json_t *ipv4, const json_t *ifaces, const ad__h
 static const char *const LABEL_GRAINS[] = {"os", "os_family", "osrelease", "osfinger", "cpuarch",
                                            "kernelrelease", "virtual", "saltversion", NULL};
 
-json_t *ad__host_facts(const json_t *g, const char *id, const ad__host_rules_t *r,
-                       ad_error_t *err)
-{
-  if (!json_is_object(g))
-    return refuse(err, id, "(all)", "are not a map"), NULL;
-  const char *gid = json_string_value(json_object_get(g, "id"));
-  if (gid && strcmp(gid, id) != 0)
-    return refuse(err, id, "id", "names another minion (%.64s)", gid), NULL;
+/* the identity grains: all optional but the profile, which must be allowed */
+typedef struct {
   const char *profile, *provider, *region, *instance, *machine, *boot, *host;
-  if (opt_str(g, "autodeploy_profile", id, 1, 128, &profile, err) ||
-      opt_str(g, "autodeploy_provider", id, 2, 64, &provider, err) ||
-      opt_str(g, "autodeploy_region", id, 2, 64, &region, err) ||
-      opt_str(g, "autodeploy_instance_id", id, 1, 128, &instance, err) ||
-      opt_str(g, "machine_id", id, 2, 64, &machine, err) ||
-      opt_str(g, "autodeploy_boot_id", id, 2, 64, &boot, err) ||
-      opt_str(g, "host", id, 2, 253, &host, err))
-    return NULL;
-  if (!profile)
+  char pbuf[130], rbuf[130];
+} ids_t;
+
+static int read_ids(const json_t *g, const char *id, const ad__host_rules_t *r, ids_t *x,
+                    ad_error_t *err)
+{
+  if (opt_str(g, "autodeploy_profile", id, 1, 128, &x->profile, err) ||
+      opt_str(g, "autodeploy_provider", id, 2, 64, &x->provider, err) ||
+      opt_str(g, "autodeploy_region", id, 2, 64, &x->region, err) ||
+      opt_str(g, "autodeploy_instance_id", id, 1, 128, &x->instance, err) ||
+      opt_str(g, "machine_id", id, 2, 64, &x->machine, err) ||
+      opt_str(g, "autodeploy_boot_id", id, 2, 64, &x->boot, err) ||
+      opt_str(g, "host", id, 2, 253, &x->host, err))
+    return AD_EINVAL;
+  if (!x->profile)
     return refuse(err, id, "autodeploy_profile",
-                  "is missing (a host image without packaging/grains/autodeploy_host.py?)"), NULL;
+                  "is missing (a host image without packaging/grains/autodeploy_host.py?)");
   int allowed = 0;
   for (size_t i = 0; r->profiles && r->profiles[i] && !allowed; i++)
-    allowed = fnmatch(r->profiles[i], profile, 0) == 0;
+    allowed = fnmatch(r->profiles[i], x->profile, 0) == 0;
   if (!allowed)
-    return refuse(err, id, "autodeploy_profile", "%s is not in registry.profiles", profile), NULL;
-  if (machine && !hexfmt(machine, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"))
-    return refuse(err, id, "machine_id", "is not 32 hex digits"), NULL;
-  if (boot && !hexfmt(boot, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"))
-    return refuse(err, id, "autodeploy_boot_id", "is not a UUID"), NULL;
-  json_t *ipv4 = json_object_get(g, "ipv4");
-  if (!ipv4)
-    return refuse(err, id, "ipv4", "is missing"), NULL;
-  if (check_addrs(ipv4, "ipv4", id, err))
-    return NULL;
-  json_t *ifaces = json_object_get(g, "ip4_interfaces");
-  if (ifaces && !json_is_object(ifaces))
-    return refuse(err, id, "ip4_interfaces", "must be a map of interface to addresses"), NULL;
-  if (json_object_size(ifaces) > MAX_IFACES)
+    return refuse(err, id, "autodeploy_profile", "%s is not in registry.profiles", x->profile);
+  if (x->machine && !hexfmt(x->machine, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"))
+    return refuse(err, id, "machine_id", "is not 32 hex digits");
+  if (x->boot && !hexfmt(x->boot, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"))
+    return refuse(err, id, "autodeploy_boot_id", "is not a UUID");
+  /* provider and region default to the profile's first two ':' fields */
+  const char *c1 = strchr(x->profile, ':');
+  const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+  if (!x->provider && c1) {
+    snprintf(x->pbuf, sizeof x->pbuf, "%.*s", (int)(c1 - x->profile), x->profile);
+    x->provider = x->pbuf;
+  }
+  if (!x->region && c1) {
+    snprintf(x->rbuf, sizeof x->rbuf, "%.*s", (int)(c2 ? c2 - c1 - 1 : (long)strlen(c1 + 1)),
+             c1 + 1);
+    x->region = x->rbuf;
+  }
+  return 0;
+}
+
+/* ipv4 (required) and ip4_interfaces (optional): bounded lists of IPv4s */
+static int read_addrs(const json_t *g, const char *id, json_t **ipv4, json_t **ifaces,
+                      ad_error_t *err)
+{
+  *ipv4 = json_object_get(g, "ipv4");
+  *ifaces = json_object_get(g, "ip4_interfaces");
+  if (!*ipv4)
+    return refuse(err, id, "ipv4", "is missing");
+  if (check_addrs(*ipv4, "ipv4", id, err))
+    return AD_EINVAL;
+  if (*ifaces && !json_is_object(*ifaces))
+    return refuse(err, id, "ip4_interfaces", "must be a map of interface to addresses");
+  if (json_object_size(*ifaces) > MAX_IFACES)
     return refuse(err, id, "ip4_interfaces", "has %zu interfaces (at most %d)",
-                  json_object_size(ifaces), MAX_IFACES), NULL;
+                  json_object_size(*ifaces), MAX_IFACES);
   const char *ifname;
   json_t *v;
-  json_object_foreach(ifaces, ifname, v) {
+  json_object_foreach(*ifaces, ifname, v) {
     char gname[64];
     snprintf(gname, sizeof gname, "ip4_interfaces.%.32s", ifname);
     if (!name_ok(ifname, strlen(ifname), 31, 1) && !(strchr(ifname, '@') && printable(ifname, strlen(ifname), 31)))
-      return refuse(err, id, "ip4_interfaces", "has an odd interface name"), NULL;
+      return refuse(err, id, "ip4_interfaces", "has an odd interface name");
     if (check_addrs(v, gname, id, err))
-      return NULL;
+      return AD_EINVAL;
   }
-  json_int_t cpus, mem, disk;
-  if (opt_int(g, "num_cpus", id, 1, 4096, 1, &cpus, err) ||
-      opt_int(g, "mem_total", id, 1, 64LL << 20, 1, &mem, err) ||
-      opt_int(g, "autodeploy_disk_gb", id, 0, 1LL << 20, 0, &disk, err))
-    return NULL;
-  char rule[64] = "";
-  const char *ip = pick_ip(ipv4, ifaces, r, rule, sizeof rule);
-  if (!ip)
-    return refuse(err, id, "ipv4", "has no private address (no registry.private_ip rule "
-                  "matched and no RFC 1918 address)"), NULL;
-  /* provider and region default to the profile's first two ':' fields */
-  char pbuf[130], rbuf[130];
-  if (!provider || !region) {
-    const char *c1 = strchr(profile, ':');
-    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    if (!provider && c1)
-      snprintf(pbuf, sizeof pbuf, "%.*s", (int)(c1 - profile), profile), provider = pbuf;
-    if (!region && c1)
-      snprintf(rbuf, sizeof rbuf, "%.*s", (int)(c2 ? c2 - c1 - 1 : (long)strlen(c1 + 1)), c1 + 1),
-          region = rbuf;
-  }
+  return 0;
+}
+
+/* the descriptive grains that become labels, when present */
+static json_t *read_labels(const json_t *g, const char *id, ad_error_t *err)
+{
   json_t *labels = json_object();
+  if (!labels)
+    return ad__err(err, AD_ENOMEM, "registry", "no memory"), NULL;
   for (int i = 0; LABEL_GRAINS[i]; i++) {
     const char *s;
     if (opt_str(g, LABEL_GRAINS[i], id, 0, 128, &s, err)) {
@@ -342,20 +348,45 @@ json_t *ad__host_facts(const json_t *g, const char *id, const ad__host_rules_t *
     if (s)
       json_object_set_new(labels, LABEL_GRAINS[i], json_string(s));
   }
+  return labels;
+}
+
+json_t *ad__host_facts(const json_t *g, const char *id, const ad__host_rules_t *r,
+                       ad_error_t *err)
+{
+  if (!json_is_object(g))
+    return refuse(err, id, "(all)", "are not a map"), NULL;
+  const char *gid = json_string_value(json_object_get(g, "id"));
+  if (gid && strcmp(gid, id) != 0)
+    return refuse(err, id, "id", "names another minion (%.64s)", gid), NULL;
+  ids_t x;
+  json_t *ipv4, *ifaces;
+  json_int_t cpus, mem, disk;
+  if (read_ids(g, id, r, &x, err) || read_addrs(g, id, &ipv4, &ifaces, err) ||
+      opt_int(g, "num_cpus", id, 1, 4096, 1, &cpus, err) ||
+      opt_int(g, "mem_total", id, 1, 64LL << 20, 1, &mem, err) ||
+      opt_int(g, "autodeploy_disk_gb", id, 0, 1LL << 20, 0, &disk, err))
+    return NULL;
+  char rule[64] = "";
+  const char *ip = pick_ip(ipv4, ifaces, r, rule, sizeof rule);
+  if (!ip)
+    return refuse(err, id, "ipv4", "has no private address (no registry.private_ip rule "
+                  "matched and no RFC 1918 address)"), NULL;
+  json_t *labels = read_labels(g, id, err);
+  if (!labels)
+    return NULL;
   char key[300];
-  snprintf(key, sizeof key, "%s:%s", profile, ip);
-  json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O,s:O,s:{s:I,s:I},s:o}", "key", key, "minion",
-                        id, "profile", profile, "private_ip", ip, "ip_rule", rule, "ipv4", ipv4,
-                        "interfaces", ifaces ? ifaces : json_object(), "capacity", "cpu", cpus,
-                        "mem_mb", mem, "labels", labels);
+  snprintf(key, sizeof key, "%s:%s", x.profile, ip);
+  json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O,s:o,s:{s:I,s:I},s:o}", "key", key, "minion",
+                        id, "profile", x.profile, "private_ip", ip, "ip_rule", rule, "ipv4", ipv4,
+                        "interfaces", ifaces ? json_incref(ifaces) : json_object(), "capacity",
+                        "cpu", cpus, "mem_mb", mem, "labels", labels);
   if (!f)
     return ad__err(err, AD_ENOMEM, "registry", "no memory"), NULL;
-  if (!ifaces)
-    json_object_set_new(f, "interfaces", json_object());
   if (disk >= 0)
     json_object_set_new(json_object_get(f, "capacity"), "disk_gb", json_integer(disk));
   const char *names[] = {"provider", "region", "instance_id", "machine_id", "boot_id", "hostname"};
-  const char *vals[] = {provider, region, instance, machine, boot, host};
+  const char *vals[] = {x.provider, x.region, x.instance, x.machine, x.boot, x.host};
   for (int i = 0; i < 6; i++)
     if (vals[i] && *vals[i])
       json_object_set_new(f, names[i], json_string(vals[i]));

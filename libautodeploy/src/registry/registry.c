@@ -117,9 +117,12 @@ ad__registry_t *ad__registry_new(const ad__registry_env_t *env, const json_t *co
                  "registry.profiles: required (the provider profiles allowed to register, "
                  "globs allowed; [\"*\"] for any)");
   if (rc == 0 && cmdb && !json_is_null(cmdb)) {
-    reg->cmdb = ad__cmdb_new(reg, cmdb, err);
+    ad__cmdb_outbox_t box = ad__hosts_outbox(reg);
+    reg->cmdb = ad__cmdb_new(&box, cmdb, err);
     if (!reg->cmdb)
       rc = AD_ECONFIG;
+    else
+      ad__hosts_on_change(reg, ad__cmdb_kick, reg->cmdb);
   }
   json_decref(profiles);
   json_decref(pip);
@@ -137,6 +140,7 @@ void ad__registry_destroy(ad__registry_t **reg_p)
   if (!reg_p || !*reg_p)
     return;
   ad__registry_t *reg = *reg_p;
+  ad__hosts_on_change(reg, NULL, NULL);
   ad__cmdb_destroy(&reg->cmdb);
   for (int b = 0; b < AD__SEEN_BUCKETS; b++)
     for (ad__seen_t *s = reg->seen[b], *n; s; s = n) {
@@ -154,20 +158,7 @@ void ad__registry_destroy(ad__registry_t **reg_p)
   *reg_p = NULL;
 }
 
-/* ---- alerts, refusals ------------------------------------------------------- */
-
-void ad__reg_alert(ad__registry_t *reg, const char *key, const char *what, const char *text)
-{
-  const ad__tasks_ctx_t *t = reg->env.tasks;
-  if (!t || !t->alert)
-    return;
-  char title[200], body[1200], dedup[200];
-  snprintf(title, sizeof title, "autodeploy host %s: %s", key, what);
-  snprintf(body, sizeof body, "### host %s: %s\n%s\n\nInspect: `salt-run autodeploy.host %s`",
-           key, what, text, key);
-  snprintf(dedup, sizeof dedup, "host/%s/%s/%lld", key, what, (long long)(ad__now_ms() / 60000));
-  t->alert(t->alert_user, title, body, dedup);
-}
+/* ---- refusals ------------------------------------------------------- */
 
 static void refuse(ad__registry_t *reg, const char *id, const char *why, const char *reason)
 {
@@ -203,421 +194,6 @@ static void ask_refresh(ad__registry_t *reg, const char *id)
   if (ad__fire_signed(reg->env.bus, reg->env.key_path, tag, body, &err))
     AD_LOG_E("registry", "asking %s to refresh its grains: %s", id, err.message);
   json_decref(body);
-}
-
-/* ---- init ------------------------------------------------------------------- */
-
-/* Fields that put `doc` into initialization (an init task), or straight to
- * ready when no init_state is configured. NULL + err when the task could
- * not be created. */
-json_t *ad__reg_init_fields(ad__registry_t *reg, const json_t *doc, const char *actor,
-                            ad_error_t *err)
-{
-  char now[32];
-  ad__iso_ms(ad__now_ms(), now);
-  if (!reg->c.init_state || !*reg->c.init_state)
-    return json_pack("{s:s,s:s,s:s}", "state", "ready", "ready_at", now, "reason",
-                     "no init_state configured: ready at once");
-  if (!reg->env.tasks || !reg->env.tasks->store)
-    return ad__err(err, AD_ECONFIG, "registry", "no task system for host init"), NULL;
-  const char *key = ad__jstr(doc, "_id"), *minion = ad__jstr(doc, "minion");
-  char reason[400];
-  snprintf(reason, sizeof reason, "init host %s", key);
-  json_t *args = json_pack(
-      "{s:[s],s:s,s:[s],s:{s:{s:s,s:s,s:s,s:O}},s:i,s:{s:i,s:i},s:s,s:s,s:{s:s,s:s,s:s}}",
-      "tgt", minion, "tgt_type", "list", "mods", reg->c.init_state, "pillar", "autodeploy_host",
-      "key", key, "profile", ad__jstr(doc, "profile"), "private_ip", ad__jstr(doc, "private_ip"),
-      "capacity", json_object_get(doc, "capacity") ? json_object_get(doc, "capacity") : json_null(),
-      "timeout", reg->c.init_timeout, "retry", "max_attempts", reg->c.init_attempts, "backoff_s",
-      reg->c.init_backoff_s, "created_by", actor ? actor : "autodeploy/registry", "reason",
-      reason, "owner", "kind", "host_init", "host", key, "minion", minion);
-  json_t *res = args ? ad__task_create(reg->env.tasks, args, err) : NULL;
-  json_decref(args);
-  if (!res)
-    return NULL;
-  json_t *task = json_object_get(res, "task");
-  json_t *f = json_pack("{s:s,s:s,s:s,s:s}", "state", "initializing", "init_task",
-                        ad__jstr(task, "_id"), "init_started_at", now, "reason", reason);
-  json_decref(res);
-  return f;
-}
-
-/* ---- the decision ----------------------------------------------------------- */
-
-static json_t *facts_set(const json_t *facts, const char *fp, int64_t now)
-{
-  char iso[32];
-  ad__iso_ms(now, iso);
-  json_t *set = json_deep_copy(facts);
-  json_object_del(set, "key");
-  json_object_set_new(set, "key_fingerprint", json_string(fp));
-  json_object_set_new(set, "last_seen", json_string(iso));
-  json_object_set_new(set, "last_seen_ms", json_integer(now));
-  json_object_set_new(set, "last_registered_at", json_string(iso));
-  return set;
-}
-
-static const char *changed(const json_t *doc, const json_t *facts, const char *fp)
-{
-  const char *old_fp = ad__jstr(doc, "key_fingerprint");
-  if (*old_fp && strcmp(old_fp, fp))
-    return "minion key changed";
-  const char *om = ad__jstr(doc, "machine_id"), *nm = ad__jstr(facts, "machine_id");
-  if (*om && *nm && strcmp(om, nm))
-    return "machine-id changed";
-  return NULL;
-}
-
-/* a new document for `facts`, inserted; 1 inserted, 0 key taken, <0 error */
-static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, json_t *extra,
-                      const char *what, const char *cause, json_t **out)
-{
-  int64_t now = ad__now_ms();
-  char iso[32];
-  ad__iso_ms(now, iso);
-  json_t *doc = facts_set(facts, fp, now);
-  json_object_set_new(doc, "_id", json_string(ad__jstr(facts, "key")));
-  json_object_set_new(doc, "rev", json_integer(0));
-  json_object_set_new(doc, "state", json_string("registering"));
-  json_object_set_new(doc, "first_seen", json_string(iso));
-  json_object_set_new(doc, "registered_at", json_string(iso));
-  json_object_set_new(doc, "cmdb_dirty", json_true());
-  json_object_set_new(doc, "cmdb_next_ms", json_integer(0));
-  json_object_set_new(doc, "history", json_pack("[{s:s,s:s,s:s,s:s,s:s}]", "at", iso, "what",
-                                                what, "to", "registering", "cause", cause,
-                                                "actor", "autodeploy/registry"));
-  if (extra)
-    json_object_update(doc, extra);
-  const char *st = json_string_value(json_object_get(doc, "state"));
-  if (st && strcmp(st, "registering") && strcmp(st, "quarantined") && !json_object_get(extra, "history"))
-    json_array_append_new(json_object_get(doc, "history"),
-                          json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "at", iso, "what", "init", "from",
-                                    "registering", "to", st, "cause",
-                                    json_string_value(json_object_get(doc, "reason"))
-                                        ? json_string_value(json_object_get(doc, "reason")) : "",
-                                    "actor", "autodeploy/registry"));
-  ad_error_t err;
-  int rc = ad__reg_insert(reg, reg->c.collection, doc, &err);
-  if (rc == 1) {
-    *out = doc;
-    return 1;
-  }
-  json_decref(doc);
-  if (rc < 0)
-    AD_LOG_E("registry", "storing host %s: %s", ad__jstr(facts, "key"), err.message);
-  return rc;
-}
-
-/* registering -> initializing (or ready) */
-static void begin_init(ad__registry_t *reg, json_t *doc, const char *cause)
-{
-  ad_error_t err;
-  json_t *f = ad__reg_init_fields(reg, doc, NULL, &err);
-  if (!f) {
-    AD_LOG_E("registry", "host %s: init not started: %s", ad__jstr(doc, "_id"), err.message);
-    json_t *set = json_pack("{s:s,s:s}", "state", "init_failed", "reason", err.message);
-    ad__hosts_cas(reg, doc, set, "init not started", err.message, "autodeploy/registry", NULL);
-    json_decref(set);
-    ad__reg_alert(reg, ad__jstr(doc, "_id"), "init_failed", err.message);
-    return;
-  }
-  ad__hosts_cas(reg, doc, f, "init", cause, "autodeploy/registry", NULL);
-  json_decref(f);
-}
-
-static int old_minion_gone(ad__registry_t *reg, const json_t *doc, char *why, size_t size)
-{
-  const char *old = ad__jstr(doc, "minion");
-  if (!strcmp(ad__jstr(doc, "state"), "retired")) {
-    snprintf(why, size, "host was retired");
-    return 1;
-  }
-  ad_error_t err;
-  int k = ad__salt_key_accepted(reg->pki_dir, old, reg->env.hash_type, NULL, 0, &err);
-  if (k == 0) {
-    snprintf(why, size, "key of %s is no longer accepted", old);
-    return 1;
-  }
-  int64_t age = ad__now_ms() - json_integer_value(json_object_get(doc, "last_seen_ms"));
-  if (age > reg->c.takeover_after * 1000LL) {
-    snprintf(why, size, "%s not seen for %llds (takeover_after %d)", old, (long long)(age / 1000),
-             reg->c.takeover_after);
-    return 1;
-  }
-  snprintf(why, size, "%s was seen %llds ago and its key is accepted", old,
-           (long long)(age / 1000));
-  return 0;
-}
-
-static void quarantine(ad__registry_t *reg, const json_t *facts, const char *fp,
-                       const json_t *holder, const char *why)
-{
-  const char *id = ad__jstr(facts, "minion"), *key = ad__jstr(facts, "key");
-  char qid[200], cause[600];
-  snprintf(qid, sizeof qid, "quarantine:%s", id);
-  snprintf(cause, sizeof cause, "%s is held by minion %s: %s", key, ad__jstr(holder, "minion"), why);
-  int64_t now = ad__now_ms();
-  json_t *set = facts_set(facts, fp, now);
-  json_object_set_new(set, "state", json_string("quarantined"));
-  json_object_set_new(set, "wants_key", json_string(key));
-  json_object_set_new(set, "conflict_with", json_string(ad__jstr(holder, "minion")));
-  json_object_set_new(set, "reason", json_string(cause));
-  json_t *q = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", qid), NULL);
-  if (!q) {
-    json_t *f2 = json_deep_copy(facts);
-    json_object_set_new(f2, "key", json_string(qid));
-    json_t *doc = NULL;
-    json_t *extra = json_pack("{s:s,s:s,s:s,s:s}", "state", "quarantined", "wants_key", key,
-                              "conflict_with", ad__jstr(holder, "minion"), "reason", cause);
-    if (insert_new(reg, f2, fp, extra, "quarantined", cause, &doc) == 1) {
-      AD_LOG_W("registry", "minion %s quarantined: %s", id, cause);
-      ad__reg_alert(reg, key, "conflict: minion quarantined", cause);
-      char note[400];
-      snprintf(note, sizeof note, "minion %s claims this key: quarantined (%s)", id, why);
-      ad__hosts_cas(reg, holder, NULL, "conflict", note, "autodeploy/registry", NULL);
-    }
-    json_decref(extra);
-    json_decref(f2);
-    json_decref(doc);
-  } else if (strcmp(ad__jstr(q, "state"), "retired")) {
-    ad__hosts_cas(reg, q, set, "still quarantined", cause, "autodeploy/registry", NULL);
-  } /* retired by an operator: left alone (salt-key -d removes the minion for good) */
-  json_decref(q);
-  json_decref(set);
-}
-
-static void drop_quarantine(ad__registry_t *reg, const char *id)
-{
-  char qid[200];
-  snprintf(qid, sizeof qid, "quarantine:%s", id);
-  /* look first: a find by _id is cheap everywhere, a delete is not on FerretDB */
-  json_t *q = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", qid), NULL);
-  if (q)
-    ad__reg_delete(reg, qid);
-  json_decref(q);
-}
-
-/* host_minions: {_id: minion id, key: host key}, the minion -> host lookup
- * kept as its own collection so it is always a lookup by _id (FerretDB
- * scans for any other field). A hint only: the host document is checked. */
-static void map_minion(ad__registry_t *reg, const char *id, const char *key)
-{
-  json_t *doc = json_pack("{s:s,s:s}", "_id", id, "key", key);
-  if (ad__reg_insert(reg, AD__HOST_MINIONS, doc, NULL) == 0) {
-    bson_t *q = BCON_NEW("_id", BCON_UTF8(id));
-    bson_t *u = BCON_NEW("$set", "{", "key", BCON_UTF8(key), "}");
-    ad__store_update_one(reg->env.store, AD__HOST_MINIONS, q, u, NULL);
-    bson_destroy(q);
-    bson_destroy(u);
-  }
-  json_decref(doc);
-}
-
-/* The live host record of minion `id` (not retired or quarantined), or NULL. */
-json_t *ad__reg_host_of(ad__registry_t *reg, const char *id)
-{
-  json_t *rows = ad__reg_find_in(reg, AD__HOST_MINIONS, json_pack("{s:s}", "_id", id));
-  const char *key = json_string_value(json_object_get(json_array_get(rows, 0), "key"));
-  json_t *doc = key ? ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL) : NULL;
-  json_decref(rows);
-  const char *st = json_string_value(json_object_get(doc, "state"));
-  if (doc && (strcmp(ad__jstr(doc, "minion"), id) || !st || !strcmp(st, "retired") ||
-              !strcmp(st, "quarantined"))) {
-    json_decref(doc);
-    doc = NULL;
-  }
-  return doc;
-}
-
-/* Do the stored facts equal the new ones (bookkeeping fields aside)? */
-static int same_facts(const json_t *doc, const json_t *set)
-{
-  const char *k;
-  json_t *v;
-  json_object_foreach((json_t *)set, k, v) {
-    if (!strcmp(k, "last_seen") || !strcmp(k, "last_seen_ms") || !strcmp(k, "last_registered_at"))
-      continue;
-    if (!json_equal(v, json_object_get(doc, k)))
-      return 0;
-  }
-  return 1;
-}
-
-static void touch_seen(ad__registry_t *reg, const char *key, int64_t now)
-{
-  char iso[32];
-  ad__iso_ms(now, iso);
-  bson_t *q = BCON_NEW("_id", BCON_UTF8(key));
-  bson_t *u = BCON_NEW("$set", "{", "last_seen", BCON_UTF8(iso), "last_seen_ms", BCON_INT64(now), "}");
-  ad__store_update_one(reg->env.store, reg->c.collection, q, u, NULL);
-  bson_destroy(q);
-  bson_destroy(u);
-}
-
-/* Returns 1 when the minion ended up quarantined. */
-static int decide(ad__registry_t *reg, const json_t *facts, const char *fp, const char *why)
-{
-  const char *id = ad__jstr(facts, "minion"), *key = ad__jstr(facts, "key");
-  char cause[600];
-  for (int attempt = 0; attempt < 5; attempt++) {
-    int64_t now = ad__now_ms();
-    json_t *by_key = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
-    if (!by_key) {
-      json_t *prev = ad__reg_host_of(reg, id);
-      json_t *doc = NULL;
-      int rc;
-      if (prev) {
-        /* the same minion from a new address (or profile): the host moves */
-        const char *reinstall = changed(prev, facts, fp);
-        snprintf(cause, sizeof cause, "minion %s moved from %s (%s) to %s (%s)%s%s", id,
-                 ad__jstr(prev, "_id"), ad__jstr(prev, "private_ip"), key, ad__jstr(facts, "private_ip"),
-                 reinstall ? "; " : "", reinstall ? reinstall : "");
-        json_t *extra = json_pack("{s:s,s:O,s:s,s:O,s:O}", "state", ad__jstr(prev, "state"),
-                                  "first_seen", json_object_get(prev, "first_seen"),
-                                  "moved_from", ad__jstr(prev, "_id"), "init_task",
-                                  json_object_get(prev, "init_task") ? json_object_get(prev, "init_task") : json_null(),
-                                  "history", json_object_get(prev, "history"));
-        json_t *hist = json_object_get(extra, "history");
-        char iso[32];
-        ad__iso_ms(now, iso);
-        json_array_append_new(hist, json_pack("{s:s,s:s,s:s,s:s}", "at", iso, "what", "moved",
-                                              "cause", cause, "actor", "autodeploy/registry"));
-        rc = insert_new(reg, facts, fp, extra, "moved", cause, &doc);
-        json_decref(extra);
-        if (rc == 1) {
-          char note[700];
-          snprintf(note, sizeof note, "moved to %s: %s", key, cause);
-          json_t *set = json_pack("{s:s,s:s,s:s}", "state", "retired", "moved_to", key,
-                                  "reason", note);
-          ad__hosts_cas(reg, prev, set, "moved", note, "autodeploy/registry", NULL);
-          json_decref(set);
-          AD_LOG_W("registry", "%s", cause);
-          ad__reg_alert(reg, key, "address changed", cause);
-          const char *st = ad__jstr(doc, "state");
-          if (reinstall || !strcmp(st, "registering") || !strcmp(st, "unreachable"))
-            begin_init(reg, doc, reinstall ? reinstall : "registered");
-        }
-      } else {
-        snprintf(cause, sizeof cause, "minion %s registered (%s; %s, ip rule: %s)", id, why,
-                 key, ad__jstr(facts, "ip_rule"));
-        /* the document goes in already initializing (or ready): one insert,
-         * no update, for the common case */
-        json_t *pseudo = json_deep_copy(facts);
-        json_object_set_new(pseudo, "_id", json_string(key));
-        ad_error_t ierr;
-        json_t *init = ad__reg_init_fields(reg, pseudo, NULL, &ierr);
-        json_decref(pseudo);
-        if (!init)
-          init = json_pack("{s:s,s:s}", "state", "init_failed", "reason", ierr.message);
-        rc = insert_new(reg, facts, fp, init, "registered", cause, &doc);
-        if (rc == 1) {
-          AD_LOG_I("registry", "%s -> %s", cause, ad__jstr(init, "state"));
-          if (!strcmp(ad__jstr(init, "state"), "init_failed"))
-            ad__reg_alert(reg, key, "init_failed", ad__jstr(init, "reason"));
-        } else if (json_object_get(init, "init_task") && reg->env.tasks) {
-          /* lost the key to another minion meanwhile: its init task goes */
-          json_t *ta = json_pack("{s:s,s:s,s:s,s:s}", "id", ad__jstr(init, "init_task"), "action",
-                                 "cancel", "reason", "registration lost a race", "actor",
-                                 "autodeploy/registry");
-          json_decref(ad__task_intervene(reg->env.tasks, ta, NULL));
-          json_decref(ta);
-        }
-        json_decref(init);
-      }
-      json_decref(prev);
-      json_decref(doc);
-      if (rc == 1) {
-        map_minion(reg, id, key);
-        drop_quarantine(reg, id);
-        return 0;
-      }
-      if (rc < 0)
-        return 0;
-      continue; /* someone inserted that key meanwhile: decide again */
-    }
-    const char *state = ad__jstr(by_key, "state");
-    if (!strcmp(ad__jstr(by_key, "minion"), id)) {
-      /* the same host again */
-      json_t *set = facts_set(facts, fp, now);
-      const char *reinstall = changed(by_key, facts, fp);
-      int rc, same = 0;
-      if (!strcmp(state, "retired")) {
-        snprintf(cause, sizeof cause, "minion %s started on a retired host (%s): left retired",
-                 id, why);
-        json_decref(set);
-        set = NULL;
-        rc = ad__hosts_cas(reg, by_key, NULL, "seen", cause, "autodeploy/registry", NULL);
-      } else if (reinstall || !strcmp(state, "registering")) {
-        snprintf(cause, sizeof cause, "%s (%s)", reinstall ? reinstall : "registered", why);
-        rc = ad__hosts_cas(reg, by_key, set, reinstall ? "reinstalled" : "registered", cause,
-                           "autodeploy/registry", NULL);
-        if (rc == 1) {
-          json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
-          if (doc)
-            begin_init(reg, doc, cause);
-          json_decref(doc);
-          if (reinstall)
-            ad__reg_alert(reg, key, "reinstalled", cause);
-        }
-      } else if (strcmp(state, "unreachable") && same_facts(by_key, set) &&
-                 (!strcmp(why, "reconcile") || !strcmp(why, "key event"))) {
-        /* a periodic look with nothing new: no revision, no history, no push */
-        touch_seen(reg, key, now);
-        same = 1;
-        rc = 1;
-      } else {
-        if (!strcmp(state, "unreachable")) {
-          const char *back = ad__jstr(by_key, "state_before_unreachable");
-          json_object_set_new(set, "state", json_string(*back ? back : "ready"));
-        }
-        snprintf(cause, sizeof cause, "minion %s seen (%s): %s", id, why,
-                 !strcmp(state, "unreachable") ? "reachable again" : "no change needed");
-        rc = ad__hosts_cas(reg, by_key, set, "seen", cause, "autodeploy/registry", NULL);
-      }
-      json_decref(set);
-      json_decref(by_key);
-      if (rc == 1) {
-        if (!same)
-          map_minion(reg, id, key);
-        drop_quarantine(reg, id);
-        return 0;
-      }
-      if (rc < 0)
-        return 0;
-      continue;
-    }
-    /* another minion holds this key */
-    char gone[300];
-    if (!old_minion_gone(reg, by_key, gone, sizeof gone)) {
-      quarantine(reg, facts, fp, by_key, gone);
-      json_decref(by_key);
-      return 1;
-    }
-    snprintf(cause, sizeof cause, "minion %s takes over %s from %s: %s", id, key,
-             ad__jstr(by_key, "minion"), gone);
-    json_t *set = facts_set(facts, fp, now);
-    json_object_set_new(set, "state", json_string("registering"));
-    json_object_set_new(set, "previous_minion", json_string(ad__jstr(by_key, "minion")));
-    json_object_set_new(set, "taken_over_at_ms", json_integer(now));
-    int rc = ad__hosts_cas(reg, by_key, set, "taken over", cause, "autodeploy/registry", NULL);
-    json_decref(set);
-    json_decref(by_key);
-    if (rc == 1) {
-      AD_LOG_W("registry", "%s", cause);
-      ad__reg_alert(reg, key, "taken over by a new minion", cause);
-      map_minion(reg, id, key);
-      drop_quarantine(reg, id);
-      json_t *doc = ad__hosts_find_one(reg, json_pack("{s:s}", "_id", key), NULL);
-      if (doc)
-        begin_init(reg, doc, cause);
-      json_decref(doc);
-      return 0;
-    }
-    if (rc < 0)
-      return 0;
-  }
-  AD_LOG_W("registry", "minion %s: %s kept changing; will decide at the next hint", id, key);
-  return 0;
 }
 
 static void register_one(ad__registry_t *reg, const char *id, const char *why, int force)
@@ -672,7 +248,7 @@ static void register_one(ad__registry_t *reg, const char *id, const char *why, i
     copy.refused_at = now;
     goto remember;
   }
-  copy.quarantined = decide(reg, facts, fp, why);
+  copy.quarantined = ad__reg_decide(reg, facts, fp, why);
   json_decref(facts);
 remember:
   pthread_mutex_lock(&reg->seen_lock);
@@ -697,6 +273,36 @@ void ad__registry_hint(ad__registry_t *reg, const char *id, const char *why, int
   pthread_mutex_lock(m);
   register_one(reg, id, why, force);
   pthread_mutex_unlock(m);
+}
+
+/* ---- the engine timer ---------------------------------------------------------- */
+
+static void hint_cb(void *user, const char *id)
+{
+  ad__registry_hint(user, id, "reconcile", 0);
+}
+
+int64_t ad__registry_tick(ad__registry_t *reg)
+{
+  if (!reg || !reg->c.enabled)
+    return 60000;
+  int64_t now = ad__now_ms();
+  if (!reg->indexed && now >= reg->next_reconcile_ms)
+    ad__hosts_make_indexes(reg);
+  if (now >= reg->next_live_ms) {
+    reg->next_live_ms = now + reg->c.liveness_interval * 1000LL;
+    ad__reg_liveness(reg);
+  }
+  if (now >= reg->next_reconcile_ms) {
+    reg->next_reconcile_ms = now + reg->c.reconcile_interval * 1000LL;
+    ad_error_t err;
+    if (ad__salt_each_accepted(reg->pki_dir, hint_cb, reg, &err))
+      AD_LOG_E("registry", "reconcile: %s", err.message);
+    ad__reg_settle_inits(reg);
+  }
+  int64_t next = reg->next_live_ms < reg->next_reconcile_ms ? reg->next_live_ms
+                                                            : reg->next_reconcile_ms;
+  return next - ad__now_ms();
 }
 
 /* ---- bus handlers -------------------------------------------------------------- */

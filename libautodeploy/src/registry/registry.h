@@ -11,7 +11,23 @@
  *   quarantined: a second minion claiming a live host's key (own document)
  *
  * Every decision is appended to the host's `history`. docs/cmdb.md is the
- * document schema (the CMDB's contract), docs/registration.md the rules. */
+ * document schema (the CMDB's contract), docs/registration.md the rules.
+ *
+ * The files, in dependency order (each calls only those above it; nothing
+ * calls back up: who must hear of a change is given a callback):
+ *
+ *   hostinfo.c     grains -> facts, private-IP rules           (pure)
+ *   saltfiles.c    accepted keys, minion data cache, /proc/net/tcp
+ *   classify.c     the decision: records + facts -> action     (pure, no I/O)
+ *   hosts_store.c  host documents, host_minions, the outbox    (store/ only; a leaf)
+ *   cmdb.c         the push thread: an outbox and a URL        (knows no registry)
+ *   host_init.c    init tasks, their end, alerts               (hosts_store, tasks/)
+ *   liveness.c     the publish port's TCP view, presence       (hosts_store, host_init)
+ *   decide.c       gather -> classify -> apply, quarantine     (the above)
+ *   host_cmds.c    the runner commands host.*                  (hosts_store, host_init)
+ *   registry.c     config, life cycle, hints, bus handlers, the tick; wires
+ *                  the CMDB kick into hosts_store as its on_change callback
+ */
 #ifndef AD_REGISTRY_H
 #define AD_REGISTRY_H
 
@@ -61,14 +77,5 @@ json_t *ad__host_get(ad__registry_t *reg, const json_t *args, ad_error_t *err);
 json_t *ad__host_retire(ad__registry_t *reg, const json_t *args, ad_error_t *err);
 json_t *ad__host_drain(ad__registry_t *reg, const json_t *args, ad_error_t *err);
 json_t *ad__host_reinit(ad__registry_t *reg, const json_t *args, ad_error_t *err);
-
-/* ---- shared by registry*.c ---------------------------------------------- */
-json_t *ad__hosts_find_one(ad__registry_t *reg, json_t *query, ad_error_t *err); /* query taken */
-json_t *ad__hosts_find(ad__registry_t *reg, json_t *query, json_t *opts, ad_error_t *err);
-/* Conditional update of host `key` at revision `rev`: $set `set`, rev+1,
- * cmdb_dirty, history += entry (trimmed to history_max). 1 done, 0 the
- * document changed meanwhile, <0 store error. */
-int ad__hosts_cas(ad__registry_t *reg, const json_t *doc, json_t *set, const char *what,
-                  const char *cause, const char *actor, ad_error_t *err);
 
 #endif

@@ -1,10 +1,12 @@
-/* registry_private.h - shared by registry.c, registry_ops.c, cmdb.c. */
+/* registry_private.h - shared by the registry's files (registry.h says which
+ * calls which). */
 #ifndef AD_REGISTRY_PRIVATE_H
 #define AD_REGISTRY_PRIVATE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "registry/cmdb.h"
 #include "registry/hostinfo.h"
 #include "registry/registry.h"
 #include "registry/saltfiles.h"
@@ -30,8 +32,6 @@ typedef struct ad__seen {
   int quarantined;
 } ad__seen_t;
 
-typedef struct ad__cmdb ad__cmdb_t;
-
 struct ad__registry {
   ad__registry_env_t env;
   char *pki_dir, *cachedir;
@@ -43,25 +43,82 @@ struct ad__registry {
   size_t nseen;
   atomic_llong next_live_ms, next_reconcile_ms, last_live_ms;
   ad__cmdb_t *cmdb;
+  void (*on_change)(void *user); /* after every host change (the CMDB kick) */
+  void *on_change_user;
   int indexed;
 };
 
 #define AD__HOST_MINIONS "host_minions"
 
-/* store helpers (registry_ops.c) */
+/* ---- hosts_store.c: the host documents (a leaf: store/ only) ---------------- */
+json_t *ad__hosts_find_one(ad__registry_t *reg, json_t *query, ad_error_t *err); /* query taken */
+json_t *ad__hosts_find(ad__registry_t *reg, json_t *query, json_t *opts, ad_error_t *err);
+/* Conditional update of host `key` at revision `rev`: $set `set`, rev+1,
+ * cmdb_dirty, history += entry (trimmed to history_max); then on_change.
+ * 1 done, 0 the document changed meanwhile, <0 store error. */
+int ad__hosts_cas(ad__registry_t *reg, const json_t *doc, json_t *set, const char *what,
+                  const char *cause, const char *actor, ad_error_t *err);
+/* `fn(user)` after every successful ad__hosts_cas (NULL: none). */
+void ad__hosts_on_change(ad__registry_t *reg, void (*fn)(void *user), void *user);
 json_t *ad__reg_find_in(ad__registry_t *reg, const char *coll, json_t *query); /* taken */
 json_t *ad__reg_host_of(ad__registry_t *reg, const char *id);
 int ad__reg_insert(ad__registry_t *reg, const char *coll, const json_t *doc, ad_error_t *err);
 int ad__reg_delete(ad__registry_t *reg, const char *key);
+void ad__hosts_map_minion(ad__registry_t *reg, const char *id, const char *key);
+void ad__hosts_touch_seen(ad__registry_t *reg, const char *key, int64_t now);
+void ad__hosts_mark_seen(ad__registry_t *reg, const json_t *ids, int64_t now);
+void ad__hosts_make_indexes(ad__registry_t *reg);
+/* The hosts as cmdb.c's outbox (due NULL without a store). */
+ad__cmdb_outbox_t ad__hosts_outbox(ad__registry_t *reg);
+
+/* ---- host_init.c ------------------------------------------------------------- */
 void ad__reg_alert(ad__registry_t *reg, const char *key, const char *what, const char *text);
 json_t *ad__reg_init_fields(ad__registry_t *reg, const json_t *doc, const char *actor,
                             ad_error_t *err);
+/* registering -> initializing (or ready, or init_failed + alert) */
+void ad__reg_begin_init(ad__registry_t *reg, json_t *doc, const char *cause);
+/* hosts whose init task ended while nobody listened */
+void ad__reg_settle_inits(ad__registry_t *reg);
 
-/* cmdb.c: push host changes to an outside CMDB (an outbox kept in the host
- * documents themselves: cmdb_dirty, so nothing is lost and a restart
- * resumes) */
-ad__cmdb_t *ad__cmdb_new(ad__registry_t *reg, const json_t *conf, ad_error_t *err);
-void ad__cmdb_destroy(ad__cmdb_t **c);
-void ad__cmdb_kick(ad__cmdb_t *c);
+/* ---- classify.c: the decision, pure ------------------------------------------ */
+typedef enum {
+  AD__REG_NEW,       /* nobody holds the key, the minion has no live host */
+  AD__REG_MOVE,      /* the minion's live host has another key: new address */
+  AD__REG_RETIRED,   /* the minion's own host is retired: refused, left retired */
+  AD__REG_REINSTALL, /* same host, key or machine-id changed: init again */
+  AD__REG_REGISTER,  /* same host, still registering: init */
+  AD__REG_UNCHANGED, /* a periodic look with nothing new: last_seen only */
+  AD__REG_SEEN,      /* same host seen (back from unreachable, or no change) */
+  AD__REG_CONFLICT,  /* another live minion holds the key: quarantine */
+  AD__REG_TAKEOVER,  /* the holder is retired, its key gone, or unseen too long */
+} ad__reg_action_t;
+
+typedef struct {
+  const json_t *by_key;    /* the host document whose _id is the facts' key, or NULL */
+  const json_t *prev;      /* the minion's live host (host_minions); read when by_key is NULL */
+  int holder_key_accepted; /* by_key's minion's key still accepted (read when it is another
+                            * minion's live host; 1 otherwise) */
+} ad__reg_records_t;
+
+typedef struct {
+  ad__reg_action_t action;
+  const char *reinstall; /* MOVE, REINSTALL: "minion key changed", "machine-id changed" */
+  char cause[600];       /* the history entry's cause (empty for UNCHANGED) */
+  char gone[300];        /* CONFLICT, TAKEOVER: what was found about the holder */
+} ad__reg_decision_t;
+
+/* records + facts (hostinfo.c's, with key fingerprint `fp`) + hint `why` +
+ * now + config -> the action. No I/O. */
+void ad__registry_classify(const ad__reg_records_t *r, const json_t *facts, const char *fp,
+                           const char *why, int64_t now, const ad__reg_conf_t *c,
+                           ad__reg_decision_t *d);
+const char *ad__reg_action_name(ad__reg_action_t a);
+
+/* ---- decide.c: gather -> classify -> apply. 1 when the minion ended up
+ * quarantined. ---------------------------------------------------------------- */
+int ad__reg_decide(ad__registry_t *reg, const json_t *facts, const char *fp, const char *why);
+
+/* ---- liveness.c -------------------------------------------------------------- */
+void ad__reg_liveness(ad__registry_t *reg);
 
 #endif

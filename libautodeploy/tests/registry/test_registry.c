@@ -211,7 +211,8 @@ TEST(master_files)
   sleep(1);
   put(p, "\xc1garbage", 8);
   g = ad__salt_cached_grains(cache, "m1", &stamp2, &err);
-  ASSERT(g == NULL || json_integer_value(json_object_get(g, "num_cpus")) == 4);
+  ASSERT(g != NULL);
+  ASSERT_EQ(json_integer_value(json_object_get(g, "num_cpus")), 4);
   json_decref(g);
 
   /* /proc/net/tcp: established (01) connections to port 4505 (0x1199) only */
@@ -232,9 +233,12 @@ TEST(master_files)
   size_t n;
   ASSERT_EQ(ad__salt_connected_ips(dir, 4505, &ips, &n, &err), 0);
   ASSERT_EQ(n, 2); /* 10.168.0.11 (twice) and 10.168.0.13 */
-  uint32_t a;
-  ad__ipv4_parse("10.168.0.11", &a);
-  ASSERT(ips[0] == htonl(a) || ips[1] == htonl(a));
+  uint32_t a, b;
+  ASSERT_EQ(ad__ipv4_parse("10.168.0.11", &a), 0);
+  ASSERT_EQ(ad__ipv4_parse("10.168.0.13", &b), 0);
+  a = htonl(a);
+  b = htonl(b);
+  ASSERT((ips[0] == a && ips[1] == b) || (ips[0] == b && ips[1] == a));
   free(ips);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
