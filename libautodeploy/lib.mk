@@ -104,7 +104,8 @@ $(B)/fuzz/fuzz_decoder: $(LIB_DIR)/fuzz/fuzz_decoder.c $(LIB_SRCS) | $(B)/fuzz $
 	  -DAD_BUILDING_LIBRARY -MMD -MP -o $@ $(LIB_DIR)/fuzz/fuzz_decoder.c $(LIB_SRCS) $(PKG_LIBS) -lpthread
 fuzz-corpus: | $(B)/fuzz
 	@test -n "$(FUZZ_SEEDS)" || { echo "fuzz-corpus: no seed captures under tests/data/salt300{6,8}"; exit 1; }
-	@mkdir -p $(B)/fuzz/corpus && cp $(FUZZ_SEEDS) $(B)/fuzz/corpus/
+	@mkdir -p $(B)/fuzz/corpus && for f in $(FUZZ_SEEDS); do \
+	  cp "$$f" "$(B)/fuzz/corpus/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
 	@echo "fuzz-corpus: $(words $(FUZZ_SEEDS)) seeds from real-master captures"
 fuzz: $(B)/fuzz/fuzz_decoder fuzz-corpus
 	$(B)/fuzz/fuzz_decoder -max_total_time=$(FUZZ_SECS) -max_len=262144 -rss_limit_mb=1024 $(B)/fuzz/corpus

@@ -105,6 +105,17 @@ typedef struct {
 
 /* ---- output ---------------------------------------------------------- */
 
+/* "%.*s%s" arguments echoing at most the first 64 bytes of a tag or glob
+ * the user typed, up to its first newline (a 100 KB tag must not flood
+ * the terminal), then "..." if anything was left out. */
+#define SHOW_MAX 64
+static int show_len(const char *s)
+{
+  size_t n = strcspn(s, "\r\n");
+  return (int)(n > SHOW_MAX ? SHOW_MAX : n);
+}
+#define SHOW(s) show_len(s), (s), ((s)[show_len(s)] ? "..." : "")
+
 /* One lock for stdout and stderr lines (handler, log hook, main). */
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -346,12 +357,12 @@ static int cmd_fire(const cli_t *cli, ad_bus_options_t *o)
   o->workers = 0;
   ad_bus_t *bus = ad_bus_new(o, &err);
   if (!bus) {
-    say("fire %s: %s", cli->tag, err.message);
+    say("fire %.*s%s: %s", SHOW(cli->tag), err.message);
     return 1;
   }
   int rc = ad_bus_fire_json(bus, cli->tag, cli->json ? cli->json : "{}", &err);
   if (rc != 0)
-    say("fire %s: %s%s", cli->tag,
+    say("fire %.*s%s: %s%s", SHOW(cli->tag),
         strcmp(err.domain, "json") == 0 ? "JSON_OBJECT: " : "", err.message);
   ad_bus_destroy(&bus);
   return rc == 0 ? 0 : 1;
@@ -380,7 +391,7 @@ static int cmd_listen(const cli_t *cli, ad_bus_options_t *o)
   for (int i = 0; i < nglobs; i++) {
     routes[i] = (route_t){&pr, i};
     if (ad_bus_on(bus, globs[i], on_event, &routes[i], &err) != 0) {
-      say("-m %s: %s", globs[i], err.message);
+      say("-m %.*s%s: %s", SHOW(globs[i]), err.message);
       ad_bus_destroy(&bus);
       return EX_USAGE;
     }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bus/bus_private.h"
+#include "bus/dispatch.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
 
@@ -68,6 +69,10 @@ int ad_bus_fire(ad_bus_t *bus, const char *tag, const void *data, size_t len,
 {
   if (!bus || !tag || !*tag || (!data && len))
     return ad__err(err, AD_EINVAL, "fire", "fire needs a tag and data");
+  /* refuse before connecting what a reader would drop or Salt misread */
+  int bad = ad__tag_check(tag, err);
+  if (bad != 0)
+    return bad;
   size_t tag_len = strlen(tag);
   if (len == 0) { /* Salt always sends a map; {} when there is no data */
     data = "\x80";
@@ -77,7 +82,8 @@ int ad_bus_fire(ad_bus_t *bus, const char *tag, const void *data, size_t len,
   msgpack_sbuffer_init(&sb);
   if (ad__fire_frame(&sb, bus->o.fire_framing, tag, tag_len, data, len) != 0) {
     msgpack_sbuffer_destroy(&sb);
-    return ad__err(err, AD_ENOMEM, "fire", "no memory to frame %s", tag);
+    return ad__err(err, AD_ENOMEM, "fire", "no memory to frame %.*s%s",
+                   AD__TAG_SHOW(tag));
   }
   int rc = 0;
   pthread_mutex_lock(&bus->fire_lock);
@@ -98,7 +104,8 @@ int ad_bus_fire(ad_bus_t *bus, const char *tag, const void *data, size_t len,
     /* The master restarted since our last fire: reconnect once. */
     close(bus->fire_fd);
     bus->fire_fd = -1;
-    rc = ad__err_errno(err, AD_EIO, -w, "fire %s into the master", tag);
+    rc = ad__err_errno(err, AD_EIO, -w, "fire %.*s%s into the master",
+                       AD__TAG_SHOW(tag));
   }
   pthread_mutex_unlock(&bus->fire_lock);
   msgpack_sbuffer_destroy(&sb);
@@ -169,6 +176,9 @@ char *ad_json_to_msgpack(const char *text, size_t *len, ad_error_t *err)
 int ad_bus_fire_json(ad_bus_t *bus, const char *tag, const char *json,
                      ad_error_t *err)
 {
+  int bad = ad__tag_check(tag, err); /* also before the tag is echoed */
+  if (bad != 0)
+    return bad;
   size_t len;
   char *mp = ad_json_to_msgpack(json, &len, err);
   if (!mp)
@@ -176,8 +186,8 @@ int ad_bus_fire_json(ad_bus_t *bus, const char *tag, const char *json,
   if (((unsigned char)mp[0] & 0xf0) != 0x80 && (unsigned char)mp[0] != 0xde &&
       (unsigned char)mp[0] != 0xdf) {
     free(mp);
-    return ad__err(err, AD_EINVAL, "fire", "event data for %s must be a JSON "
-                   "object (Salt events carry a dict)", tag);
+    return ad__err(err, AD_EINVAL, "fire", "event data for %.*s%s must be a "
+                   "JSON object (Salt events carry a dict)", AD__TAG_SHOW(tag));
   }
   int rc = ad_bus_fire(bus, tag, mp, len, err);
   free(mp);

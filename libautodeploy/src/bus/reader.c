@@ -21,11 +21,11 @@
 #include <unistd.h>
 
 #include "bus/bus_private.h"
+#include "bus/dispatch.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
 
 #define READ_CHUNK ((size_t)256 << 10)
-#define TAG_MAX 4096
 
 /* Connect a stream socket to a Unix path or host:port. fd or <0 + err. */
 int ad__sock_connect(const char *path, const char *host, int port,
@@ -91,13 +91,13 @@ static int backoff_ms(ad_bus_t *bus, int attempt, unsigned *seed)
 static void on_frame(ad_bus_t *bus, const ad_frame_t *f)
 {
   AD_INC(bus->events);
-  if (f->tag_len == 0 || f->tag_len > TAG_MAX || memchr(f->tag, 0, f->tag_len)) {
+  if (f->tag_len == 0 || f->tag_len > AD__TAG_MAX || memchr(f->tag, 0, f->tag_len)) {
     AD_INC(bus->decode_errors);
     AD_LOG_W("bus", "event with an empty, NUL-bearing or over-%d-byte tag "
-             "(%zu bytes) ignored", TAG_MAX, f->tag_len);
+             "(%zu bytes) ignored", AD__TAG_MAX, f->tag_len);
     return;
   }
-  char tag[TAG_MAX + 1];
+  char tag[AD__TAG_MAX + 1];
   memcpy(tag, f->tag, f->tag_len);
   tag[f->tag_len] = '\0';
   if (bus->fan_push)

@@ -4,8 +4,16 @@
  * Memory is bounded: the buffer never holds more than one frame of at most
  * max_frame bytes plus one read chunk. A frame whose declared size exceeds
  * max_frame is skipped as it streams past (it is never buffered). A
- * malformed frame is dropped and the stream is resynchronised on the next
- * frame signature, so one bad frame never costs the frames after it.
+ * malformed frame is dropped, so one bad frame never costs the frames
+ * after it:
+ *  - length framing: a length prefix within max_frame says exactly where
+ *    the next frame starts, so whatever it holds (not a map, a map without
+ *    "body", truncated msgpack, nothing at all) is skipped by that length
+ *    and counted in bad_frames, with no scanning. Only an impossible prefix
+ *    (over max_frame and not followed by a frame signature) resynchronises
+ *    by scanning for the next signature, and prefixes are not trusted
+ *    again until one is found;
+ *  - raw framing: the stream is resynchronised on the next frame signature.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +35,7 @@ struct ad_decoder {
   uint64_t skip;          /* bytes of an oversized frame still to drop */
   uint32_t skip_entries;  /* outer-map pairs after an oversized body (raw) */
   size_t need;            /* raw: bytes the pending frame needs at least */
+  int hunting;            /* length: resynchronising, prefixes untrusted */
   ad_decoder_stats_t st;
 };
 
@@ -65,6 +74,7 @@ void ad_decoder_reset(ad_decoder_t *d)
   d->skip = 0;
   d->skip_entries = 0;
   d->need = 0;
+  d->hunting = 0;
   d->framing = d->want;
 }
 
@@ -320,6 +330,49 @@ static int drain_skip(ad_decoder_t *d, ad_error_t *err)
   return 1;
 }
 
+/* Read the 4-byte length at p. A prefix within max_frame is trusted: it
+ * says exactly where the next frame starts, so whatever it holds is
+ * buffered and, if it is not a frame, skipped by that length (never by
+ * scanning). Only an impossible prefix (over max_frame and not followed by
+ * a frame signature) resynchronises by scanning; until a signature is
+ * found again, prefixes are not trusted (d->hunting). 1: *n is the frame
+ * length, the frame is whole in the buffer; 0: need more bytes; <0: an
+ * oversized frame is being skipped, or the stream was resynchronised. */
+static int length_prefix(ad_decoder_t *d, const uint8_t *p, size_t avail,
+                         size_t *n_out, ad_error_t *err)
+{
+  if (avail < 4)
+    return 0;
+  uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+               (uint32_t)p[2] << 8 | p[3];
+  if (d->hunting || n > d->max_frame) {
+    if (avail < 4 + 6)
+      return 0; /* the signature decides */
+    if (!is_signature(p + 4, avail - 4) || (d->hunting && n <= 6)) {
+      d->st.bad_frames++;
+      d->hunting = 1;
+      resync(d);
+      return ad__err(err, AD_EFRAME, "frame",
+                     "length prefix %u is not followed by a frame; "
+                     "resynchronised", n);
+    }
+    d->hunting = 0;
+  }
+  if (n > d->max_frame) {
+    d->start += 4;
+    d->st.bytes += 4;
+    d->skip = n;
+    d->st.oversized++;
+    return ad__err(err, AD_ETOOBIG, "frame",
+                   "frame of %u bytes exceeds max_frame %zu; skipped", n,
+                   d->max_frame);
+  }
+  if (avail < 4 + (size_t)n)
+    return 0;
+  *n_out = n;
+  return 1;
+}
+
 int ad_decoder_next(ad_decoder_t *d, ad_frame_t *f, ad_error_t *err)
 {
   for (;;) {
@@ -351,31 +404,10 @@ int ad_decoder_next(ad_decoder_t *d, ad_frame_t *f, ad_error_t *err)
       return 0; /* the pending raw frame cannot be complete yet */
     d->need = 0;
     if (d->framing == AD_FRAMING_LENGTH) {
-      if (avail < 4)
-        return 0;
-      uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                   (uint32_t)p[2] << 8 | p[3];
-      int plausible = n >= 6 && (avail < 5 || is_map_byte(p[4]));
-      if (!plausible) {
-        d->st.bad_frames++;
-        resync(d);
-        return ad__err(err, AD_EFRAME, "frame",
-                       "length prefix %u is not followed by a msgpack map; "
-                       "resynchronised", n);
-      }
-      if (n > d->max_frame + 16) {
-        d->start += 4;
-        d->st.bytes += 4;
-        d->skip = n;
-        d->st.oversized++;
-        return ad__err(err, AD_ETOOBIG, "frame",
-                       "frame of %u bytes exceeds max_frame %zu; skipped",
-                       n, d->max_frame);
-      }
-      if (avail < 4 + (size_t)n)
-        return 0;
+      rc = length_prefix(d, p, avail, &limit, err);
+      if (rc <= 0)
+        return rc;
       pre = 4;
-      limit = n;
     }
 
     outer_t o = {0};
@@ -399,8 +431,10 @@ int ad_decoder_next(ad_decoder_t *d, ad_frame_t *f, ad_error_t *err)
       return 0;
     }
     if (rc == AD_ETOOBIG) {
-      if (pre) { /* cannot happen: n <= max_frame + 16; treat as bad */
+      if (pre) { /* cannot happen (body < n <= max_frame): treat as bad */
         d->start += pre + limit;
+        d->st.bytes += pre + limit;
+        d->st.skipped_bytes += pre + limit;
         d->st.bad_frames++;
         return rc;
       }

@@ -2,6 +2,7 @@
  * dispatch by tag, untouched payloads for unmatched tags, queue policies
  * when handlers are slow, reconnect after the master goes away, oversized
  * frames, fire framing, fan-out. Real masters: tests/test_bus.py. */
+#include <fcntl.h>
 #include <msgpack.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -201,13 +202,19 @@ static void queue_policy(ad_queue_policy_t pol)
   ad_bus_start(bus, NULL);
   wait_for(bus, 60, 5000);
   pthread_join(th, NULL);
+  ad_bus_stats_t st = {.struct_size = sizeof st}; /* every event read: dropped is final */
+  ad_bus_stats(bus, &st, NULL);
   ad_bus_stop(bus);
   ad_bus_destroy(&bus); /* drains the queue before returning */
+  ASSERT_EQ(st.events, 60);
   if (pol == AD_QUEUE_BLOCK) {
     ASSERT_EQ(atomic_load(&c.calls), 60);
+    ASSERT_EQ(st.dropped, 0);
   } else {
-    ASSERT(atomic_load(&c.calls) < 60);
+    ASSERT(st.dropped > 0);
     ASSERT(atomic_load(&c.calls) >= 4);
+    /* each event was either handled or counted as dropped, never lost */
+    ASSERT_EQ((uint64_t)atomic_load(&c.calls) + st.dropped, 60);
   }
   close(s.lfd);
   msgpack_sbuffer_destroy(&a);
@@ -250,6 +257,125 @@ TEST(fire_writes_length_prefixed_frame)
   ad_bus_destroy(&bus);
   close(c);
   close(lfd);
+}
+
+/* 1 when nothing connected to lfd (the fire was refused before connecting). */
+static int no_connection(int lfd)
+{
+  int fl = fcntl(lfd, F_GETFL);
+  fcntl(lfd, F_SETFL, fl | O_NONBLOCK);
+  int c = accept(lfd, NULL, NULL);
+  fcntl(lfd, F_SETFL, fl);
+  if (c >= 0)
+    close(c);
+  return c < 0;
+}
+
+/* ad_bus_fire refuses, before connecting, what a reader would drop (tags
+ * over 4096 bytes) or what makes Salt misread the event ("\n\n" in the tag,
+ * a trailing '\n', bytes that are not UTF-8), and echoes at most 64 bytes
+ * of the tag. The longest allowed tag is sent. */
+TEST(fire_refuses_tags_readers_drop_or_salt_misreads)
+{
+  mkdir_tmp();
+  char path[128];
+  snprintf(path, sizeof path, "%s/pullr.ipc", dir);
+  int lfd = listen_at(path);
+  ad_bus_t *bus = bus_at(path, 0, 1, AD_QUEUE_BLOCK);
+  ad_error_t err;
+  size_t big = 100004;
+  char *tag = malloc(big + 1);
+  ASSERT(tag != NULL);
+  memset(tag, 'a', big);
+  tag[big] = '\0';
+  ASSERT_EQ(ad_bus_fire_json(bus, tag, "{}", &err), AD_EINVAL);
+  ASSERT(strstr(err.message, "100004 bytes") != NULL);
+  ASSERT(strstr(err.message, "4096") != NULL);
+  ASSERT(strstr(err.message, "...") != NULL); /* the tag is cut short */
+  ASSERT(strlen(err.message) < 64 + 100);
+  tag[4097] = '\0';
+  ASSERT_EQ(ad_bus_fire(bus, tag, NULL, 0, &err), AD_EINVAL);
+  const char *bad[] = {"my/tag\n\nx", "\n\n", "my/tag\n", "my/\xff/tag",
+                       "my/\xc0\xaf", "my/\xed\xa0\x80"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ASSERT_EQ(ad_bus_fire_json(bus, bad[i], "{}", &err), AD_EINVAL);
+    ASSERT(strstr(err.message, "tag") != NULL);
+  }
+  ASSERT(no_connection(lfd));
+  ad_bus_stats_t st = {.struct_size = sizeof st};
+  ad_bus_stats(bus, &st, NULL);
+  ASSERT_EQ(st.fired, 0);
+  /* what is allowed goes out whole: 4096 bytes, one '\n', UTF-8 */
+  tag[4096] = '\0';
+  ASSERT_EQ(ad_bus_fire_json(bus, tag, "{}", &err), 0);
+  ASSERT_EQ(ad_bus_fire_json(bus, "a\nb/\xe5\xbc\x80\xe6\x9c\x8d", "{}", &err), 0);
+  int c = accept(lfd, NULL, NULL);
+  ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_LENGTH, NULL);
+  ad_frame_t f;
+  int got = 0;
+  while (got < 2) {
+    size_t cap;
+    char *w = ad_decoder_reserve(d, 8192, &cap);
+    ssize_t n = read(c, w, cap);
+    ASSERT(n > 0);
+    ad_decoder_consumed(d, (size_t)n);
+    while (ad_decoder_next(d, &f, NULL) == 1)
+      ASSERT_EQ(f.tag_len, ++got == 1 ? 4096 : 10);
+  }
+  ad_bus_stats(bus, &st, NULL);
+  ASSERT_EQ(st.fired, 2);
+  ad_decoder_destroy(&d);
+  ad_bus_destroy(&bus);
+  free(tag);
+  close(c);
+  close(lfd);
+}
+
+/* With no master, the error names the socket and echoes 64 bytes of the
+ * tag, not all 4,000. */
+TEST(fire_without_master_echoes_a_short_tag)
+{
+  mkdir_tmp();
+  char path[128];
+  snprintf(path, sizeof path, "%s/nowhere.ipc", dir);
+  ad_bus_t *bus = bus_at(path, 0, 1, AD_QUEUE_BLOCK);
+  char tag[4001];
+  memset(tag, 'b', 4000);
+  tag[4000] = '\0';
+  ad_error_t err;
+  int rc = ad_bus_fire_json(bus, tag, "[1]", &err); /* the data error */
+  ASSERT_EQ(rc, AD_EINVAL);
+  ASSERT(strstr(err.message, "bbbb...") != NULL);
+  ASSERT(strstr(err.message, "object") != NULL);
+  rc = ad_bus_fire_json(bus, tag, "{}", &err);
+  ASSERT(rc < 0);
+  ASSERT(strstr(err.message, "nowhere.ipc") != NULL);
+  ASSERT(strstr(err.message, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb") == NULL);
+  ad_bus_destroy(&bus);
+}
+
+/* A glob fnmatch(3) would not read as written is refused, naming it;
+ * valid brackets, classes and escapes are accepted. */
+TEST(invalid_globs_are_refused_by_name)
+{
+  mkdir_tmp();
+  char path[128];
+  snprintf(path, sizeof path, "%s/glob.ipc", dir);
+  ad_bus_t *bus = bus_at(path, 0, 1, AD_QUEUE_BLOCK);
+  counter_t c = {0};
+  ad_error_t err;
+  const char *bad[] = {"salt/[a-", "salt/[", "salt/[!]", "salt/[]", "x\\",
+                       "salt/[[:alpha:]"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ASSERT_EQ(ad_bus_on(bus, bad[i], on_ret, &c, &err), AD_EINVAL);
+    ASSERT(strstr(err.message, bad[i]) != NULL);
+    ASSERT(strstr(err.message, "glob") != NULL);
+  }
+  const char *good[] = {"salt/[a-z]*", "salt/[!a]x", "salt/[]a]", "[[:alpha:]]*",
+                        "a\\*b", "salt/job/*/ret/*", "salt/[^x]"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+    ASSERT_EQ(ad_bus_on(bus, good[i], on_ret, &c, &err), 0);
+  ad_bus_destroy(&bus);
 }
 
 TEST(fanout_publishes_tag_and_payload)
@@ -338,5 +464,8 @@ TEST(engine_config_errors_name_the_key)
 
 RUN(CASE(dispatch_by_tag_and_reconnect), CASE(slow_handlers_block_policy_loses_nothing),
     CASE(slow_handlers_drop_policy_drops_and_counts),
-    CASE(fire_writes_length_prefixed_frame), CASE(fanout_publishes_tag_and_payload),
+    CASE(fire_writes_length_prefixed_frame),
+    CASE(fire_refuses_tags_readers_drop_or_salt_misreads),
+    CASE(fire_without_master_echoes_a_short_tag),
+    CASE(invalid_globs_are_refused_by_name), CASE(fanout_publishes_tag_and_payload),
     CASE(bad_options_are_named), CASE(engine_config_errors_name_the_key))

@@ -219,6 +219,134 @@ TEST(malformed_length_frame_is_skipped_by_length)
   msgpack_sbuffer_destroy(&sb);
 }
 
+/* A valid frame whose map takes exactly `size` bytes: body as bin32, data
+ * {"x": bin32 filler}. */
+static void frame_of_size(msgpack_sbuffer *sb, const char *tag, size_t size,
+                          int prefix)
+{
+  size_t body_len = size - 17, tag_len = strlen(tag);
+  size_t fill = body_len - tag_len - 2 - 8;
+  unsigned char hdr[4 + 17];
+  unsigned char *h = hdr + 4;
+  memcpy(h, "\x82\xa4head\x80\xa4" "body\xc6", 13);
+  for (int i = 0; i < 4; i++) {
+    hdr[i] = (unsigned char)(size >> (24 - 8 * i));
+    h[13 + i] = (unsigned char)(body_len >> (24 - 8 * i));
+  }
+  if (prefix)
+    msgpack_sbuffer_write(sb, (char *)hdr, 4);
+  msgpack_sbuffer_write(sb, (char *)h, 17);
+  msgpack_sbuffer_write(sb, tag, tag_len);
+  unsigned char data[8] = {0x81, 0xa1, 'x', 0xc6, (unsigned char)(fill >> 24),
+                           (unsigned char)(fill >> 16), (unsigned char)(fill >> 8),
+                           (unsigned char)fill};
+  msgpack_sbuffer_write(sb, "\n\n", 2);
+  msgpack_sbuffer_write(sb, (char *)data, 8);
+  for (size_t i = 0; i < fill; i++)
+    msgpack_sbuffer_write(sb, "f", 1);
+}
+
+/* Content with a correct 4-byte length in front of it. */
+static void prefixed(msgpack_sbuffer *sb, const char *content, size_t n)
+{
+  unsigned char l[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                        (unsigned char)(n >> 8), (unsigned char)n};
+  msgpack_sbuffer_write(sb, (char *)l, 4);
+  if (n)
+    msgpack_sbuffer_write(sb, content, n);
+}
+
+#define PREFIXED(sb, lit) prefixed((sb), (lit), sizeof(lit) - 1)
+
+/* Every kind of garbage a broken proxy or another Salt could put inside a
+ * sane length prefix: each is skipped by its length (no scanning), counted,
+ * and every valid frame around it comes through in order. */
+TEST(prefixed_garbage_is_skipped_by_length)
+{
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  frame(&sb, "v/0", 0, 0, 1, 2);
+  /* not a map: text whose bytes read as huge lengths ("host" = 1752134260) */
+  PREFIXED(&sb, "hostname: web-1\n\x82\xa4head\x00\x00\x00\x09");
+  frame(&sb, "v/1", 0, 0, 1, 2);
+  PREFIXED(&sb, "\xa5hello");                          /* a str, not a map */
+  frame(&sb, "v/2", 1, 0, 1, 2);
+  PREFIXED(&sb, "\x81\xa3" "foo\x01");                 /* no head, no body */
+  frame(&sb, "v/3", 0, 1, 1, 2);
+  PREFIXED(&sb, "\x81\xa4head\x80");                   /* head only */
+  frame(&sb, "v/4", 0, 0, 1, 2);
+  PREFIXED(&sb, "\x82\xa4head\x80\xa4" "body\xc5\x01\x00" "abc"); /* truncated */
+  frame(&sb, "v/5", 0, 0, 1, 2);
+  PREFIXED(&sb, "\x82\xa4head\x80\xa4" "body\x2a");    /* body is an int */
+  frame(&sb, "v/6", 0, 0, 1, 2);
+  PREFIXED(&sb, "\x82\x01\x02\x03\x04");               /* keys are ints */
+  frame(&sb, "v/7", 0, 0, 1, 2);
+  prefixed(&sb, "", 0);                                /* zero-length */
+  frame(&sb, "v/8", 0, 0, 1, 2);
+  PREFIXED(&sb, "\x82\xa4head\x80\xa4" "body\xc4\x03" "abc"); /* no \n\n */
+  frame(&sb, "v/9", 0, 0, 1, 2);
+  PREFIXED(&sb, "\x82\xa4head\x80\xa4" "body\xc4\x03" "a\n\n" "\xc1\xc1"); /* tail */
+  frame_of_size(&sb, "max/exact", 2048, 1);
+  frame_of_size(&sb, "max/over", 2049, 1);
+  frame(&sb, "v/10", 0, 0, 1, 2);
+  const int bad = 10;
+  const char *want = "v/0,v/1,v/2,v/3,v/4,v/5,v/6,v/7,v/8,v/9,max/exact,v/10,";
+  size_t steps[] = {1, 7, 4096, sb.size};
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    ad_decoder_t *d = ad_decoder_new(2048, AD_FRAMING_AUTO, NULL);
+    char tags[512];
+    int errors;
+    ASSERT_EQ(drain(d, sb.data, sb.size, steps[i], tags, sizeof tags, &errors), 12);
+    ASSERT_STR(tags, want);
+    ASSERT_EQ(errors, bad + 1);
+    ad_decoder_stats_t st = {.struct_size = sizeof st};
+    ad_decoder_stats(d, &st, NULL);
+    ASSERT_EQ(st.frames, 12);
+    ASSERT_EQ(st.bad_frames, bad);
+    ASSERT_EQ(st.oversized, 1);
+    ASSERT_EQ(st.resyncs, 0); /* skipped by length, never scanned */
+    ASSERT_EQ(st.bytes, sb.size);
+    ASSERT_EQ(ad_decoder_buffered(d), 0);
+    ad_decoder_destroy(&d);
+  }
+  msgpack_sbuffer_destroy(&sb);
+}
+
+/* An impossible prefix (over max_frame, no frame after it) is the one case
+ * that scans. The bytes it lands on are not trusted as a length until a
+ * frame signature is found again: "\0\0\x10\0" in the garbage would
+ * otherwise swallow the 4 KB that follow, valid frames included. */
+TEST(impossible_prefix_resyncs_on_the_next_frame)
+{
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  frame(&sb, "v/0", 0, 0, 1, 2);
+  /* reading 1 byte at a time, the scan keeps the last 5 bytes of the first
+   * 10 it sees: exactly the sane-looking "\0\0\x10\0" */
+  msgpack_sbuffer_write(&sb, "\xff\xff\xff\xffj\x00\x00\x10\x00xyz", 12);
+  for (int i = 1; i <= 3; i++) {
+    char tag[8];
+    snprintf(tag, sizeof tag, "v/%d", i);
+    frame(&sb, tag, 0, 0, 1, 200);
+  }
+  size_t steps[] = {1, 7, 4096, sb.size};
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    ad_decoder_t *d = ad_decoder_new(8192, AD_FRAMING_AUTO, NULL);
+    char tags[256];
+    int errors;
+    ASSERT_EQ(drain(d, sb.data, sb.size, steps[i], tags, sizeof tags, &errors), 4);
+    ASSERT_STR(tags, "v/0,v/1,v/2,v/3,");
+    ASSERT(errors >= 1);
+    ad_decoder_stats_t st = {.struct_size = sizeof st};
+    ad_decoder_stats(d, &st, NULL);
+    ASSERT(st.resyncs >= 1);
+    ASSERT_EQ(st.oversized, 0);
+    ASSERT_EQ(st.bytes, sb.size);
+    ad_decoder_destroy(&d);
+  }
+  msgpack_sbuffer_destroy(&sb);
+}
+
 TEST(body_without_separator_is_an_error)
 {
   const char bad[] = "\x82\xa4head\x80\xa4" "body\xc4\x03" "abc";
@@ -271,17 +399,38 @@ TEST(buffer_stays_bounded_on_endless_garbage)
 
 TEST(reset_forgets_framing)
 {
-  msgpack_sbuffer sb;
+  msgpack_sbuffer sb, raw;
   msgpack_sbuffer_init(&sb);
+  msgpack_sbuffer_init(&raw);
   frame(&sb, "a", 0, 0, 1, 1);
+  frame(&sb, "b", 0, 0, 1, 1);
+  frame(&raw, "c", 0, 0, 0, 1);
   ad_decoder_t *d = ad_decoder_new(0, AD_FRAMING_AUTO, NULL);
-  ad_decoder_feed(d, sb.data, 3);
-  ad_decoder_reset(d);
+  /* detect the length framing on one whole frame, with half of the next
+   * one still buffered */
+  size_t first = sb.size / 2;
+  ad_decoder_feed(d, sb.data, first + 3);
+  ad_frame_t f;
+  ASSERT_EQ(ad_decoder_next(d, &f, NULL), 1);
+  ASSERT_MEM(f.tag, f.tag_len, "a");
+  ASSERT_EQ(ad_decoder_framing(d), AD_FRAMING_LENGTH);
+  ASSERT_EQ(ad_decoder_buffered(d), 3);
+  ad_decoder_reset(d); /* a reconnect, to a master that sends bare maps */
   ASSERT_EQ(ad_decoder_framing(d), AD_FRAMING_AUTO);
   ASSERT_EQ(ad_decoder_buffered(d), 0);
+  /* a kept framing or kept bytes would misread this bare map */
+  ad_decoder_feed(d, raw.data, raw.size);
+  ad_error_t err;
+  ASSERT_EQ(ad_decoder_next(d, &f, &err), 1);
+  ASSERT_MEM(f.tag, f.tag_len, "c");
+  ASSERT_EQ(ad_decoder_framing(d), AD_FRAMING_RAW);
+  ad_decoder_stats_t st = {.struct_size = sizeof st};
+  ad_decoder_stats(d, &st, NULL);
+  ASSERT_EQ(st.bad_frames, 0);
   ad_decoder_destroy(&d);
   ad_decoder_destroy(&d); /* NULL-safe */
   msgpack_sbuffer_destroy(&sb);
+  msgpack_sbuffer_destroy(&raw);
 }
 
 RUN(CASE(raw_and_length_framings_are_detected), CASE(key_order_and_str_body),
@@ -289,5 +438,7 @@ RUN(CASE(raw_and_length_framings_are_detected), CASE(key_order_and_str_body),
     CASE(oversized_frames_are_skipped_unbuffered),
     CASE(garbage_between_frames_resyncs_raw),
     CASE(malformed_length_frame_is_skipped_by_length),
+    CASE(prefixed_garbage_is_skipped_by_length),
+    CASE(impossible_prefix_resyncs_on_the_next_frame),
     CASE(body_without_separator_is_an_error), CASE(bad_first_byte_resyncs),
     CASE(buffer_stays_bounded_on_endless_garbage), CASE(reset_forgets_framing))
