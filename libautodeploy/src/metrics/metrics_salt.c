@@ -17,8 +17,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "metrics/metrics_private.h"
 #include "store/store.h"
@@ -88,13 +88,6 @@ static void *salt_create(const json_t *cfg, ad_error_t *err)
 fail:
   salt_destroy(s);
   return NULL;
-}
-
-static int64_t now_ms(void)
-{
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 /* ---- write side -------------------------------------------------------------- */
@@ -170,7 +163,7 @@ int ad__metrics_salt_ingest(ad__store_t *st, const char *coll, const char *minio
     return ad__err(err, AD_EINVAL, "metrics", "%.60s: negative sample time", minion_id);
   bson_t doc = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&doc, "minion", minion_id);
-  BSON_APPEND_DATE_TIME(&doc, "at", at_ms ? at_ms : now_ms());
+  BSON_APPEND_DATE_TIME(&doc, "at", at_ms ? at_ms : ad__now_ms());
   int bad = 0;
   switch (s->kind) {
   case AD__BEACON_LOAD:

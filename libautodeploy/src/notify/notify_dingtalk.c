@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/error_private.h"
 #include "notify/notify_private.h"
@@ -144,9 +145,7 @@ static int dt_send(void *state, const ad__notice_t *m, const ad__http_opts_t *o,
   int rc;
   *retry = 0;
   if (d->secret) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long now_ms = (long long)ad__now_ms();
     size_t ul = strlen(d->url) + 96;
     if ((sign = dt_sign(d->secret, now_ms)) && (url = malloc(ul)))
       snprintf(url, ul, "%s%stimestamp=%lld&sign=%s", d->url,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "store/docs.h"
 #include "store/bson_msgpack.h"
 #include "core/error_private.h"

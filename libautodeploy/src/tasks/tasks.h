@@ -13,6 +13,9 @@
 #include <jansson.h>
 
 #include "autodeploy/bus.h"
+/* Compatibility: the clock lived here; files that still reach
+ * ad__now_ms / ad__iso_ms through tasks.h should include core/clock.h. */
+#include "core/clock.h"
 #include "store/store.h"
 
 typedef struct ad__notifier ad__notifier_hook_t;
@@ -63,7 +66,5 @@ int ad__task_note(const ad__tasks_ctx_t *t, const char *id, const char *what,
                   const char *cause, const char *actor);
 /* A BSON document as a jansson object (relaxed extended JSON), or NULL. */
 json_t *ad__bson_to_json(const bson_t *b);
-int64_t ad__now_ms(void);
-void ad__iso_ms(int64_t ms, char out[32]);
 
 #endif

@@ -6,29 +6,12 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
 #include "tasks/tasks.h"
 #include "store/docs.h"
-
-int64_t ad__now_ms(void)
-{
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-void ad__iso_ms(int64_t ms, char out[32])
-{
-  time_t s = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&s, &tm);
-  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
 
 json_t *ad__bson_to_json(const bson_t *b)
 {

@@ -1,0 +1,28 @@
+/* clock.h - the library's clocks and its one ISO-8601 formatter and parser.
+ *
+ * Two clocks, for two jobs: the wall clock (ad__now_ms) for timestamps that
+ * people read, that are stored, or that other masters compare; the monotonic
+ * clock (ad__mono_ms, CLOCK_MONOTONIC) for intervals and timeouts, which
+ * must not jump when the wall clock is set. */
+#ifndef AD_CORE_CLOCK_H
+#define AD_CORE_CLOCK_H
+
+#include <stdint.h>
+
+/* Wall clock: milliseconds since the Unix epoch (UTC). */
+int64_t ad__now_ms(void);
+
+/* Monotonic clock in milliseconds from an arbitrary origin; only
+ * differences between two readings mean anything. Never decreases. */
+int64_t ad__mono_ms(void);
+
+/* "2026-11-27T13:50:00.123Z" (UTC, always milliseconds) into out[32].
+ * Times before 1970 round down to the millisecond before, as gmtime does. */
+void ad__iso_ms(int64_t ms, char out[32]);
+
+/* Parse "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.fff]]" with an optional "Z"
+ * or +HH:MM / -HHMM offset (no offset: UTC; ' ' may stand for 'T'), or a
+ * plain number of epoch seconds. 0 and *ms, or -1 (*ms untouched). */
+int ad__time_parse(const char *s, int64_t *ms);
+
+#endif
