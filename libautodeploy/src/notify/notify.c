@@ -8,7 +8,6 @@
  * channels' queues (reference counted).
  */
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -152,14 +151,6 @@ void ad__notify_strv_free(char **v)
   for (size_t i = 0; v && v[i]; i++)
     free(v[i]);
   free(v);
-}
-
-char *ad__notify_b64(const void *p, size_t n)
-{
-  char *out = malloc(4 * ((n + 2) / 3) + 1);
-  if (out)
-    EVP_EncodeBlock((unsigned char *)out, p, (int)n); /* NUL-terminates */
-  return out;
 }
 
 /* ---- configuration ------------------------------------------------------ */

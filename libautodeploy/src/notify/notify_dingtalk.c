@@ -26,6 +26,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/encoding.h"
 #include "core/error_private.h"
 #include "notify/notify_private.h"
 
@@ -88,7 +89,7 @@ static char *dt_sign(const char *secret, long long ts)
     return NULL;
   int n = snprintf(msg, ml, "%lld\n%s", ts, secret);
   if (HMAC(EVP_sha256(), secret, (int)sl, (unsigned char *)msg, (size_t)n, mac, &maclen) &&
-      (b64 = ad__notify_b64(mac, maclen)))
+      (b64 = ad__b64_encode(mac, maclen)))
     enc = curl_easy_escape(NULL, b64, 0); /* '+', '/', '=' -> %2B %2F %3D */
   /* the string to sign holds the secret: do not leave it in freed memory */
   OPENSSL_cleanse(msg, ml);

@@ -54,7 +54,4 @@ int ad__notify_take_strv(json_t *obj, const char *key, char ***out, size_t *n,
                          ad_error_t *err);
 void ad__notify_strv_free(char **v);
 
-/* Standard base64 (RFC 4648) of `n` bytes, NUL-terminated; caller frees. */
-char *ad__notify_b64(const void *p, size_t n);
-
 #endif
