@@ -8,9 +8,8 @@
 
 #include <jansson.h>
 
+#include "store/bson_json.h"
 #include "store/store.h"
-
-bson_t *ad__json_to_bson(const json_t *j, ad_error_t *err);
 
 /* The string at o[k], or "" when absent or not a string (never NULL). */
 static inline const char *ad__jstr(const json_t *o, const char *k)

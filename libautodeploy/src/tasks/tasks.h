@@ -64,7 +64,5 @@ json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id,
 /* Append a history entry without changing state (refusals, probes). */
 int ad__task_note(const ad__tasks_ctx_t *t, const char *id, const char *what,
                   const char *cause, const char *actor);
-/* A BSON document as a jansson object (relaxed extended JSON), or NULL. */
-json_t *ad__bson_to_json(const bson_t *b);
 
 #endif

@@ -10,36 +10,20 @@
 #include "core/clock.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
-#include "tasks/tasks.h"
+#include "store/cursor.h"
 #include "store/docs.h"
-
-json_t *ad__bson_to_json(const bson_t *b)
-{
-  char *s = bson_as_relaxed_extended_json(b, NULL);
-  json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-  bson_free(s);
-  return j;
-}
+#include "tasks/tasks.h"
 
 json_t *ad__task_load(const ad__tasks_ctx_t *t, const char *id, ad_error_t *err)
 {
-  mongoc_client_t *c = ad__store_pop(t->store);
-  mongoc_collection_t *coll = ad__store_coll(t->store, c, t->collection);
-  bson_t *q = BCON_NEW("_id", BCON_UTF8(id));
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, q, NULL, NULL);
-  const bson_t *doc;
-  json_t *out = NULL;
-  bson_error_t be;
-  if (mongoc_cursor_next(cur, &doc))
-    out = ad__bson_to_json(doc);
-  else if (mongoc_cursor_error(cur, &be))
-    ad__err(err, AD_ECONNECT, "mongo", "loading task %s: %s", id, be.message);
-  else
+  bson_t *q = BCON_NEW("_id", BCON_UTF8(id)), *o = BCON_NEW("limit", BCON_INT64(1));
+  json_t *rows = ad__store_find_json(t->store, t->collection, q, o, err);
+  json_t *out = json_incref(json_array_get(rows, 0));
+  if (rows && !out)
     ad__err(err, AD_ENOTFOUND, "tasks", "id: no task %s", id);
-  mongoc_cursor_destroy(cur);
+  json_decref(rows);
   bson_destroy(q);
-  mongoc_collection_destroy(coll);
-  ad__store_push(t->store, c);
+  bson_destroy(o);
   return out;
 }
 
