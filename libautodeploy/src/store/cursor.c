@@ -15,7 +15,8 @@ int ad__store_each(ad__store_t *st, const char *coll_name, const bson_t *q, cons
   while (!rc && mongoc_cursor_next(cur, &doc))
     rc = fn(user, doc);
   if (!rc && mongoc_cursor_error(cur, &be))
-    rc = ad__err(err, AD_ECONNECT, "mongo", "reading %s: %s", coll_name, be.message);
+    rc = ad__err(err, ad__store_error_is_transient(&be) ? AD_ECONNECT : AD_EIO, "mongo",
+                 "reading %s.%s: %s", ad__store_db(st), coll_name, be.message);
   mongoc_cursor_destroy(cur);
   mongoc_collection_destroy(coll);
   ad__store_push(st, c);

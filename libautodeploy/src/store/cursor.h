@@ -14,7 +14,9 @@ typedef int (*ad__store_doc_fn)(void *user, const bson_t *doc);
 
 /* find(`q`, `opts` (may be NULL)) on collection `coll`, each document to
  * `fn`. Returns 0 at the end, fn's non-zero value when it stopped the walk,
- * or AD_ECONNECT + err ("reading <coll>: <server's message>"). */
+ * or an error + err ("reading <db>.<coll>: <server's message>"):
+ * AD_ECONNECT when the server cannot be reached (worth retrying), AD_EIO
+ * when it answered with an error (a bad query, a refused read). */
 int ad__store_each(ad__store_t *st, const char *coll, const bson_t *q, const bson_t *opts,
                    ad__store_doc_fn fn, void *user, ad_error_t *err);
 
