@@ -27,6 +27,20 @@ json_t *ad__docs_find(ad__store_t *st, const char *coll_name, json_t *query, jso
   return rows;
 }
 
+int64_t ad__docs_update(ad__store_t *st, const char *coll, json_t *query, json_t *update,
+                        ad_error_t *err)
+{
+  bson_t *q = ad__json_to_bson(query, err), *u = q ? ad__json_to_bson(update, err) : NULL;
+  json_decref(query);
+  json_decref(update);
+  int64_t n = u ? ad__store_update_one(st, coll, q, u, err) : -1;
+  if (q)
+    bson_destroy(q);
+  if (u)
+    bson_destroy(u);
+  return n;
+}
+
 json_t *ad__docs_get(ad__store_t *st, const char *coll, const char *id, const char *what,
                      ad_error_t *err)
 {
@@ -121,14 +135,7 @@ int ad__docs_cas(ad__store_t *st, const char *coll, const json_t *doc, json_t *s
   json_t *query = json_pack("{s:O,s:I}", "_id", json_object_get(doc, "_id"), "rev",
                             json_integer_value(json_object_get(doc, "rev")));
   json_t *update = json_pack("{s:o,s:{s:i}}", "$set", fields, "$inc", "rev", 1);
-  bson_t *q = ad__json_to_bson(query, err), *u = ad__json_to_bson(update, err);
-  json_decref(query);
-  json_decref(update);
-  int64_t n = q && u ? ad__store_update_one(st, coll, q, u, err) : -1;
-  if (q)
-    bson_destroy(q);
-  if (u)
-    bson_destroy(u);
+  int64_t n = ad__docs_update(st, coll, query, update, err);
   if (n == 1 && moved)
     ad__log(AD_LOG_INFO, domain, "%s %s: %s -> %s (%s)", coll,
            json_string_value(json_object_get(doc, "_id")), from, to, cause ? cause : "");

@@ -63,14 +63,7 @@ json_t *ad__task_move(const ad__tasks_ctx_t *t, const char *id,
                                "$push", "history", "at", now, "from", state, "to", to,
                                "cause", cause ? cause : "", "actor",
                                actor ? actor : "autodeploy");
-    bson_t *q = ad__json_to_bson(query, err), *u = ad__json_to_bson(update, err);
-    json_decref(query);
-    json_decref(update);
-    int64_t modified = q && u ? ad__store_update_one(t->store, t->collection, q, u, err) : -1;
-    if (q)
-      bson_destroy(q);
-    if (u)
-      bson_destroy(u);
+    int64_t modified = ad__docs_update(t->store, t->collection, query, update, err);
     if (modified == 1) {
       json_object_update(cur, fields);
       json_object_set_new(cur, "rev", json_integer(rev + 1));
