@@ -25,7 +25,7 @@ int64_t ad__mono_ms(void)
   return ms_of(CLOCK_MONOTONIC);
 }
 
-void ad__iso_ms(int64_t ms, char out[32])
+void ad__iso_format(int64_t ms, ad__iso_precision_t p, char out[32])
 {
   int64_t frac = ms % 1000;
   if (frac < 0)
@@ -37,7 +37,15 @@ void ad__iso_ms(int64_t ms, char out[32])
     return;
   }
   size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, 32 - n, ".%03dZ", (int)frac);
+  if (p == AD__ISO_MS || (p == AD__ISO_MS_IF_ANY && frac))
+    snprintf(out + n, 32 - n, ".%03dZ", (int)frac);
+  else
+    snprintf(out + n, 32 - n, "Z");
+}
+
+void ad__iso_ms(int64_t ms, char out[32])
+{
+  ad__iso_format(ms, AD__ISO_MS, out);
 }
 
 /* ---- parsing -------------------------------------------------------------- */

@@ -16,8 +16,18 @@ int64_t ad__now_ms(void);
  * differences between two readings mean anything. Never decreases. */
 int64_t ad__mono_ms(void);
 
-/* "2026-11-27T13:50:00.123Z" (UTC, always milliseconds) into out[32].
- * Times before 1970 round down to the millisecond before, as gmtime does. */
+/* How much of the second an ISO-8601 time shows. */
+typedef enum {
+  AD__ISO_MS,        /* "2026-11-27T13:50:00.123Z": stored and logged times */
+  AD__ISO_S,         /* "2026-11-27T13:50:00Z": the simulator's report */
+  AD__ISO_MS_IF_ANY, /* ".123" only when not 0: libbson's relaxed {"$date"} */
+} ad__iso_precision_t;
+
+/* Epoch milliseconds as ISO-8601 in UTC into out[32]. Times before 1970
+ * round down (the millisecond before the epoch is 23:59:59.999). */
+void ad__iso_format(int64_t ms, ad__iso_precision_t p, char out[32]);
+
+/* ad__iso_format(ms, AD__ISO_MS, out). */
 void ad__iso_ms(int64_t ms, char out[32]);
 
 /* Parse "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.fff]]" with an optional "Z"

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/clock.h"
 #include "core/error_private.h"
@@ -14,14 +13,6 @@
 #define D "simulate"
 
 /* ---- times --------------------------------------------------------------- */
-
-void ad__time_format(int64_t ms, char *buf, size_t n)
-{
-  time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static int time_value(const json_t *v, int64_t *ms)
 {

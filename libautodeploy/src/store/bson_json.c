@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "store/bson_json.h"
 
@@ -36,16 +36,8 @@ static json_t *date_json(const bson_iter_t *it)
   int64_t ms = bson_iter_date_time(it);
   if (ms < 0 || ms > MAX_PLAIN_DATE)
     return value_via_text(it); /* {"$date": {"$numberLong": "..."}} */
-  time_t s = (time_t)(ms / 1000);
-  struct tm tm;
-  char buf[40];
-  if (!gmtime_r(&s, &tm))
-    return NULL;
-  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (ms % 1000)
-    snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(ms % 1000));
-  else
-    snprintf(buf + n, sizeof buf - n, "Z");
+  char buf[32];
+  ad__iso_format(ms, AD__ISO_MS_IF_ANY, buf);
   return json_pack("{s:s}", "$date", buf);
 }
 

@@ -20,6 +20,23 @@ TEST(iso_format)
   ASSERT_STR(out, "1969-12-31T23:59:59.999Z");
 }
 
+TEST(iso_precisions)
+{
+  char out[32];
+  ad__iso_format(1714550400250LL, AD__ISO_S, out);
+  ASSERT_STR(out, "2024-05-01T08:00:00Z");
+  ad__iso_format(-1, AD__ISO_S, out);
+  ASSERT_STR(out, "1969-12-31T23:59:59Z");
+  ad__iso_format(1714550400250LL, AD__ISO_MS_IF_ANY, out);
+  ASSERT_STR(out, "2024-05-01T08:00:00.250Z");
+  ad__iso_format(1714550400000LL, AD__ISO_MS_IF_ANY, out);
+  ASSERT_STR(out, "2024-05-01T08:00:00Z");
+  ad__iso_format(5, AD__ISO_MS_IF_ANY, out);
+  ASSERT_STR(out, "1970-01-01T00:00:00.005Z");
+  ad__iso_format(1714550400000LL, AD__ISO_MS, out);
+  ASSERT_STR(out, "2024-05-01T08:00:00.000Z");
+}
+
 TEST(iso_round_trip)
 {
   static const int64_t ms[] = {0, 1, 999, 1000, 86399999, 951782400000LL, 1709251199123LL,
@@ -88,5 +105,5 @@ TEST(monotonic_never_decreases)
   ASSERT(later - start < 10000);
 }
 
-RUN(CASE(iso_format), CASE(iso_round_trip), CASE(parse_forms), CASE(parse_refuses),
+RUN(CASE(iso_format), CASE(iso_precisions), CASE(iso_round_trip), CASE(parse_forms), CASE(parse_refuses),
     CASE(wall_clock_is_the_epoch), CASE(monotonic_never_decreases))
