@@ -70,6 +70,7 @@ typedef enum {
   XX(CMDB, "cmdb", "the outside CMDB push")                          \
   XX(CONFIG, "config", "configuration keys and values")              \
   XX(DINGTALK, "dingtalk", "DingTalk notifier channel")              \
+  XX(ENCODING, "encoding", "base64 and other encodings")            \
   XX(ENGINE, "engine", "the engine")                                 \
   XX(ERRNO, "errno", "a system call (message has strerror)")         \
   XX(EVENT, "event", "event bodies and data")                        \

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/encoding.h"
 #include "core/error_private.h"
 #include "bus/sign.h"
 
@@ -17,9 +18,7 @@ char *ad__sign(const char *key, size_t klen, const char *msg, size_t mlen)
   unsigned int maclen = 0;
   if (!HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, mlen, mac, &maclen))
     return NULL;
-  char *out = malloc(4 * ((maclen + 2) / 3) + 1);
-  if (out)
-    EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen);
+  char *out = ad__b64_encode(mac, maclen);
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "decide/simulate_private.h"
 
@@ -301,8 +302,8 @@ static json_t *to_buy(ad__sim_t *s, long *n_hosts_out)
 static json_t *report(ad__sim_t *s, long cycles)
 {
   char a[32], b[32];
-  ad__time_format(s->start, a, sizeof a);
-  ad__time_format(s->end, b, sizeof b);
+  ad__iso_format(s->start, AD__ISO_S, a);
+  ad__iso_format(s->end, AD__ISO_S, b);
   json_t *per = json_object(), *ow = json_object(), *rw = json_object();
   double ow_total = 0, rw_total = 0, ow_max = 0;
   long openings = 0, waited = 0;

@@ -35,9 +35,4 @@ json_t *ad__simulate(const json_t *input, ad_error_t *err);
 int ad__simulate_csv_openings(const char *text, const char *what, json_t *openings,
                               ad_error_t *err);
 
-/* Parse "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.fff]]" with an optional "Z"
- * or +HH:MM / -HHMM offset (no offset: UTC; ' ' may stand for 'T'), or a
- * plain number of epoch seconds. 0 and *ms, or -1. */
-int ad__time_parse(const char *s, int64_t *ms);
-
 #endif

@@ -5,112 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "decide/simulate_private.h"
 
 #define D "simulate"
 
 /* ---- times --------------------------------------------------------------- */
-
-static int digits(const char **p, int n, int *out)
-{
-  int v = 0;
-  for (int i = 0; i < n; i++) {
-    if (!isdigit((unsigned char)(*p)[i]))
-      return -1;
-    v = v * 10 + ((*p)[i] - '0');
-  }
-  *p += n;
-  *out = v;
-  return 0;
-}
-
-int ad__time_parse(const char *s, int64_t *ms)
-{
-  if (!s)
-    return -1;
-  while (isspace((unsigned char)*s))
-    s++;
-  /* epoch seconds: a plain number */
-  char *end;
-  double sec = strtod(s, &end);
-  if (end != s && strchr(s, '-') == NULL) {
-    while (isspace((unsigned char)*end))
-      end++;
-    if (*end || !isfinite(sec) || fabs(sec) > 1e11)
-      return -1;
-    *ms = (int64_t)llround(sec * 1000);
-    return 0;
-  }
-  const char *p = s;
-  int Y, M, Dd, h = 0, m = 0, sc = 0, frac_ms = 0;
-  if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' ||
-      digits(&p, 2, &Dd))
-    return -1;
-  if (*p == 'T' || *p == 't' || *p == ' ') {
-    p++;
-    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m))
-      return -1;
-    if (*p == ':') {
-      p++;
-      if (digits(&p, 2, &sc))
-        return -1;
-      if (*p == '.' || *p == ',') {
-        p++;
-        int scale = 100, any = 0;
-        while (isdigit((unsigned char)*p)) {
-          frac_ms += (*p - '0') * scale;
-          scale /= 10;
-          p++;
-          any = 1;
-        }
-        if (!any)
-          return -1;
-      }
-    }
-  }
-  long off_min = 0;
-  if (*p == 'Z' || *p == 'z') {
-    p++;
-  } else if (*p == '+' || *p == '-') {
-    int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-    if (digits(&p, 2, &oh))
-      return -1;
-    if (*p == ':')
-      p++;
-    if (isdigit((unsigned char)*p) && digits(&p, 2, &om))
-      return -1;
-    if (oh > 23 || om > 59)
-      return -1;
-    off_min = sign * (oh * 60 + om);
-  }
-  while (isspace((unsigned char)*p))
-    p++;
-  if (*p || M < 1 || M > 12 || Dd < 1 || Dd > 31 || h > 23 || m > 59 || sc > 60)
-    return -1;
-  struct tm tm = {0};
-  tm.tm_year = Y - 1900;
-  tm.tm_mon = M - 1;
-  tm.tm_mday = Dd;
-  tm.tm_hour = h;
-  tm.tm_min = m;
-  tm.tm_sec = sc;
-  time_t t = timegm(&tm);
-  if (tm.tm_mday != Dd) /* timegm normalised Feb 30 into March */
-    return -1;
-  *ms = ((int64_t)t - off_min * 60) * 1000 + frac_ms;
-  return 0;
-}
-
-void ad__time_format(int64_t ms, char *buf, size_t n)
-{
-  time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static int time_value(const json_t *v, int64_t *ms)
 {

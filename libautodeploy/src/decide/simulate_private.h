@@ -65,7 +65,5 @@ void ad__sim_free(ad__sim_t *s);
 
 int ad__tq_push(ad__tq_t *q, int64_t t);
 
-/* "2024-05-01T08:00:00Z" into buf (>= 24 bytes). */
-void ad__time_format(int64_t ms, char *buf, size_t n);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log_private.h"
 #include "engine/engine_private.h"
 

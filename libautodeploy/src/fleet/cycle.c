@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "store/docs.h"
 #include "core/error_private.h"
 #include "fleet/cycle.h"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/docs.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/error_private.h"
 #include "wire/json.h"
@@ -18,7 +19,6 @@
 #include "core/log_private.h"
 #include "decide/reserve.h"
 #include "bus/sign.h"
-#include "decide/simulate.h"
 
 #define K(name, type, field, min, max, def) \
   {name, type, offsetof(ad__fleet_conf_t, field), min, max, def, NULL}

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "store/docs.h"
 #include "fleet/cycle.h"

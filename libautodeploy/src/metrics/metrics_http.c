@@ -4,12 +4,13 @@
  * the Authorization header. URLs and headers may carry tokens: only the
  * origin (scheme://host:port) ever reaches a message. */
 #include <ctype.h>
-#include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/encoding.h"
 #include "core/error_private.h"
 #include "metrics/metrics_private.h"
 
@@ -92,14 +93,13 @@ char *ad__metrics_auth_header(const char *user, const char *password, const char
   } else if (user && *user) {
     size_t ul = strlen(user), pl = password ? strlen(password) : 0;
     unsigned char *raw = malloc(ul + pl + 2);
-    size_t b64 = 4 * ((ul + pl + 1 + 2) / 3) + 1;
-    if (raw && (h = malloc(b64 + 32))) {
+    if (raw && (h = malloc(ad__b64_len(ul + pl + 1) + 32))) {
       memcpy(raw, user, ul);
       raw[ul] = ':';
       if (pl)
         memcpy(raw + ul + 1, password, pl);
       int w = snprintf(h, 32, "Authorization: Basic ");
-      EVP_EncodeBlock((unsigned char *)h + w, raw, (int)(ul + pl + 1));
+      ad__b64_encode_into(h + w, raw, ul + pl + 1);
     }
     if (raw) {
       OPENSSL_cleanse(raw, ul + pl + 1);

@@ -17,10 +17,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "metrics/metrics_private.h"
+#include "store/cursor.h"
 #include "store/store.h"
 
 typedef struct {
@@ -88,13 +89,6 @@ static void *salt_create(const json_t *cfg, ad_error_t *err)
 fail:
   salt_destroy(s);
   return NULL;
-}
-
-static int64_t now_ms(void)
-{
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 /* ---- write side -------------------------------------------------------------- */
@@ -170,7 +164,7 @@ int ad__metrics_salt_ingest(ad__store_t *st, const char *coll, const char *minio
     return ad__err(err, AD_EINVAL, "metrics", "%.60s: negative sample time", minion_id);
   bson_t doc = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&doc, "minion", minion_id);
-  BSON_APPEND_DATE_TIME(&doc, "at", at_ms ? at_ms : now_ms());
+  BSON_APPEND_DATE_TIME(&doc, "at", at_ms ? at_ms : ad__now_ms());
   int bad = 0;
   switch (s->kind) {
   case AD__BEACON_LOAD:
@@ -308,16 +302,69 @@ static double field(const bson_t *d, const char *k, int *ok)
   return 0;
 }
 
-static int salt_query(void *state, const ad__metrics_host_t *hosts, size_t n,
-                      const ad__metrics_query_t *q, ad__metrics_sink_t *sink, ad_error_t *err)
+/* What one beacon row is matched against, while the rows stream in. */
+typedef struct {
+  const salt_t *s;
+  const ad__metrics_host_t *hosts;
+  char **ids;
+  size_t n;
+  const ad__metrics_query_t *q;
+  ad__metrics_sink_t *sink;
+} rows_t;
+
+static const char *utf8_field(const bson_t *d, const char *k, const char *dflt)
 {
-  salt_t *s = state;
-  char **ids = calloc(n, sizeof(char *));
+  bson_iter_t it;
+  return bson_iter_init_find(&it, d, k) && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL)
+                                                                     : dflt;
+}
+
+static int wants(const rows_t *r, int res)
+{
+  return (r->q->resources & (1u << res)) != 0;
+}
+
+/* One stored beacon row into the sink: 0, or AD_ENOMEM (stops the walk). */
+static int beacon_row(void *user, const bson_t *d)
+{
+  const rows_t *r = user;
+  bson_iter_t it;
+  const char *minion = utf8_field(d, "minion", NULL), *beacon = utf8_field(d, "beacon", "");
+  int64_t t = bson_iter_init_find(&it, d, "at") && BSON_ITER_HOLDS_DATE_TIME(&it)
+                  ? bson_iter_date_time(&it) : 0;
+  long h = minion ? ad__metrics_find(r->ids, r->n, minion) : -1;
+  int ok = 1, rc = 0;
+  if (h < 0 || !t)
+    return 0;
+  const ad__metrics_host_t *hh = &r->hosts[h];
+  if (!strcmp(beacon, "load")) {
+    double l1 = field(d, "load1", &ok);
+    if (ok && wants(r, AD__RES_CPU))
+      rc |= ad__metrics_sink_add(r->sink, (size_t)h, AD__RES_CPU, t,
+                                 hh->cores > 0 ? fmin(l1, hh->cores) : l1);
+    if (ok && wants(r, AD__RES_LOAD1))
+      rc |= ad__metrics_sink_add(r->sink, (size_t)h, AD__RES_LOAD1, t, l1);
+  } else if (!strcmp(beacon, "memusage")) {
+    double pct = field(d, "mem_pct", &ok);
+    if (ok && hh->mem_mb > 0 && wants(r, AD__RES_MEM))
+      rc |= ad__metrics_sink_add(r->sink, (size_t)h, AD__RES_MEM, t,
+                                 pct / 100.0 * (double)hh->mem_mb);
+  } else if (!strcmp(beacon, "diskusage")) {
+    double pct = field(d, "disk_pct", &ok);
+    if (ok && !strcmp(utf8_field(d, "mount", ""), r->s->disk_mount) && wants(r, AD__RES_DISK))
+      rc |= ad__metrics_sink_add(r->sink, (size_t)h, AD__RES_DISK, t, pct / 100.0);
+  }
+  return rc ? AD_ENOMEM : 0;
+}
+
+/* {minion: {$in: ids}, at: {$gte: from, $lte: to}} into `filter`. */
+static int query_filter(const salt_t *s, const ad__metrics_host_t *hosts, size_t n,
+                        const ad__metrics_query_t *q, char **ids, bson_t *filter,
+                        ad_error_t *err)
+{
+  bson_t in, arr, at;
   int rc = 0;
-  if (!ids)
-    return ad__err(err, AD_ENOMEM, "metrics", "no memory");
-  bson_t filter = BSON_INITIALIZER, in, arr, at;
-  BSON_APPEND_DOCUMENT_BEGIN(&filter, "minion", &in);
+  BSON_APPEND_DOCUMENT_BEGIN(filter, "minion", &in);
   BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
   for (size_t i = 0; i < n; i++) {
     if (!(ids[i] = ad__metrics_host_id(s->host_id, &hosts[i], err))) {
@@ -330,61 +377,30 @@ static int salt_query(void *state, const ad__metrics_host_t *hosts, size_t n,
     bson_append_utf8(&arr, key, -1, ids[i], -1);
   }
   bson_append_array_end(&in, &arr);
-  bson_append_document_end(&filter, &in);
-  BSON_APPEND_DOCUMENT_BEGIN(&filter, "at", &at);
+  bson_append_document_end(filter, &in);
+  BSON_APPEND_DOCUMENT_BEGIN(filter, "at", &at);
   BSON_APPEND_DATE_TIME(&at, "$gte", q->from_ms);
   BSON_APPEND_DATE_TIME(&at, "$lte", q->to_ms);
-  bson_append_document_end(&filter, &at);
-  mongoc_client_t *c = rc ? NULL : ad__store_pop(s->st);
-  if (c) {
-    mongoc_collection_t *col = ad__store_coll(s->st, c, s->coll);
-    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "}");
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, &filter, opts, NULL);
-    const bson_t *d;
-    bson_error_t be;
-    while (!rc && mongoc_cursor_next(cur, &d)) {
-      bson_iter_t it;
-      const char *minion = bson_iter_init_find(&it, d, "minion") && BSON_ITER_HOLDS_UTF8(&it)
-                               ? bson_iter_utf8(&it, NULL) : NULL;
-      const char *beacon = bson_iter_init_find(&it, d, "beacon") && BSON_ITER_HOLDS_UTF8(&it)
-                               ? bson_iter_utf8(&it, NULL) : "";
-      int64_t t = bson_iter_init_find(&it, d, "at") && BSON_ITER_HOLDS_DATE_TIME(&it)
-                      ? bson_iter_date_time(&it) : 0;
-      long h = minion ? ad__metrics_find(ids, n, minion) : -1;
-      int ok = 1;
-      if (h < 0 || !t)
-        continue;
-      const ad__metrics_host_t *hh = &hosts[h];
-      if (!strcmp(beacon, "load")) {
-        double l1 = field(d, "load1", &ok);
-        if (ok && (q->resources & (1u << AD__RES_CPU)))
-          rc |= ad__metrics_sink_add(sink, (size_t)h, AD__RES_CPU, t,
-                                     hh->cores > 0 ? fmin(l1, hh->cores) : l1);
-        if (ok && (q->resources & (1u << AD__RES_LOAD1)))
-          rc |= ad__metrics_sink_add(sink, (size_t)h, AD__RES_LOAD1, t, l1);
-      } else if (!strcmp(beacon, "memusage")) {
-        double pct = field(d, "mem_pct", &ok);
-        if (ok && hh->mem_mb > 0 && (q->resources & (1u << AD__RES_MEM)))
-          rc |= ad__metrics_sink_add(sink, (size_t)h, AD__RES_MEM, t,
-                                     pct / 100.0 * (double)hh->mem_mb);
-      } else if (!strcmp(beacon, "diskusage")) {
-        double pct = field(d, "disk_pct", &ok);
-        const char *mount = bson_iter_init_find(&it, d, "mount") && BSON_ITER_HOLDS_UTF8(&it)
-                                ? bson_iter_utf8(&it, NULL) : "";
-        if (ok && !strcmp(mount, s->disk_mount) && (q->resources & (1u << AD__RES_DISK)))
-          rc |= ad__metrics_sink_add(sink, (size_t)h, AD__RES_DISK, t, pct / 100.0);
-      }
-      if (rc)
-        rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
-    }
-    if (!rc && mongoc_cursor_error(cur, &be))
-      rc = ad__err(err, ad__store_error_is_transient(&be) ? AD_ECONNECT : AD_EIO, "metrics",
-                   "salt: reading %s.%s: %s", ad__store_db(s->st), s->coll, be.message);
-    mongoc_cursor_destroy(cur);
-    bson_destroy(opts);
-    mongoc_collection_destroy(col);
-    ad__store_push(s->st, c);
-  }
+  bson_append_document_end(filter, &at);
+  return rc;
+}
+
+static int salt_query(void *state, const ad__metrics_host_t *hosts, size_t n,
+                      const ad__metrics_query_t *q, ad__metrics_sink_t *sink, ad_error_t *err)
+{
+  salt_t *s = state;
+  char **ids = calloc(n, sizeof(char *));
+  if (!ids)
+    return ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  bson_t filter = BSON_INITIALIZER;
+  bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "}");
+  rows_t rows = {s, hosts, ids, n, q, sink};
+  int rc = query_filter(s, hosts, n, q, ids, &filter, err);
+  if (!rc)
+    rc = ad__store_each(s->st, s->coll, &filter, opts, beacon_row, &rows, err);
+  if (rc == AD_ENOMEM)
+    ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  bson_destroy(opts);
   bson_destroy(&filter);
   for (size_t i = 0; i < n; i++)
     free(ids[i]);

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "metrics/metrics_private.h"
 
@@ -194,13 +194,6 @@ static char *auth_value(zbx_t *z, const ad__metrics_query_t *q, ad_error_t *err)
   }
   json_decref(root);
   return s;
-}
-
-static int64_t now_ms(void)
-{
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 static json_t *strv(char *const *v, size_t n)
@@ -388,7 +381,7 @@ static int zbx_query_once(zbx_t *z, const ad__metrics_host_t *hosts, size_t n, c
   json_decref(root);
   root = NULL;
   /* 3. values: trends when the window reaches past the history kept */
-  int trends = q->from_ms < now_ms() - (int64_t)z->history_days * 86400000;
+  int trends = q->from_ms < ad__now_ms() - (int64_t)z->history_days * 86400000;
   for (int vt = 0; vt <= 3 && !rc; vt += 3) {
     json_t *itemids = json_array();
     for (size_t k = 0; itemids && k < n_items; k++)

@@ -8,7 +8,6 @@
  * channels' queues (reference counted).
  */
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -19,6 +18,7 @@
 #include <time.h>
 
 #include "core/abi.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
@@ -93,18 +93,11 @@ struct ad_notifier {
   uint64_t next_id;
 };
 
-static int64_t mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait on `c` (lock held) until the monotonic `deadline`; 1 when stopping. */
 static int wait_until(ad_notifier_t *n, pthread_cond_t *c, int64_t deadline)
 {
   while (!atomic_load(&n->stop)) {
-    int64_t left = deadline - mono_ms();
+    int64_t left = deadline - ad__mono_ms();
     if (left <= 0)
       return 0;
     struct timespec ts;
@@ -159,24 +152,6 @@ void ad__notify_strv_free(char **v)
   for (size_t i = 0; v && v[i]; i++)
     free(v[i]);
   free(v);
-}
-
-char *ad__notify_b64(const void *p, size_t n)
-{
-  char *out = malloc(4 * ((n + 2) / 3) + 1);
-  if (out)
-    EVP_EncodeBlock((unsigned char *)out, p, (int)n); /* NUL-terminates */
-  return out;
-}
-
-void ad__notify_iso8601(int64_t ms, char out[32])
-{
-  time_t s = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&s, &tm);
-  snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-           (int)(ms % 1000));
 }
 
 /* ---- configuration ------------------------------------------------------ */
@@ -291,15 +266,15 @@ static int rate_wait(ad_notifier_t *n, channel_t *ch)
   if (!ch->nstamps)
     return 0;
   int64_t oldest = ch->stamps[ch->stamp_pos]; /* 0 until the ring is full */
-  if (oldest && mono_ms() - oldest < 60000) {
+  if (oldest && ad__mono_ms() - oldest < 60000) {
     pthread_mutex_unlock(&n->lock); /* no log call under the lock */
     AD_LOG_I("notify", "%s: held back by max_per_minute %d for %lld ms", ch->label,
-             ch->c.per_minute, (long long)(oldest + 60000 - mono_ms()));
+             ch->c.per_minute, (long long)(oldest + 60000 - ad__mono_ms()));
     pthread_mutex_lock(&n->lock);
     if (wait_until(n, &ch->cond, ch->stamps[ch->stamp_pos] + 60000))
       return 1;
   }
-  ch->stamps[ch->stamp_pos] = mono_ms();
+  ch->stamps[ch->stamp_pos] = ad__mono_ms();
   ch->stamp_pos = (ch->stamp_pos + 1) % ch->nstamps;
   return 0;
 }
@@ -317,7 +292,7 @@ static int deliver(ad_notifier_t *n, channel_t *ch, const ad__notice_t *m, ad_er
     pthread_mutex_lock(&n->lock);
     int stopped = 0;
     if (i > 0) { /* backoff_ms, then doubling up to backoff_max_ms */
-      stopped = wait_until(n, &ch->cond, mono_ms() + delay);
+      stopped = wait_until(n, &ch->cond, ad__mono_ms() + delay);
       delay = delay * 2 < n->c.backoff_max_ms ? delay * 2 : n->c.backoff_max_ms;
     }
     stopped = stopped || rate_wait(n, ch);
@@ -447,9 +422,7 @@ static notice_t *notice_new(const char *title, const char *text, const char *key
     return NULL;
   char *p = (char *)(nt + 1);
   atomic_init(&nt->refs, 1);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  nt->m.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  nt->m.time_ms = ad__now_ms();
   nt->m.title = memcpy(p, title, tl);
   nt->m.text = memcpy(p + tl, text, xl);
   nt->m.dedup_key = memcpy(p + tl + xl, key ? key : "", kl);
@@ -547,7 +520,7 @@ int ad_notify_send_now(ad_notifier_t *n, const char *title, const char *markdown
 
 int ad_notify_flush(ad_notifier_t *n, int timeout_ms)
 {
-  int64_t deadline = mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+  int64_t deadline = ad__mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
   int rc = 0;
   pthread_mutex_lock(&n->lock);
   for (;;) {
@@ -556,7 +529,7 @@ int ad_notify_flush(ad_notifier_t *n, int timeout_ms)
       busy |= n->ch[i].count || n->ch[i].inflight;
     if (!busy || atomic_load(&n->stop))
       break;
-    if (timeout_ms >= 0 && mono_ms() >= deadline) {
+    if (timeout_ms >= 0 && ad__mono_ms() >= deadline) {
       rc = AD_ETIMEOUT;
       break;
     }

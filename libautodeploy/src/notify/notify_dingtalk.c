@@ -24,7 +24,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/config.h"
+#include "core/encoding.h"
 #include "core/error_private.h"
 #include "notify/notify_private.h"
 
@@ -87,7 +89,7 @@ static char *dt_sign(const char *secret, long long ts)
     return NULL;
   int n = snprintf(msg, ml, "%lld\n%s", ts, secret);
   if (HMAC(EVP_sha256(), secret, (int)sl, (unsigned char *)msg, (size_t)n, mac, &maclen) &&
-      (b64 = ad__notify_b64(mac, maclen)))
+      (b64 = ad__b64_encode(mac, maclen)))
     enc = curl_easy_escape(NULL, b64, 0); /* '+', '/', '=' -> %2B %2F %3D */
   /* the string to sign holds the secret: do not leave it in freed memory */
   OPENSSL_cleanse(msg, ml);
@@ -144,9 +146,7 @@ static int dt_send(void *state, const ad__notice_t *m, const ad__http_opts_t *o,
   int rc;
   *retry = 0;
   if (d->secret) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long now_ms = (long long)ad__now_ms();
     size_t ul = strlen(d->url) + 96;
     if ((sign = dt_sign(d->secret, now_ms)) && (url = malloc(ul)))
       snprintf(url, ul, "%s%stimestamp=%lld&sign=%s", d->url,

@@ -54,10 +54,4 @@ int ad__notify_take_strv(json_t *obj, const char *key, char ***out, size_t *n,
                          ad_error_t *err);
 void ad__notify_strv_free(char **v);
 
-/* Standard base64 (RFC 4648) of `n` bytes, NUL-terminated; caller frees. */
-char *ad__notify_b64(const void *p, size_t n);
-
-/* "2025-01-02T03:04:05.678Z" (UTC) into out[32]. */
-void ad__notify_iso8601(int64_t ms, char out[32]);
-
 #endif

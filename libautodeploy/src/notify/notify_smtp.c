@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "core/config.h"
+#include "core/encoding.h"
 #include "core/error_private.h"
 #include "notify/notify_private.h"
 
@@ -165,7 +166,7 @@ static void put_subject(buf_t *b, const char *title)
     size_t j = i + 39 < n ? i + 39 : n;
     while (j < n && j > i && ((unsigned char)t[j] & 0xC0) == 0x80)
       j--; /* do not split a character */
-    char *e = ad__notify_b64(t + i, j - i);
+    char *e = ad__b64_encode(t + i, j - i);
     if (!e) {
       b->oom = 1;
       break;
@@ -215,7 +216,7 @@ static int build(const smtp_t *s, const ad__notice_t *m, buf_t *b)
     puts_(b, "\r\n");
   }
   puts_(b, "\r\n");
-  char *body = ad__notify_b64(m->text, strlen(m->text));
+  char *body = ad__b64_encode(m->text, strlen(m->text));
   if (!body)
     return -1;
   for (size_t i = 0, n = strlen(body); i < n; i += 76) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/error_private.h"
 #include "notify/notify_private.h"
@@ -94,7 +95,7 @@ static int wh_send(void *state, const ad__notice_t *m, const ad__http_opts_t *o,
 {
   const webhook_t *w = state;
   char when[32];
-  ad__notify_iso8601(m->time_ms, when);
+  ad__iso_ms(m->time_ms, when);
   *retry = 0;
   json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I}", "title", m->title, "text", m->text,
                         "dedup_key", m->dedup_key, "time", when, "id",

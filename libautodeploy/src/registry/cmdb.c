@@ -19,13 +19,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/http.h"
 #include "core/log_private.h"
 #include "registry/cmdb.h"
 #include "store/docs.h"
-#include "tasks/tasks.h" /* ad__now_ms, ad__iso_ms */
 
 typedef struct {
   char *url, *token, *ca_file;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
 #include "registry/registry_private.h"

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "store/docs.h"
 #include "core/config.h"
 #include "core/error_private.h"

@@ -3,21 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/docs.h"
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
-#include "tasks/tasks.h"
-
-bson_t *ad__json_to_bson(const json_t *j, ad_error_t *err)
-{
-  char *s = json_dumps(j, JSON_COMPACT);
-  bson_error_t be;
-  bson_t *b = s ? bson_new_from_json((const uint8_t *)s, -1, &be) : NULL;
-  if (!b)
-    ad__err(err, AD_EINVAL, "store", "cannot encode document: %s", s ? be.message : "no memory");
-  free(s);
-  return b;
-}
+#include "store/cursor.h"
+#include "store/docs.h"
 
 json_t *ad__docs_find(ad__store_t *st, const char *coll_name, json_t *query, json_t *opts,
                       ad_error_t *err)
@@ -30,26 +20,25 @@ json_t *ad__docs_find(ad__store_t *st, const char *coll_name, json_t *query, jso
       bson_destroy(o);
     return NULL;
   }
-  mongoc_client_t *c = ad__store_pop(st);
-  mongoc_collection_t *coll = ad__store_coll(st, c, coll_name);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, q, o, NULL);
-  json_t *rows = json_array();
-  const bson_t *doc;
-  while (mongoc_cursor_next(cur, &doc))
-    json_array_append_new(rows, ad__bson_to_json(doc));
-  bson_error_t be;
-  if (mongoc_cursor_error(cur, &be)) {
-    ad__err(err, AD_ECONNECT, "store", "reading %s: %s", coll_name, be.message);
-    json_decref(rows);
-    rows = NULL;
-  }
-  mongoc_cursor_destroy(cur);
-  mongoc_collection_destroy(coll);
-  ad__store_push(st, c);
+  json_t *rows = ad__store_find_json(st, coll_name, q, o, err);
   bson_destroy(q);
   if (o)
     bson_destroy(o);
   return rows;
+}
+
+int64_t ad__docs_update(ad__store_t *st, const char *coll, json_t *query, json_t *update,
+                        ad_error_t *err)
+{
+  bson_t *q = ad__json_to_bson(query, err), *u = q ? ad__json_to_bson(update, err) : NULL;
+  json_decref(query);
+  json_decref(update);
+  int64_t n = u ? ad__store_update_one(st, coll, q, u, err) : -1;
+  if (q)
+    bson_destroy(q);
+  if (u)
+    bson_destroy(u);
+  return n;
 }
 
 json_t *ad__docs_get(ad__store_t *st, const char *coll, const char *id, const char *what,
@@ -146,14 +135,7 @@ int ad__docs_cas(ad__store_t *st, const char *coll, const json_t *doc, json_t *s
   json_t *query = json_pack("{s:O,s:I}", "_id", json_object_get(doc, "_id"), "rev",
                             json_integer_value(json_object_get(doc, "rev")));
   json_t *update = json_pack("{s:o,s:{s:i}}", "$set", fields, "$inc", "rev", 1);
-  bson_t *q = ad__json_to_bson(query, err), *u = ad__json_to_bson(update, err);
-  json_decref(query);
-  json_decref(update);
-  int64_t n = q && u ? ad__store_update_one(st, coll, q, u, err) : -1;
-  if (q)
-    bson_destroy(q);
-  if (u)
-    bson_destroy(u);
+  int64_t n = ad__docs_update(st, coll, query, update, err);
   if (n == 1 && moved)
     ad__log(AD_LOG_INFO, domain, "%s %s: %s -> %s (%s)", coll,
            json_string_value(json_object_get(doc, "_id")), from, to, cause ? cause : "");

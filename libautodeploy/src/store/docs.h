@@ -8,9 +8,8 @@
 
 #include <jansson.h>
 
+#include "store/bson_json.h"
 #include "store/store.h"
-
-bson_t *ad__json_to_bson(const json_t *j, ad_error_t *err);
 
 /* The string at o[k], or "" when absent or not a string (never NULL). */
 static inline const char *ad__jstr(const json_t *o, const char *k)
@@ -22,6 +21,10 @@ static inline const char *ad__jstr(const json_t *o, const char *k)
 /* Rows matching `query` (taken), with find `opts` (taken, may be NULL). */
 json_t *ad__docs_find(ad__store_t *st, const char *coll, json_t *query, json_t *opts,
                       ad_error_t *err);
+/* updateOne(query, update), both taken: the modified count (0 or 1), or
+ * -1 + err (a document that does not encode, a store error). */
+int64_t ad__docs_update(ad__store_t *st, const char *coll, json_t *query, json_t *update,
+                        ad_error_t *err);
 /* The document with _id `id`, or NULL + AD_ENOTFOUND naming `what`. */
 json_t *ad__docs_get(ad__store_t *st, const char *coll, const char *id, const char *what,
                      ad_error_t *err);

@@ -26,9 +26,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "store/bson_msgpack.h"
 #include "core/error_private.h"
 #include "wire/event_private.h"
@@ -174,9 +174,7 @@ bson_t *ad__returns_doc(ad_event_t *ev, int tasks_only, ad_error_t *err)
   size_t fn;
   if (ret && ad_event_get_str(ev, "fun", &fun, &fn) == 0 && is_state_fun(fun, fn))
     append_summary(doc, ret);
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  BSON_APPEND_DATE_TIME(doc, "received_at", (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000);
+  BSON_APPEND_DATE_TIME(doc, "received_at", ad__now_ms());
   return doc;
 }
 
@@ -304,7 +302,8 @@ static void *batcher_main(void *arg)
   ad__returns_t *r = arg;
   bson_t **batch = calloc(r->c.batch_size, sizeof(*batch));
   size_t held = 0; /* a batch we could not place yet (spool full) */
-  time_t last_full_log = 0, last_try = 0;
+  /* intervals, in monotonic seconds; "long ago" at start */
+  int64_t last_full_log = INT64_MIN / 2, last_try = INT64_MIN / 2;
   for (;;) {
     pthread_mutex_lock(&r->lock);
     if (held == 0) {
@@ -326,7 +325,7 @@ static void *batcher_main(void *arg)
     int stopping = r->stopping && r->qlen == 0;
     pthread_mutex_unlock(&r->lock);
 
-    time_t now = time(NULL);
+    int64_t now = ad__mono_ms() / 1000;
     if ((r->down || ad__spool_records(r->spool)) && now - last_try >= r->c.retry_ms / 1000) {
       last_try = now;
       try_recover(r);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
+#include "store/cursor.h"
 #include "store/docs.h"
 #include "store/bson_msgpack.h"
 #include "core/error_private.h"
@@ -380,31 +382,6 @@ fail:
   return NULL;
 }
 
-static json_t *query(const ad__tasks_ctx_t *t, const char *coll_name, bson_t *q,
-                     bson_t *opts, ad_error_t *err)
-{
-  mongoc_client_t *c = ad__store_pop(t->store);
-  mongoc_collection_t *coll = ad__store_coll(t->store, c, coll_name);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, q, opts, NULL);
-  const bson_t *doc;
-  json_t *out = json_array();
-  while (mongoc_cursor_next(cur, &doc)) {
-    json_t *j = ad__bson_to_json(doc);
-    if (j)
-      json_array_append_new(out, j);
-  }
-  bson_error_t be;
-  if (mongoc_cursor_error(cur, &be)) {
-    json_decref(out);
-    out = NULL;
-    ad__err(err, AD_ECONNECT, "store", "%s", be.message);
-  }
-  mongoc_cursor_destroy(cur);
-  mongoc_collection_destroy(coll);
-  ad__store_push(t->store, c);
-  return out;
-}
-
 json_t *ad__task_list(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *err)
 {
   static const char *const STATES[] = {"queued", "running", "paused", "succeeded", "failed",
@@ -447,7 +424,7 @@ json_t *ad__task_list(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *err
   bson_t *opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(-1), "}", "limit",
                           BCON_INT64(limit), "projection", "{", "history", BCON_INT32(0),
                           "steps", BCON_INT32(0), "pillar", BCON_INT32(0), "}");
-  json_t *rows = query(t, t->collection, q, opts, err);
+  json_t *rows = ad__store_find_json(t->store, t->collection, q, opts, err);
   bson_destroy(q);
   bson_destroy(opts);
   return rows ? json_pack("{s:o}", "tasks", rows) : NULL;
@@ -493,7 +470,7 @@ json_t *ad__task_get(const ad__tasks_ctx_t *t, const json_t *a, ad_error_t *err)
     return NULL;
   bson_t *q = BCON_NEW("task", BCON_UTF8(id));
   bson_t *opts = BCON_NEW("sort", "{", "received_at", BCON_INT32(1), "}");
-  json_t *rets = query(t, "returns", q, opts, err);
+  json_t *rets = ad__store_find_json(t->store, "returns", q, opts, err);
   bson_destroy(q);
   bson_destroy(opts);
   json_t *results = json_array();
@@ -587,7 +564,7 @@ static ad__task_cache_fn lookup_of(const ad__tasks_ctx_t *t)
 static json_t *current_returns(const ad__tasks_ctx_t *t, const json_t *task)
 {
   bson_t *q = BCON_NEW("jid", BCON_UTF8(ad__jstr(task, "jid")));
-  json_t *rets = q ? query(t, "returns", q, NULL, NULL) : NULL;
+  json_t *rets = q ? ad__store_find_json(t->store, "returns", q, NULL, NULL) : NULL;
   if (q)
     bson_destroy(q);
   return rets;
@@ -858,7 +835,7 @@ static void time_out_late(const ad__tasks_ctx_t *t, int64_t now)
 {
   bson_t *q = BCON_NEW("state", BCON_UTF8("running"), "deadline_ms", "{", "$lt",
                        BCON_INT64(now), "}");
-  json_t *late = query(t, t->collection, q, NULL, NULL);
+  json_t *late = ad__store_find_json(t->store, t->collection, q, NULL, NULL);
   bson_destroy(q);
   size_t i;
   json_t *task;
@@ -882,7 +859,7 @@ static void start_due(const ad__tasks_ctx_t *t, int64_t now)
 {
   bson_t *q = BCON_NEW("state", BCON_UTF8("queued"), "retry_at_ms", "{", "$lte", BCON_INT64(now), "}");
   bson_t *opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "}");
-  json_t *due = query(t, t->collection, q, opts, NULL);
+  json_t *due = ad__store_find_json(t->store, t->collection, q, opts, NULL);
   bson_destroy(q);
   bson_destroy(opts);
   size_t i;

@@ -91,9 +91,5 @@ int ad__task_note_refusal(const ad__tasks_ctx_t *t, const char *id, const char *
 /* Append a history entry without changing state (refusals, probes). */
 int ad__task_note(const ad__tasks_ctx_t *t, const char *id, const char *what,
                   const char *cause, const char *actor);
-/* A BSON document as a jansson object (relaxed extended JSON), or NULL. */
-json_t *ad__bson_to_json(const bson_t *b);
-int64_t ad__now_ms(void);
-void ad__iso_ms(int64_t ms, char out[32]);
 
 #endif

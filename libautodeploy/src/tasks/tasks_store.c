@@ -6,57 +6,24 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
-#include "tasks/tasks.h"
+#include "store/cursor.h"
 #include "store/docs.h"
-
-int64_t ad__now_ms(void)
-{
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-void ad__iso_ms(int64_t ms, char out[32])
-{
-  time_t s = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&s, &tm);
-  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
-
-json_t *ad__bson_to_json(const bson_t *b)
-{
-  char *s = bson_as_relaxed_extended_json(b, NULL);
-  json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-  bson_free(s);
-  return j;
-}
+#include "tasks/tasks.h"
 
 json_t *ad__task_load(const ad__tasks_ctx_t *t, const char *id, ad_error_t *err)
 {
-  mongoc_client_t *c = ad__store_pop(t->store);
-  mongoc_collection_t *coll = ad__store_coll(t->store, c, t->collection);
-  bson_t *q = BCON_NEW("_id", BCON_UTF8(id));
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, q, NULL, NULL);
-  const bson_t *doc;
-  json_t *out = NULL;
-  bson_error_t be;
-  if (mongoc_cursor_next(cur, &doc))
-    out = ad__bson_to_json(doc);
-  else if (mongoc_cursor_error(cur, &be))
-    ad__err(err, AD_ECONNECT, "store", "loading task %s: %s", id, be.message);
-  else
+  bson_t *q = BCON_NEW("_id", BCON_UTF8(id)), *o = BCON_NEW("limit", BCON_INT64(1));
+  json_t *rows = ad__store_find_json(t->store, t->collection, q, o, err);
+  json_t *out = json_incref(json_array_get(rows, 0));
+  if (rows && !out)
     ad__err(err, AD_ENOTFOUND, "tasks", "id: no task %s", id);
-  mongoc_cursor_destroy(cur);
+  json_decref(rows);
   bson_destroy(q);
-  mongoc_collection_destroy(coll);
-  ad__store_push(t->store, c);
+  bson_destroy(o);
   return out;
 }
 
@@ -89,24 +56,13 @@ static int64_t write_move(const ad__tasks_ctx_t *t, const json_t *cur, json_t *f
                              "$inc", "rev", 1, "$push", "history", "at", now, "from", from,
                              "to", to, "cause", ch->why ? ch->why : "", "actor",
                              ch->actor ? ch->actor : "autodeploy");
-  bson_t *q = NULL, *u = NULL;
-  int64_t modified = -1;
   if (!query || !update) {
-    ad__err(err, AD_ENOMEM, "tasks", "building the update of task %s", ad__jstr(cur, "_id"));
-    goto fail;
+    json_decref(query);
+    json_decref(update);
+    return ad__err(err, AD_ENOMEM, "tasks", "building the update of task %s",
+                   ad__jstr(cur, "_id")), -1;
   }
-  q = ad__json_to_bson(query, err);
-  u = q ? ad__json_to_bson(update, err) : NULL;
-  if (q && u)
-    modified = ad__store_update_one(t->store, t->collection, q, u, err);
-fail:
-  if (q)
-    bson_destroy(q);
-  if (u)
-    bson_destroy(u);
-  json_decref(query);
-  json_decref(update);
-  return modified;
+  return ad__docs_update(t->store, t->collection, query, update, err); /* takes both */
 }
 
 /* The fields a move sets: ch->set, state and updated_at. */

@@ -15,45 +15,14 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "core/encoding.h"
 #include "core/error_private.h"
 #include "wire/event_private.h"
 #include "wire/json.h"
 
-static const char B64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64(const char *p, size_t n)
-{
-  size_t olen = 4 * ((n + 2) / 3);
-  char *out = malloc(olen + 1), *w = out;
-  if (!out)
-    return NULL;
-  const unsigned char *s = (const unsigned char *)p;
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    *w++ = B64[s[i] >> 2];
-    *w++ = B64[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-    *w++ = B64[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
-    *w++ = B64[s[i + 2] & 63];
-  }
-  if (i < n) {
-    *w++ = B64[s[i] >> 2];
-    if (i + 1 < n) {
-      *w++ = B64[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-      *w++ = B64[(s[i + 1] & 15) << 2];
-    } else {
-      *w++ = B64[(s[i] & 3) << 4];
-      *w++ = '=';
-    }
-    *w++ = '=';
-  }
-  *w = '\0';
-  return out;
-}
-
 static json_t *bin_json(const char *p, size_t n, int ext_type, int is_ext)
 {
-  char *e = b64(p, n);
+  char *e = ad__b64_encode(p, n);
   if (!e)
     return NULL;
   json_t *o = is_ext ? json_pack("{s:i,s:s}", "$ext", ext_type, "$bin", e)
@@ -74,7 +43,7 @@ static char *key_text(const msgpack_object *k)
       json_decref(probe);
       return strndup(s, n);
     }
-    char *e = b64(s, n);
+    char *e = ad__b64_encode(s, n);
     if (!e)
       return NULL;
     char *out = malloc(strlen(e) + 6);

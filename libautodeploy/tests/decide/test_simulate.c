@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "harness.h"
+#include "core/clock.h"
 #include "decide/simulate.h"
 
 static int near(double a, double b) { return fabs(a - b) < 1e-6; }

@@ -13,6 +13,7 @@
 #include "core/error_private.h"
 #include "fleet/cycle.h"
 #include "store/docs.h"
+#include "core/clock.h"
 #include "tasks/tasks.h"
 
 /* ---- the fake store: collections as JSON arrays ---------------------- */

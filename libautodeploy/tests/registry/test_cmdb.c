@@ -22,6 +22,7 @@
 #include "harness.h"
 #include "registry/cmdb.h"
 #include "store/docs.h"
+#include "core/clock.h"
 #include "tasks/tasks.h"
 
 /* ---- the outbox: documents in an array ------------------------------------------ */

@@ -1,0 +1,109 @@
+/* test_clock.c - core/clock: the wall and monotonic clocks, ISO-8601. */
+#include <stdint.h>
+#include <time.h>
+
+#include "harness.h"
+#include "core/clock.h"
+
+TEST(iso_format)
+{
+  char out[32];
+  ad__iso_ms(0, out);
+  ASSERT_STR(out, "1970-01-01T00:00:00.000Z");
+  ad__iso_ms(1714550400250LL, out);
+  ASSERT_STR(out, "2024-05-01T08:00:00.250Z");
+  ad__iso_ms(1709164799999LL, out); /* leap day, last millisecond */
+  ASSERT_STR(out, "2024-02-28T23:59:59.999Z");
+  ad__iso_ms(253402300799999LL, out);
+  ASSERT_STR(out, "9999-12-31T23:59:59.999Z");
+  ad__iso_ms(-1, out); /* the millisecond before the epoch */
+  ASSERT_STR(out, "1969-12-31T23:59:59.999Z");
+}
+
+TEST(iso_precisions)
+{
+  char out[32];
+  ad__iso_format(1714550400250LL, AD__ISO_S, out);
+  ASSERT_STR(out, "2024-05-01T08:00:00Z");
+  ad__iso_format(-1, AD__ISO_S, out);
+  ASSERT_STR(out, "1969-12-31T23:59:59Z");
+  ad__iso_format(1714550400250LL, AD__ISO_MS_IF_ANY, out);
+  ASSERT_STR(out, "2024-05-01T08:00:00.250Z");
+  ad__iso_format(1714550400000LL, AD__ISO_MS_IF_ANY, out);
+  ASSERT_STR(out, "2024-05-01T08:00:00Z");
+  ad__iso_format(5, AD__ISO_MS_IF_ANY, out);
+  ASSERT_STR(out, "1970-01-01T00:00:00.005Z");
+  ad__iso_format(1714550400000LL, AD__ISO_MS, out);
+  ASSERT_STR(out, "2024-05-01T08:00:00.000Z");
+}
+
+TEST(iso_round_trip)
+{
+  static const int64_t ms[] = {0, 1, 999, 1000, 86399999, 951782400000LL, 1709251199123LL,
+                               1714550400250LL, 4102444800000LL, -1, -1000, -86400001};
+  for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+    char out[32];
+    int64_t back = 42;
+    ad__iso_ms(ms[i], out);
+    ASSERT_EQ(ad__time_parse(out, &back), 0);
+    ASSERT_EQ(back, ms[i]);
+  }
+}
+
+TEST(parse_forms)
+{
+  int64_t ms = 0;
+  ASSERT_EQ(ad__time_parse("2024-05-01T08:00:00Z", &ms), 0);
+  ASSERT_EQ(ms, 1714550400000LL);
+  ASSERT_EQ(ad__time_parse("2024-05-01T16:00:00+08:00", &ms), 0);
+  ASSERT_EQ(ms, 1714550400000LL);
+  ASSERT_EQ(ad__time_parse("2024-05-01 03:30-0430", &ms), 0);
+  ASSERT_EQ(ms, 1714550400000LL);
+  ASSERT_EQ(ad__time_parse("2024-05-01t08:00:00,5z", &ms), 0);
+  ASSERT_EQ(ms, 1714550400500LL);
+  ASSERT_EQ(ad__time_parse("2024-05-01", &ms), 0);
+  ASSERT_EQ(ms, 1714521600000LL);
+  ASSERT_EQ(ad__time_parse("  1714550400.25 ", &ms), 0);
+  ASSERT_EQ(ms, 1714550400250LL);
+  ASSERT_EQ(ad__time_parse("2024-02-29T00:00Z", &ms), 0);
+}
+
+TEST(parse_refuses)
+{
+  static const char *bad[] = {"", "yesterday", "2024-13-01", "2024-02-30", "2023-02-29",
+                              "2024-05-01T25:00", "2024-05-01T08:60", "2024-05-01T08:00:00.",
+                              "2024-05-01T08:00+24:00", "2024-05-01T08:00Zjunk", "2024-5-1",
+                              "1e12", "12 34", "-5", NULL};
+  ASSERT_EQ(ad__time_parse(NULL, &(int64_t){0}), -1);
+  for (size_t i = 0; bad[i]; i++) {
+    int64_t ms = 7;
+    if (ad__time_parse(bad[i], &ms) != -1 || ms != 7) {
+      fprintf(stderr, "  accepted '%s'\n", bad[i]);
+      ASSERT(0);
+    }
+  }
+}
+
+TEST(wall_clock_is_the_epoch)
+{
+  int64_t now = ad__now_ms(), t = (int64_t)time(NULL) * 1000;
+  ASSERT(now >= t - 1000 && now <= t + 2000);
+}
+
+TEST(monotonic_never_decreases)
+{
+  int64_t prev = ad__mono_ms(), start = prev;
+  for (int i = 0; i < 200000; i++) {
+    int64_t now = ad__mono_ms();
+    ASSERT(now >= prev);
+    prev = now;
+  }
+  struct timespec ts = {0, 20 * 1000000L};
+  nanosleep(&ts, NULL);
+  int64_t later = ad__mono_ms();
+  ASSERT(later - start >= 20);
+  ASSERT(later - start < 10000);
+}
+
+RUN(CASE(iso_format), CASE(iso_precisions), CASE(iso_round_trip), CASE(parse_forms), CASE(parse_refuses),
+    CASE(wall_clock_is_the_epoch), CASE(monotonic_never_decreases))
