@@ -30,6 +30,7 @@
 #include "registry/registry.h"
 #include "fleet/fleet.h"
 #include "decide/simulate.h"
+#include "decide/simulate_args.h"
 #include "store/store.h"
 #include "core/log_private.h"
 
@@ -573,10 +574,7 @@ char *ad_call(const char *config_json, const char *command, const char *args_jso
     json_t *a = ad__config_parse(args_json, "arguments", AD_EINVAL, err);
     if (!a)
       return NULL;
-    json_t *input = json_object_get(a, "input");
-    json_t *r = json_is_object(input) ? ad__simulate(input, err) : NULL;
-    if (!json_is_object(input))
-      ad__err(err, AD_EINVAL, "args", "input: required, the simulation input object (docs/placement.md)");
+    json_t *r = ad__simulate_args(a, err);
     char *out = r ? json_dumps(r, JSON_COMPACT) : NULL;
     json_decref(r);
     json_decref(a);
