@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from saltenv import _kill_tree, free_ports  # pylint: disable=import-error
+from saltext.autodeploy.utils import config as adconfig
 
 REPO = Path(__file__).resolve().parent.parent
 REACTOR_RUN = REPO / "reactor" / "autodeploy_task.sls"
@@ -232,23 +233,24 @@ def runner_mod(monkeypatch, tmp_path):
     calls = []
 
     def fake_call(config, command, args=None):
+        # A stand-in for the library: what the runner sends, and how a C error
+        # comes back. Its texts are its own (the library's are asserted in the
+        # end-to-end tests below, against the real library).
         calls.append((config, command, args))
-        if command == "task.create" and "tgt" not in args:
-            raise mod.libautodeploy.AutodeployError("ad_call", -1, "args", "tgt: required")
-        if command == "task.create" and args.get("retry", {}).get("max_attempts", 1) > 20:
-            raise mod.libautodeploy.AutodeployError(
-                "ad_call", -1, "args", "retry: max_attempts must be 1..20 and backoff_s 0..86400")
+        if args.get("reason") == "fake-refusal":
+            raise mod.libautodeploy.AutodeployError("ad_call", -17, "fake", "fake: refused as asked")
         return {"ok": command}
 
     monkeypatch.setattr(mod.libautodeploy, "call", fake_call)
-    monkeypatch.setattr(mod.libautodeploy, "errname", lambda code: {-1: "AD_EINVAL"}.get(code, "AD_E?"))
+    monkeypatch.setattr(mod.libautodeploy, "errname",
+                        lambda code: {-1: "AD_EINVAL", -13: "AD_ECONFIG", -17: "AD_ESTATE"}.get(code, "AD_E?"))
     monkeypatch.setattr(mod, "calls", calls, raising=False)
     return mod
 
 
 def test_unit_config_from_master_opts(runner_mod):
     mod = runner_mod
-    config = mod.build_config(mod.__opts__)
+    config = adconfig.runner_config(mod.__opts__)
     expected = {
         "master_key_path": os.path.join(mod.__opts__["cachedir"], ".salt_key"),
         "sock_dir": "/run/salt/master",
@@ -259,30 +261,33 @@ def test_unit_config_from_master_opts(runner_mod):
         "mongo_db": "ad",
     }
     assert {k: config.get(k) for k in expected} == expected
-    # exactly what the engine is given (plus the key path): same store, same bus
-    from saltext.autodeploy.engines.autodeploy import build_config  # pylint: disable=import-outside-toplevel
-
-    engine = build_config(mod.__opts__, mod.engine_entry(mod.__opts__))
-    assert config == dict(engine, master_key_path=expected["master_key_path"])
+    # exactly what the engine is given: same store, same bus, same key
+    engine = adconfig.engine_config(mod.__opts__, adconfig.engine_entry(mod.__opts__))
+    assert config == engine
     # the user option unset: root, as Salt's get_master_key
-    assert mod.master_key_path({"cachedir": "/c"}) == "/c/.root_key"
+    assert adconfig.master_key_path({"cachedir": "/c"}) == "/c/.root_key"
     # entry forms Salt accepts
-    assert mod.engine_entry({"engines": ["autodeploy"]}) == {}
-    assert mod.engine_entry({"engines": {"autodeploy": {"mongo_db": "x"}}}) == {"mongo_db": "x"}
-    assert mod.engine_entry(
+    assert adconfig.engine_entry({"engines": ["autodeploy"]}) == {}
+    assert adconfig.engine_entry({"engines": {"autodeploy": {"mongo_db": "x"}}}) == {"mongo_db": "x"}
+    assert adconfig.engine_entry(
         {"engines": [{"deployer": {"engine_module": "autodeploy", "mongo_db": "y"}}]}
     ) == {"mongo_db": "y"}
-    assert mod.engine_entry({"engines": [{"reactor": {}}]}) is None
+    assert adconfig.engine_entry({"engines": [{"reactor": {}}]}) is None
     # the engine entry wins over the master's bus options
     opts = dict(mod.__opts__, engines=[{"autodeploy": {"sock_dir": "/elsewhere"}}])
-    assert mod.build_config(opts)["sock_dir"] == "/elsewhere"
+    assert adconfig.runner_config(opts)["sock_dir"] == "/elsewhere"
+    # the loader modules keep no copy of it (utils/ is the one home)
+    from saltext.autodeploy.engines import autodeploy as engine_mod  # pylint: disable=import-outside-toplevel
+
+    for module in (mod, engine_mod):
+        assert not {"master_key_path", "build_config", "MASTER_OPTS_KEYS"} & set(vars(module))
 
 
 def test_unit_no_engine_entry_is_an_error(runner_mod):
     mod = runner_mod
     mod.__opts__["engines"] = []
     ret = mod.tasks()
-    assert ret["retcode"] == 1 and ret["code"] == "AD_ECONFIG"
+    assert ret["retcode"] == 1 and ret["code"] == "AD_ECONFIG" and ret["domain"] == "config"
     assert ret["error"].startswith("config: the master has no autodeploy engine entry")
     assert mod.__context__["retcode"] == 1
     assert not mod.calls
@@ -290,22 +295,22 @@ def test_unit_no_engine_entry_is_an_error(runner_mod):
 
 def test_unit_caller(runner_mod, monkeypatch):
     mod = runner_mod
-    assert mod.caller({}) == "alice"
+    assert mod._caller({}) == "alice"
     monkeypatch.setattr(mod, "__user__", "UNKNOWN")
-    assert mod.caller({"__pub_user": "bob"}) == "bob"
-    assert mod.caller({}) == "salt"  # the master user, last
+    assert mod._caller({"__pub_user": "bob"}) == "bob"
+    assert mod._caller({}) == "salt"  # the master user, last
     monkeypatch.setattr(mod, "__user__", "sudo_carol")
-    assert mod.caller({"__pub_user": "bob"}) == "sudo_carol"
+    assert mod._caller({"__pub_user": "bob"}) == "sudo_carol"
     # peer_run: Salt runs the runner as the master user with opts["id"] = the minion's id
     keys = Path(mod.__opts__["pki_dir"]) / "minions"
     keys.mkdir(parents=True)
     (keys / "m1").write_text("key")
     monkeypatch.setattr(mod, "__user__", "root")
-    assert mod.caller({}) == "root"  # the master's own id is no minion key
+    assert mod._caller({}) == "root"  # the master's own id is no minion key
     mod.__opts__["id"] = "m1"
-    assert mod.caller({}) == "minion:m1"
+    assert mod._caller({}) == "minion:m1"
     mod.__opts__["id"] = "../minions/m1"
-    assert mod.caller({}) == "root"
+    assert mod._caller({}) == "root"
 
 
 def test_unit_deploy_arguments(runner_mod):
@@ -330,19 +335,25 @@ def test_unit_deploy_arguments(runner_mod):
 
 def test_unit_refusals(runner_mod):
     mod = runner_mod
-    ret = mod.deploy()
-    assert ret == {"error": "tgt: required", "code": "AD_EINVAL", "retcode": 1}
+    # a library error comes back as its fields, not reworded: message, code, domain
+    ret = mod.close("qq-s1", reason="fake-refusal")
+    assert ret == {"error": "fake: refused as asked", "code": "AD_ESTATE", "domain": "fake",
+                   "retcode": 1}
     assert mod.__context__["retcode"] == 1
+    ret = mod.deploy("m1", retries=25, reason="fake-refusal")
+    assert ret["error"] == "fake: refused as asked" and mod.calls[-1][2]["retry"]["max_attempts"] == 26
+    # the runner's own refusals: domain "runner", and the library is not called
+    n = len(mod.calls)
     ret = mod.deploy("m1", timout=5)
     assert ret["retcode"] == 1 and ret["error"].startswith("timout: unknown argument to autodeploy.deploy")
+    assert ret["code"] == "AD_EINVAL" and ret["domain"] == "runner"
     ret = mod.deploy("m1", created_by="mallory")  # the audit name is not an argument
     assert ret["retcode"] == 1 and ret["error"].startswith("created_by: unknown argument")
     ret = mod.deploy("m1", retries=-1)
     assert ret["retcode"] == 1 and ret["error"].startswith("retries: must be a whole number >= 0")
-    ret = mod.deploy("m1", retries=25)
-    assert ret["error"].startswith("retry: max_attempts must be 1..20") and "retries=25" in ret["error"]
     ret = mod.intervene("t1", "cancel", bogus=1)
     assert ret["retcode"] == 1 and ret["error"].startswith("bogus: unknown argument to autodeploy.intervene")
+    assert len(mod.calls) == n
     # success resets the job's retcode (a cached runner client keeps __context__)
     assert mod.task("t1") == {"ok": "task.get"} and mod.__context__["retcode"] == 0
     assert mod.calls[-1][2] == {"id": "t1"}
