@@ -819,3 +819,57 @@ def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
         "autodeploy.platform", "autodeploy.platforms", "autodeploy.reinit", "autodeploy.retire",
         "autodeploy.service", "autodeploy.services", "autodeploy.simulate", "autodeploy.task",
         "autodeploy.tasks", "autodeploy.why"]
+
+
+# ================================================================= simulate
+SIM_DATA = REPO / "tests" / "data" / "simulate"
+
+
+def _rounded(value):
+    """The report with floats to 6 significant digits: autodeploy-simulate prints
+    them so (JSON_REAL_PRECISION(6)), ad_call with jansson's full precision."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def test_simulate_csv_with_a_header_row_as_autodeploy_simulate_reads_it(salt_env, ad_bin, tmp_path):
+    """One CSV parser, the library's: a CSV whose first line is a header gives the
+    same report through ``salt-run autodeploy.simulate`` (the runner reads the file,
+    the library parses it) as through ``autodeploy-simulate --openings-csv``; a bad
+    line is refused by both with the same words."""
+    fleet = json.loads((SIM_DATA / "input.json").read_text())
+    del fleet["openings"]
+    fleet_path = tmp_path / "fleet.json"
+    fleet_path.write_text(json.dumps(fleet))
+    csv_path = SIM_DATA / "openings.csv"
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "platform,timestamp"  # the header row under test
+    rows = len([line for line in lines[1:] if line.strip()])
+
+    tool = subprocess.run([str(ad_bin / "autodeploy-simulate"), "--openings-csv", str(csv_path),
+                           str(fleet_path)], capture_output=True, text=True, timeout=120)
+    assert tool.returncode == 0, tool.stderr
+    want = json.loads(tool.stdout)
+    assert want["openings"] == rows  # every row counted, the header not
+
+    env = make_env(salt_env, {"engines": [{"autodeploy": {"log_events": "autodeploy/*"}}]})
+    env.start_master()
+    res = salt_run(env, "autodeploy.simulate", path=str(fleet_path), csv=str(csv_path))
+    assert res.returncode == 0, res
+    assert _rounded(res.json) == _rounded(want)
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("platform,timestamp\ng10,2024-05-01T01:00:00Z\ng10,soon\n")
+    reason = "line 3: cannot parse 'soon' as ISO-8601 or epoch seconds"
+    tool = subprocess.run([str(ad_bin / "autodeploy-simulate"), "--openings-csv", str(bad),
+                           str(fleet_path)], capture_output=True, text=True, timeout=120)
+    assert tool.returncode == 65 and tool.stderr.strip().endswith(f"{bad} {reason}"), tool.stderr
+    res = salt_run(env, "autodeploy.simulate", path=str(fleet_path), csv=str(bad))
+    assert res.returncode == 1, res
+    assert res.json == {"error": f"csv {bad} {reason}", "code": "AD_ECONFIG", "domain": "simulate",
+                        "retcode": 1}

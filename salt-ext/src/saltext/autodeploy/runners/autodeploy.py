@@ -624,36 +624,42 @@ def simulate(input=None, path=None, csv=None, **kwargs):  # pylint: disable=rede
     path
         a JSON file on the master with it;
     csv
-        optional CSV file of ``platform,time`` openings added to the input's.
+        optional CSV file on the master of ``platform,time`` openings added to the
+        input's; read by the library's own parser, as ``autodeploy-simulate
+        --openings-csv`` reads it (a header line, blank lines and ``#`` lines
+        skipped).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run autodeploy.simulate path=/srv/autodeploy/sim/qq-2026.json
+        salt-run autodeploy.simulate path=/srv/autodeploy/sim/fleet.json csv=/srv/autodeploy/sim/openings.csv
     """
     refused = _args("simulate", kwargs, ("input", "path", "csv"))
     if refused:
         return refused
-    data = _structured(input)
+    args = {}
     try:
         if path is not None:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            try:
+                args["input"] = json.loads(_read("path", path))
+            except ValueError as exc:
+                raise _runner.refused(f"path: {path}: not JSON: {exc}") from None
+        elif input is not None:
+            args["input"] = _structured(input)
         if csv is not None:
-            data = dict(data or {})
-            rows = data.setdefault("openings", [])
-            with open(csv, encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    line = line.strip()
-                    if not line or line.startswith("#"):
-                        continue
-                    parts = line.split(",")
-                    if len(parts) != 2:
-                        return _failed(_runner.refused(f"csv: line {n}: expected platform,time"))
-                    rows.append({"platform": parts[0].strip(), "at": parts[1].strip()})
+            args["csv"] = _read("csv", csv)
+            args["csv_name"] = f"csv {csv}"
+    except libautodeploy.AutodeployError as exc:
+        return _failed(exc)
+    return _call("simulate", args)
+
+
+def _read(arg, path):
+    """The text of a file on the master named by argument ``arg``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
     except (OSError, ValueError) as exc:
-        return _failed(_runner.refused(f"path: {exc}"))
-    if not isinstance(data, dict):
-        return _failed(_runner.refused("input: required (an object, or path=<file>)"))
-    return _call("simulate", {"input": data})
+        raise _runner.refused(f"{arg}: {exc}", libautodeploy.AD_EIO) from None
