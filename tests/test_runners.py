@@ -318,9 +318,9 @@ def test_unit_deploy_arguments(runner_mod):
     ret = mod.deploy("game-01", mods="autodeploy.gameserver", pillar='{"a": {"b": 1}}',
                      timeout="600", retries=2, backoff="30", reason="open",
                      __pub_user="x", __pub_jid="1")
-    assert ret == {"ok": "task.create"} and mod.__context__["retcode"] == 0
+    assert ret == {"ok": "task.deploy"} and mod.__context__["retcode"] == 0
     config, command, args = mod.calls[-1]
-    assert command == "task.create" and config["master_key_path"].endswith("/.salt_key")
+    assert command == "task.deploy" and config["master_key_path"].endswith("/.salt_key")
     assert args == {
         "tgt": "game-01", "tgt_type": "glob", "mods": "autodeploy.gameserver",
         "pillar": {"a": {"b": 1}}, "timeout": 600, "retry": {"max_attempts": 3, "backoff_s": 30},
@@ -340,6 +340,7 @@ def test_unit_refusals(runner_mod):
     assert ret == {"error": "fake: refused as asked", "code": "AD_ESTATE", "domain": "fake",
                    "retcode": 1}
     assert mod.__context__["retcode"] == 1
+    assert mod.calls[-1][1] == "service.close"  # one vocabulary: runner close, command service.close
     ret = mod.deploy("m1", retries=25, reason="fake-refusal")
     assert ret["error"] == "fake: refused as asked" and mod.calls[-1][2]["retry"]["max_attempts"] == 26
     # the runner's own refusals: domain "runner", and the library is not called
@@ -411,7 +412,7 @@ char *ad_call(const char *config, const char *command, const char *args, ad_erro
 {
   if (!config || !command || !args)
     return refuse(err, "config: required");
-  if (strcmp(command, "task.create") == 0 && !strstr(args, "\"tgt\":"))
+  if (strcmp(command, "task.deploy") == 0 && !strstr(args, "\"tgt\":"))
     return refuse(err, "tgt: required (a minion id, glob or list)");
   if (strstr(args, "\"timeout\":-"))
     return refuse(err, "timeout: must be 1..86400 seconds");
@@ -477,7 +478,7 @@ def test_plumbing_salt_run(salt_env, echo_lib, monkeypatch):
     echo = echo_of(salt_run(env, "autodeploy.deploy", "m1", mods="autodeploy.test.ok",
                             pillar={"autodeploy": {"x": 1}}, timeout=600, retries=1,
                             reason="ci"))
-    assert echo["command"] == "task.create"
+    assert echo["command"] == "task.deploy"
     assert echo["args"] == {
         "tgt": "m1", "tgt_type": "glob", "mods": "autodeploy.test.ok",
         "pillar": {"autodeploy": {"x": 1}}, "timeout": 600,

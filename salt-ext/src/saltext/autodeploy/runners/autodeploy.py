@@ -193,7 +193,7 @@ def deploy(
             args["pillar"] = _structured(pillar)
     except libautodeploy.AutodeployError as exc:
         return _failed(exc)
-    return _call("task.create", args)
+    return _call("task.deploy", args)
 
 
 def tasks(status=None, since=None, limit=50, **kwargs):
@@ -590,7 +590,7 @@ def close(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
     args = {"actor": _caller(kwargs), "reason": _text(reason)}
     if id is not None:
         args["id"] = _name(id)
-    return _call("service.retire", args)
+    return _call("service.close", args)
 
 
 def cycle(dry_run=False, platform=None, **kwargs):  # pylint: disable=redefined-outer-name
