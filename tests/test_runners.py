@@ -3,23 +3,25 @@
 Three layers, so that everything Salt-side is proved before the C task system lands:
 
 * **unit** (no daemons): how the runner builds ``config_json`` from the master options
-  (the engine entry, bus options, ``master_key_path``), who it names as the caller, how
-  it maps its arguments, and how a refusal becomes ``{"error", "code", "retcode": 1}``.
+  (utils/config.py: the engine entry, bus options, ``master_key_path``), who it names as
+  the caller, how it maps its arguments, and how an error comes back as its fields,
+  ``{"error", "code", "domain", "retcode": 1}``.
 * **plumbing** (real master and salt-api, an *echo* ``ad_call``): a tiny C library,
   built here, that links the real libautodeploy for everything else and answers
-  ``ad_call`` with what it was given (and a few canned refusals worded like the real
-  ones). It proves what reaches C from ``salt-run``, ``salt-run -a auto`` and salt-api
-  (rest_cherrypy, eauth ``auto``): the caller's name, the config, the key being readable
-  where the runner runs, numbers from form posts; and how errors come back: non-zero
-  ``salt-run`` exit status, a JSON body from salt-api.
-* **end to end** (real master, minion, FerretDB, engine, reactor; needs ``ad_call`` in
-  the library under test, skipped until then): a task deployed with ``salt-run`` runs
-  ``autodeploy.test.ok`` and ends ``succeeded``, is listed by ``tasks status=succeeded``;
-  ``autodeploy.test.fail`` ends ``failed`` with the failed states first; bad arguments
-  name the argument and exit non-zero; the same create + view through salt-api.
+  ``ad_call`` with what it was given, or, when asked (``reason=echo-refuse``), with a
+  refusal in its own words (domain ``echo``). It proves what reaches C from ``salt-run``,
+  ``salt-run -a auto`` and salt-api (rest_cherrypy, eauth ``auto``): the caller's name,
+  the config, the key being readable where the runner runs, numbers from form posts;
+  and how errors come back: non-zero ``salt-run`` exit status, a JSON body from
+  salt-api. No text of the library is asserted here.
+* **end to end** (real master, minion, FerretDB, engine, reactor, the real library): a
+  task deployed with ``salt-run`` runs ``autodeploy.test.ok`` and ends ``succeeded``, is
+  listed by ``tasks status=succeeded``; ``autodeploy.test.fail`` ends ``failed`` with the
+  failed states first; bad arguments are refused in the library's words (asserted whole,
+  with code and domain) and exit non-zero; the same create + view through salt-api; the
+  simulator reads a CSV as ``autodeploy-simulate`` does.
 """
 
-import ctypes
 import json
 import os
 import shutil
@@ -47,25 +49,6 @@ API_USERS = {
     "viewer": [{"@runner": [r"autodeploy\.tasks?$"]}],
     "nobody": ["test.ping"],
 }
-
-
-def _lib_under_test():
-    value = os.environ.get("AD_LIB")
-    path = Path(value) if value else REPO / "build" / "libautodeploy.so"
-    return path if path.is_absolute() else Path.cwd() / path
-
-
-def lib_has_call():
-    try:
-        return hasattr(ctypes.CDLL(str(_lib_under_test())), "ad_call")
-    except OSError:
-        return False
-
-
-needs_ad_call = pytest.mark.skipif(
-    not lib_has_call(),
-    reason="libautodeploy has no ad_call yet (the C task system); these tests wait for it",
-)
 
 
 def wait_for(pred, timeout=60.0, interval=0.5):
@@ -369,7 +352,10 @@ def test_unit_refusals(runner_mod):
 # ================================================================== plumbing
 ECHO_C = r"""
 /* An ad_call that answers with what it was given; everything else is the real
-   libautodeploy (linked, found through this object's dependencies). */
+   libautodeploy (linked, found through this object's dependencies). It refuses
+   only when asked (reason "echo-refuse"), in its own words: the library's
+   texts are asserted against the library. Each call's command is appended to
+   $AD_ECHO_LOG, so a test can show that a call did not reach it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,11 +365,21 @@ typedef struct { int code; char domain[16]; char message[240]; } ad_error_t;
 static char *refuse(ad_error_t *err, const char *message)
 {
   if (err) {
-    err->code = -1; /* AD_EINVAL */
-    snprintf(err->domain, sizeof err->domain, "args");
+    err->code = -17; /* AD_ESTATE: any code but the runner's own AD_EINVAL */
+    snprintf(err->domain, sizeof err->domain, "echo");
     snprintf(err->message, sizeof err->message, "%s", message);
   }
   return NULL;
+}
+
+static void log_call(const char *command)
+{
+  const char *path = getenv("AD_ECHO_LOG");
+  FILE *f = path ? fopen(path, "a") : NULL;
+  if (f) {
+    fprintf(f, "%s\n", command);
+    fclose(f);
+  }
 }
 
 /* Length of the master key file named by "master_key_path":"..." in config, or -1. */
@@ -411,15 +407,10 @@ static long key_len(const char *config)
 char *ad_call(const char *config, const char *command, const char *args, ad_error_t *err)
 {
   if (!config || !command || !args)
-    return refuse(err, "config: required");
-  if (strcmp(command, "task.deploy") == 0 && !strstr(args, "\"tgt\":"))
-    return refuse(err, "tgt: required (a minion id, glob or list)");
-  if (strstr(args, "\"timeout\":-"))
-    return refuse(err, "timeout: must be 1..86400 seconds");
-  if (strcmp(command, "task.intervene") == 0 && !strstr(args, "\"action\":\"cancel\"") &&
-      !strstr(args, "\"action\":\"pause\"") && !strstr(args, "\"action\":\"resume\"") &&
-      !strstr(args, "\"action\":\"retry\""))
-    return refuse(err, "action: must be cancel, pause, resume or retry");
+    return refuse(err, "echo: a NULL argument");
+  log_call(command);
+  if (strstr(args, "\"reason\":\"echo-refuse\""))
+    return refuse(err, "echo: refused as asked");
   size_t n = strlen(config) + strlen(command) + strlen(args) + 128;
   char *out = malloc(n);
   if (out)
@@ -452,6 +443,9 @@ def echo_lib(tmp_path_factory, ad_lib):
 
 def start_echo_master(salt_env, echo_lib, monkeypatch, minions=()):
     monkeypatch.setenv("AD_LIB", str(echo_lib))
+    # every call the echo answers, one command a line (the master and its
+    # runner processes inherit the environment)
+    monkeypatch.setenv("AD_ECHO_LOG", str(Path(echo_lib).parent / f"calls-{os.getpid()}-{time.monotonic_ns()}.log"))
     env = make_env(salt_env, {
         "engines": [{"autodeploy": {"log_events": "autodeploy/task/*"}}],
         # a minion allowed to intervene through Salt's peer ACL (docs/tasks.md)
@@ -502,18 +496,26 @@ def test_plumbing_salt_run(salt_env, echo_lib, monkeypatch):
     assert echo["command"] == "task.list"
     assert echo["args"] == {"status": "succeeded", "since": "2026-11-27T00:00:00Z", "limit": 50}
 
-    # refusals: the argument named, exit status non-zero, with and without eauth
-    for args, kwargs, cli, needle in [
-        (("autodeploy.deploy",), {"mods": "autodeploy.test.ok"}, (), "tgt: required"),
-        (("autodeploy.deploy", "m1"), {"timeout": -5}, (), "timeout: must be 1..86400"),
-        (("autodeploy.deploy", "m1"), {"timeout": -5}, EAUTH_CLI, "timeout: must be 1..86400"),
-        (("autodeploy.intervene", "t1", "explode"), {}, (), "action: must be"),
-        (("autodeploy.deploy", "m1"), {"timout": 5}, (), "timout: unknown argument"),
+    # a refusal of the library comes back as its fields, exit status 1, with and
+    # without eauth (the echo's words; the library's are asserted end to end)
+    echo_refusal = {"error": "echo: refused as asked", "code": "AD_ESTATE", "domain": "echo",
+                    "retcode": 1}
+    for args, cli in [
+        (("autodeploy.intervene", "t1", "cancel"), ()),
+        (("autodeploy.intervene", "t1", "cancel"), EAUTH_CLI),
+        (("autodeploy.close", "qq-s1"), ()),
     ]:
-        res = salt_run(env, *args, cli_args=cli, **kwargs)
+        res = salt_run(env, *args, cli_args=cli, reason="echo-refuse")
         assert res.returncode == 1, res
-        assert res.json["retcode"] == 1 and res.json["error"].startswith(needle), res
-        assert res.json["code"] == "AD_EINVAL"
+        assert res.json == echo_refusal, res
+    # the runner's own refusal never reaches the library
+    calls = Path(os.environ["AD_ECHO_LOG"])
+    before = calls.read_text()
+    res = salt_run(env, "autodeploy.deploy", "m1", timout=5)
+    assert res.returncode == 1, res
+    assert res.json["error"].startswith("timout: unknown argument to autodeploy.deploy"), res
+    assert res.json["code"] == "AD_EINVAL" and res.json["domain"] == "runner", res
+    assert calls.read_text() == before
 
     # a minion through peer_run: Salt runs the runner as the master's user, the
     # runner names the minion
@@ -521,12 +523,21 @@ def test_plumbing_salt_run(salt_env, echo_lib, monkeypatch):
                         arg=["t1", "cancel", "bad build"])
     assert ret["echo"]["args"] == {"id": "t1", "action": "cancel", "reason": "bad build",
                                    "actor": "minion:m1"}, ret
+    assert calls.read_text().splitlines()[-1] == "task.intervene"
+    # not in its peer_run ACL: Salt refuses (and says so in the master log), the
+    # runner never runs, the library is not called
+    before = calls.read_text()
     ret = env.salt_call("m1", "publish.runner", "autodeploy.deploy", arg=["m1"])
-    assert not ret or "echo" not in ret, ret  # not in its peer_run ACL
+    assert ret == {}, ret
+    assert wait_for(lambda: "Minion id m1 is not who it says it is" in env.master_log.read_text(),
+                    timeout=30), "no peer_run refusal in the master log"
+    assert calls.read_text() == before
 
-    # the default (nested) output shows the message too
-    res = env.run_cli("salt-run", ["autodeploy.deploy", "timeout=-5"])
-    assert res.returncode == 1 and "tgt: required" in res.stdout, res
+    # the default (nested) output shows the message and its code and domain too
+    res = env.run_cli("salt-run", ["autodeploy.deploy", "m1", "reason=echo-refuse"])
+    assert res.returncode == 1, res
+    assert "echo: refused as asked" in res.stdout and "AD_ESTATE" in res.stdout, res
+    assert "domain:" in res.stdout and "echo" in res.stdout, res
 
 
 def test_plumbing_salt_api(salt_env, salt_api, echo_lib, monkeypatch):
@@ -567,13 +578,15 @@ def test_plumbing_salt_api(salt_env, salt_api, echo_lib, monkeypatch):
                                      "timeout": "600"}, token, form=True)
     assert status == 200 and body["return"][0]["echo"]["args"]["timeout"] == 1800
 
-    # refusals: HTTP 200, the error in the body
-    status, body = api.runner(token, "autodeploy.deploy", mods="autodeploy.test.ok")
+    # refusals: HTTP 200, the error's fields in the body (the echo's words here)
+    status, body = api.runner(token, "autodeploy.intervene", id="t1", action="cancel",
+                              reason="echo-refuse")
     assert status == 200
-    assert body["return"][0]["retcode"] == 1
-    assert body["return"][0]["error"].startswith("tgt: required")
-    status, body = api.runner(token, "autodeploy.intervene", id="t1", action="explode")
-    assert body["return"][0]["error"].startswith("action: must be")
+    assert body["return"][0] == {"error": "echo: refused as asked", "code": "AD_ESTATE",
+                                 "domain": "echo", "retcode": 1}, body
+    status, body = api.runner(token, "autodeploy.deploy", tgt="m1", timout=5)
+    assert status == 200 and body["return"][0]["domain"] == "runner", body
+    assert body["return"][0]["error"].startswith("timout: unknown argument"), body
 
     # a read-only role: task/tasks yes, deploy/intervene 401
     viewer = api.login("viewer")
@@ -646,7 +659,23 @@ def wait_state(get, states, timeout=120.0):
     return last
 
 
-@needs_ad_call
+# (salt-run arguments, keyword arguments, CLI options, error, code, domain): refusals
+# of the real library, as the runner returns them
+LIBRARY_REFUSALS = [
+    (("autodeploy.deploy",), {"mods": "autodeploy.test.ok"}, (),
+     "tgt: required (a minion id, glob or list)", "AD_EINVAL", "args"),
+    (("autodeploy.deploy", "m1"), {"timeout": -5}, (),
+     "timeout: must be 1..86400 seconds", "AD_EINVAL", "args"),
+    (("autodeploy.deploy", "m1"), {"retries": 25}, (),
+     "retry: max_attempts must be 1..20 and backoff_s 0..86400", "AD_EINVAL", "args"),
+    (("autodeploy.tasks",), {"status": "weird"}, (),
+     "status: must be queued, running, paused, succeeded, failed, timed_out or cancelled",
+     "AD_EINVAL", "args"),
+    (("autodeploy.task", "t-no-such-task"), {}, (),
+     "id: no task t-no-such-task", "AD_ENOTFOUND", "tasks"),
+]
+
+
 def test_deploy_with_salt_run(salt_env, ferretdb, tmp_path):
     env = start_task_master(salt_env, ferretdb, tmp_path)
 
@@ -681,22 +710,19 @@ def test_deploy_with_salt_run(salt_env, ferretdb, tmp_path):
     failed = salt_run(env, "autodeploy.tasks", status="failed")
     assert task["_id"] in [t["_id"] for t in failed.json["tasks"]]
 
-    # bad arguments: the argument named, non-zero exit
-    for args, kwargs, needle in [
-        (("autodeploy.deploy",), {"mods": "autodeploy.test.ok"}, "tgt"),
-        (("autodeploy.deploy", "m1"), {"timeout": -5}, "timeout"),
-        (("autodeploy.intervene", tid, "explode"), {}, "action"),
-        (("autodeploy.deploy", "m1"), {"retries": 25}, "retry"),
-        (("autodeploy.tasks",), {"status": "weird"}, "status"),
+    # bad arguments: refused by the library in its own words, passed through whole
+    # with its code and domain, exit status 1 (with eauth too)
+    for args, kwargs, cli, error, code, domain in LIBRARY_REFUSALS + [
+        (("autodeploy.intervene", tid, "explode"), {}, (),
+         "action: must be cancel, pause, resume or retry", "AD_EINVAL", "args"),
+        (("autodeploy.deploy", "m1"), {"timeout": -5}, EAUTH_CLI,
+         "timeout: must be 1..86400 seconds", "AD_EINVAL", "args"),
     ]:
-        res = salt_run(env, *args, **kwargs)
-        assert res.returncode != 0, res
-        assert res.json["error"].startswith(needle + ":"), res
-    res = salt_run(env, "autodeploy.task", "t-no-such-task")
-    assert res.returncode != 0 and "error" in res.json, res
+        res = salt_run(env, *args, cli_args=cli, **kwargs)
+        assert res.returncode == 1, res
+        assert res.json == {"error": error, "code": code, "domain": domain, "retcode": 1}, res
 
 
-@needs_ad_call
 def test_deploy_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
     env = start_task_master(salt_env, ferretdb, tmp_path)
     api = salt_api(env)
@@ -719,10 +745,18 @@ def test_deploy_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
     status, body = api.runner(token, "autodeploy.tasks", status="succeeded")
     assert status == 200 and task["_id"] in [t["_id"] for t in body["return"][0]["tasks"]]
 
-    status, body = api.runner(token, "autodeploy.deploy", tgt="m1", timeout=-5)
-    assert status == 200
-    assert body["return"][0]["retcode"] == 1
-    assert body["return"][0]["error"].startswith("timeout:")
+    # refusals: HTTP 200, the library's error whole in the body
+    for fun, kwarg, error in [
+        ("autodeploy.deploy", {"tgt": "m1", "timeout": -5}, "timeout: must be 1..86400 seconds"),
+        ("autodeploy.deploy", {"mods": "autodeploy.test.ok"},
+         "tgt: required (a minion id, glob or list)"),
+        ("autodeploy.intervene", {"id": task["_id"], "action": "explode"},
+         "action: must be cancel, pause, resume or retry"),
+    ]:
+        status, body = api.runner(token, fun, **kwarg)
+        assert status == 200
+        assert body["return"][0] == {"error": error, "code": "AD_EINVAL", "domain": "args",
+                                     "retcode": 1}, body
 
 
 def test_hosts_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
@@ -789,9 +823,10 @@ def test_opened_through_the_salt_api_webhook(salt_env, salt_api, ferretdb, tmp_p
     status, _ = api.request("/hook/autodeploy/opened", {"service": "qq-s1"}, token=token,
                             headers={"X-Autodeploy-Token": "wrong-token-wrong-token"})
     assert status == 200
-    time.sleep(3)
+    # the refusal's own evidence first, then that nothing changed
+    assert wait_for(lambda: "bad or missing X-Autodeploy-Token" in env.master_log.read_text(),
+                    timeout=60), "the reactor did not refuse the wrong token"
     assert state() == "deployed"
-    assert "bad or missing X-Autodeploy-Token" in Path(env.master_opts["log_file"]).read_text()
     status, _ = api.request("/hook/autodeploy/opened", {"service": "qq-s1"}, token=token,
                             headers={"X-Autodeploy-Token": HOOK_TOKEN})
     assert status == 200
