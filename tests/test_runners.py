@@ -837,7 +837,7 @@ def test_opened_through_the_salt_api_webhook(salt_env, salt_api, ferretdb, tmp_p
 
 def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
     """Salt's loader exposes every public function of a module; internals such as
-    build_config would hand out the MongoDB URI to anyone allowed autodeploy.*."""
+    the configuration helpers would hand out the MongoDB URI to anyone allowed autodeploy.*."""
     code = (
         "import salt.config, salt.loader, sys\n"
         "opts = salt.config.master_config('/dev/null')\n"

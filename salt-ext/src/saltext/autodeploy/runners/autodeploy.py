@@ -41,7 +41,6 @@ it as a ``TypeError``), and any other exception as a traceback.
 """
 
 import json
-import logging
 
 from saltext.autodeploy.utils import libautodeploy
 from saltext.autodeploy.utils import runner as _runner
@@ -50,8 +49,6 @@ from saltext.autodeploy.utils.runner import as_int as _int
 from saltext.autodeploy.utils.runner import name as _name
 from saltext.autodeploy.utils.runner import structured as _structured
 from saltext.autodeploy.utils.runner import text as _text
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "autodeploy"
 
