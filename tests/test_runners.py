@@ -3,23 +3,25 @@
 Three layers, so that everything Salt-side is proved before the C task system lands:
 
 * **unit** (no daemons): how the runner builds ``config_json`` from the master options
-  (the engine entry, bus options, ``master_key_path``), who it names as the caller, how
-  it maps its arguments, and how a refusal becomes ``{"error", "code", "retcode": 1}``.
+  (utils/config.py: the engine entry, bus options, ``master_key_path``), who it names as
+  the caller, how it maps its arguments, and how an error comes back as its fields,
+  ``{"error", "code", "domain", "retcode": 1}``.
 * **plumbing** (real master and salt-api, an *echo* ``ad_call``): a tiny C library,
   built here, that links the real libautodeploy for everything else and answers
-  ``ad_call`` with what it was given (and a few canned refusals worded like the real
-  ones). It proves what reaches C from ``salt-run``, ``salt-run -a auto`` and salt-api
-  (rest_cherrypy, eauth ``auto``): the caller's name, the config, the key being readable
-  where the runner runs, numbers from form posts; and how errors come back: non-zero
-  ``salt-run`` exit status, a JSON body from salt-api.
-* **end to end** (real master, minion, FerretDB, engine, reactor; needs ``ad_call`` in
-  the library under test, skipped until then): a task deployed with ``salt-run`` runs
-  ``autodeploy.test.ok`` and ends ``succeeded``, is listed by ``tasks status=succeeded``;
-  ``autodeploy.test.fail`` ends ``failed`` with the failed states first; bad arguments
-  name the argument and exit non-zero; the same create + view through salt-api.
+  ``ad_call`` with what it was given, or, when asked (``reason=echo-refuse``), with a
+  refusal in its own words (domain ``echo``). It proves what reaches C from ``salt-run``,
+  ``salt-run -a auto`` and salt-api (rest_cherrypy, eauth ``auto``): the caller's name,
+  the config, the key being readable where the runner runs, numbers from form posts;
+  and how errors come back: non-zero ``salt-run`` exit status, a JSON body from
+  salt-api. No text of the library is asserted here.
+* **end to end** (real master, minion, FerretDB, engine, reactor, the real library): a
+  task deployed with ``salt-run`` runs ``autodeploy.test.ok`` and ends ``succeeded``, is
+  listed by ``tasks status=succeeded``; ``autodeploy.test.fail`` ends ``failed`` with the
+  failed states first; bad arguments are refused in the library's words (asserted whole,
+  with code and domain) and exit non-zero; the same create + view through salt-api; the
+  simulator reads a CSV as ``autodeploy-simulate`` does.
 """
 
-import ctypes
 import json
 import os
 import shutil
@@ -33,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from saltenv import _kill_tree, free_ports  # pylint: disable=import-error
+from saltext.autodeploy.utils import config as adconfig
 
 REPO = Path(__file__).resolve().parent.parent
 REACTOR_RUN = REPO / "reactor" / "autodeploy_task.sls"
@@ -46,25 +49,6 @@ API_USERS = {
     "viewer": [{"@runner": [r"autodeploy\.tasks?$"]}],
     "nobody": ["test.ping"],
 }
-
-
-def _lib_under_test():
-    value = os.environ.get("AD_LIB")
-    path = Path(value) if value else REPO / "build" / "libautodeploy.so"
-    return path if path.is_absolute() else Path.cwd() / path
-
-
-def lib_has_call():
-    try:
-        return hasattr(ctypes.CDLL(str(_lib_under_test())), "ad_call")
-    except OSError:
-        return False
-
-
-needs_ad_call = pytest.mark.skipif(
-    not lib_has_call(),
-    reason="libautodeploy has no ad_call yet (the C task system); these tests wait for it",
-)
 
 
 def wait_for(pred, timeout=60.0, interval=0.5):
@@ -232,23 +216,24 @@ def runner_mod(monkeypatch, tmp_path):
     calls = []
 
     def fake_call(config, command, args=None):
+        # A stand-in for the library: what the runner sends, and how a C error
+        # comes back. Its texts are its own (the library's are asserted in the
+        # end-to-end tests below, against the real library).
         calls.append((config, command, args))
-        if command == "task.create" and "tgt" not in args:
-            raise mod.libautodeploy.AutodeployError("ad_call", -1, "args", "tgt: required")
-        if command == "task.create" and args.get("retry", {}).get("max_attempts", 1) > 20:
-            raise mod.libautodeploy.AutodeployError(
-                "ad_call", -1, "args", "retry: max_attempts must be 1..20 and backoff_s 0..86400")
+        if args.get("reason") == "fake-refusal":
+            raise mod.libautodeploy.AutodeployError("ad_call", -17, "fake", "fake: refused as asked")
         return {"ok": command}
 
     monkeypatch.setattr(mod.libautodeploy, "call", fake_call)
-    monkeypatch.setattr(mod.libautodeploy, "errname", lambda code: {-1: "AD_EINVAL"}.get(code, "AD_E?"))
+    monkeypatch.setattr(mod.libautodeploy, "errname",
+                        lambda code: {-1: "AD_EINVAL", -13: "AD_ECONFIG", -17: "AD_ESTATE"}.get(code, "AD_E?"))
     monkeypatch.setattr(mod, "calls", calls, raising=False)
     return mod
 
 
 def test_unit_config_from_master_opts(runner_mod):
     mod = runner_mod
-    config = mod.build_config(mod.__opts__)
+    config = adconfig.runner_config(mod.__opts__)
     expected = {
         "master_key_path": os.path.join(mod.__opts__["cachedir"], ".salt_key"),
         "sock_dir": "/run/salt/master",
@@ -259,30 +244,33 @@ def test_unit_config_from_master_opts(runner_mod):
         "mongo_db": "ad",
     }
     assert {k: config.get(k) for k in expected} == expected
-    # exactly what the engine is given (plus the key path): same store, same bus
-    from saltext.autodeploy.engines.autodeploy import build_config  # pylint: disable=import-outside-toplevel
-
-    engine = build_config(mod.__opts__, mod.engine_entry(mod.__opts__))
-    assert config == dict(engine, master_key_path=expected["master_key_path"])
+    # exactly what the engine is given: same store, same bus, same key
+    engine = adconfig.engine_config(mod.__opts__, adconfig.engine_entry(mod.__opts__))
+    assert config == engine
     # the user option unset: root, as Salt's get_master_key
-    assert mod.master_key_path({"cachedir": "/c"}) == "/c/.root_key"
+    assert adconfig.master_key_path({"cachedir": "/c"}) == "/c/.root_key"
     # entry forms Salt accepts
-    assert mod.engine_entry({"engines": ["autodeploy"]}) == {}
-    assert mod.engine_entry({"engines": {"autodeploy": {"mongo_db": "x"}}}) == {"mongo_db": "x"}
-    assert mod.engine_entry(
+    assert adconfig.engine_entry({"engines": ["autodeploy"]}) == {}
+    assert adconfig.engine_entry({"engines": {"autodeploy": {"mongo_db": "x"}}}) == {"mongo_db": "x"}
+    assert adconfig.engine_entry(
         {"engines": [{"deployer": {"engine_module": "autodeploy", "mongo_db": "y"}}]}
     ) == {"mongo_db": "y"}
-    assert mod.engine_entry({"engines": [{"reactor": {}}]}) is None
+    assert adconfig.engine_entry({"engines": [{"reactor": {}}]}) is None
     # the engine entry wins over the master's bus options
     opts = dict(mod.__opts__, engines=[{"autodeploy": {"sock_dir": "/elsewhere"}}])
-    assert mod.build_config(opts)["sock_dir"] == "/elsewhere"
+    assert adconfig.runner_config(opts)["sock_dir"] == "/elsewhere"
+    # the loader modules keep no copy of it (utils/ is the one home)
+    from saltext.autodeploy.engines import autodeploy as engine_mod  # pylint: disable=import-outside-toplevel
+
+    for module in (mod, engine_mod):
+        assert not {"master_key_path", "build_config", "MASTER_OPTS_KEYS"} & set(vars(module))
 
 
 def test_unit_no_engine_entry_is_an_error(runner_mod):
     mod = runner_mod
     mod.__opts__["engines"] = []
     ret = mod.tasks()
-    assert ret["retcode"] == 1 and ret["code"] == "AD_ECONFIG"
+    assert ret["retcode"] == 1 and ret["code"] == "AD_ECONFIG" and ret["domain"] == "config"
     assert ret["error"].startswith("config: the master has no autodeploy engine entry")
     assert mod.__context__["retcode"] == 1
     assert not mod.calls
@@ -290,22 +278,22 @@ def test_unit_no_engine_entry_is_an_error(runner_mod):
 
 def test_unit_caller(runner_mod, monkeypatch):
     mod = runner_mod
-    assert mod.caller({}) == "alice"
+    assert mod._caller({}) == "alice"
     monkeypatch.setattr(mod, "__user__", "UNKNOWN")
-    assert mod.caller({"__pub_user": "bob"}) == "bob"
-    assert mod.caller({}) == "salt"  # the master user, last
+    assert mod._caller({"__pub_user": "bob"}) == "bob"
+    assert mod._caller({}) == "salt"  # the master user, last
     monkeypatch.setattr(mod, "__user__", "sudo_carol")
-    assert mod.caller({"__pub_user": "bob"}) == "sudo_carol"
+    assert mod._caller({"__pub_user": "bob"}) == "sudo_carol"
     # peer_run: Salt runs the runner as the master user with opts["id"] = the minion's id
     keys = Path(mod.__opts__["pki_dir"]) / "minions"
     keys.mkdir(parents=True)
     (keys / "m1").write_text("key")
     monkeypatch.setattr(mod, "__user__", "root")
-    assert mod.caller({}) == "root"  # the master's own id is no minion key
+    assert mod._caller({}) == "root"  # the master's own id is no minion key
     mod.__opts__["id"] = "m1"
-    assert mod.caller({}) == "minion:m1"
+    assert mod._caller({}) == "minion:m1"
     mod.__opts__["id"] = "../minions/m1"
-    assert mod.caller({}) == "root"
+    assert mod._caller({}) == "root"
 
 
 def test_unit_deploy_arguments(runner_mod):
@@ -313,9 +301,9 @@ def test_unit_deploy_arguments(runner_mod):
     ret = mod.deploy("game-01", mods="autodeploy.gameserver", pillar='{"a": {"b": 1}}',
                      timeout="600", retries=2, backoff="30", reason="open",
                      __pub_user="x", __pub_jid="1")
-    assert ret == {"ok": "task.create"} and mod.__context__["retcode"] == 0
+    assert ret == {"ok": "task.deploy"} and mod.__context__["retcode"] == 0
     config, command, args = mod.calls[-1]
-    assert command == "task.create" and config["master_key_path"].endswith("/.salt_key")
+    assert command == "task.deploy" and config["master_key_path"].endswith("/.salt_key")
     assert args == {
         "tgt": "game-01", "tgt_type": "glob", "mods": "autodeploy.gameserver",
         "pillar": {"a": {"b": 1}}, "timeout": 600, "retry": {"max_attempts": 3, "backoff_s": 30},
@@ -330,19 +318,26 @@ def test_unit_deploy_arguments(runner_mod):
 
 def test_unit_refusals(runner_mod):
     mod = runner_mod
-    ret = mod.deploy()
-    assert ret == {"error": "tgt: required", "code": "AD_EINVAL", "retcode": 1}
+    # a library error comes back as its fields, not reworded: message, code, domain
+    ret = mod.close("qq-s1", reason="fake-refusal")
+    assert ret == {"error": "fake: refused as asked", "code": "AD_ESTATE", "domain": "fake",
+                   "retcode": 1}
     assert mod.__context__["retcode"] == 1
+    assert mod.calls[-1][1] == "service.close"  # one vocabulary: runner close, command service.close
+    ret = mod.deploy("m1", retries=25, reason="fake-refusal")
+    assert ret["error"] == "fake: refused as asked" and mod.calls[-1][2]["retry"]["max_attempts"] == 26
+    # the runner's own refusals: domain "runner", and the library is not called
+    n = len(mod.calls)
     ret = mod.deploy("m1", timout=5)
     assert ret["retcode"] == 1 and ret["error"].startswith("timout: unknown argument to autodeploy.deploy")
+    assert ret["code"] == "AD_EINVAL" and ret["domain"] == "runner"
     ret = mod.deploy("m1", created_by="mallory")  # the audit name is not an argument
     assert ret["retcode"] == 1 and ret["error"].startswith("created_by: unknown argument")
     ret = mod.deploy("m1", retries=-1)
     assert ret["retcode"] == 1 and ret["error"].startswith("retries: must be a whole number >= 0")
-    ret = mod.deploy("m1", retries=25)
-    assert ret["error"].startswith("retry: max_attempts must be 1..20") and "retries=25" in ret["error"]
     ret = mod.intervene("t1", "cancel", bogus=1)
     assert ret["retcode"] == 1 and ret["error"].startswith("bogus: unknown argument to autodeploy.intervene")
+    assert len(mod.calls) == n
     # success resets the job's retcode (a cached runner client keeps __context__)
     assert mod.task("t1") == {"ok": "task.get"} and mod.__context__["retcode"] == 0
     assert mod.calls[-1][2] == {"id": "t1"}
@@ -357,7 +352,10 @@ def test_unit_refusals(runner_mod):
 # ================================================================== plumbing
 ECHO_C = r"""
 /* An ad_call that answers with what it was given; everything else is the real
-   libautodeploy (linked, found through this object's dependencies). */
+   libautodeploy (linked, found through this object's dependencies). It refuses
+   only when asked (reason "echo-refuse"), in its own words: the library's
+   texts are asserted against the library. Each call's command is appended to
+   $AD_ECHO_LOG, so a test can show that a call did not reach it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,11 +365,21 @@ typedef struct { int code; char domain[16]; char message[240]; } ad_error_t;
 static char *refuse(ad_error_t *err, const char *message)
 {
   if (err) {
-    err->code = -1; /* AD_EINVAL */
-    snprintf(err->domain, sizeof err->domain, "args");
+    err->code = -17; /* AD_ESTATE: any code but the runner's own AD_EINVAL */
+    snprintf(err->domain, sizeof err->domain, "echo");
     snprintf(err->message, sizeof err->message, "%s", message);
   }
   return NULL;
+}
+
+static void log_call(const char *command)
+{
+  const char *path = getenv("AD_ECHO_LOG");
+  FILE *f = path ? fopen(path, "a") : NULL;
+  if (f) {
+    fprintf(f, "%s\n", command);
+    fclose(f);
+  }
 }
 
 /* Length of the master key file named by "master_key_path":"..." in config, or -1. */
@@ -399,15 +407,10 @@ static long key_len(const char *config)
 char *ad_call(const char *config, const char *command, const char *args, ad_error_t *err)
 {
   if (!config || !command || !args)
-    return refuse(err, "config: required");
-  if (strcmp(command, "task.create") == 0 && !strstr(args, "\"tgt\":"))
-    return refuse(err, "tgt: required (a minion id, glob or list)");
-  if (strstr(args, "\"timeout\":-"))
-    return refuse(err, "timeout: must be 1..86400 seconds");
-  if (strcmp(command, "task.intervene") == 0 && !strstr(args, "\"action\":\"cancel\"") &&
-      !strstr(args, "\"action\":\"pause\"") && !strstr(args, "\"action\":\"resume\"") &&
-      !strstr(args, "\"action\":\"retry\""))
-    return refuse(err, "action: must be cancel, pause, resume or retry");
+    return refuse(err, "echo: a NULL argument");
+  log_call(command);
+  if (strstr(args, "\"reason\":\"echo-refuse\""))
+    return refuse(err, "echo: refused as asked");
   size_t n = strlen(config) + strlen(command) + strlen(args) + 128;
   char *out = malloc(n);
   if (out)
@@ -440,6 +443,9 @@ def echo_lib(tmp_path_factory, ad_lib):
 
 def start_echo_master(salt_env, echo_lib, monkeypatch, minions=()):
     monkeypatch.setenv("AD_LIB", str(echo_lib))
+    # every call the echo answers, one command a line (the master and its
+    # runner processes inherit the environment)
+    monkeypatch.setenv("AD_ECHO_LOG", str(Path(echo_lib).parent / f"calls-{os.getpid()}-{time.monotonic_ns()}.log"))
     env = make_env(salt_env, {
         "engines": [{"autodeploy": {"log_events": "autodeploy/task/*"}}],
         # a minion allowed to intervene through Salt's peer ACL (docs/tasks.md)
@@ -466,7 +472,7 @@ def test_plumbing_salt_run(salt_env, echo_lib, monkeypatch):
     echo = echo_of(salt_run(env, "autodeploy.deploy", "m1", mods="autodeploy.test.ok",
                             pillar={"autodeploy": {"x": 1}}, timeout=600, retries=1,
                             reason="ci"))
-    assert echo["command"] == "task.create"
+    assert echo["command"] == "task.deploy"
     assert echo["args"] == {
         "tgt": "m1", "tgt_type": "glob", "mods": "autodeploy.test.ok",
         "pillar": {"autodeploy": {"x": 1}}, "timeout": 600,
@@ -490,18 +496,26 @@ def test_plumbing_salt_run(salt_env, echo_lib, monkeypatch):
     assert echo["command"] == "task.list"
     assert echo["args"] == {"status": "succeeded", "since": "2026-11-27T00:00:00Z", "limit": 50}
 
-    # refusals: the argument named, exit status non-zero, with and without eauth
-    for args, kwargs, cli, needle in [
-        (("autodeploy.deploy",), {"mods": "autodeploy.test.ok"}, (), "tgt: required"),
-        (("autodeploy.deploy", "m1"), {"timeout": -5}, (), "timeout: must be 1..86400"),
-        (("autodeploy.deploy", "m1"), {"timeout": -5}, EAUTH_CLI, "timeout: must be 1..86400"),
-        (("autodeploy.intervene", "t1", "explode"), {}, (), "action: must be"),
-        (("autodeploy.deploy", "m1"), {"timout": 5}, (), "timout: unknown argument"),
+    # a refusal of the library comes back as its fields, exit status 1, with and
+    # without eauth (the echo's words; the library's are asserted end to end)
+    echo_refusal = {"error": "echo: refused as asked", "code": "AD_ESTATE", "domain": "echo",
+                    "retcode": 1}
+    for args, cli in [
+        (("autodeploy.intervene", "t1", "cancel"), ()),
+        (("autodeploy.intervene", "t1", "cancel"), EAUTH_CLI),
+        (("autodeploy.close", "qq-s1"), ()),
     ]:
-        res = salt_run(env, *args, cli_args=cli, **kwargs)
+        res = salt_run(env, *args, cli_args=cli, reason="echo-refuse")
         assert res.returncode == 1, res
-        assert res.json["retcode"] == 1 and res.json["error"].startswith(needle), res
-        assert res.json["code"] == "AD_EINVAL"
+        assert res.json == echo_refusal, res
+    # the runner's own refusal never reaches the library
+    calls = Path(os.environ["AD_ECHO_LOG"])
+    before = calls.read_text()
+    res = salt_run(env, "autodeploy.deploy", "m1", timout=5)
+    assert res.returncode == 1, res
+    assert res.json["error"].startswith("timout: unknown argument to autodeploy.deploy"), res
+    assert res.json["code"] == "AD_EINVAL" and res.json["domain"] == "runner", res
+    assert calls.read_text() == before
 
     # a minion through peer_run: Salt runs the runner as the master's user, the
     # runner names the minion
@@ -509,12 +523,21 @@ def test_plumbing_salt_run(salt_env, echo_lib, monkeypatch):
                         arg=["t1", "cancel", "bad build"])
     assert ret["echo"]["args"] == {"id": "t1", "action": "cancel", "reason": "bad build",
                                    "actor": "minion:m1"}, ret
+    assert calls.read_text().splitlines()[-1] == "task.intervene"
+    # not in its peer_run ACL: Salt refuses (and says so in the master log), the
+    # runner never runs, the library is not called
+    before = calls.read_text()
     ret = env.salt_call("m1", "publish.runner", "autodeploy.deploy", arg=["m1"])
-    assert not ret or "echo" not in ret, ret  # not in its peer_run ACL
+    assert ret == {}, ret
+    assert wait_for(lambda: "Minion id m1 is not who it says it is" in env.master_log.read_text(),
+                    timeout=30), "no peer_run refusal in the master log"
+    assert calls.read_text() == before
 
-    # the default (nested) output shows the message too
-    res = env.run_cli("salt-run", ["autodeploy.deploy", "timeout=-5"])
-    assert res.returncode == 1 and "tgt: required" in res.stdout, res
+    # the default (nested) output shows the message and its code and domain too
+    res = env.run_cli("salt-run", ["autodeploy.deploy", "m1", "reason=echo-refuse"])
+    assert res.returncode == 1, res
+    assert "echo: refused as asked" in res.stdout and "AD_ESTATE" in res.stdout, res
+    assert "domain:" in res.stdout and "echo" in res.stdout, res
 
 
 def test_plumbing_salt_api(salt_env, salt_api, echo_lib, monkeypatch):
@@ -555,13 +578,15 @@ def test_plumbing_salt_api(salt_env, salt_api, echo_lib, monkeypatch):
                                      "timeout": "600"}, token, form=True)
     assert status == 200 and body["return"][0]["echo"]["args"]["timeout"] == 1800
 
-    # refusals: HTTP 200, the error in the body
-    status, body = api.runner(token, "autodeploy.deploy", mods="autodeploy.test.ok")
+    # refusals: HTTP 200, the error's fields in the body (the echo's words here)
+    status, body = api.runner(token, "autodeploy.intervene", id="t1", action="cancel",
+                              reason="echo-refuse")
     assert status == 200
-    assert body["return"][0]["retcode"] == 1
-    assert body["return"][0]["error"].startswith("tgt: required")
-    status, body = api.runner(token, "autodeploy.intervene", id="t1", action="explode")
-    assert body["return"][0]["error"].startswith("action: must be")
+    assert body["return"][0] == {"error": "echo: refused as asked", "code": "AD_ESTATE",
+                                 "domain": "echo", "retcode": 1}, body
+    status, body = api.runner(token, "autodeploy.deploy", tgt="m1", timout=5)
+    assert status == 200 and body["return"][0]["domain"] == "runner", body
+    assert body["return"][0]["error"].startswith("timout: unknown argument"), body
 
     # a read-only role: task/tasks yes, deploy/intervene 401
     viewer = api.login("viewer")
@@ -634,7 +659,23 @@ def wait_state(get, states, timeout=120.0):
     return last
 
 
-@needs_ad_call
+# (salt-run arguments, keyword arguments, CLI options, error, code, domain): refusals
+# of the real library, as the runner returns them
+LIBRARY_REFUSALS = [
+    (("autodeploy.deploy",), {"mods": "autodeploy.test.ok"}, (),
+     "tgt: required (a minion id, glob or list)", "AD_EINVAL", "args"),
+    (("autodeploy.deploy", "m1"), {"timeout": -5}, (),
+     "timeout: must be 1..86400 seconds", "AD_EINVAL", "args"),
+    (("autodeploy.deploy", "m1"), {"retries": 25}, (),
+     "retry: max_attempts must be 1..20 and backoff_s 0..86400", "AD_EINVAL", "args"),
+    (("autodeploy.tasks",), {"status": "weird"}, (),
+     "status: must be queued, running, paused, succeeded, failed, timed_out or cancelled",
+     "AD_EINVAL", "args"),
+    (("autodeploy.task", "t-no-such-task"), {}, (),
+     "id: no task t-no-such-task", "AD_ENOTFOUND", "tasks"),
+]
+
+
 def test_deploy_with_salt_run(salt_env, ferretdb, tmp_path):
     env = start_task_master(salt_env, ferretdb, tmp_path)
 
@@ -669,22 +710,19 @@ def test_deploy_with_salt_run(salt_env, ferretdb, tmp_path):
     failed = salt_run(env, "autodeploy.tasks", status="failed")
     assert task["_id"] in [t["_id"] for t in failed.json["tasks"]]
 
-    # bad arguments: the argument named, non-zero exit
-    for args, kwargs, needle in [
-        (("autodeploy.deploy",), {"mods": "autodeploy.test.ok"}, "tgt"),
-        (("autodeploy.deploy", "m1"), {"timeout": -5}, "timeout"),
-        (("autodeploy.intervene", tid, "explode"), {}, "action"),
-        (("autodeploy.deploy", "m1"), {"retries": 25}, "retry"),
-        (("autodeploy.tasks",), {"status": "weird"}, "status"),
+    # bad arguments: refused by the library in its own words, passed through whole
+    # with its code and domain, exit status 1 (with eauth too)
+    for args, kwargs, cli, error, code, domain in LIBRARY_REFUSALS + [
+        (("autodeploy.intervene", tid, "explode"), {}, (),
+         "action: must be cancel, pause, resume or retry", "AD_EINVAL", "args"),
+        (("autodeploy.deploy", "m1"), {"timeout": -5}, EAUTH_CLI,
+         "timeout: must be 1..86400 seconds", "AD_EINVAL", "args"),
     ]:
-        res = salt_run(env, *args, **kwargs)
-        assert res.returncode != 0, res
-        assert res.json["error"].startswith(needle + ":"), res
-    res = salt_run(env, "autodeploy.task", "t-no-such-task")
-    assert res.returncode != 0 and "error" in res.json, res
+        res = salt_run(env, *args, cli_args=cli, **kwargs)
+        assert res.returncode == 1, res
+        assert res.json == {"error": error, "code": code, "domain": domain, "retcode": 1}, res
 
 
-@needs_ad_call
 def test_deploy_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
     env = start_task_master(salt_env, ferretdb, tmp_path)
     api = salt_api(env)
@@ -707,10 +745,18 @@ def test_deploy_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
     status, body = api.runner(token, "autodeploy.tasks", status="succeeded")
     assert status == 200 and task["_id"] in [t["_id"] for t in body["return"][0]["tasks"]]
 
-    status, body = api.runner(token, "autodeploy.deploy", tgt="m1", timeout=-5)
-    assert status == 200
-    assert body["return"][0]["retcode"] == 1
-    assert body["return"][0]["error"].startswith("timeout:")
+    # refusals: HTTP 200, the library's error whole in the body
+    for fun, kwarg, error in [
+        ("autodeploy.deploy", {"tgt": "m1", "timeout": -5}, "timeout: must be 1..86400 seconds"),
+        ("autodeploy.deploy", {"mods": "autodeploy.test.ok"},
+         "tgt: required (a minion id, glob or list)"),
+        ("autodeploy.intervene", {"id": task["_id"], "action": "explode"},
+         "action: must be cancel, pause, resume or retry"),
+    ]:
+        status, body = api.runner(token, fun, **kwarg)
+        assert status == 200
+        assert body["return"][0] == {"error": error, "code": "AD_EINVAL", "domain": "args",
+                                     "retcode": 1}, body
 
 
 def test_hosts_with_salt_api(salt_env, salt_api, ferretdb, tmp_path):
@@ -777,9 +823,10 @@ def test_opened_through_the_salt_api_webhook(salt_env, salt_api, ferretdb, tmp_p
     status, _ = api.request("/hook/autodeploy/opened", {"service": "qq-s1"}, token=token,
                             headers={"X-Autodeploy-Token": "wrong-token-wrong-token"})
     assert status == 200
-    time.sleep(3)
+    # the refusal's own evidence first, then that nothing changed
+    assert wait_for(lambda: "bad or missing X-Autodeploy-Token" in env.master_log.read_text(),
+                    timeout=60), "the reactor did not refuse the wrong token"
     assert state() == "deployed"
-    assert "bad or missing X-Autodeploy-Token" in Path(env.master_opts["log_file"]).read_text()
     status, _ = api.request("/hook/autodeploy/opened", {"service": "qq-s1"}, token=token,
                             headers={"X-Autodeploy-Token": HOOK_TOKEN})
     assert status == 200
@@ -790,7 +837,7 @@ def test_opened_through_the_salt_api_webhook(salt_env, salt_api, ferretdb, tmp_p
 
 def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
     """Salt's loader exposes every public function of a module; internals such as
-    build_config would hand out the MongoDB URI to anyone allowed autodeploy.*."""
+    the configuration helpers would hand out the MongoDB URI to anyone allowed autodeploy.*."""
     code = (
         "import salt.config, salt.loader, sys\n"
         "opts = salt.config.master_config('/dev/null')\n"
@@ -808,3 +855,57 @@ def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
         "autodeploy.platform", "autodeploy.platforms", "autodeploy.reinit", "autodeploy.retire",
         "autodeploy.service", "autodeploy.services", "autodeploy.simulate", "autodeploy.task",
         "autodeploy.tasks", "autodeploy.why"]
+
+
+# ================================================================= simulate
+SIM_DATA = REPO / "tests" / "data" / "simulate"
+
+
+def _rounded(value):
+    """The report with floats to 6 significant digits: autodeploy-simulate prints
+    them so (JSON_REAL_PRECISION(6)), ad_call with jansson's full precision."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def test_simulate_csv_with_a_header_row_as_autodeploy_simulate_reads_it(salt_env, ad_bin, tmp_path):
+    """One CSV parser, the library's: a CSV whose first line is a header gives the
+    same report through ``salt-run autodeploy.simulate`` (the runner reads the file,
+    the library parses it) as through ``autodeploy-simulate --openings-csv``; a bad
+    line is refused by both with the same words."""
+    fleet = json.loads((SIM_DATA / "input.json").read_text())
+    del fleet["openings"]
+    fleet_path = tmp_path / "fleet.json"
+    fleet_path.write_text(json.dumps(fleet))
+    csv_path = SIM_DATA / "openings.csv"
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "platform,timestamp"  # the header row under test
+    rows = len([line for line in lines[1:] if line.strip()])
+
+    tool = subprocess.run([str(ad_bin / "autodeploy-simulate"), "--openings-csv", str(csv_path),
+                           str(fleet_path)], capture_output=True, text=True, timeout=120)
+    assert tool.returncode == 0, tool.stderr
+    want = json.loads(tool.stdout)
+    assert want["openings"] == rows  # every row counted, the header not
+
+    env = make_env(salt_env, {"engines": [{"autodeploy": {"log_events": "autodeploy/*"}}]})
+    env.start_master()
+    res = salt_run(env, "autodeploy.simulate", path=str(fleet_path), csv=str(csv_path))
+    assert res.returncode == 0, res
+    assert _rounded(res.json) == _rounded(want)
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("platform,timestamp\ng10,2024-05-01T01:00:00Z\ng10,soon\n")
+    reason = "line 3: cannot parse 'soon' as ISO-8601 or epoch seconds"
+    tool = subprocess.run([str(ad_bin / "autodeploy-simulate"), "--openings-csv", str(bad),
+                           str(fleet_path)], capture_output=True, text=True, timeout=120)
+    assert tool.returncode == 65 and tool.stderr.strip().endswith(f"{bad} {reason}"), tool.stderr
+    res = salt_run(env, "autodeploy.simulate", path=str(fleet_path), csv=str(bad))
+    assert res.returncode == 1, res
+    assert res.json == {"error": f"csv {bad} {reason}", "code": "AD_ECONFIG", "domain": "simulate",
+                        "retcode": 1}

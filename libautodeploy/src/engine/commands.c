@@ -11,18 +11,13 @@
 #include <string.h>
 
 #include "core/error_private.h"
-#include "decide/simulate.h"
+#include "decide/simulate_args.h"
 #include "engine/engine_private.h"
 
-/* pure computation: no store, no bus */
+/* pure computation: no store, no bus (decide/simulate_args.h) */
 static json_t *cmd_simulate(const json_t *args, ad_error_t *err)
 {
-  json_t *input = json_object_get(args, "input");
-  if (!json_is_object(input)) {
-    ad__err(err, AD_EINVAL, "args", "input: required, the simulation input object (docs/placement.md)");
-    return NULL;
-  }
-  return ad__simulate(input, err);
+  return ad__simulate_args(args, err);
 }
 
 #define TASKS(name, f, a, d) {name, AD__CMD_TASKS, {.tasks = f}, a, d}
@@ -65,7 +60,7 @@ static const ad__engine_command_t COMMANDS[] = {
           "Close a service (merged or closed server): it leaves the reserve and its host."),
     FLEET("cycle.run", ad__fleet_cycle, "dry_run, platform",
           "Run one reserve and placement cycle now; dry_run reports without acting."),
-    PURE("simulate", cmd_simulate, "input",
+    PURE("simulate", cmd_simulate, "input, csv, csv_name",
          "Replay openings against a reserve and placement policy; nothing is written."),
 };
 #undef TASKS

@@ -33,23 +33,11 @@ import signal
 import threading
 
 from saltext.autodeploy.utils import libautodeploy
+from saltext.autodeploy.utils.config import engine_config, engine_entry
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "autodeploy"
-
-# Master options the C engine understands, passed through unless the
-# engine's own config sets them.
-MASTER_OPTS_KEYS = (
-    "sock_dir",
-    "ipc_mode",
-    "tcp_master_pub_port",
-    "tcp_master_pull_port",
-    # host registration reads the master's own files and TCP view
-    "pki_dir",
-    "cachedir",
-    "publish_port",
-)
 
 # How often the main thread wakes up to check on the master process.
 JOIN_INTERVAL = 0.5
@@ -68,55 +56,6 @@ def __virtual__():
             log.error("autodeploy engine not started: %s", reason)
         return False, reason
     return __virtualname__
-
-
-def engine_entry(opts):
-    """The ``autodeploy`` engine's entry in ``opts["engines"]`` (a dict), or None.
-
-    ``engines`` is a list of ``{name: {options}}`` maps or bare names (or, in
-    old configs, one map); an entry counts when its name, or its
-    ``engine_module``, is ``autodeploy``. ``engine_module`` itself is
-    dropped, as Salt drops it before starting the engine.
-    """
-    engines = (opts or {}).get("engines") or []
-    if isinstance(engines, dict):
-        engines = [{k: v} for k, v in engines.items()]
-    for entry in engines:
-        if isinstance(entry, dict):
-            for name, conf in entry.items():
-                conf = conf if isinstance(conf, dict) else {}
-                if (conf.get("engine_module") or name) == __virtualname__:
-                    return {k: v for k, v in conf.items() if k != "engine_module"}
-        elif entry == __virtualname__:
-            return {}
-    return None
-
-
-def build_config(opts, engine_opts):
-    """The C engine's configuration: master options, then the engine's own."""
-    config = {}
-    for key in MASTER_OPTS_KEYS:
-        value = (opts or {}).get(key)
-        if value is not None and value != "":
-            config[key] = value
-    cachedir = (opts or {}).get("cachedir")
-    if cachedir:
-        # the key the master signs with (salt.daemons.masterapi: <cachedir>/.<user>_key);
-        # the engine signs task events with it (docs/correlation.md)
-        user = (opts or {}).get("user") or "root"
-        config["master_key_path"] = os.path.join(cachedir, f".{user}_key")
-        config["spool_dir"] = os.path.join(cachedir, "autodeploy")
-        # task steps count only returns the master authenticated and wrote
-        # to its job cache (a minion can forge return events: jobcache.h)
-        local_cache = (
-            opts.get("job_cache", True)
-            and not opts.get("ext_job_cache")
-            and opts.get("master_job_cache", "local_cache") == "local_cache"
-        )
-        config["job_cache_dir"] = os.path.join(cachedir, "jobs") if local_cache else ""
-        config["hash_type"] = opts.get("hash_type") or "sha256"
-    config.update(engine_opts or {})
-    return config
 
 
 class _Signals:
@@ -157,7 +96,7 @@ class _Signals:
 
 def start(**kwargs):
     """Run the engine until the master stops it (Salt calls this in the engine process)."""
-    config = build_config(__opts__, kwargs)  # pylint: disable=undefined-variable
+    config = engine_config(__opts__, kwargs)  # pylint: disable=undefined-variable
     try:
         engine = libautodeploy.Engine(config)
     except libautodeploy.AutodeployError as exc:

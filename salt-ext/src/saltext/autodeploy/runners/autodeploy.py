@@ -29,9 +29,11 @@ plain ``salt-run`` (``sudo_<name>`` under sudo), ``Reactor`` from a reactor
 SLS, the orchestration's caller from ``salt.runner`` in an orchestrate SLS,
 ``minion:<id>`` for a minion's ``publish.runner`` (``peer_run``).
 
-Errors: a bad argument (or any refusal of the library) returns
-``{"error": "<argument>: <reason>", "code": "AD_E...", "retcode": 1}``
-instead of raising, and sets the job's retcode. That is what makes
+Errors: a bad argument (or any refusal of the library) returns the
+library's ``ad_error_t`` as it is, ``{"error": "<argument>: <reason>",
+"code": "AD_E...", "domain": "<where>", "retcode": 1}`` (domain ``runner``
+when the runner itself refused), instead of raising, and sets the job's
+retcode. That is what makes
 ``salt-run`` exit non-zero (also with ``-a``) and gives salt-api a plain
 JSON body; a raised ``SaltInvocationError`` would be printed as "Passed
 invalid arguments: ... Usage: <docstring>" with exit status 0 (Salt treats
@@ -39,30 +41,26 @@ it as a ``TypeError``), and any other exception as a traceback.
 """
 
 import json
-import logging
-import os
-import re
 
-from saltext.autodeploy.engines.autodeploy import build_config as _engine_build_config
-from saltext.autodeploy.engines.autodeploy import engine_entry
 from saltext.autodeploy.utils import libautodeploy
-
-log = logging.getLogger(__name__)
+from saltext.autodeploy.utils import runner as _runner
+from saltext.autodeploy.utils.runner import as_bool as _bool
+from saltext.autodeploy.utils.runner import as_int as _int
+from saltext.autodeploy.utils.runner import name as _name
+from saltext.autodeploy.utils.runner import structured as _structured
+from saltext.autodeploy.utils.runner import text as _text
 
 __virtualname__ = "autodeploy"
 
 
 # Salt's loader exposes every public function of a module, imported ones
-# included; only these are runner commands (build_config and friends would
-# otherwise hand the MongoDB URI to anyone allowed autodeploy.*).
+# included; only these are runner commands (anything else could, for one,
+# hand the MongoDB URI in the configuration to anyone allowed autodeploy.*).
 __load__ = [
     "deploy", "tasks", "task", "intervene",
     "hosts", "host", "retire", "drain", "reinit",
     "platforms", "platform", "services", "service", "why", "opened", "close", "cycle", "simulate",
 ]
-# What Salt gives __user__ when it does not know the caller.
-UNKNOWN_USERS = ("", "UNKNOWN")
-_INT_TEXT = re.compile(r"^\s*-?\d+\s*$")
 
 
 def __virtual__():
@@ -78,186 +76,30 @@ def __virtual__():
     return __virtualname__
 
 
-class _Refused(Exception):
-    """A bad argument found on the Python side (before the library)."""
-
-    def __init__(self, message, code="AD_EINVAL"):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-# ------------------------------------------------------------ configuration
-def master_key_path(opts):
-    """``<cachedir>/.<user>_key``: the key Salt's LocalClient uses, made by the master.
-
-    The same rule as ``salt.utils.master.get_master_key`` and
-    ``salt.daemons.masterapi.access_keys`` (3006 and 3008): the master's
-    ``user`` option, ``root`` when unset.
-    """
-    user = (opts or {}).get("user") or "root"
-    return os.path.join(opts["cachedir"], f".{user}_key")
-
-
-def build_config(opts):
-    """The ``config_json`` for ``ad_call``: the engine's config plus ``master_key_path``.
-
-    Exactly what the engine is given (the master's bus options, then the
-    engine entry), so the runner reaches the same MongoDB and bus.
-    """
-    entry = engine_entry(opts)
-    if entry is None:
-        raise _Refused(
-            "config: the master has no autodeploy engine entry (engines: - autodeploy: "
-            "{mongo_uri: ...}); the runner reads its settings from it",
-            code="AD_ECONFIG",
-        )
-    config = {"master_key_path": master_key_path(opts)}
-    config.update(_engine_build_config(opts, entry))
-    return config
-
-
-def peer_minion(opts):
-    """The minion id when the runner was called by a minion through ``peer_run``, else None.
-
-    ``publish.runner`` on a minion makes the master run ``salt.runner.Runner``
-    with the master's options and ``id`` set to the (authenticated) minion's
-    id, and ``__user__`` set to the master's own process user. The master's
-    own ``id`` (``<host>_master`` by default) is not an accepted minion key,
-    a peer's is.
-    """
-    opts = opts or {}
-    mid = opts.get("id")
-    pki_dir = opts.get("pki_dir")
-    if not isinstance(mid, str) or not mid or not pki_dir or opts.get("__role") != "master":
-        return None
-    if os.path.basename(mid) != mid or mid in (".", ".."):
-        return None
-    return mid if os.path.isfile(os.path.join(pki_dir, "minions", mid)) else None
-
-
-def caller(kwargs=None):
-    """Who is calling: ``minion:<id>`` for peer_run, Salt's ``__user__``, ``__pub_user``, the master user.
-
-    Seen on 3006.29 and 3008.4: ``__user__`` is the eauth user through
-    salt-api and ``salt-run -a``, the local user for ``salt-run``
-    (``sudo_<name>`` under sudo), ``Reactor`` from a reactor SLS, and the
-    master's process user for a minion's ``publish.runner`` (peer_run), hence
-    the check for that first; runners get ``__pub_user`` in kwargs only from
-    ``saltutil.runner`` (orchestrate's ``salt.runner``), where it equals
-    ``__user__``.
-    """
-    opts = globals().get("__opts__") or {}
-    mid = peer_minion(opts)
-    if mid:
-        return f"minion:{mid}"
-    user = globals().get("__user__")
-    if isinstance(user, str) and user not in UNKNOWN_USERS:
-        return user
-    pub = (kwargs or {}).get("__pub_user")
-    if isinstance(pub, str) and pub not in UNKNOWN_USERS:
-        return pub
-    return opts.get("user") or "root"
-
-
 # ------------------------------------------------------------------ helpers
-def _check_kwargs(fun, kwargs, allowed):
-    # Salt packs its own data into **kwargs as __pub_*/__... keys; anything
-    # else is a typo (Salt's own check is off for functions with **kwargs).
-    unknown = sorted(str(k) for k in kwargs if not str(k).startswith("__"))
-    if unknown:
-        raise _Refused(
-            f"{unknown[0]}: unknown argument to autodeploy.{fun} "
-            f"(it takes {', '.join(allowed)})"
-        )
+# Salt's dunders live here; everything else is in utils/runner.py.
+def _caller(kwargs=None):
+    return _runner.caller(
+        globals().get("__opts__"), globals().get("__user__"), kwargs
+    )
+
+
+def _failed(exc):
+    return _runner.failed(__context__, exc)  # pylint: disable=undefined-variable
 
 
 def _args(fun, kwargs, allowed):
-    """``_check_kwargs`` for runners: the error map to return, or None."""
+    """The error map for an unknown argument, or None."""
     try:
-        _check_kwargs(fun, kwargs, allowed)
-    except _Refused as exc:
-        return _failed(exc.message, exc.code)
+        _runner.check_kwargs(fun, kwargs, allowed)
+    except libautodeploy.AutodeployError as exc:
+        return _failed(exc)
     return None
 
 
-def _bool(value):
-    """A flag given as YAML (a bool) or as text (salt-api form posts)."""
-    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-
-
-def _int(value):
-    """Whole numbers given as text (salt-api form posts) become ints; the rest is C's to judge."""
-    if isinstance(value, str) and _INT_TEXT.match(value):
-        return int(value)
-    return value
-
-
-def _structured(value):
-    """A map or list given as JSON/YAML text (salt-api form posts) is parsed."""
-    if not isinstance(value, str) or value.strip()[:1] not in ("{", "["):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        pass
-    try:
-        import salt.utils.yaml  # pylint: disable=import-outside-toplevel
-
-        return salt.utils.yaml.safe_load(value)
-    except Exception:  # pylint: disable=broad-except
-        return value
-
-
-def _name(value):
-    """An id or target YAML turned into a number (``12345``) is text again."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, list):
-        return [_name(v) for v in value]
-    return value
-
-
-def _text(value):
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
-
-
-def _failed(message, code):
-    __context__["retcode"] = 1  # pylint: disable=undefined-variable
-    return {"error": message, "code": code, "retcode": 1}
-
-
-def _call(command, args, kwargs=None):
+def _call(command, args):
     """``ad_call`` with the master's config; the answer, or the error map."""
-    try:
-        config = build_config(__opts__)  # pylint: disable=undefined-variable
-        result = libautodeploy.call(config, command, args)
-    except _Refused as exc:
-        log.info("autodeploy %s refused: %s", command, exc.message)
-        return _failed(exc.message, exc.code)
-    except libautodeploy.AutodeployError as exc:
-        try:
-            code = libautodeploy.errname(exc.code)
-        except Exception:  # pylint: disable=broad-except
-            code = str(exc.code)
-        log.info("autodeploy %s refused: %s [%s]", command, exc.message, code)
-        return _failed(_explain(exc.message, kwargs), code)
-    __context__["retcode"] = 0  # pylint: disable=undefined-variable
-    return result
-
-
-def _explain(message, kwargs):
-    """Say a C complaint about ``retry`` in the runner's own terms (retries, backoff)."""
-    if kwargs and "retries" in kwargs and message.startswith("retry"):
-        return (
-            f"{message} (retries={kwargs['retries']!r} gives max_attempts = retries + 1, "
-            f"backoff={kwargs.get('backoff')!r} gives backoff_s)"
-        )
-    return message
+    return _runner.call(__opts__, __context__, command, args)  # pylint: disable=undefined-variable
 
 
 # ------------------------------------------------------------------ runners
@@ -318,7 +160,7 @@ def deploy(
         salt-run autodeploy.deploy 'game-*' steps='[{name: stop, mods: game.stop}, {name: deploy, mods: autodeploy.gameserver}]'
     """
     try:
-        _check_kwargs(
+        _runner.check_kwargs(
             "deploy",
             kwargs,
             ("tgt", "mods", "steps", "pillar", "tgt_type", "timeout", "retries", "backoff", "reason"),
@@ -329,13 +171,13 @@ def deploy(
             tgt_type = "list"
         retries = _int(retries)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise _Refused(f"retries: must be a whole number >= 0 (got {retries!r})")
+            raise _runner.refused(f"retries: must be a whole number >= 0 (got {retries!r})")
         args = {
             "tgt": tgt,
             "tgt_type": tgt_type or "glob",
             "timeout": _int(timeout),
             "retry": {"max_attempts": retries + 1, "backoff_s": _int(backoff)},
-            "created_by": caller(kwargs),
+            "created_by": _caller(kwargs),
             "reason": _text(reason),
         }
         if tgt is None:
@@ -346,9 +188,9 @@ def deploy(
             args["steps"] = _structured(steps)
         if pillar is not None:
             args["pillar"] = _structured(pillar)
-    except _Refused as exc:
-        return _failed(exc.message, exc.code)
-    return _call("task.create", args, {"retries": retries, "backoff": backoff})
+    except libautodeploy.AutodeployError as exc:
+        return _failed(exc)
+    return _call("task.deploy", args)
 
 
 def tasks(status=None, since=None, limit=50, **kwargs):
@@ -440,7 +282,7 @@ def intervene(id=None, action=None, reason="", **kwargs):  # pylint: disable=red
     refused = _args("intervene", kwargs, ("id", "action", "reason"))
     if refused:
         return refused
-    args = {"reason": _text(reason), "actor": caller(kwargs)}
+    args = {"reason": _text(reason), "actor": _caller(kwargs)}
     if id is not None:
         args["id"] = _name(id)
     if action is not None:
@@ -504,7 +346,7 @@ def host(key=None, **kwargs):
 
 
 def _host_args(key, reason, kwargs):
-    args = {"reason": _text(reason), "actor": caller(kwargs)}
+    args = {"reason": _text(reason), "actor": _caller(kwargs)}
     if key is not None:
         args["key"] = _name(key)
     return args
@@ -625,7 +467,7 @@ def platform(code=None, state=None, pillar=None, profiles=None, regions=None, fo
                                          "port_base"))
     if refused:
         return refused
-    args = {"actor": caller(kwargs)}
+    args = {"actor": _caller(kwargs)}
     for key, value in (("code", _name(code)), ("state", state), ("pillar", _structured(pillar)),
                        ("profiles", _structured(profiles)), ("regions", _structured(regions)),
                        ("footprint", _structured(footprint)), ("reserve", _structured(reserve)),
@@ -721,7 +563,7 @@ def opened(id=None, at=None, **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("opened", kwargs, ("id", "at"))
     if refused:
         return refused
-    args = {"actor": caller(kwargs)}
+    args = {"actor": _caller(kwargs)}
     if id is not None:
         args["id"] = _name(id)
     if at is not None:
@@ -742,10 +584,10 @@ def close(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("close", kwargs, ("id", "reason"))
     if refused:
         return refused
-    args = {"actor": caller(kwargs), "reason": _text(reason)}
+    args = {"actor": _caller(kwargs), "reason": _text(reason)}
     if id is not None:
         args["id"] = _name(id)
-    return _call("service.retire", args)
+    return _call("service.close", args)
 
 
 def cycle(dry_run=False, platform=None, **kwargs):  # pylint: disable=redefined-outer-name
@@ -779,36 +621,42 @@ def simulate(input=None, path=None, csv=None, **kwargs):  # pylint: disable=rede
     path
         a JSON file on the master with it;
     csv
-        optional CSV file of ``platform,time`` openings added to the input's.
+        optional CSV file on the master of ``platform,time`` openings added to the
+        input's; read by the library's own parser, as ``autodeploy-simulate
+        --openings-csv`` reads it (a header line, blank lines and ``#`` lines
+        skipped).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run autodeploy.simulate path=/srv/autodeploy/sim/qq-2026.json
+        salt-run autodeploy.simulate path=/srv/autodeploy/sim/fleet.json csv=/srv/autodeploy/sim/openings.csv
     """
     refused = _args("simulate", kwargs, ("input", "path", "csv"))
     if refused:
         return refused
-    data = _structured(input)
+    args = {}
     try:
         if path is not None:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            try:
+                args["input"] = json.loads(_read("path", path))
+            except ValueError as exc:
+                raise _runner.refused(f"path: {path}: not JSON: {exc}") from None
+        elif input is not None:
+            args["input"] = _structured(input)
         if csv is not None:
-            data = dict(data or {})
-            rows = data.setdefault("openings", [])
-            with open(csv, encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    line = line.strip()
-                    if not line or line.startswith("#"):
-                        continue
-                    parts = line.split(",")
-                    if len(parts) != 2:
-                        return _failed(f"csv: line {n}: expected platform,time", "AD_EINVAL")
-                    rows.append({"platform": parts[0].strip(), "at": parts[1].strip()})
+            args["csv"] = _read("csv", csv)
+            args["csv_name"] = f"csv {csv}"
+    except libautodeploy.AutodeployError as exc:
+        return _failed(exc)
+    return _call("simulate", args)
+
+
+def _read(arg, path):
+    """The text of a file on the master named by argument ``arg``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
     except (OSError, ValueError) as exc:
-        return _failed(f"path: {exc}", "AD_EINVAL")
-    if not isinstance(data, dict):
-        return _failed("input: required (an object, or path=<file>)", "AD_EINVAL")
-    return _call("simulate", {"input": data})
+        raise _runner.refused(f"{arg}: {exc}", libautodeploy.AD_EIO) from None

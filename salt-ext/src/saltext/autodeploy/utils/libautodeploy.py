@@ -57,15 +57,32 @@ class LibraryNotFound(OSError):
         super().__init__(f"cannot load libautodeploy: tried {detail}")
 
 
+# The AD_E* codes the Python side uses itself (autodeploy/common.h has the table).
+AD_EINVAL, AD_EIO, AD_ECONFIG = -1, -3, -13
+
+
 class AutodeployError(RuntimeError):
-    """A libautodeploy call failed; carries the C ``ad_error_t`` fields."""
+    """A libautodeploy call failed; carries the C ``ad_error_t`` fields.
+
+    ``code`` is the AD_E* value, ``domain`` the part of the library that
+    refused (``args``, ``simulate``, ``store``...; ``runner`` for a refusal
+    of the Salt runner itself), ``message`` the reason, naming the argument.
+    """
 
     def __init__(self, call, code, domain, message):
         self.call = call
         self.code = code
         self.domain = domain
         self.message = message
-        super().__init__(f"{call}: {message} [{errname(code)}, domain {domain or '-'}]")
+        super().__init__(f"{call}: {message} [{self.name}, domain {domain or '-'}]")
+
+    @property
+    def name(self):
+        """``AD_EINVAL`` style name of :attr:`code` (``ad_errname``)."""
+        try:
+            return errname(self.code)
+        except (OSError, AttributeError):  # no library to ask
+            return str(self.code)
 
 
 class ad_error_t(ctypes.Structure):  # pylint: disable=invalid-name
