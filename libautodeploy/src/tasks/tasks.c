@@ -215,7 +215,7 @@ static json_t *norm_mods(const json_t *m)
   return NULL;
 }
 
-/* task.create's arguments, checked. */
+/* task.deploy's arguments, checked. */
 typedef struct {
   const json_t *tgt, *pillar, *owner;
   const char *tgt_type, *by, *reason;
