@@ -37,7 +37,7 @@ REACTORS = {
 P1 = "aliyun:cn-hangzhou:game-4c8g"
 P2 = "tencent:ap-guangzhou:game-8c16g"
 
-pytestmark = pytest.mark.skipif(not netns.available(), reason="needs root and ip netns")
+pytestmark = netns.required()
 
 
 class Cmdb:
