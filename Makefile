@@ -5,7 +5,8 @@
 #   make              library, tools
 #   make check        every test (C units, ASan/UBSan, fuzz smoke, Python + real Salt)
 #   make check-compat the integration tests against the Salt 3006 LTS too
-#   make demo         FerretDB + salt-master with the engine + a minion, live events
+#   make demo         the mission end to end (DEMO_ARGS=--keep leaves it running,
+#                     --verbose prints the bus); make demo-stop stops a kept one
 #   make bench        benchmarks (not part of check); results in bench/results/
 #   make fuzz         libFuzzer on the decoder for FUZZ_SECS (default 60)
 #   make check-fresh  a clean Debian 12 root (debootstrap): clone, then `make check`
@@ -37,7 +38,7 @@ APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
   libjansson-dev libssl-dev python3-venv python3-dev iproute2 procps prometheus prometheus-node-exporter
 
 .PHONY: all deps lib tools check check-c check-py check-compat demo bench fuzz \
-  fuzz-short fuzz-corpus test-c test-asan check-exports check-fresh clean
+  fuzz-short fuzz-corpus test-c test-asan check-exports check-fresh demo-stop clean
 
 all: lib tools
 
@@ -103,7 +104,10 @@ check-fresh:
 
 # ---- demo and bench ---------------------------------------------------------
 demo: deps lib tools
-	$(PY) tests/demo.py
+	$(PY) tests/demo.py $(DEMO_ARGS)
+# Stop what `make demo DEMO_ARGS=--keep` left running.
+demo-stop:
+	@if [ -x $(PY) ]; then $(PY) tests/demo.py --stop; else echo "no demo environment"; fi
 
 bench: deps lib tools bench-build
 	$(PY) bench/run_events.py
