@@ -1,5 +1,5 @@
-# packaging/packaging.mk - `make packages`: the Debian packages, the RPM (when
-# rpmbuild is there) and the Salt extension's sdist and wheel, all into
+# packaging/packaging.mk - `make packages`: the Debian packages and the Salt
+# extension's sdist and wheel (and with PKG_RPM=1 the RPMs), all into
 # build/packages/. Included by the top-level Makefile. docs/packages.md.
 #
 #   make packages        .debs + sdist + wheel (+ .rpms when PKG_RPM=1)
@@ -23,7 +23,7 @@ PKG_PATH  := /usr/sbin:/usr/bin:/sbin:/bin
 .PHONY: packages packages-deps packages-deb packages-py packages-rpm packages-lint packages-clean
 
 packages: packages-deb packages-py $(if $(filter 1,$(PKG_RPM)),packages-rpm)
-	@echo "packages: $(PKG_OUT)/"; ls -1 $(PKG_OUT) | grep -v '^tree$$' | sed 's/^/  /'
+	@echo "packages: $(PKG_OUT)/"; ls -1 $(PKG_OUT) | grep -v -e '^tree$$' -e '^rpmbuild$$' | sed 's/^/  /'
 
 packages-deps: $(PKG_STAMP)
 $(PKG_STAMP): packaging/packaging.mk $(DEPS_APT)
@@ -72,7 +72,7 @@ packages-lint: packages-deb
 # dependencies, hence --nodeps: it checks the spec and the file lists, the
 # real build belongs on an EL/Fedora builder.
 packages-rpm: packages-deb
-	rm -rf $(PKG_OUT)/rpmbuild && mkdir -p $(PKG_OUT)/rpmbuild/SOURCES
+	rm -rf $(PKG_OUT)/rpmbuild $(PKG_OUT)/*.rpm && mkdir -p $(PKG_OUT)/rpmbuild/SOURCES
 	tar -C $(PKG_OUT)/tree --exclude=autodeploy-$(VERSION)/debian --exclude=autodeploy-$(VERSION)/build --exclude=autodeploy-$(VERSION)/.pybuild -czf $(PKG_OUT)/rpmbuild/SOURCES/autodeploy-$(VERSION).tar.gz autodeploy-$(VERSION)
 	rpmbuild -bb --nodeps --define '_topdir $(abspath $(PKG_OUT))/rpmbuild' packaging/rpm/autodeploy.spec \
 	  > $(PKG_OUT)/rpm-build.log 2>&1 || { tail -30 $(PKG_OUT)/rpm-build.log; exit 1; }
