@@ -45,6 +45,7 @@ all: lib tools
 DEPS_APT := $(DEPS)/apt.stamp
 include libautodeploy/lib.mk
 include bench/bench.mk
+include packaging/packaging.mk
 
 # ---- set-up -----------------------------------------------------------------
 deps: $(DEPS)/apt.stamp $(VENV)/.stamp $(VENV6)/.stamp $(FERRETDB)
