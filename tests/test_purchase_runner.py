@@ -245,3 +245,48 @@ def test_runner_reports_a_signed_placed_event(ecs, tmp_path, monkeypatch):
     res = runner.place(order={**ORDER, "flavour": ""})
     assert not res["ok"] and context["retcode"] == 1
     assert json.loads(fired[-1][1]["body"])["error"].startswith("order.flavour")
+
+
+# ------------------------------------------------- the reactor, on a real master
+REACTOR_PLACE = __import__("pathlib").Path(__file__).resolve().parent.parent / "reactor" / \
+    "autodeploy_order_place.sls"
+
+
+def test_reactor_runs_the_runner_only_for_signed_events(salt_env, salt_venv, ecs, tmp_path):
+    """A signed ``autodeploy/order/<id>/place`` starts ``autodeploy_aliyun.place``, which
+    orders at the local ECS endpoint and reports a signed ``placed`` event; an unsigned one
+    or one whose id is not the tag's is refused and logged. About 15 s (one master)."""
+    from test_reactor import Bus, master_key, signed, warnings_in  # pylint: disable=import-outside-toplevel
+
+    env = salt_env(master_opts={
+        "reactor": [{"autodeploy/order/*/place": [str(REACTOR_PLACE)]}],
+        "autodeploy_aliyun": {"access_key_id": AK, "access_key_secret": SK,
+                              "endpoint": f"127.0.0.1:{ecs.port}", "protocol": "http",
+                              "backoff_s": 0.05, "instance": {"image_id": "m-1"}},
+    })
+    env.start_master()
+    bus = Bus(env, salt_venv / "bin" / "python", env.root)
+    try:
+        tag = "autodeploy/order/aliyun-hz-20261204/place"
+        req = {"id": ORDER["_id"], "runner": "autodeploy_aliyun.place", "dry_run": False,
+               "args": {"period": 1}, "order": ORDER}
+        bus.fire(tag, {"body": json.dumps(req)})                         # unsigned
+        bus.fire(tag, signed(env, tag, {**req, "id": "other-20261204"}))  # not the tag's id
+        bus.fire(tag, signed(env, tag, req, key="x" * 40))               # another key
+        ecs.fail = [(503, "ServiceUnavailable", True)]  # and one lost answer on the way
+        bus.fire(tag, signed(env, tag, req))
+        (placed,) = bus.wait("autodeploy/order/aliyun-hz-20261204/placed", timeout=90)
+        data = placed["data"]
+        body = json.loads(data["body"])
+        assert body["ok"] and body["id"] == ORDER["_id"], body
+        assert body["cloud_order_id"] == ecs.orders[ORDER["_id"]] and len(ecs.orders) == 1
+        key = master_key(env).encode()
+        want = base64.b64encode(hmac.new(key, f"{placed['tag']}|{data['body']}".encode(),
+                                         hashlib.sha256).digest()).decode()
+        assert data["sig"] == want  # signed with the master key, as the engine checks
+        for needle in ("not signed", "does not match the tag", "bad signature"):
+            assert warnings_in(env, needle), needle
+        assert len(ecs.requests) == 2  # the 503 and its retry: the refused events ordered nothing
+        assert SK not in env.master_log.read_text(errors="replace")
+    finally:
+        bus.close()
