@@ -26,6 +26,8 @@ PYTEST_VERSION    := 9.2.0
 PYZMQ_VERSION     := 27.3.0
 PYMONGO_VERSION   := 4.20.1
 AIOSMTPD_VERSION  := 1.4.6
+# the official Alibaba Cloud ECS SDK, for the autodeploy_aliyun order runner
+ALIYUN_ECS_VERSION := 7.11.8
 
 DEPS  := .deps
 VENV  := $(DEPS)/venv3008
@@ -64,13 +66,15 @@ $(DEPS)/apt.stamp: Makefile
 $(VENV)/.stamp: Makefile salt-ext/pyproject.toml
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_VERSION)' \
-	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy \
+	  'alibabacloud-ecs20140526==$(ALIYUN_ECS_VERSION)'
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
 	@touch $@
 $(VENV6)/.stamp: Makefile salt-ext/pyproject.toml
 	@test -x $(VENV6)/bin/python || python3 -m venv $(VENV6)
 	$(VENV6)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_LTS_VERSION)' \
-	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy \
+	  'alibabacloud-ecs20140526==$(ALIYUN_ECS_VERSION)'
 	$(VENV6)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
 	@touch $@
 
