@@ -51,7 +51,7 @@ include bench/bench.mk
 include packaging/packaging.mk
 
 # ---- set-up -----------------------------------------------------------------
-deps: $(DEPS)/apt.stamp $(VENV)/.stamp $(VENV6)/.stamp $(FERRETDB)
+deps: $(DEPS)/apt.stamp $(VENV)/.stamp $(VENV6)/.stamp $(FERRETDB) $(KAFKA_LIBS)/.stamp
 
 $(DEPS)/apt.stamp: Makefile
 	@mkdir -p $(DEPS)
@@ -85,6 +85,14 @@ $(VENV6)/.stamp: Makefile salt-ext/pyproject.toml
 $(FERRETDB): packaging/ferretdb/main.go packaging/ferretdb/go.mod packaging/ferretdb/go.sum
 	@command -v go >/dev/null || { echo "make deps: Go is needed to build FerretDB (go install)"; exit 1; }
 	cd packaging/ferretdb && GOBIN=$(abspath $(DEPS)/bin) go install .
+	@touch $@
+
+# The Kafka broker tests/test_kafka.py runs (KRaft, one node, on the
+# machine's Java): kafka_2.13 and its runtime jars from Maven Central, once.
+KAFKA_LIBS := $(DEPS)/kafka/libs
+$(KAFKA_LIBS)/.stamp: tests/kafka/pom.xml | $(DEPS)/apt.stamp
+	mvn -q -B -f tests/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory=$(abspath $(KAFKA_LIBS))
 	@touch $@
 
 # ---- tests ------------------------------------------------------------------
