@@ -235,9 +235,9 @@ static int handle(ad__kafka_t *k, const rd_kafka_message_t *m)
 {
   json_t *list;
   ad_error_t err = {0};
-  atomic_fetch_add(&k->consumed, 1);
   if (ad__canal_openings(&k->map, m->payload ? m->payload : "", m->len, &list, &err)) {
     atomic_fetch_add(&k->malformed, 1);
+    atomic_fetch_add(&k->consumed, 1);
     AD_LOG_W("kafka", "%s partition %d offset %lld: malformed message skipped: %s", k->c.topic,
              (int)m->partition, (long long)m->offset, err.message);
     return 0;
@@ -259,6 +259,8 @@ static int handle(ad__kafka_t *k, const rd_kafka_message_t *m)
       break;
   }
   json_decref(list);
+  if (!stopped) /* counted once done, so consumed == N means N messages fully applied */
+    atomic_fetch_add(&k->consumed, 1);
   return stopped;
 }
 
