@@ -37,7 +37,8 @@ FERRETDB := $(DEPS)/bin/ferretdb
 
 APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
   libzmq3-dev libmsgpack-dev libcurl4-openssl-dev libmongoc-dev libbson-dev \
-  libjansson-dev libssl-dev python3-venv python3-dev iproute2 procps prometheus prometheus-node-exporter
+  libjansson-dev libssl-dev python3-venv python3-dev iproute2 procps prometheus prometheus-node-exporter \
+  librdkafka-dev openjdk-17-jre-headless maven
 
 .PHONY: all deps lib tools check check-c check-py check-compat demo bench fuzz \
   fuzz-short fuzz-corpus test-c test-asan check-exports check-fresh demo-stop clean
@@ -50,7 +51,7 @@ include bench/bench.mk
 include packaging/packaging.mk
 
 # ---- set-up -----------------------------------------------------------------
-deps: $(DEPS)/apt.stamp $(VENV)/.stamp $(VENV6)/.stamp $(FERRETDB)
+deps: $(DEPS)/apt.stamp $(VENV)/.stamp $(VENV6)/.stamp $(FERRETDB) $(KAFKA_LIBS)/.stamp
 
 $(DEPS)/apt.stamp: Makefile
 	@mkdir -p $(DEPS)
@@ -84,6 +85,14 @@ $(VENV6)/.stamp: Makefile salt-ext/pyproject.toml
 $(FERRETDB): packaging/ferretdb/main.go packaging/ferretdb/go.mod packaging/ferretdb/go.sum
 	@command -v go >/dev/null || { echo "make deps: Go is needed to build FerretDB (go install)"; exit 1; }
 	cd packaging/ferretdb && GOBIN=$(abspath $(DEPS)/bin) go install .
+	@touch $@
+
+# The Kafka broker tests/test_kafka.py runs (KRaft, one node, on the
+# machine's Java): kafka_2.13 and its runtime jars from Maven Central, once.
+KAFKA_LIBS := $(DEPS)/kafka/libs
+$(KAFKA_LIBS)/.stamp: tests/kafka/pom.xml | $(DEPS)/apt.stamp
+	mvn -q -B -f tests/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory=$(abspath $(KAFKA_LIBS))
 	@touch $@
 
 # ---- tests ------------------------------------------------------------------

@@ -7,7 +7,7 @@
 LIB_DIR  := libautodeploy
 LIB_SRCS := $(wildcard $(LIB_DIR)/src/*/*.c)
 PUB_HDRS := $(wildcard $(LIB_DIR)/include/*.h $(LIB_DIR)/include/autodeploy/*.h)
-PKGS     := libzmq msgpack libcurl jansson libmongoc-1.0 libcrypto
+PKGS     := libzmq msgpack libcurl jansson libmongoc-1.0 libcrypto rdkafka
 
 # pkg-config runs when a recipe first needs the flags, not when make reads
 # this file: on a fresh machine the -dev packages arrive with `make deps`,

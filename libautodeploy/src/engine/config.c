@@ -170,6 +170,25 @@ static int start_services(ad_engine_t *eng, const json_t *registry, const json_t
   return 0;
 }
 
+/* The Kafka feed applies openings through the fleet (feeds/ does not call
+ * up into fleet/: it gets this callback). */
+static int apply_opening(void *fleet, const char *id, int64_t at_ms, const char *actor,
+                         ad_error_t *err)
+{
+  return ad__fleet_apply_opening(fleet, id, at_ms, actor, err);
+}
+
+static int start_kafka(ad_engine_t *eng, const json_t *kafka, ad_error_t *err)
+{
+  if (!kafka || json_is_null(kafka))
+    return 0;
+  if (!eng->fleet)
+    return ad__err(err, AD_ECONFIG, "config", "kafka: needs mongo_uri and a placement entry "
+                   "(openings are applied to the fleet's services)");
+  eng->kafka = ad__kafka_new(kafka, apply_opening, eng->fleet, err);
+  return eng->kafka ? 0 : AD_ECONFIG;
+}
+
 static ad_engine_t *engine_alloc(ad_error_t *err)
 {
   ad_engine_t *eng = calloc(1, sizeof(*eng));
@@ -188,6 +207,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
   json_t *notify = take_key(obj, "notify");
   json_t *registry = take_key(obj, "registry");
   json_t *placement = take_key(obj, "placement");
+  json_t *kafka = take_key(obj, "kafka");
   ad_engine_t *eng = engine_alloc(err);
   if (!eng)
     goto fail;
@@ -195,7 +215,8 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
       start_notifier(eng, notify, err) ||
       (eng->c.mongo_uri && start_store(eng, err)) ||
       start_bus(eng, err) ||
-      (eng->store && start_services(eng, registry, placement, err)))
+      (eng->store && start_services(eng, registry, placement, err)) ||
+      start_kafka(eng, kafka, err))
     goto fail;
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (eng->stop_fd < 0) {
@@ -204,6 +225,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
   }
   if (ad__engine_routes_add(eng, err))
     goto fail;
+  json_decref(kafka);
   json_decref(placement);
   json_decref(registry);
   json_decref(notify);
@@ -211,6 +233,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
   return eng;
 fail:
   ad_engine_destroy(&eng);
+  json_decref(kafka);
   json_decref(placement);
   json_decref(registry);
   json_decref(notify);

@@ -42,10 +42,17 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
     set_running(eng, 0);
     return rc;
   }
+  if (eng->kafka && (rc = ad__kafka_start(eng->kafka, err))) {
+    ad_bus_stop(eng->bus);
+    ad__bus_join(eng->bus);
+    set_running(eng, 0);
+    return rc;
+  }
   AD_LOG_I("engine", "autodeploy %s engine running (sock_dir %s, ipc_mode %s, "
            "%d workers)", ad_version(), eng->c.sock_dir ? eng->c.sock_dir : "-",
            eng->c.ipc_mode ? "tcp" : "ipc", eng->c.workers);
   ad__engine_loop(eng);
+  ad__kafka_stop(eng->kafka); /* the message in hand finishes; stored offsets committed */
   ad_bus_stop(eng->bus);
   ad__bus_join(eng->bus); /* the reader stops; workers drain the queue first */
   AD_LOG_I("engine", "autodeploy engine stopped");
@@ -75,6 +82,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
     pthread_cond_wait(&eng->cond, &eng->lock);
   pthread_mutex_unlock(&eng->lock);
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
+  ad__kafka_destroy(&eng->kafka);     /* before the fleet it applies openings to */
   ad__registry_destroy(&eng->registry);
   ad__fleet_destroy(&eng->fleet);
   ad__returns_destroy(&eng->returns); /* then every return stored or spooled */

@@ -18,6 +18,7 @@
 #include "autodeploy/engine.h"
 #include "autodeploy/notify.h"
 #include "core/config.h"
+#include "feeds/kafka.h"
 #include "fleet/fleet.h"
 #include "registry/registry.h"
 #include "store/returns.h"
@@ -68,6 +69,7 @@ struct ad_engine {
   ad__tasks_stats_t task_stats; /* tasks.stats: refusals, for the stats JSON */
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
   ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
+  ad__kafka_t *kafka;       /* NULL without a kafka entry (needs the fleet) */
 };
 
 /* config.c: the engine's configuration keys (NULL-terminated). */

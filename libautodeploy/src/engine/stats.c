@@ -54,6 +54,13 @@ char *ad_engine_stats_json(ad_engine_t *eng)
       return NULL;
     }
   }
+  if (j && eng->kafka) { /* the Kafka feed (docs/kafka.md) */
+    json_t *k = ad__kafka_stats_json(eng->kafka);
+    if (!k || json_object_set_new(j, "kafka", k)) {
+      json_decref(j);
+      return NULL;
+    }
+  }
   char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return out;

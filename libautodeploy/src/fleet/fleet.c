@@ -377,6 +377,61 @@ json_t *ad__service_opened(ad__fleet_t *f, const json_t *a, ad_error_t *err)
   return rc ? NULL : json_pack("{s:b,s:s}", "fired", 1, "tag", tag);
 }
 
+/* The one place an opening is applied (the signed event, the Kafka feed):
+ * deployed -> opened, compare-and-set on the document's rev so two
+ * deliveries of one opening apply once. Already opened: nothing changes
+ * (AD__OPENING_ALREADY). Neither deployed nor opened: logged and noted on
+ * the document (AD__OPENING_REFUSED). <0 + err: unknown service
+ * (AD_ENOTFOUND) or the store failed (retry later). */
+int ad__fleet_apply_opening(ad__fleet_t *f, const char *id, int64_t at_ms, const char *actor,
+                            ad_error_t *err)
+{
+  for (int attempt = 0; attempt < 5; attempt++) {
+    ad_error_t e = {0};
+    json_t *doc = ad__fdoc_get(f, f->c.services, id, &e);
+    if (!doc) {
+      if (err)
+        *err = e;
+      return e.code ? e.code : AD_EIO;
+    }
+    const char *st = ad__jstr(doc, "state");
+    if (!strcmp(st, "opened")) {
+      json_decref(doc);
+      return AD__OPENING_ALREADY;
+    }
+    if (strcmp(st, "deployed")) {
+      AD_LOG_W("fleet", "opening of %s ignored: it is %s, not deployed", id, st);
+      ad__fdoc_cas(f, f->c.services, doc, NULL, "opening refused", "not deployed", actor, NULL);
+      json_decref(doc);
+      return AD__OPENING_REFUSED;
+    }
+    char iso[32];
+    ad__iso_ms(at_ms, iso);
+    json_t *set = json_pack("{s:s,s:s,s:I}", "state", "opened", "opened_at", iso, "opened_at_ms",
+                            (json_int_t)at_ms);
+    int rc = ad__fdoc_cas(f, f->c.services, doc, set, "opened", "opening event", actor, err);
+    json_decref(set);
+    json_decref(doc);
+    if (rc == 1)
+      return AD__OPENING_APPLIED;
+    if (rc < 0)
+      return rc;
+  }
+  return ad__err(err, AD_ESTATE, "fleet", "service %s changed under five attempts to open it", id);
+}
+
+/* A second opening event for an opened service: logged and noted, as the
+ * signed path always did (docs/placement.md). */
+static void note_refusal(ad__fleet_t *f, const char *id, const char *actor)
+{
+  json_t *doc = ad__fdoc_get(f, f->c.services, id, NULL);
+  if (!doc)
+    return;
+  AD_LOG_W("fleet", "opening of %s ignored: it is %s, not deployed", id, ad__jstr(doc, "state"));
+  ad__fdoc_cas(f, f->c.services, doc, NULL, "opening refused", "not deployed", actor, NULL);
+  json_decref(doc);
+}
+
 int ad__fleet_on_opened(ad__fleet_t *f, ad_event_t *ev)
 {
   const char *body;
@@ -397,30 +452,13 @@ int ad__fleet_on_opened(ad__fleet_t *f, ad_event_t *ev)
     json_decref(req);
     return 1;
   }
-  json_int_t at = json_integer_value(json_object_get(req, "at_ms"));
-  for (int attempt = 0; attempt < 5; attempt++) {
-    json_t *doc = ad__fdoc_get(f, f->c.services, id, &err);
-    if (!doc) {
-      AD_LOG_W("fleet", "opening of %s: %s", id, err.message);
-      break;
-    }
-    const char *st = ad__jstr(doc, "state");
-    if (strcmp(st, "deployed")) {
-      AD_LOG_W("fleet", "opening of %s ignored: it is %s, not deployed", id, st);
-      ad__fdoc_cas(f, f->c.services, doc, NULL, "opening refused", "not deployed",
-                   ad__jstr(req, "actor"), NULL);
-      json_decref(doc);
-      break;
-    }
-    char iso[32];
-    ad__iso_ms(at, iso);
-    json_t *set = json_pack("{s:s,s:s,s:I}", "state", "opened", "opened_at", iso, "opened_at_ms", at);
-    int rc = ad__fdoc_cas(f, f->c.services, doc, set, "opened", "opening event", ad__jstr(req, "actor"), &err);
-    json_decref(set);
-    json_decref(doc);
-    if (rc != 0)
-      break;
-  }
+  ad_error_t aerr;
+  int rc = ad__fleet_apply_opening(f, id, json_integer_value(json_object_get(req, "at_ms")),
+                                   ad__jstr(req, "actor"), &aerr);
+  if (rc == AD__OPENING_ALREADY) /* a second event for it: noted, as any refusal */
+    note_refusal(f, id, ad__jstr(req, "actor"));
+  else if (rc < 0)
+    AD_LOG_W("fleet", "opening of %s: %s", id, aerr.message);
   json_decref(req);
   return 0;
 }

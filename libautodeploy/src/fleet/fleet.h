@@ -37,6 +37,10 @@ void ad__fleet_destroy(ad__fleet_t **f_p);
 /* Engine side. */
 int64_t ad__fleet_tick(ad__fleet_t *f); /* cycle + metrics upkeep; ms to the next */
 int ad__fleet_on_opened(ad__fleet_t *f, ad_event_t *ev); /* autodeploy/service/<id>/opened */
+/* Apply one opening (deployed -> opened), idempotently: fleet.c says how. */
+enum { AD__OPENING_APPLIED = 0, AD__OPENING_ALREADY = 1, AD__OPENING_REFUSED = 2 };
+int ad__fleet_apply_opening(ad__fleet_t *f, const char *id, int64_t at_ms, const char *actor,
+                            ad_error_t *err);
 int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev); /* salt/beacon/<id>/<beacon>/ */
 void ad__fleet_task_end(void *f, const json_t *task);
 
