@@ -34,6 +34,7 @@ VENV  := $(DEPS)/venv3008
 VENV6 := $(DEPS)/venv3006
 PY    := $(VENV)/bin/python
 FERRETDB := $(DEPS)/bin/ferretdb
+KAFKA_LIBS := $(DEPS)/kafka/libs
 
 APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
   libzmq3-dev libmsgpack-dev libcurl4-openssl-dev libmongoc-dev libbson-dev \
@@ -89,7 +90,6 @@ $(FERRETDB): packaging/ferretdb/main.go packaging/ferretdb/go.mod packaging/ferr
 
 # The Kafka broker tests/test_kafka.py runs (KRaft, one node, on the
 # machine's Java): kafka_2.13 and its runtime jars from Maven Central, once.
-KAFKA_LIBS := $(DEPS)/kafka/libs
 $(KAFKA_LIBS)/.stamp: tests/kafka/pom.xml | $(DEPS)/apt.stamp
 	mvn -q -B -f tests/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
 	  -DoutputDirectory=$(abspath $(KAFKA_LIBS))
