@@ -52,6 +52,9 @@ typedef struct {
   /* registry */
   char *pki_dir, *cachedir;
   int publish_port;
+  /* status (status.c) */
+  char *master_id, *status_collection;
+  int status_interval;
 } ad__engine_conf_t;
 
 struct ad_engine {
@@ -68,6 +71,11 @@ struct ad_engine {
   ad__tasks_stats_t task_stats; /* tasks.stats: refusals, for the stats JSON */
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
   ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
+  struct {                  /* status.c, on the engine loop's thread only */
+    char host[256];         /* the master id when master_id is unset */
+    int64_t started_ms, prev_mono, prev_events;
+    int failing;            /* the last publish failed (logged once) */
+  } status;
 };
 
 /* config.c: the engine's configuration keys (NULL-terminated). */
@@ -100,6 +108,14 @@ void ad__timers_run(ad__timer_t *t, size_t n, int64_t now, int64_t (*clock)(void
 /* timers.c: poll the stop fd and fire the engine's timers until stopped. */
 void ad__engine_loop(ad_engine_t *eng);
 
+/* status.c: write this master's status document (state "running", or
+ * "stopped" on the way out); a failure is logged once, when it starts. */
+void ad__engine_status_publish(ad_engine_t *eng, const char *state);
+/* status.c: the `status` command (docs/status.md). */
+json_t *ad__engine_status(ad_engine_t *eng, const json_t *args, ad_error_t *err);
+/* status.c: master_id, or the host name when unset (borrowed). */
+const char *ad__engine_master_id(ad_engine_t *eng);
+
 /* commands.c: ad_call's command table, the one source the docs are
  * checked against (docs/api.md, tests/engine/test_commands.c). */
 typedef enum {
@@ -107,6 +123,7 @@ typedef enum {
   AD__CMD_TASKS,    /* needs mongo_uri */
   AD__CMD_REGISTRY, /* needs mongo_uri and the registry enabled */
   AD__CMD_FLEET,    /* needs mongo_uri and a placement entry */
+  AD__CMD_ENGINE,   /* needs mongo_uri; gets the whole (command) engine */
 } ad__cmd_needs_t;
 
 typedef struct {
@@ -117,6 +134,7 @@ typedef struct {
     json_t *(*tasks)(const ad__tasks_ctx_t *t, const json_t *args, ad_error_t *err);
     json_t *(*registry)(ad__registry_t *r, const json_t *args, ad_error_t *err);
     json_t *(*fleet)(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+    json_t *(*engine)(ad_engine_t *eng, const json_t *args, ad_error_t *err);
   } fn;
   const char *args; /* the argument names, as docs/api.md lists them */
   const char *doc;  /* one line, as docs/api.md says it */

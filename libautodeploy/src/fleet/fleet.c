@@ -120,6 +120,7 @@ void ad__fleet_destroy(ad__fleet_t **p)
     return;
   ad__fleet_t *f = *p;
   ad__metrics_destroy(&f->metrics);
+  json_decref(f->last_cycle);
   ad__config_free(FLEET_KEYS, &f->c);
   free(f->hosts_coll);
   free(f);
