@@ -64,6 +64,9 @@ static const ad__engine_command_t COMMANDS[] = {
     ENGINE("status", ad__engine_status, "master",
            "The engine's health: its heartbeat, bus, spool, returns, tasks, services, "
            "orders, last cycle, lease and notifier channels (docs/status.md)."),
+    PURE("config.keys", ad__config_keys_cmd, "table",
+         "Every configuration key with its type, default and range, by table "
+         "(docs/configuration-reference.md)."),
     PURE("simulate", cmd_simulate, "input, csv, csv_name",
          "Replay openings against a reserve and placement policy; nothing is written."),
 };

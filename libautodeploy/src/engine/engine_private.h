@@ -116,6 +116,12 @@ json_t *ad__engine_status(ad_engine_t *eng, const json_t *args, ad_error_t *err)
 /* status.c: master_id, or the host name when unset (borrowed). */
 const char *ad__engine_master_id(ad_engine_t *eng);
 
+/* config_keys.c: every key table as {"tables": [{path, page, keys: [{name,
+ * type, default, min, max | values}]}]} (only: that table path, or NULL for
+ * all); the `config.keys` command. */
+json_t *ad__config_keys_json(const char *only);
+json_t *ad__config_keys_cmd(const json_t *args, ad_error_t *err);
+
 /* commands.c: ad_call's command table, the one source the docs are
  * checked against (docs/api.md, tests/engine/test_commands.c). */
 typedef enum {

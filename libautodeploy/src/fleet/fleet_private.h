@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 
+#include "core/config.h"
 #include "fleet/fleet.h"
 #include "metrics/metrics.h"
 
@@ -44,5 +45,9 @@ void ad__fleet_alert(ad__fleet_t *f, const char *subject, const char *what, cons
 /* fleet_status.c: keep a summary of the cycle report `r` (NULL: it failed
  * with `err`) as f->last_cycle, for the status document. */
 void ad__fleet_note_cycle(ad__fleet_t *f, const json_t *r, const ad_error_t *err);
+
+/* The key tables (NULL-terminated, static), for the configuration reference
+ * (engine/config_keys.c). */
+const ad__config_key_t *ad__fleet_keys(void);
 
 #endif

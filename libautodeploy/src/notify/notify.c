@@ -43,6 +43,9 @@ static const ad__config_key_t NOTIFY_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__notify_keys(void) { return NOTIFY_KEYS; }
+
 typedef struct {
   char *type, *name, *url, *ca_file;
   int insecure, per_minute;
@@ -59,6 +62,9 @@ static const ad__config_key_t CHANNEL_KEYS[] = {
     K("max_per_minute", AD_CT_INT, per_minute, -1, 100000, "-1"), /* -1: backend's */
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
+
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__notify_channel_keys(void) { return CHANNEL_KEYS; }
 
 typedef struct {
   atomic_int refs;
