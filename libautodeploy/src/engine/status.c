@@ -102,6 +102,10 @@ void ad__engine_status_publish(ad_engine_t *eng, const char *state)
 {
   if (!eng->store || eng->c.status_interval <= 0)
     return;
+  /* the last write failed: the "stopped" one would wait out the server
+   * selection timeout while the master waits for the engine to stop */
+  if (eng->status.failing && !strcmp(state, "stopped"))
+    return;
   if (!eng->status.started_ms) {
     eng->status.started_ms = ad__now_ms();
     eng->status.prev_mono = ad__mono_ms();
