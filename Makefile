@@ -5,7 +5,8 @@
 #   make              library, tools
 #   make check        every test (C units, ASan/UBSan, fuzz smoke, Python + real Salt)
 #   make check-compat the integration tests against the Salt 3006 LTS too
-#   make demo         FerretDB + salt-master with the engine + a minion, live events
+#   make demo         the mission end to end (DEMO_ARGS=--keep leaves it running,
+#                     --verbose prints the bus); make demo-stop stops a kept one
 #   make bench        benchmarks (not part of check); results in bench/results/
 #   make fuzz         libFuzzer on the decoder for FUZZ_SECS (default 60)
 #   make check-fresh  a clean Debian 12 root (debootstrap): clone, then `make check`
@@ -25,6 +26,8 @@ PYTEST_VERSION    := 9.2.0
 PYZMQ_VERSION     := 27.3.0
 PYMONGO_VERSION   := 4.20.1
 AIOSMTPD_VERSION  := 1.4.6
+# the official Alibaba Cloud ECS SDK, for the autodeploy_aliyun order runner
+ALIYUN_ECS_VERSION := 7.11.8
 
 DEPS  := .deps
 VENV  := $(DEPS)/venv3008
@@ -37,13 +40,14 @@ APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
   libjansson-dev libssl-dev python3-venv python3-dev iproute2 procps prometheus prometheus-node-exporter
 
 .PHONY: all deps lib tools check check-c check-py check-compat demo bench fuzz \
-  fuzz-short fuzz-corpus test-c test-asan check-exports check-fresh clean
+  fuzz-short fuzz-corpus test-c test-asan check-exports check-fresh demo-stop clean
 
 all: lib tools
 
 DEPS_APT := $(DEPS)/apt.stamp
 include libautodeploy/lib.mk
 include bench/bench.mk
+include packaging/packaging.mk
 
 # ---- set-up -----------------------------------------------------------------
 deps: $(DEPS)/apt.stamp $(VENV)/.stamp $(VENV6)/.stamp $(FERRETDB)
@@ -62,13 +66,15 @@ $(DEPS)/apt.stamp: Makefile
 $(VENV)/.stamp: Makefile salt-ext/pyproject.toml
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_VERSION)' \
-	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy \
+	  'alibabacloud-ecs20140526==$(ALIYUN_ECS_VERSION)'
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
 	@touch $@
 $(VENV6)/.stamp: Makefile salt-ext/pyproject.toml
 	@test -x $(VENV6)/bin/python || python3 -m venv $(VENV6)
 	$(VENV6)/bin/pip install -q --disable-pip-version-check 'salt==$(SALT_LTS_VERSION)' \
-	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy
+	  'pytest==$(PYTEST_VERSION)' 'pyzmq==$(PYZMQ_VERSION)' 'pymongo==$(PYMONGO_VERSION)' 'aiosmtpd==$(AIOSMTPD_VERSION)' cherrypy \
+	  'alibabacloud-ecs20140526==$(ALIYUN_ECS_VERSION)'
 	$(VENV6)/bin/pip install -q --disable-pip-version-check --no-deps -e salt-ext
 	@touch $@
 
@@ -103,7 +109,10 @@ check-fresh:
 
 # ---- demo and bench ---------------------------------------------------------
 demo: deps lib tools
-	$(PY) tests/demo.py
+	$(PY) tests/demo.py $(DEMO_ARGS)
+# Stop what `make demo DEMO_ARGS=--keep` left running.
+demo-stop:
+	@if [ -x $(PY) ]; then $(PY) tests/demo.py --stop; else echo "no demo environment"; fi
 
 bench: deps lib tools bench-build
 	$(PY) bench/run_events.py

@@ -9,6 +9,9 @@
   check_api.py docs FILE every symbol in FILE (one a line: the exported
                          symbols) appears in docs/api.md as `name`, and
                          every ad_* function docs/api.md names is in FILE.
+  check_api.py layers    the folders of libautodeploy/src include only
+                         folders before them in LAYERS (the order of
+                         docs/architecture.md's folder table): no circles.
 
 Run from the repository root. Exit 1 with one line per problem.
 """
@@ -123,9 +126,43 @@ def check_docs(exports_file):
     return problems, f"docs: OK ({len(exported)} exported symbols, each in docs/api.md)"
 
 
+# The data path's order; a folder may include only folders before it.
+LAYERS = ["core", "wire", "bus", "store", "decide", "metrics", "notify", "tasks", "registry",
+          "fleet", "purchase", "engine"]
+
+
+def check_layers():
+    src = LIB / "src"
+    problems = []
+    folders = sorted(p.name for p in src.iterdir() if p.is_dir())
+    for f in folders:
+        if f not in LAYERS:
+            problems.append(f"libautodeploy/src/{f}/: not in check_api.py LAYERS (and the "
+                            "folder table of docs/architecture.md)")
+    for f in folders:
+        if f not in LAYERS:
+            continue
+        allowed = set(LAYERS[:LAYERS.index(f) + 1])
+        for c in sorted((src / f).glob("*.[ch]")):
+            for m in re.finditer(r'#include "([a-z_]+)/', strip_comments(c.read_text())):
+                if m.group(1) not in allowed and m.group(1) != "autodeploy":
+                    line = c.read_text().count("\n", 0, m.start()) + 1
+                    problems.append(f"{c}:{line}: {f}/ includes {m.group(1)}/, which comes "
+                                    "after it in the data path (pass a callback instead)")
+    arch = (ROOT / "docs/architecture.md").read_text()
+    table = arch[arch.find("## Folders"):]
+    table = table[:table.find("\n## ", 1)]
+    order = re.findall(r"^\| `([a-z]+)/` \|", table, re.M)
+    if order != LAYERS:
+        problems.append(f"docs/architecture.md: folder table order {order} is not LAYERS {LAYERS}")
+    return problems, f"layers: OK ({len(LAYERS)} folders, each includes only earlier ones)"
+
+
 def main(argv):
     if argv[1:2] == ["domains"]:
         problems, ok = check_domains()
+    elif argv[1:2] == ["layers"]:
+        problems, ok = check_layers()
     elif argv[1:2] == ["docs"] and len(argv) == 3:
         problems, ok = check_docs(argv[2])
     else:

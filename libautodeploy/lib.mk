@@ -73,6 +73,7 @@ $(B)/tests/%: %.c $(B)/libautodeploy.a | $(B)/tests
 test-c: $(addprefix $(B)/tests/,$(C_TESTS))
 	@set -e; for t in $(C_TESTS); do AD_TEST_DATA=tests/data $(B)/tests/$$t; done
 	@python3 $(LIB_DIR)/check_api.py domains
+	@python3 $(LIB_DIR)/check_api.py layers
 
 # The same tests under AddressSanitizer + UBSan: the library is compiled once
 # with the sanitizers into build/asan/libautodeploy.a, and every test links it.
@@ -124,5 +125,6 @@ check-exports: $(B)/libautodeploy.so
 	@! grep -nE '\bjson_t\b|jansson\.h' $(PUB_HDRS) || { echo "check-exports: jansson in a public header (it is Requires.private)"; exit 1; }
 	@python3 $(LIB_DIR)/check_api.py docs $(B)/exports.txt
 	@python3 $(LIB_DIR)/check_api.py domains
+	@python3 $(LIB_DIR)/check_api.py layers
 
 -include $(wildcard $(B)/obj/*/*.d $(B)/asan/obj/*/*.d $(B)/tests/*.d $(B)/asan/*.d $(B)/bin/*.d $(B)/fuzz/*.d)

@@ -19,12 +19,19 @@ alerts) and its reactors; the bus is watched live with autodeploy-events.
 
 Each host runs in its own network namespace (its own private address) when run
 as root, as `make demo` does on the CI machine; otherwise the addresses are
-given as grains. Everything lives under a temp dir and is stopped at the end
-(`--keep` leaves it running until Ctrl-C).
+given as grains. Everything lives under a temp dir and is stopped at the end.
+
+Each stage prints one line with its time when it starts and one when it ends;
+waits show a progress bar; the bus is summarised per stage (`--verbose` prints
+every event); a summary table closes the run. `--keep` leaves the stack
+running in the background and prints the commands to explore it; `make
+demo-stop` stops it (and `make demo` stops a kept one before it starts).
 """
 import argparse
+import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,18 +54,93 @@ LIB = Path(os.environ.get("AD_LIB", REPO / "build" / "libautodeploy.so"))
 VENV = Path(os.environ.get("SALT_VENV", REPO / ".deps" / "venv3008"))
 
 
+STATE = Path(os.environ.get("AD_DEMO_STATE", "/tmp/autodeploy-demo.json"))
+T0 = time.time()
+VERBOSE = False
+TTY = sys.stdout.isatty()
+BUS = collections.Counter()  # events seen on the bus since the stage began, by kind
+ALERTS = []                  # titles the alert receiver got
+
+
+def clock():
+    return f"[{time.time() - T0:6.1f}s]"
+
+
+class Stages:
+    """One line when a stage starts, one when it ends, and the summary table."""
+
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, title, what="", fatal=False):
+        return _Stage(self, title, what, fatal)
+
+    def summary(self):
+        print(f"\n\033[1m== summary ({time.time() - T0:.0f} s)\033[0m")
+        table([{"stage": r[0], "result": r[1], "seconds": f"{r[2]:.1f}", "what happened": r[3]}
+               for r in self.rows], ["stage", "result", "seconds", "what happened"])
+        return all(r[1] == "ok" for r in self.rows)
+
+
+class _Stage:
+    def __init__(self, stages, title, what, fatal):
+        self.stages, self.title, self.what, self.fatal = stages, title, what, fatal
+
+    def __enter__(self):
+        BUS.clear()
+        self.t = time.time()
+        print(f"\n{clock()} \033[1m▶ {self.title}\033[0m", flush=True)
+        return self
+
+    def note(self, text):
+        """What happened, for the summary table."""
+        self.what = text
+
+    def __exit__(self, kind, exc, tb):
+        took = time.time() - self.t
+        if BUS and not VERBOSE:
+            print("   bus: " + ", ".join(f"{n} {k}" for k, n in BUS.most_common()), flush=True)
+        if kind is KeyboardInterrupt:
+            return False
+        ok = kind is None
+        mark = "✓" if ok else "✗"
+        print(f"{clock()} {mark} {self.title} ({took:.1f} s)"
+              + ("" if ok else f": {kind.__name__}: {exc}"), flush=True)
+        self.stages.rows.append((self.title, "ok" if ok else "FAILED", took,
+                                 self.what if ok else f"{kind.__name__}: {exc}"[:70]))
+        # a failed stage is shown and the story goes on, unless nothing could
+        return not self.fatal and not ok and issubclass(kind, Exception)
+
+
 def say(text):
-    print(f"\n\033[1m== {text}\033[0m", flush=True)
+    print(f"   {text}", flush=True)
+
+
+def bus_kind(tag):
+    if "/ret/" in tag:
+        return "job returns"
+    if tag.endswith("/new"):
+        return "job starts"
+    if "/beacon/" in tag:
+        return "beacon samples"
+    if tag.endswith("/start"):
+        return "minion starts"
+    if tag.startswith("salt/auth") or tag.startswith("salt/key"):
+        return "auth/key"
+    return "other"
 
 
 def watch(proc):
-    """Print the live bus, one short line per event."""
+    """The live bus: one line per event with --verbose, else counted per stage."""
     for line in proc.stdout:
         try:
             ev = json.loads(line)
         except ValueError:
             continue
         tag, data = ev["tag"], ev["data"]
+        BUS[bus_kind(tag)] += 1
+        if not VERBOSE:
+            continue
         extra = ""
         if "/ret/" in tag:
             extra = f"retcode={data.get('retcode')} fun={data.get('fun')}"
@@ -77,6 +159,7 @@ class AlertSink(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        ALERTS.append(body.get("title"))
         print(f"   ALERT> {body.get('title')}", flush=True)
         self.send_response(200)
         self.end_headers()
@@ -109,14 +192,48 @@ def table(rows, cols):
         print("   " + "  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths)))
 
 
-def wait_until(fn, timeout=120, interval=1.0):
-    deadline = time.time() + timeout
+def wait_until(fn, timeout=120, interval=1.0, label="waiting", soft=False):
+    """Poll fn until it is truthy, drawing a progress bar on a terminal; a
+    wait that runs out fails its stage (RuntimeError naming it) unless soft."""
+    start = time.time()
+    deadline = start + timeout
+    got = None
     while time.time() < deadline:
         got = fn()
         if got:
-            return got
+            break
+        if TTY:
+            frac = (time.time() - start) / timeout
+            bar = "#" * int(frac * 30)
+            print(f"\r   [{bar:<30}] {time.time() - start:5.1f}s/{timeout}s {label}", end="",
+                  flush=True)
         time.sleep(interval)
-    return None
+    if TTY:
+        print("\r" + " " * 80 + "\r", end="")
+    took = time.time() - start
+    if took > 2:
+        say(f"{label}: {'done' if got else 'NOT done'} after {took:.1f} s")
+    if not got and not soft:
+        raise RuntimeError(f"{label}: not done within {timeout} s")
+    return got
+
+
+def why_table(why):
+    """`autodeploy.why` as a small table: the chosen host, the candidates with
+    their scores, the rejected hosts by reason."""
+    dec = why.get("decision") or {}
+    host = dec.get("host") or (dec.get("chosen") or {}).get("host")
+    fp = dec.get("footprint") or {}
+    say(f"chosen: {host}   footprint cpu {fp.get('cpu')} mem {fp.get('mem', fp.get('mem_mb'))}"
+        f"   headroom {dec.get('headroom')}   fitting hosts {dec.get('fitting')}")
+    cands = dec.get("candidates") or []
+    if cands:
+        table([{"candidate": c.get("host"), "score": f"{c.get('score', 0):.3f}",
+                "cpu share": f"{c.get('cpu', 0):.3f}", "mem share": f"{c.get('mem', 0):.3f}",
+                "free cpu": f"{c.get('free_cpu', 0):.2f}"} for c in cands],
+              ["candidate", "score", "cpu share", "mem share", "free cpu"])
+    rej = {k: v for k, v in (dec.get("rejected") or {}).items() if v}
+    say("rejected: " + (", ".join(f"{v} by {k}" for k, v in rej.items()) if rej else "none"))
 
 
 def host_pillar(root, env, mid):
@@ -143,21 +260,112 @@ def boot_host(env, fabric, mid, n, cpus, mem_mb):
     return f"{PROFILE}:{ip}"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--keep", action="store_true", help="keep running until Ctrl-C")
-    args = ap.parse_args()
+def stop_kept():
+    """Stop a stack that `--keep` left running (make demo-stop)."""
+    if not STATE.exists():
+        print("no kept demo is running")
+        return 0
+    st = json.loads(STATE.read_text())
+    pid = st.get("pid")
+    try:
+        os.kill(pid, signal.SIGTERM)
+        print(f"stopping the kept demo (pid {pid}) ...", flush=True)
+        for _ in range(120):
+            os.kill(pid, 0)
+            time.sleep(0.5)
+        print("it did not stop in 60 s; killing it")
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    STATE.unlink(missing_ok=True)
+    print("stopped")
+    return 0
+
+
+def explore(env, db, root):
+    """How to look at the kept stack."""
+    cfg = env.master_config_path
+    run = f"AD_LIB={LIB} {VENV / 'bin' / 'salt-run'} -c {cfg.parent}"
+    print(f"\n\033[1m== the stack keeps running\033[0m (stop it: make demo-stop)")
+    for line in (
+            f"{run} autodeploy.hosts",
+            f"{run} autodeploy.services platform=demo",
+            f"{run} autodeploy.why demo-s1",
+            f"{run} autodeploy.tasks",
+            f"{BIN / 'autodeploy-events'} -c {cfg} -m 'salt/*'",
+            f"mongosh or pymongo: {db.uri} (database autodeploy)",
+            f"master log: {env.master_log}"):
+        print(f"   {line}")
+    print(f"   (files under {root})", flush=True)
+
+
+KEPT = "@@kept@@"
+
+
+def keep_in_background(argv):
+    """--keep: the demo runs in a detached process that owns every process of
+    the stack; this one shows its output until the stack is up, records its
+    pid for demo-stop, and returns."""
+    log = Path(tempfile.mkstemp(prefix="addemo-", suffix=".log", dir="/tmp")[1])
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        sys.stdout = os.fdopen(1, "w", buffering=1)
+        sys.stderr = sys.stdout
+        signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        os._exit(main(argv, kept_child=True) or 0)
+    STATE.write_text(json.dumps({"pid": pid, "log": str(log)}))
+    with open(log) as f:
+        while True:
+            line = f.readline()
+            if line:
+                if line.strip() == KEPT:
+                    return 0
+                print(line, end="", flush=True)
+                continue
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                print(f"the demo ended (status {status}): see {log}")
+                STATE.unlink(missing_ok=True)
+                return 1
+            time.sleep(0.2)
+
+
+def main(argv=None, kept_child=False):
+    global VERBOSE
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keep", action="store_true",
+                    help="leave the stack running in the background (make demo-stop stops it)")
+    ap.add_argument("--verbose", action="store_true", help="print every bus event")
+    ap.add_argument("--stop", action="store_true", help="stop a kept demo and exit")
+    args = ap.parse_args(argv)
+    if args.stop:
+        return stop_kept()
+    if STATE.exists() and not kept_child:
+        print("a kept demo is running: stopping it first")
+        stop_kept()
+    if args.keep and not kept_child:
+        return keep_in_background(argv)
+    VERBOSE = args.verbose
     os.environ["AD_LIB"] = str(LIB)
     os.environ["LD_LIBRARY_PATH"] = str(LIB.parent)
     root = Path(tempfile.mkdtemp(prefix="addemo-", dir="/tmp"))
     game_base = root / "games"
+    stage = Stages()
+    print(f"{clock()} autodeploy demo: the mission end to end on embedded defaults "
+          f"(files under {root})")
 
-    say("FerretDB v1.24.2 on SQLite (the MongoDB the engine writes to)")
-    db = FerretDB(root / "ferretdb").start()
-    print(f"   {db.uri}")
-
+    with stage("the store: FerretDB", fatal=True) as st:
+        db = FerretDB(root / "ferretdb").start()
+        say(f"FerretDB v1.24.2 on SQLite (the MongoDB the engine writes to): {db.uri}")
+        st.note(db.uri)
     sink = HTTPServer(("127.0.0.1", 0), AlertSink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    sink_thread = threading.Thread(target=sink.serve_forever, daemon=True)
+    sink_thread.start()
     engine = {
         "mongo_uri": db.uri, "spool_dir": str(root / "spool"),
         "log_events": "salt/minion/*/start", "stats_interval": 30, "workers": 2,
@@ -179,159 +387,171 @@ def main():
     })
     watcher = None
     mdb = db.client()["autodeploy"]
+    kept = False
     try:
         env.__enter__()
         env.write_pillar("top.sls", "base:\n" + "".join(
             f"  '{m}':\n    - {m}\n" for m in ("game-01", "game-02", "game-03")))
         for m in ("game-01", "game-02", "game-03"):
             env.write_pillar(f"{m}.sls", json.dumps(host_pillar(root, env, m)))
-        say("salt-master with the autodeploy engine")
-        env.start_master()
-        print(f"   config {env.master_config_path}\n   bus    {env.sock_dir}/master_event_pub.ipc")
+        with stage("the master: salt-master with the engine and its reactors", fatal=True) as st:
+            env.start_master()
+            say(f"master config {env.master_config_path}")
+            say(f"bus {env.sock_dir}/master_event_pub.ipc, watched by autodeploy-events "
+                "(the C reader)" + ("" if VERBOSE else "; --verbose prints every event"))
+            watcher = subprocess.Popen(
+                [str(BIN / "autodeploy-events"), "-c", str(env.master_config_path), "-m", "salt/*"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            threading.Thread(target=watch, args=(watcher,), daemon=True).start()
+            time.sleep(1.5)
+            st.note("salt-master + engine + reactors; the bus watched")
 
-        say("autodeploy-events: the bus, live (C reader, JSON lines)")
-        watcher = subprocess.Popen(
-            [str(BIN / "autodeploy-events"), "-c", str(env.master_config_path), "-m", "salt/*"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        threading.Thread(target=watch, args=(watcher,), daemon=True).start()
-        time.sleep(1.5)
+        with stage("1. new cloud hosts boot, register and are initialised") as st:
+            say("(each in its own network namespace)" if fabric else
+                "(not root: addresses given as grains)")
+            # sized well above this machine: hosts in network namespaces share its
+            # kernel, so their load beacons report the whole machine's load average
+            keys = {"game-01": boot_host(env, fabric, "game-01", 1, 32, 65536),
+                    "game-02": boot_host(env, fabric, "game-02", 2, 16, 32768)}
 
-        say("two new cloud hosts boot from the image: they register and are initialised")
-        print("   (each in its own network namespace)" if fabric else
-              "   (not root: addresses given as grains)")
-        keys = {"game-01": boot_host(env, fabric, "game-01", 1, 8, 16384),
-                "game-02": boot_host(env, fabric, "game-02", 2, 4, 8192)}
-        def all_ready():
-            return mdb.hosts.count_documents(
-                {"_id": {"$in": list(keys.values())}, "state": "ready"}) == 2
+            def all_ready():
+                return mdb.hosts.count_documents(
+                    {"_id": {"$in": list(keys.values())}, "state": "ready"}) == 2
 
-        ready = wait_until(all_ready, 90)
-        for mid, key in keys.items():
-            if ready or mdb.hosts.find_one({"_id": key}):
-                continue
-            # never registered: say why (its own log), and start it once more
-            print(f"   {mid} has not registered; the end of its log:")
-            log = env.minion_log(mid)
-            for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])[-8:]:
-                print("     " + line[:160])
-            env.stop_minion(mid, timeout=10)
-            env.start_minion(mid)
-        ready = ready or wait_until(all_ready, 120)
-        rows = env.salt_run("autodeploy.hosts")["hosts"]
-        table([{"key": h["_id"], "state": h["state"], "minion": h["minion"],
-                "cpu": h["capacity"]["cpu"], "mem_mb": h["capacity"]["mem_mb"],
-                "ip_rule": h.get("ip_rule")} for h in rows],
-              ["key", "state", "minion", "cpu", "mem_mb", "ip_rule"])
-        if not ready:
-            print("   (not all hosts became ready in time)")
-        h1 = env.salt_run("autodeploy.host", "game-01")["host"]
-        for h in h1["history"]:
-            move = f"{h.get('from') or '-'} -> {h['to']}" if h.get("to") else h["what"]
-            print(f"     {h['at']}  {move:28} {h['cause'][:90]}")
+            ready = wait_until(all_ready, 90, label="hosts ready", soft=True)
+            for mid, key in keys.items():
+                if ready or mdb.hosts.find_one({"_id": key}):
+                    continue
+                say(f"{mid} has not registered; the end of its log:")
+                log = env.minion_log(mid)
+                for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])[-8:]:
+                    say("  " + line[:160])
+                env.stop_minion(mid, timeout=10)
+                env.start_minion(mid)
+            ready = ready or wait_until(all_ready, 120, label="hosts ready (second try)")
+            rows = env.salt_run("autodeploy.hosts")["hosts"]
+            table([{"key": h["_id"], "state": h["state"], "minion": h["minion"],
+                    "cpu": h["capacity"]["cpu"], "mem_mb": h["capacity"]["mem_mb"],
+                    "ip_rule": h.get("ip_rule")} for h in rows],
+                  ["key", "state", "minion", "cpu", "mem_mb", "ip_rule"])
+            if not ready:
+                raise RuntimeError("not all hosts became ready in time")
+            h1 = env.salt_run("autodeploy.host", "game-01")["host"]
+            for h in h1["history"]:
+                move = f"{h.get('from') or '-'} -> {h['to']}" if h.get("to") else h["what"]
+                say(f"  {h['at']}  {move:28} {h['cause'][:90]}")
+            st.note(f"{len(rows)} hosts ready, keyed <profile>:<private ip>")
 
         if fabric:
-            say("a reused address: minion game-03 comes up at game-01's IP -> quarantined")
-            ns, _ = fabric.host(1)
-            env.start_minion("game-03", netns=ns, grains={"autodeploy_profile": PROFILE})
-            q = wait_until(lambda: mdb.hosts.find_one({"_id": "quarantine:game-03"}), 60)
-            if q:
-                print(f"   quarantine:game-03  {q['state']}: {q['reason']}")
-            env.stop_minion("game-03")
-            env.salt_run("autodeploy.retire", "quarantine:game-03", reason="demo: not a real host")
+            with stage("1b. a reused address is quarantined") as st:
+                say("minion game-03 comes up at game-01's IP")
+                ns, _ = fabric.host(1)
+                env.start_minion("game-03", netns=ns, grains={"autodeploy_profile": PROFILE})
+                q = wait_until(lambda: mdb.hosts.find_one({"_id": "quarantine:game-03"}), 60,
+                               label="quarantine")
+                if not q:
+                    raise RuntimeError("game-03 was not quarantined")
+                say(f"quarantine:game-03  {q['state']}: {q['reason']}")
+                env.stop_minion("game-03")
+                env.salt_run("autodeploy.retire", "quarantine:game-03", reason="demo: not a real host")
+                st.note("game-03 quarantined, alert sent, retired")
 
-        say("deploy game server 1001 of platform demo: salt-run autodeploy.deploy")
-        pillar = {"autodeploy": {
-            "unit_dir": str(game_base / "units"),
-            "service": {"id": "demo-1001", "platform": "demo", "server_no": 1001,
-                        "base_dir": str(game_base), "port": 31001, "user": "root",
-                        "manage_user": False, "config": {"max_players": 5000}}}}
-        task = run_task(env, "game-01", "mods=autodeploy.gameserver",
-                        f"pillar={json.dumps(pillar)}", "reason=demo: open s1001")
-        print(f"   => {task['state']}; files under {game_base}:")
-        for p in sorted(game_base.rglob("*")):
-            print(f"     {p.relative_to(game_base)}")
+        with stage("2. deploy tasks: a game server by hand, a broken deploy alerts") as st:
+            pillar = {"autodeploy": {
+                "unit_dir": str(game_base / "units"),
+                "service": {"id": "demo-1001", "platform": "demo", "server_no": 1001,
+                            "base_dir": str(game_base), "port": 31001, "user": "root",
+                            "manage_user": False, "config": {"max_players": 5000}}}}
+            say("salt-run autodeploy.deploy game-01 mods=autodeploy.gameserver ...")
+            task = run_task(env, "game-01", "mods=autodeploy.gameserver",
+                            f"pillar={json.dumps(pillar)}", "reason=demo: open s1001")
+            say(f"=> {task['state']}; files: " + ", ".join(
+                str(p.relative_to(game_base)) for p in sorted(game_base.rglob("*")) if p.is_file()))
+            bad = run_task(env, "game-01", "mods=autodeploy.test.fail", "reason=demo: bad build")
+            shown = env.salt_run("autodeploy.task", bad["_id"])
+            for r in shown["results"]:
+                for s_ in r["states"][:2]:
+                    say(f"{r['minion']} retcode {r['retcode']}: {s_['id']} -> "
+                        f"{s_['result']}: {str(s_['comment'])[:80]}")
+            wait_until(lambda: ALERTS, 20, 0.5, label="the alert")
+            st.note(f"deploy {task['state']}; broken deploy {bad['state']}, {len(ALERTS)} alert(s)")
 
-        say("a broken deploy: the task fails and an alert goes out")
-        task = run_task(env, "game-01", "mods=autodeploy.test.fail", "reason=demo: bad build")
-        time.sleep(2)
-        shown = env.salt_run("autodeploy.task", task["_id"])
-        for r in shown["results"]:
-            for st in r["states"][:2]:
-                print(f"   {r['minion']} retcode {r['retcode']}: {st['id']} -> "
-                      f"{st['result']}: {str(st['comment'])[:80]}")
-        time.sleep(1)
+        with stage("3. load history: the beacons host init turned on") as st:
+            wait_until(lambda: all(mdb.host_metrics.count_documents({"minion": m}) >= 4
+                                   for m in ("game-01", "game-02")), 60, label="beacon samples")
+            for m in ("game-01", "game-02"):
+                n = mdb.host_metrics.count_documents({"minion": m})
+                last = mdb.host_metrics.find_one({"minion": m, "beacon": "memusage"},
+                                                 sort=[("at", -1)]) or {}
+                say(f"{m}: {n} samples, memory {last.get('mem_pct', 0):.1f}% used")
+            st.note(f"{mdb.host_metrics.count_documents({})} samples in host_metrics")
 
-        say("load history: the beacons host init turned on report every 5 s")
-        wait_until(lambda: all(mdb.host_metrics.count_documents({"minion": m}) >= 4
-                               for m in ("game-01", "game-02")), 60)
-        for m in ("game-01", "game-02"):
-            n = mdb.host_metrics.count_documents({"minion": m})
-            last = mdb.host_metrics.find_one({"minion": m, "beacon": "memusage"}, sort=[("at", -1)]) or {}
-            print(f"   {m}: {n} samples, memory {last.get('mem_pct', 0):.1f}% used")
+        with stage("4. reserve and placement: salt-run autodeploy.cycle") as st:
+            template = {"autodeploy": {"unit_dir": str(game_base / "units"), "service": {
+                "base_dir": str(game_base), "user": "root", "manage_user": False,
+                "config": {"max_players": 5000, "name": "{platform} server {server_no}"}}}}
+            env.salt_run("autodeploy.platform", "demo", state="autodeploy.gameserver",
+                         profiles=json.dumps([PROFILE]), pillar=json.dumps(template),
+                         footprint=json.dumps({"cpu": 1, "mem_mb": 2048}),
+                         reserve=json.dumps({"min": 2, "max": 10}), port_base=12000)
+            dry = env.salt_run("autodeploy.cycle", dry_run=True)["platforms"][0]
+            r = dry["reserve"]
+            say(f"dry run: rate {r.get('rate_per_day', 0):.2f}/day -> reserve {r['size']}"
+                f" (clamped: {r.get('clamped')}); supply {dry['supply']}, short {dry['short']}")
+            rep = env.salt_run("autodeploy.cycle")["platforms"][0]
+            for p in rep["placed"]:
+                say(f"placed {p['service']} on {p['host']} (dominant share {p['score']:.3f})")
+            wait_until(lambda: mdb.services.count_documents(
+                {"platform": "demo", "state": "deployed"}) >= 2, 180, label="services deployed")
+            table([{"id": x["_id"], "state": x["state"], "host": x.get("host"), "task": x.get("task")}
+                   for x in env.salt_run("autodeploy.services", platform="demo")["services"]],
+                  ["id", "state", "host", "task"])
+            say("why there? salt-run autodeploy.why demo-s1")
+            why_table(env.salt_run("autodeploy.why", "demo-s1"))
+            st.note(f"reserve {r['size']}, {len(rep['placed'])} placed and deployed")
 
-        say("a platform, and the reserve/placement cycle: salt-run autodeploy.cycle")
-        template = {"autodeploy": {"unit_dir": str(game_base / "units"), "service": {
-            "base_dir": str(game_base), "user": "root", "manage_user": False,
-            "config": {"max_players": 5000, "name": "{platform} server {server_no}"}}}}
-        env.salt_run("autodeploy.platform", "demo", state="autodeploy.gameserver",
-                     profiles=json.dumps([PROFILE]), pillar=json.dumps(template),
-                     footprint=json.dumps({"cpu": 1, "mem_mb": 2048}),
-                     reserve=json.dumps({"min": 2, "max": 10}), port_base=12000)
-        dry = env.salt_run("autodeploy.cycle", dry_run=True)["platforms"][0]
-        r = dry["reserve"]
-        print(f"   dry run: rate {r.get('rate_per_day', 0):.2f}/day -> reserve {r['size']}"
-              f" (clamped: {r.get('clamped')}); supply {dry['supply']}, short {dry['short']}")
-        rep = env.salt_run("autodeploy.cycle")["platforms"][0]
-        for p in rep["placed"]:
-            print(f"   placed {p['service']} on {p['host']} (dominant share {p['score']:.3f})")
-        wait_until(lambda: mdb.services.count_documents({"platform": "demo", "state": "deployed"}) >= 2, 180)
-        table([{"id": x["_id"], "state": x["state"], "host": x.get("host"), "task": x.get("task")}
-               for x in env.salt_run("autodeploy.services", platform="demo")["services"]],
-              ["id", "state", "host", "task"])
+        with stage("5. an opening, and the next cycle refills the reserve") as st:
+            env.salt_run("autodeploy.opened", "demo-s1")
+            wait_until(lambda: (mdb.services.find_one({"_id": "demo-s1"}) or {}).get("state")
+                       == "opened", 30, label="opened")
+            rep = env.salt_run("autodeploy.cycle")["platforms"][0]
+            say(f"idle {rep['idle']}, reserve {rep['reserve']['size']}: created {rep['created']}, "
+                f"placed {[p['service'] for p in rep['placed']]}")
+            st.note(f"demo-s1 opened; refilled with {rep['created']}")
 
-        say("why there? salt-run autodeploy.why demo-s1")
-        why = env.salt_run("autodeploy.why", "demo-s1")
-        print("   " + json.dumps(why["decision"], indent=1)[:1200].replace("\n", "\n   "))
+        with stage("6. simulation: a history of openings replayed against a policy") as st:
+            sim = env.salt_run("autodeploy.simulate",
+                               path=str(REPO / "tests" / "data" / "simulate" / "input.json"))
+            sim = sim.get("report", sim)
+            say(f"{sim['start']} .. {sim['end']}: {sim['openings']} openings, "
+                f"{sim['openings_waited']} waited ({sim['opening_wait_hours']['total']:.1f} h), "
+                f"services waited for resources {sim['resource_wait_hours']['total']:.1f} h; "
+                f"hosts used {sim['hosts']['used']}/{sim['hosts']['total']}, "
+                f"to buy {sim['to_buy']['hosts']}")
+            st.note(f"{sim['openings']} openings replayed; {sim['to_buy']['hosts']} hosts to buy")
 
-        say("an opening: salt-run autodeploy.opened demo-s1, then the next cycle refills the reserve")
-        env.salt_run("autodeploy.opened", "demo-s1")
-        wait_until(lambda: (mdb.services.find_one({"_id": "demo-s1"}) or {}).get("state") == "opened", 30)
-        rep = env.salt_run("autodeploy.cycle")["platforms"][0]
-        print(f"   idle {rep['idle']}, reserve {rep['reserve']['size']}: created {rep['created']}, "
-              f"placed {[p['service'] for p in rep['placed']]}")
+        with stage("7. job returns, as the engine stored them in MongoDB") as st:
+            coll = mdb["returns"]
+            wait_until(lambda: coll.count_documents({}) >= 2, 15, 0.2, label="returns")
+            for doc in coll.find({}, {"return": 0}).sort("received_at", 1).limit(12):
+                summary = doc.get("summary")
+                s_ = (f" ok={summary['ok']} changed={summary['changed']} "
+                      f"failed={summary['failed']} {summary['duration_ms']:.0f} ms") if summary else ""
+                say(f"{doc['_id'][:36]:36} {str(doc.get('fun')):22} retcode={doc.get('retcode')}{s_}")
+            st.note(f"{coll.count_documents({})} returns stored")
 
-        say("simulation: replay a history of openings before turning a policy on")
-        sim = env.salt_run("autodeploy.simulate", path=str(REPO / "tests" / "data" / "simulate" / "input.json"))
-        sim = sim.get("report", sim)
-        print(f"   {sim['start']} .. {sim['end']}: {sim['openings']} openings, "
-              f"{sim['openings_waited']} waited ({sim['opening_wait_hours']['total']:.1f} h), "
-              f"services waited for resources {sim['resource_wait_hours']['total']:.1f} h; "
-              f"hosts used {sim['hosts']['used']}/{sim['hosts']['total']}, to buy {sim['to_buy']['hosts']}")
-
-        say("job returns, as the engine stored them in MongoDB")
-        coll = db.client()["autodeploy"]["returns"]
-        deadline = time.time() + 15
-        while coll.count_documents({}) < 2 and time.time() < deadline:
-            time.sleep(0.2)
-        for doc in coll.find({}, {"return": 0}).sort("received_at", 1):
-            summary = doc.get("summary")
-            s = (f" summary ok={summary['ok']} changed={summary['changed']} "
-                 f"failed={summary['failed']} {summary['duration_ms']:.0f} ms") if summary else ""
-            print(f"   {doc['_id']:36} fun={doc.get('fun'):12} retcode={doc.get('retcode')}{s}")
-
-        say("the engine's own lines in the master log")
-        time.sleep(5)
-        for line in env.master_log.read_text(errors="replace").splitlines():
-            if "saltext.autodeploy" in line and ("INFO" in line or "ERROR" in line):
-                print("  ", line.split("]", 3)[-1].strip()[:150])
-        if args.keep:
-            say("running; Ctrl-C to stop")
-            while True:
+        ok = stage.summary()
+        if kept_child:
+            kept = True
+            explore(env, db, root)
+            print(KEPT, flush=True)
+            while True:  # until demo-stop's SIGTERM
                 time.sleep(3600)
+        return 0 if ok else 1
     except KeyboardInterrupt:
-        pass
-    finally:
-        say("stopping")
+        return 130
+    finally:  # also in the kept background process, when demo-stop ends it
+        print(f"{clock()} stopping", flush=True)
         if watcher:
             watcher.terminate()
         env.__exit__(None, None, None)
@@ -339,8 +559,11 @@ def main():
             fabric.close()
         db.cleanup()
         sink.shutdown()
-    print("   done")
+        sink.server_close()
+        if kept:
+            STATE.unlink(missing_ok=True)
+        print("   done", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,6 +24,20 @@ def available():
         return False
 
 
+def required():
+    """The pytestmark of a module that needs test hosts in namespaces: a skip
+    on a developer's machine without root, a failure under CI (CI=true),
+    where a skipped module would hide that the harness is missing."""
+    import pytest
+
+    if available():
+        return []
+    if os.environ.get("CI") == "true":
+        pytest.fail("needs root and `ip netns` (iproute2); CI=true, so this fails instead of "
+                    "skipping", pytrace=False)
+    return pytest.mark.skip(reason="needs root and ip netns")
+
+
 class Fabric:
     def __init__(self):
         self.tag = f"{os.getpid() % 10000:04d}{random.randint(0, 9)}"

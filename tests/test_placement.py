@@ -27,7 +27,7 @@ from test_tasks import Alerts, Caller
 PROFILE = "aliyun:cn-hangzhou:game-8c16g"
 SMALL = "aliyun:cn-hangzhou:game-4c8g"
 
-pytestmark = pytest.mark.skipif(not netns.available(), reason="needs root and ip netns")
+pytestmark = netns.required()
 
 
 @pytest.fixture

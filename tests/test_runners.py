@@ -426,6 +426,8 @@ def echo_lib(tmp_path_factory, ad_lib):
     """``libadecho.so``: ECHO_C linked against the library under test."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no C compiler for the echo library (CI=true: failing, not skipping)")
         pytest.skip("no C compiler for the echo library")
     real = Path(ad_lib).resolve()
     out = tmp_path_factory.mktemp("echo") / "libadecho.so"

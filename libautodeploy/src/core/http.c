@@ -120,6 +120,13 @@ int ad__http_post_json(const char *url, const char *const *headers,
                        const char *what, ad__http_resp_t *resp, int *retry,
                        ad_error_t *err)
 {
+  return ad__http_request("POST", url, headers, body, o, what, resp, retry, err);
+}
+
+int ad__http_request(const char *method, const char *url, const char *const *headers,
+                     const char *body, const ad__http_opts_t *o, const char *what,
+                     ad__http_resp_t *resp, int *retry, ad_error_t *err)
+{
   memset(resp, 0, sizeof(*resp));
   *retry = 0;
   CURL *h = curl_easy_init();
@@ -135,7 +142,7 @@ int ad__http_post_json(const char *url, const char *const *headers,
       goto nomem;
     hl = t;
   }
-  if (!have_ct) {
+  if (!have_ct && body) {
     if (!(t = curl_slist_append(hl, "Content-Type: application/json; charset=utf-8")))
       goto nomem;
     hl = t;
@@ -150,8 +157,12 @@ int ad__http_post_json(const char *url, const char *const *headers,
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+  if (body) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+  }
+  if (strcmp(method, body ? "POST" : "GET"))
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "autodeploy/" AD_VERSION_STRING);

@@ -47,6 +47,12 @@ int ad__http_post_json(const char *url, const char *const *headers,
                        const char *what, ad__http_resp_t *resp, int *retry,
                        ad_error_t *err);
 
+/* The same for any method: `body` NULL sends none (a GET), else it is
+ * sent as with POST under `method` ("PUT", "PATCH", ...). */
+int ad__http_request(const char *method, const char *url, const char *const *headers,
+                     const char *body, const ad__http_opts_t *o, const char *what,
+                     ad__http_resp_t *resp, int *retry, ad_error_t *err);
+
 void ad__http_resp_free(ad__http_resp_t *r);
 
 /* Map a failed transfer to an AD_E* code and *retry, and fill *err with

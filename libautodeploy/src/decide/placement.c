@@ -38,7 +38,7 @@ ad__res_t ad__host_projected(const ad__host_t *h)
 
 static int finite_nonneg(double x) { return isfinite(x) && x >= 0; }
 
-static int listed(const char *s, const char *const *list, size_t n)
+int ad__listed(const char *s, const char *const *list, size_t n)
 {
   if (n == 0)
     return 1;
@@ -58,9 +58,9 @@ static int verdict(const ad__host_t *h, const ad__place_req_t *req)
       !isfinite(h->capacity.mem) || !finite_nonneg(h->p95.cpu) || !finite_nonneg(h->p95.mem) ||
       !finite_nonneg(h->pending.cpu) || !finite_nonneg(h->pending.mem))
     return V_INVALID;
-  if (!listed(h->profile, req->profiles, req->n_profiles))
+  if (!ad__listed(h->profile, req->profiles, req->n_profiles))
     return V_PROFILE;
-  if (!listed(h->region, req->regions, req->n_regions))
+  if (!ad__listed(h->region, req->regions, req->n_regions))
     return V_REGION;
   return V_OK;
 }

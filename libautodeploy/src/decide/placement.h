@@ -79,6 +79,11 @@ typedef struct {
   char reason[256];              /* when host == -1 */
 } ad__decision_t;
 
+/* A platform's allow-list: 1 when `s` is in list[0..n) or the list is
+ * empty (any), 0 otherwise (a NULL `s` is in no non-empty list). Placement
+ * and the purchase plan share this rule. */
+int ad__listed(const char *s, const char *const *list, size_t n);
+
 /* Fill the defaults: no profile or region limit, headroom 0.8, top_k 5. */
 void ad__place_req_default(ad__place_req_t *req);
 

@@ -6,6 +6,7 @@
 
 #include "core/error_private.h"
 #include "decide/pack.h"
+#include "decide/placement.h"
 #include "decide/purchase.h"
 
 #define EPS 1e-9
@@ -70,18 +71,6 @@ int ad__buy_req_check(const ad__buy_req_t *req, ad_error_t *err)
 
 /* ---- profile choice --------------------------------------------------- */
 
-static int listed(const char *s, const char *const *list, size_t n)
-{
-  if (n == 0)
-    return 1;
-  if (!s)
-    return 0;
-  for (size_t i = 0; i < n; i++)
-    if (list[i] && !strcmp(list[i], s))
-      return 1;
-  return 0;
-}
-
 static ad__dims_t bin_of(const ad__buy_profile_t *p, double headroom)
 {
   return (ad__dims_t){p->capacity.cpu * headroom, p->capacity.mem * headroom,
@@ -94,8 +83,8 @@ static long choose(const ad__waiting_t *w, const ad__buy_req_t *req, const char 
   int allowed = 0;
   for (size_t i = 0; i < req->n_profiles; i++) {
     const ad__buy_profile_t *p = &req->profiles[i];
-    if (!listed(p->name, w->profiles, w->n_profiles) ||
-        !listed(p->region, w->regions, w->n_regions))
+    if (!ad__listed(p->name, w->profiles, w->n_profiles) ||
+        !ad__listed(p->region, w->regions, w->n_regions))
       continue;
     allowed = 1;
     ad__dims_t bin = bin_of(p, req->headroom);

@@ -23,6 +23,8 @@ static void mongoc_to_ad_log(mongoc_log_level_t level, const char *domain, const
                      : level == MONGOC_LOG_LEVEL_WARNING ? AD_LOG_WARNING
                      : level <= MONGOC_LOG_LEVEL_INFO    ? AD_LOG_INFO
                                                          : AD_LOG_DEBUG;
+  if (l == AD_LOG_WARNING && strstr(message, "endSessions"))
+    l = AD_LOG_DEBUG; /* FerretDB has no endSessions: said at every client close */
   if (ad__log_enabled(l))
     ad__log(l, "store", "mongoc %s: %s", domain ? domain : "", message);
 }

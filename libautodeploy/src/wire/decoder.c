@@ -373,103 +373,119 @@ static int length_prefix(ad_decoder_t *d, const uint8_t *p, size_t avail,
   return 1;
 }
 
+/* The first byte of a stream picks the framing: a map is 3008's bare
+ * {head, body}, a zero is the high byte of 3006's length prefix. */
+static int detect_framing(ad_decoder_t *d, const uint8_t *p, ad_error_t *err)
+{
+  if (d->framing != AD_FRAMING_AUTO)
+    return 0;
+  if (is_map_byte(p[0]) || p[0] != 0) {
+    d->framing = AD_FRAMING_RAW;
+    if (is_map_byte(p[0]))
+      return 0;
+    d->st.bad_frames++;
+    resync(d);
+    return ad__err(err, AD_EFRAME, "frame",
+                   "stream starts with byte 0x%02x: neither a msgpack map "
+                   "nor a length prefix; resynchronised", p[0]);
+  }
+  d->framing = AD_FRAMING_LENGTH;
+  return 0;
+}
+
+/* A frame whose length prefix was sane: the prefix says where the next
+ * frame starts, so skip exactly this one. */
+static void skip_prefixed(ad_decoder_t *d, size_t wire)
+{
+  d->start += wire;
+  d->st.bytes += wire;
+  d->st.skipped_bytes += wire;
+  d->st.bad_frames++;
+}
+
+/* parse_outer needs more bytes: wait for them, unless they could never come
+ * within max_frame. */
+static int incomplete(ad_decoder_t *d, const outer_t *o, size_t avail, ad_error_t *err)
+{
+  d->need = o->need;
+  if (avail < d->limit)
+    return 0;
+  d->need = 0;
+  d->st.bad_frames++;
+  resync(d);
+  return ad__err(err, AD_EFRAME, "frame",
+                 "frame does not complete within max_frame %zu; resynchronised",
+                 d->max_frame);
+}
+
+/* parse_outer refused the frame (rc < 0). */
+static int refused(ad_decoder_t *d, int rc, size_t pre, size_t limit, const outer_t *o)
+{
+  if (rc == AD_ETOOBIG && !pre) { /* skipped without buffering, as it streams by */
+    d->st.oversized++;
+    d->skip = o->body_end;
+    d->skip_entries = o->entries_after;
+    return rc;
+  }
+  if (pre) /* incl. TOOBIG under a prefix <= max_frame: cannot happen, bad */
+    skip_prefixed(d, pre + limit);
+  else {
+    d->st.bad_frames++;
+    resync(d);
+  }
+  return rc;
+}
+
+/* A whole frame: hand out its tag and data, borrowed from the buffer. */
+static int emit(ad_decoder_t *d, ad_frame_t *f, const uint8_t *p, size_t pre,
+                const outer_t *o, ad_error_t *err)
+{
+  const char *body = (const char *)p + pre + o->body_off;
+  size_t wire = pre + o->frame_len;
+  d->start += wire;
+  d->st.bytes += wire;
+  if (ad_body_split(body, o->body_len, &f->tag, &f->tag_len, &f->data, &f->data_len) != 0) {
+    d->st.bad_frames++;
+    return ad__err(err, AD_EFRAME, "frame",
+                   "body of %zu bytes has no \"\\n\\n\" between tag and data", o->body_len);
+  }
+  f->body = body;
+  f->body_len = o->body_len;
+  f->wire_len = wire;
+  d->st.frames++;
+  return 1;
+}
+
 int ad_decoder_next(ad_decoder_t *d, ad_frame_t *f, ad_error_t *err)
 {
-  for (;;) {
-    int rc = drain_skip(d, err);
-    if (rc <= 0)
+  int rc = drain_skip(d, err);
+  if (rc <= 0)
+    return rc;
+  size_t avail = d->end - d->start;
+  if (avail == 0)
+    return 0;
+  const uint8_t *p = (const uint8_t *)d->buf + d->start;
+  if ((rc = detect_framing(d, p, err)) < 0)
+    return rc;
+  if (avail < d->need)
+    return 0; /* the pending raw frame cannot be complete yet */
+  d->need = 0;
+  size_t pre = 0, limit = avail;
+  if (d->framing == AD_FRAMING_LENGTH) {
+    if ((rc = length_prefix(d, p, avail, &limit, err)) <= 0)
       return rc;
-    size_t avail = d->end - d->start;
-    if (avail == 0)
-      return 0;
-    const uint8_t *p = (const uint8_t *)d->buf + d->start;
-
-    if (d->framing == AD_FRAMING_AUTO) {
-      if (is_map_byte(p[0])) {
-        d->framing = AD_FRAMING_RAW;
-      } else if (p[0] == 0) {
-        d->framing = AD_FRAMING_LENGTH;
-      } else {
-        d->framing = AD_FRAMING_RAW;
-        d->st.bad_frames++;
-        resync(d);
-        return ad__err(err, AD_EFRAME, "frame",
-                       "stream starts with byte 0x%02x: neither a msgpack map "
-                       "nor a length prefix; resynchronised", p[0]);
-      }
-    }
-
-    size_t pre = 0, limit = avail;
-    if (avail < d->need)
-      return 0; /* the pending raw frame cannot be complete yet */
-    d->need = 0;
-    if (d->framing == AD_FRAMING_LENGTH) {
-      rc = length_prefix(d, p, avail, &limit, err);
-      if (rc <= 0)
-        return rc;
-      pre = 4;
-    }
-
-    outer_t o = {0};
-    rc = parse_outer(d, p + pre, limit, &o, err);
-    if (rc == 1 && pre && o.frame_len != limit)
-      rc = ad__err(err, AD_EFRAME, "frame",
-                   "length prefix says %zu bytes, map takes %zu", limit,
-                   o.frame_len);
-    if (rc == 0 && pre)
-      rc = ad__err(err, AD_EFRAME, "frame", "frame truncated inside its length");
-    if (rc == 0) {
-      d->need = o.need;
-      if (avail >= d->limit) { /* cannot complete within bounds */
-        d->need = 0;
-        d->st.bad_frames++;
-        resync(d);
-        return ad__err(err, AD_EFRAME, "frame",
-                       "frame does not complete within max_frame %zu; "
-                       "resynchronised", d->max_frame);
-      }
-      return 0;
-    }
-    if (rc == AD_ETOOBIG) {
-      if (pre) { /* cannot happen (body < n <= max_frame): treat as bad */
-        d->start += pre + limit;
-        d->st.bytes += pre + limit;
-        d->st.skipped_bytes += pre + limit;
-        d->st.bad_frames++;
-        return rc;
-      }
-      d->st.oversized++;
-      d->skip = o.body_end;
-      d->skip_entries = o.entries_after;
-      return rc;
-    }
-    if (rc < 0) {
-      d->st.bad_frames++;
-      if (pre) { /* the length tells where the next frame starts */
-        d->start += pre + limit;
-        d->st.bytes += pre + limit;
-        d->st.skipped_bytes += pre + limit;
-      } else {
-        resync(d);
-      }
-      return rc;
-    }
-
-    const char *body = (const char *)p + pre + o.body_off;
-    size_t wire = pre + o.frame_len;
-    d->start += wire;
-    d->st.bytes += wire;
-    if (ad_body_split(body, o.body_len, &f->tag, &f->tag_len, &f->data,
-                      &f->data_len) != 0) {
-      d->st.bad_frames++;
-      return ad__err(err, AD_EFRAME, "frame",
-                     "body of %zu bytes has no \"\\n\\n\" between tag and data",
-                     o.body_len);
-    }
-    f->body = body;
-    f->body_len = o.body_len;
-    f->wire_len = wire;
-    d->st.frames++;
-    return 1;
+    pre = 4;
   }
+  outer_t o = {0};
+  rc = parse_outer(d, p + pre, limit, &o, err);
+  if (rc == 1 && pre && o.frame_len != limit)
+    rc = ad__err(err, AD_EFRAME, "frame", "length prefix says %zu bytes, map takes %zu", limit,
+                 o.frame_len);
+  if (rc == 0 && pre)
+    rc = ad__err(err, AD_EFRAME, "frame", "frame truncated inside its length");
+  if (rc == 0)
+    return incomplete(d, &o, avail, err);
+  if (rc < 0)
+    return refused(d, rc, pre, limit, &o);
+  return emit(d, f, p, pre, &o, err);
 }

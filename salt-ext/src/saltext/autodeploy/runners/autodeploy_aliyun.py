@@ -1,0 +1,85 @@
+"""
+The ``autodeploy_aliyun`` runner: place a host order on Alibaba Cloud ECS.
+
+Run by the shipped reactor (``reactor/autodeploy_order_place.sls``) for the
+``runner`` order backend with ``runner: autodeploy_aliyun.place``; it can be
+run by hand too. The order is one ``RunInstances`` call with
+``AutoPay=false`` (an unpaid order the partner pays), ``ClientToken`` = the
+order id and ``DryRun=true`` for dry runs (``utils/aliyun.py``). The result
+goes back to the engine as a signed ``autodeploy/order/<id>/placed`` event
+``{id, ok, cloud_order_id, error, dry_run}`` and is returned.
+
+Master configuration::
+
+    autodeploy_aliyun:
+      access_key_id: LTAI...          # or ALIBABA_CLOUD_ACCESS_KEY_ID
+      access_key_secret: ...          # or ALIBABA_CLOUD_ACCESS_KEY_SECRET
+      instance:                       # RunInstances parameters, snake_case
+        image_id: m-bp1...
+        security_group_id: sg-bp1...
+        v_switch_id: vsw-bp1...
+        period: 1
+        period_unit: Month
+
+.. code-block:: bash
+
+    salt-run autodeploy_aliyun.place order='{"_id": "aliyun-hz-20261204", "flavour":
+        "ecs.g7.2xlarge", "count": 3, "region": "cn-hangzhou"}' dry_run=True
+"""
+
+import logging
+
+from saltext.autodeploy.utils import aliyun, signed
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "autodeploy_aliyun"
+__load__ = ["place"]
+
+
+def __virtual__():
+    why = aliyun.available()
+    if why:
+        return False, f"the autodeploy_aliyun runner needs the Alibaba Cloud SDK: {why}"
+    return __virtualname__
+
+
+def place(order=None, dry_run=False, options=None, report=True, **kwargs):
+    """
+    Order ``order["count"]`` hosts of ``order["flavour"]`` in ``order["region"]``,
+    unpaid, with the order id as the ClientToken.
+
+    order
+        The order: ``_id``, ``flavour``, ``count``, ``region`` (from the event).
+    dry_run
+        Ask the cloud to check the request only (``DryRun=true``).
+    options
+        RunInstances parameters (snake_case) over the master's
+        ``autodeploy_aliyun:instance``.
+    report
+        Fire the signed ``autodeploy/order/<id>/placed`` event (default True).
+    """
+    if not isinstance(order, dict):
+        result = {"ok": False, "error": "order: required (a mapping with _id, flavour, count, "
+                  "region)", "dry_run": bool(dry_run)}
+        __context__["retcode"] = 1  # pylint: disable=undefined-variable
+        return result
+    try:
+        conf = aliyun.settings(__opts__)  # pylint: disable=undefined-variable
+    except aliyun.OrderError as exc:
+        result = {"ok": False, "error": str(exc), "dry_run": bool(dry_run)}
+    else:
+        result = aliyun.run_instances(conf, order, options, bool(dry_run), log=log)
+    result["id"] = order.get("_id")
+    if report and isinstance(result["id"], str) and result["id"]:
+        tag = f"autodeploy/order/{result['id']}/placed"
+        body = {k: result.get(k) for k in ("id", "ok", "cloud_order_id", "error", "dry_run")}
+        try:
+            result["reported"] = signed.fire_signed(__opts__, tag, body)  # pylint: disable=undefined-variable
+        except OSError as exc:
+            log.error("autodeploy_aliyun: order %s: cannot report %s: %s", result["id"], tag, exc)
+            result["reported"] = False
+    if not result["ok"]:
+        log.error("autodeploy_aliyun: order %s: %s", result["id"], result["error"])
+        __context__["retcode"] = 1  # pylint: disable=undefined-variable
+    return result
