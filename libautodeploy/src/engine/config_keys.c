@@ -16,6 +16,9 @@
 #include "fleet/fleet_private.h"
 #include "metrics/metrics_private.h"
 #include "notify/notify_private.h"
+#include "purchase/approval_dingtalk.h"
+#include "purchase/backend.h"
+#include "purchase/partner_mail.h"
 #include "registry/registry_private.h"
 
 static const ad__config_key_t *engine_keys(void) { return ad__engine_keys; }
@@ -37,6 +40,10 @@ static const struct {
     {"placement.metrics (backend prometheus)", "metrics.md", ad__metrics_prometheus_keys},
     {"placement.metrics (backend zabbix)", "metrics.md", ad__metrics_zabbix_keys},
     {"placement.metrics (backend openfalcon)", "metrics.md", ad__metrics_openfalcon_keys},
+    {"purchase.backend (type http)", "purchase.md", ad__purchase_http_keys},
+    {"purchase.backend (type runner)", "purchase.md", ad__purchase_runner_keys},
+    {"purchase.partner_mail", "purchase.md", ad__partner_mail_keys},
+    {"purchase.approval.dingtalk", "purchase.md", ad__approval_dingtalk_keys},
 };
 
 static json_t *key_json(const ad__config_key_t *k)

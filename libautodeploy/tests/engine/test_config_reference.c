@@ -6,6 +6,7 @@
  *   make lib test-c; AD_UPDATE_DOCS=1 build/tests/test_config_reference
  *
  * Run from the repository root (as make test-c does). */
+#include <dirent.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -132,4 +133,52 @@ TEST(every_table_key_has_a_default_and_a_type)
   json_decref(all);
 }
 
-RUN(CASE(reference_matches_the_tables), CASE(every_table_key_has_a_default_and_a_type))
+/* Every key table in the sources has its getter listed in config_keys.c:
+ * a module that adds a table and forgets the list fails here, so the
+ * reference cannot miss keys either. Counts `ad__config_key_t X[] = {`
+ * definitions under libautodeploy/src against the tables listed. */
+static int count_tables(const char *dir, int *tables)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return -1;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char path[512];
+    size_t n = strlen(e->d_name);
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (e->d_type == DT_DIR) {
+      count_tables(path, tables);
+    } else if (n > 2 && !strcmp(e->d_name + n - 2, ".c")) {
+      size_t len;
+      char *text = h_slurp(path, &len);
+      for (char *p = text; p && (p = strstr(p, "ad__config_key_t ")); p++) {
+        char *eq = strstr(p, "[] = {"), *nl = strchr(p, '\n');
+        if (eq && nl && eq < nl)
+          (*tables)++;
+      }
+      free(text);
+    }
+  }
+  closedir(d);
+  return 0;
+}
+
+TEST(every_table_in_the_sources_is_listed)
+{
+  int tables = 0;
+  ASSERT(count_tables("libautodeploy/src", &tables) == 0);
+  json_t *all = ad__config_keys_json(NULL);
+  size_t n = json_array_size(json_object_get(all, "tables"));
+  json_decref(all);
+  /* the webhook channel's table is empty (its keys are headers, read by hand) */
+  if ((size_t)tables != n + 1)
+    fprintf(stderr, "  %d key tables in libautodeploy/src, %zu listed in engine/config_keys.c "
+            "(+1 empty: webhook): add the new table's getter to TABLES there\n", tables, n);
+  ASSERT((size_t)tables == n + 1);
+}
+
+RUN(CASE(reference_matches_the_tables), CASE(every_table_key_has_a_default_and_a_type),
+    CASE(every_table_in_the_sources_is_listed))
