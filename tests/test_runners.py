@@ -855,8 +855,8 @@ def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
         "autodeploy.close", "autodeploy.cycle", "autodeploy.deploy", "autodeploy.drain",
         "autodeploy.host", "autodeploy.hosts", "autodeploy.intervene", "autodeploy.opened",
         "autodeploy.platform", "autodeploy.platforms", "autodeploy.reinit", "autodeploy.retire",
-        "autodeploy.service", "autodeploy.services", "autodeploy.simulate", "autodeploy.task",
-        "autodeploy.tasks", "autodeploy.why"]
+        "autodeploy.service", "autodeploy.services", "autodeploy.simulate", "autodeploy.status",
+        "autodeploy.task", "autodeploy.tasks", "autodeploy.why"]
 
 
 # ================================================================= simulate

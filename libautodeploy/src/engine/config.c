@@ -63,6 +63,9 @@ const ad__config_key_t ad__engine_keys[] = {
     K("pki_dir", AD_CT_STR, pki_dir, 0, 0, "/etc/salt/pki/master", NULL),
     K("cachedir", AD_CT_STR, cachedir, 0, 0, "/var/cache/salt/master", NULL),
     K("publish_port", AD_CT_INT, publish_port, 1, 65535, "4505", NULL),
+    K("master_id", AD_CT_STR, master_id, 0, 0, "", NULL),
+    K("status_interval", AD_CT_INT, status_interval, 0, 3600, "10", NULL),
+    K("status_collection", AD_CT_STR, status_collection, 0, 0, "engine_status", NULL),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 

@@ -55,6 +55,7 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
   ad__kafka_stop(eng->kafka); /* the message in hand finishes; stored offsets committed */
   ad_bus_stop(eng->bus);
   ad__bus_join(eng->bus); /* the reader stops; workers drain the queue first */
+  ad__engine_status_publish(eng, "stopped"); /* the status runner says so at once */
   AD_LOG_I("engine", "autodeploy engine stopped");
   set_running(eng, 0);
   return 0;

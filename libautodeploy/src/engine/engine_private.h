@@ -53,6 +53,9 @@ typedef struct {
   /* registry */
   char *pki_dir, *cachedir;
   int publish_port;
+  /* status (status.c) */
+  char *master_id, *status_collection;
+  int status_interval;
 } ad__engine_conf_t;
 
 struct ad_engine {
@@ -70,6 +73,11 @@ struct ad_engine {
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
   ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
   ad__kafka_t *kafka;       /* NULL without a kafka entry (needs the fleet) */
+  struct {                  /* status.c, on the engine loop's thread only */
+    char host[256];         /* the master id when master_id is unset */
+    int64_t started_ms, prev_mono, prev_events;
+    int failing;            /* the last publish failed (logged once) */
+  } status;
 };
 
 /* config.c: the engine's configuration keys (NULL-terminated). */
@@ -102,6 +110,20 @@ void ad__timers_run(ad__timer_t *t, size_t n, int64_t now, int64_t (*clock)(void
 /* timers.c: poll the stop fd and fire the engine's timers until stopped. */
 void ad__engine_loop(ad_engine_t *eng);
 
+/* status.c: write this master's status document (state "running", or
+ * "stopped" on the way out); a failure is logged once, when it starts. */
+void ad__engine_status_publish(ad_engine_t *eng, const char *state);
+/* status.c: the `status` command (docs/status.md). */
+json_t *ad__engine_status(ad_engine_t *eng, const json_t *args, ad_error_t *err);
+/* status.c: master_id, or the host name when unset (borrowed). */
+const char *ad__engine_master_id(ad_engine_t *eng);
+
+/* config_keys.c: every key table as {"tables": [{path, page, keys: [{name,
+ * type, default, min, max | values}]}]} (only: that table path, or NULL for
+ * all); the `config.keys` command. */
+json_t *ad__config_keys_json(const char *only);
+json_t *ad__config_keys_cmd(const json_t *args, ad_error_t *err);
+
 /* commands.c: ad_call's command table, the one source the docs are
  * checked against (docs/api.md, tests/engine/test_commands.c). */
 typedef enum {
@@ -109,6 +131,7 @@ typedef enum {
   AD__CMD_TASKS,    /* needs mongo_uri */
   AD__CMD_REGISTRY, /* needs mongo_uri and the registry enabled */
   AD__CMD_FLEET,    /* needs mongo_uri and a placement entry */
+  AD__CMD_ENGINE,   /* needs mongo_uri; gets the whole (command) engine */
 } ad__cmd_needs_t;
 
 typedef struct {
@@ -119,6 +142,7 @@ typedef struct {
     json_t *(*tasks)(const ad__tasks_ctx_t *t, const json_t *args, ad_error_t *err);
     json_t *(*registry)(ad__registry_t *r, const json_t *args, ad_error_t *err);
     json_t *(*fleet)(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+    json_t *(*engine)(ad_engine_t *eng, const json_t *args, ad_error_t *err);
   } fn;
   const char *args; /* the argument names, as docs/api.md lists them */
   const char *doc;  /* one line, as docs/api.md says it */

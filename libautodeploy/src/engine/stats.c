@@ -3,6 +3,7 @@
  * returns batcher's under "returns" when it runs (docs/bus.md has the
  * meaning of each counter).
  */
+#include "core/clock.h"
 #include "engine/engine_private.h"
 
 static json_t *bus_stats(ad_bus_t *bus)
@@ -28,13 +29,17 @@ static json_t *returns_stats(ad__returns_t *returns)
 {
   ad__returns_stats_t r;
   ad__returns_stats(returns, &r);
+  char oldest[32];
+  if (r.spool_oldest_ms)
+    ad__iso_ms(r.spool_oldest_ms, oldest);
   return json_pack(
-      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s?,s:b}",
       "received", (json_int_t)r.received, "stored", (json_int_t)r.stored,
       "spooled", (json_int_t)r.spooled, "replayed", (json_int_t)r.replayed,
       "rejected", (json_int_t)r.rejected, "bad", (json_int_t)r.bad,
       "queued", (json_int_t)r.queued, "spool_records", (json_int_t)r.spool_records,
-      "spool_bytes", (json_int_t)r.spool_bytes, "store_down", r.store_down);
+      "spool_bytes", (json_int_t)r.spool_bytes, "spool_oldest",
+      r.spool_oldest_ms ? oldest : NULL, "store_down", r.store_down);
 }
 
 char *ad_engine_stats_json(ad_engine_t *eng)

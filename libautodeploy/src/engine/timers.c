@@ -61,6 +61,13 @@ static int64_t fire_stats(void *user)
   return eng->c.stats_interval * 1000LL;
 }
 
+static int64_t fire_status(void *user)
+{
+  ad_engine_t *eng = user;
+  ad__engine_status_publish(eng, "running");
+  return eng->c.status_interval * 1000LL;
+}
+
 static int64_t fire_watchdog(void *user)
 {
   ad_engine_t *eng = user;
@@ -87,6 +94,7 @@ void ad__engine_loop(ad_engine_t *eng)
   ad__timer_t timers[] = {
       {"stats", eng->c.stats_interval > 0 ? now + eng->c.stats_interval * 1000LL : INT64_MAX,
        fire_stats},
+      {"status", eng->store && eng->c.status_interval > 0 ? now : INT64_MAX, fire_status},
       {"watchdog", eng->tasks.store ? now + eng->c.watchdog_interval * 1000LL : INT64_MAX,
        fire_watchdog},
       {"registry", eng->registry ? now : INT64_MAX, fire_registry},

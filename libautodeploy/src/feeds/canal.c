@@ -22,6 +22,8 @@ static const ad__config_key_t MAP_KEYS[] = {
     K("online_column", online_column, ""),
     K("online_value", online_value, ""),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
+
+const ad__config_key_t *ad__canal_map_keys(void) { return MAP_KEYS; }
 #undef K
 
 int ad__canal_map_load(ad__canal_map_t *m, const json_t *mapping, ad_error_t *err)

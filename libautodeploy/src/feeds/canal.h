@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "autodeploy/common.h"
+#include "core/config.h"
 
 typedef struct {
   char *database;      /* NULL: any database */
@@ -40,5 +41,8 @@ void ad__canal_map_free(ad__canal_map_t *m);
  * service.opened checks them (non-empty, at most 100 bytes, no '/'). */
 int ad__canal_openings(const ad__canal_map_t *m, const char *buf, size_t len, json_t **out,
                        ad_error_t *err);
+
+/* the kafka.mapping key table (docs/configuration-reference.md) */
+const ad__config_key_t *ad__canal_map_keys(void);
 
 #endif

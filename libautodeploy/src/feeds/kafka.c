@@ -45,6 +45,8 @@ static const ad__config_key_t KEYS[] = {
     K("retry_ms", AD_CT_INT, retry_ms, 10, 600000, "2000"),
     K("commit_interval_ms", AD_CT_INT, commit_interval_ms, 10, 600000, "1000"),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
+
+const ad__config_key_t *ad__kafka_keys(void) { return KEYS; }
 #undef K
 
 struct ad__kafka {

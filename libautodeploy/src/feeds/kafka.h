@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "autodeploy/common.h"
+#include "core/config.h"
 
 typedef struct ad__kafka ad__kafka_t;
 
@@ -40,5 +41,8 @@ void ad__kafka_destroy(ad__kafka_t **k_p);
 /* The counters: {consumed, openings, duplicates, refused, unknown,
  * malformed, ignored, retries, errors, lag}. New reference. */
 json_t *ad__kafka_stats_json(ad__kafka_t *k);
+
+/* the kafka key table (docs/configuration-reference.md) */
+const ad__config_key_t *ad__kafka_keys(void);
 
 #endif

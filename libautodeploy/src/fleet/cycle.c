@@ -713,6 +713,7 @@ int64_t ad__fleet_tick(ad__fleet_t *f)
     f->next_cycle_ms = now + f->c.cycle_interval * 1000LL;
     ad_error_t err;
     json_t *r = ad__fleet_cycle(f, NULL, &err);
+    ad__fleet_note_cycle(f, r, &err);
     if (!r) {
       AD_LOG_E("fleet", "cycle: %s", err.message);
     } else {

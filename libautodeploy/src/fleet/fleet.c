@@ -39,6 +39,9 @@ static const ad__config_key_t FLEET_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__fleet_keys(void) { return FLEET_KEYS; }
+
 ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_error_t *err)
 {
   ad__fleet_t *f = calloc(1, sizeof *f);
@@ -120,6 +123,7 @@ void ad__fleet_destroy(ad__fleet_t **p)
     return;
   ad__fleet_t *f = *p;
   ad__metrics_destroy(&f->metrics);
+  json_decref(f->last_cycle);
   ad__config_free(FLEET_KEYS, &f->c);
   free(f->hosts_coll);
   free(f);

@@ -44,6 +44,15 @@ int ad__fleet_apply_opening(ad__fleet_t *f, const char *id, int64_t at_ms, const
 int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev); /* salt/beacon/<id>/<beacon>/ */
 void ad__fleet_task_end(void *f, const json_t *task);
 
+/* Status (fleet_status.c). The engine's last cycle, summed up: {at, ran,
+ * ms, hosts, created, placed, waiting, skipped | error, platforms: {code:
+ * {reserve_target, created, placed, waiting}}}, a new reference; null
+ * before the first cycle. */
+json_t *ad__fleet_last_cycle(const ad__fleet_t *f);
+/* The fleet's state from the store: {"services": {platform: {state: n}},
+ * "waiting": n, "lease": {holder, until, held} | null}. NULL + err. */
+json_t *ad__fleet_status(ad__fleet_t *f, ad_error_t *err);
+
 /* Runner commands. */
 json_t *ad__fleet_cycle(ad__fleet_t *f, const json_t *args, ad_error_t *err);
 json_t *ad__platform_set(ad__fleet_t *f, const json_t *args, ad_error_t *err);

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 
+#include "core/config.h"
 #include "fleet/fleet.h"
 #include "metrics/metrics.h"
 
@@ -26,6 +27,7 @@ struct ad__fleet {
   atomic_llong next_cycle_ms, next_prune_ms;
   char owner[64];           /* lease owner: host:pid:handle */
   int metrics_indexed;      /* the load history's indexes exist */
+  json_t *last_cycle;       /* the engine's last cycle, summed up (fleet_status.c) */
 };
 
 /* fleet_store.c: documents with a rev and a history (like hosts) */
@@ -39,5 +41,13 @@ int64_t ad__fdoc_count(ad__fleet_t *f, const char *coll, json_t *query); /* take
 int ad__fleet_lease(ad__fleet_t *f, int take, char *holder, size_t size);
 json_t *ad__fleet_next_numbers(ad__fleet_t *f, const char *code, int n, ad_error_t *err);
 void ad__fleet_alert(ad__fleet_t *f, const char *subject, const char *what, const char *text);
+
+/* fleet_status.c: keep a summary of the cycle report `r` (NULL: it failed
+ * with `err`) as f->last_cycle, for the status document. */
+void ad__fleet_note_cycle(ad__fleet_t *f, const json_t *r, const ad_error_t *err);
+
+/* The key tables (NULL-terminated, static), for the configuration reference
+ * (engine/config_keys.c). */
+const ad__config_key_t *ad__fleet_keys(void);
 
 #endif

@@ -50,6 +50,9 @@ static const ad__config_key_t FALCON_KEYS[] = {
      NULL},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__metrics_openfalcon_keys(void) { return FALCON_KEYS; }
+
 static void falcon_destroy(void *state)
 {
   falcon_t *f = state;

@@ -131,4 +131,11 @@ void ad__metrics_sink_free(ad__metrics_sink_t *s);
 const ad__metrics_point_t *ad__metrics_sink_points(const ad__metrics_sink_t *s, size_t host,
                                                    ad__metrics_res_t r, size_t *n);
 
+/* The key tables (NULL-terminated, static), for the configuration reference
+ * (engine/config_keys.c). */
+const ad__config_key_t *ad__metrics_prometheus_keys(void);
+const ad__config_key_t *ad__metrics_zabbix_keys(void);
+const ad__config_key_t *ad__metrics_openfalcon_keys(void);
+const ad__config_key_t *ad__metrics_salt_keys(void);
+
 #endif

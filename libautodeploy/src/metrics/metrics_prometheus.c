@@ -52,6 +52,9 @@ static const ad__config_key_t PROM_KEYS[] = {
     {"basic_password", AD_CT_STR, offsetof(prom_t, basic_password), 0, 0, "", NULL},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__metrics_prometheus_keys(void) { return PROM_KEYS; }
+
 static void prom_destroy(void *state)
 {
   prom_t *p = state;

@@ -46,6 +46,9 @@ static const ad__config_key_t SALT_KEYS[] = {
      "1296000", NULL},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__metrics_salt_keys(void) { return SALT_KEYS; }
+
 static void salt_destroy(void *state)
 {
   salt_t *s = state;

@@ -62,6 +62,9 @@ static const ad__config_key_t ZBX_KEYS[] = {
      "system.cpu.load[all,avg1]", NULL},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__metrics_zabbix_keys(void) { return ZBX_KEYS; }
+
 static void zbx_destroy(void *state)
 {
   zbx_t *z = state;

@@ -43,6 +43,9 @@ static const ad__config_key_t NOTIFY_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__notify_keys(void) { return NOTIFY_KEYS; }
+
 typedef struct {
   char *type, *name, *url, *ca_file;
   int insecure, per_minute;
@@ -59,6 +62,9 @@ static const ad__config_key_t CHANNEL_KEYS[] = {
     K("max_per_minute", AD_CT_INT, per_minute, -1, 100000, "-1"), /* -1: backend's */
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
+
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__notify_channel_keys(void) { return CHANNEL_KEYS; }
 
 typedef struct {
   atomic_int refs;
@@ -81,6 +87,8 @@ typedef struct {
   pthread_t thread;
   int started;
   ad_notify_stats_t st;
+  char last_error[256]; /* the last message not delivered, and when (wall) */
+  int64_t last_error_ms;
 } channel_t;
 
 struct ad_notifier {
@@ -316,8 +324,11 @@ static int deliver(ad_notifier_t *n, channel_t *ch, const ad__notice_t *m, ad_er
     ch->st.sent++;
   else if (rc == AD_ESTOPPED)
     ch->st.dropped++;
-  else
+  else {
     ch->st.failed++;
+    snprintf(ch->last_error, sizeof ch->last_error, "%s", e.message);
+    ch->last_error_ms = ad__now_ms();
+  }
   pthread_mutex_unlock(&n->lock);
   if (rc == 0)
     AD_LOG_D("notify", "%s: message %llu delivered", ch->label, (unsigned long long)m->id);
@@ -591,6 +602,21 @@ static json_t *stats_obj(const ad_notify_stats_t *s)
                    "dropped", (json_int_t)s->dropped, "depth", (json_int_t)s->depth);
 }
 
+/* "last_error" and "last_error_at" (null when every message got through):
+ * what `salt-run autodeploy.status` shows per channel. */
+static void set_last_error(ad_notifier_t *n, const channel_t *ch, json_t *o)
+{
+  char text[sizeof ch->last_error], iso[32];
+  pthread_mutex_lock(&n->lock);
+  int64_t at = ch->last_error_ms;
+  memcpy(text, ch->last_error, sizeof text);
+  pthread_mutex_unlock(&n->lock);
+  if (at)
+    ad__iso_ms(at, iso);
+  json_object_set_new(o, "last_error", at ? json_string(text) : json_null());
+  json_object_set_new(o, "last_error_at", at ? json_string(iso) : json_null());
+}
+
 char *ad_notify_stats_json(ad_notifier_t *n)
 {
   ad_notify_stats_t s;
@@ -603,6 +629,7 @@ char *ad_notify_stats_json(ad_notifier_t *n)
     json_object_set_new(o, "name", json_string(n->ch[i].c.name));
     json_object_set_new(o, "type", json_string(n->ch[i].be->type));
     json_object_set_new(o, "host", json_string(n->ch[i].origin));
+    set_last_error(n, &n->ch[i], o);
     json_array_append_new(arr, o);
   }
   char *out = root ? json_dumps(root, JSON_COMPACT) : NULL;

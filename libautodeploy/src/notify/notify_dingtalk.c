@@ -49,6 +49,9 @@ static const ad__config_key_t DINGTALK_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__notify_dingtalk_keys(void) { return DINGTALK_KEYS; }
+
 static void dt_destroy(void *state)
 {
   dingtalk_t *d = state;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "autodeploy/notify.h"
 #include "core/http.h"
 
@@ -53,5 +54,12 @@ extern const ad__notify_backend_t ad__notify_webhook;
 int ad__notify_take_strv(json_t *obj, const char *key, char ***out, size_t *n,
                          ad_error_t *err);
 void ad__notify_strv_free(char **v);
+
+/* The key tables (NULL-terminated, static), for the configuration reference
+ * (engine/config_keys.c). */
+const ad__config_key_t *ad__notify_keys(void);
+const ad__config_key_t *ad__notify_channel_keys(void);
+const ad__config_key_t *ad__notify_dingtalk_keys(void);
+const ad__config_key_t *ad__notify_smtp_keys(void);
 
 #endif

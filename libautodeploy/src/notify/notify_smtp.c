@@ -44,6 +44,9 @@ static const ad__config_key_t SMTP_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__notify_smtp_keys(void) { return SMTP_KEYS; }
+
 static void smtp_destroy(void *state)
 {
   smtp_t *s = state;

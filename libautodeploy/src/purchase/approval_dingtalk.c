@@ -73,6 +73,9 @@ static const ad__config_key_t DT_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__approval_dingtalk_keys(void) { return DT_KEYS; }
+
 #define PFX "purchase.approval.dingtalk."
 
 void ad__dt_approval_destroy(ad__dt_approval_t **a_p)

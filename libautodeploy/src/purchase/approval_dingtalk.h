@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "autodeploy/common.h"
+#include "core/config.h"
 
 typedef struct ad__dt_approval ad__dt_approval_t;
 
@@ -33,5 +34,9 @@ int ad__dt_approval_create(ad__dt_approval_t *a, const json_t *order, char **ins
  * answer says; negative + *err on failure (AD_EAGAIN: retry). */
 int ad__dt_approval_poll(ad__dt_approval_t *a, const char *instance_id, char **who,
                          ad_error_t *err);
+
+/* The key tables (NULL-terminated, static), for the configuration reference
+ * (engine/config_keys.c). */
+const ad__config_key_t *ad__approval_dingtalk_keys(void);
 
 #endif

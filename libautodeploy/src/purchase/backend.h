@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "autodeploy/common.h"
+#include "core/config.h"
 
 /* place() results */
 #define AD__PLACE_DONE 0    /* ordered: *result has the cloud's answer */
@@ -42,5 +43,10 @@ extern const ad__order_backend_t ad__order_backend_runner;
 
 /* The backend named by conf.type (default "none"), or NULL + AD_ECONFIG. */
 const ad__order_backend_t *ad__order_backend_find(const char *type, ad_error_t *err);
+
+/* The key tables (NULL-terminated, static), for the configuration reference
+ * (engine/config_keys.c). */
+const ad__config_key_t *ad__purchase_http_keys(void);
+const ad__config_key_t *ad__purchase_runner_keys(void);
 
 #endif

@@ -79,6 +79,9 @@ static const ad__config_key_t HTTP_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__purchase_http_keys(void) { return HTTP_KEYS; }
+
 #define PFX "purchase.backend."
 
 static void http_destroy(void *self)

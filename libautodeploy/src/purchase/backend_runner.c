@@ -44,6 +44,9 @@ static const ad__config_key_t RUNNER_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__purchase_runner_keys(void) { return RUNNER_KEYS; }
+
 static void runner_destroy(void *self)
 {
   runner_be_t *r = self;

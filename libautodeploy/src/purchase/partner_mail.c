@@ -53,6 +53,9 @@ static const ad__config_key_t MAIL_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__partner_mail_keys(void) { return MAIL_KEYS; }
+
 #define PFX "purchase.partner_mail."
 
 static void strv_free(char **v)

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "autodeploy/common.h"
+#include "core/config.h"
 
 typedef struct ad__partner_mail ad__partner_mail_t;
 
@@ -33,5 +34,9 @@ int ad__partner_mail_send(ad__partner_mail_t *m, const json_t *orders, ad_error_
 /* The message as it would be sent (RFC 5322 text, caller frees), for
  * tests and the dry run. */
 char *ad__partner_mail_render(ad__partner_mail_t *m, const json_t *orders, ad_error_t *err);
+
+/* The key tables (NULL-terminated, static), for the configuration reference
+ * (engine/config_keys.c). */
+const ad__config_key_t *ad__partner_mail_keys(void);
 
 #endif

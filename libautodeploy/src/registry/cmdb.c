@@ -47,6 +47,9 @@ static const ad__config_key_t CMDB_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__cmdb_keys(void) { return CMDB_KEYS; }
+
 struct ad__cmdb {
   ad__cmdb_outbox_t box;
   cmdb_conf_t c;

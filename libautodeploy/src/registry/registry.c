@@ -45,6 +45,9 @@ static const ad__config_key_t REG_KEYS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
+/* the table, for the configuration reference (engine/config_keys.c) */
+const ad__config_key_t *ad__registry_keys(void) { return REG_KEYS; }
+
 /* ---- the seen table: what was last decided per minion ------------------- */
 
 static unsigned hash_id(const char *s)

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/config.h"
 #include "registry/cmdb.h"
 #include "registry/hostinfo.h"
 #include "registry/registry.h"
@@ -120,5 +121,10 @@ int ad__reg_decide(ad__registry_t *reg, const json_t *facts, const char *fp, con
 
 /* ---- liveness.c -------------------------------------------------------------- */
 void ad__reg_liveness(ad__registry_t *reg);
+
+/* The key tables (NULL-terminated, static), for the configuration reference
+ * (engine/config_keys.c). */
+const ad__config_key_t *ad__registry_keys(void);
+const ad__config_key_t *ad__cmdb_keys(void);
 
 #endif

@@ -268,6 +268,8 @@ static int persist(ad__returns_t *r, bson_t **docs, size_t n)
   int rc = ad__spool_append(r->spool, docs, n, &err);
   if (rc == 0) {
     pthread_mutex_lock(&r->lock);
+    if (!r->st.spool_oldest_ms)
+      r->st.spool_oldest_ms = ad__now_ms();
     r->st.spooled += n;
     pthread_mutex_unlock(&r->lock);
     return 0;
@@ -290,6 +292,7 @@ static void try_recover(ad__returns_t *r)
   }
   pthread_mutex_lock(&r->lock);
   r->st.replayed += n;
+  r->st.spool_oldest_ms = 0;
   pthread_mutex_unlock(&r->lock);
   if (r->down)
     AD_LOG_I("returns", "MongoDB is back; %llu spooled returns replayed",
@@ -387,6 +390,10 @@ ad__returns_t *ad__returns_new(const ad__returns_conf_t *c, ad__store_t *store,
   snprintf(rej, sizeof rej, "%s.rejected", c->spool_path);
   r->rejected = fopen(rej, "ab");
   r->down = ad__spool_records(r->spool) > 0;
+  /* a spool left by an earlier run: its records are older than this, but
+   * how much older the file does not say; the start is a lower bound */
+  if (r->down)
+    r->st.spool_oldest_ms = ad__now_ms();
   if (pthread_create(&r->thread, NULL, batcher_main, r) != 0) {
     ad__err(err, AD_ENOMEM, "returns", "cannot start the batcher thread");
     ad__returns_destroy(&r);

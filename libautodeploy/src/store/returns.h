@@ -23,6 +23,7 @@ typedef struct {
 typedef struct {
   uint64_t received, stored, spooled, replayed, rejected, bad;
   uint64_t queued, spool_records, spool_bytes;
+  int64_t spool_oldest_ms; /* wall time of the oldest spooled return; 0: empty */
   int store_down;
 } ad__returns_stats_t;
 

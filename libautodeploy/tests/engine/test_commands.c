@@ -15,6 +15,7 @@ static const char *needs_word(ad__cmd_needs_t n)
   case AD__CMD_PURE:
     return "nothing";
   case AD__CMD_TASKS:
+  case AD__CMD_ENGINE:
     return "store";
   case AD__CMD_REGISTRY:
     return "registry";

@@ -94,14 +94,43 @@ class _Signals:
         return False
 
 
+def _idle():
+    """Block until the master stops this process (a signal, or the master gone)."""
+    stopped = threading.Event()
+
+    def _handle(signum, frame):  # pylint: disable=unused-argument
+        stopped.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in _Signals.SIGNALS:
+            previous[sig] = signal.signal(sig, _handle)
+    parent = os.getppid()
+    try:
+        while not stopped.wait(JOIN_INTERVAL) and os.getppid() == parent:
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def start(**kwargs):
     """Run the engine until the master stops it (Salt calls this in the engine process)."""
     config = engine_config(__opts__, kwargs)  # pylint: disable=undefined-variable
     try:
         engine = libautodeploy.Engine(config)
     except libautodeploy.AutodeployError as exc:
-        log.error("autodeploy engine: bad configuration: %s", exc)
-        raise
+        # Raising would have Salt log a traceback and start the engine again
+        # every ~10 s, each time failing the same way: say it once, then
+        # stay idle until the master stops (docs/runbook.md).
+        log.error(
+            "autodeploy engine not started: bad configuration: %s; fix the autodeploy "
+            "entry under engines in the master config and restart the master "
+            "(the engine stays idle until then)",
+            exc,
+        )
+        _idle()
+        return
     log.info(
         "autodeploy engine starting (pid %d, libautodeploy %s from %s, module %s)",
         os.getpid(),

@@ -44,6 +44,7 @@ import json
 
 from saltext.autodeploy.utils import libautodeploy
 from saltext.autodeploy.utils import runner as _runner
+from saltext.autodeploy.utils import status as _status
 from saltext.autodeploy.utils.runner import as_bool as _bool
 from saltext.autodeploy.utils.runner import as_int as _int
 from saltext.autodeploy.utils.runner import name as _name
@@ -60,6 +61,7 @@ __load__ = [
     "deploy", "tasks", "task", "intervene",
     "hosts", "host", "retire", "drain", "reinit",
     "platforms", "platform", "services", "service", "why", "opened", "close", "cycle", "simulate",
+    "status",
 ]
 
 
@@ -660,3 +662,46 @@ def _read(arg, path):
             return fh.read()
     except (OSError, ValueError) as exc:
         raise _runner.refused(f"{arg}: {exc}", libautodeploy.AD_EIO) from None
+
+
+def status(master=None, **kwargs):
+    """
+    The engine's health, in one answer (docs/status.md): whether the engine is
+    up (its heartbeat in MongoDB, written every ``status_interval`` seconds),
+    the bus (connected, framing, events/s, matched, dropped, queue depth), the
+    spool (records, bytes, oldest), returns stored, tasks by state, services by
+    state per platform with the reserve target, waiting services, orders by
+    state, the last cycle and its result, the cycle lease holder, and each
+    notifier channel's queue and last error.
+
+    When the engine is down (no heartbeat for 3 intervals, stopped, or never
+    seen) ``engine.state`` is ``down``, ``engine.message`` says since when,
+    and the answer carries ``retcode: 1`` (``salt-run`` exits non-zero), so a
+    monitor can run it as it is.
+
+    master
+        Another master's engine (its id), for a master sharing the database.
+
+    Every outputter works: ``--out=json`` and ``--out=yaml`` get the sections
+    as maps; ``--out=table`` gets each section as a table.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.status
+        salt-run autodeploy.status --out=table
+    """
+    refused = _args("status", kwargs, ("master",))
+    if refused:
+        return refused
+    args = {} if master is None else {"master": _name(master)}
+    ret = _call("status", args)
+    if isinstance(ret, dict) and "error" not in ret:
+        down = ret["engine"]["state"] != "up"
+        if __opts__.get("output") == "table":  # pylint: disable=undefined-variable
+            ret = _status.as_tables(ret)
+        if down:
+            # salt-run's exit status comes from the answer's own retcode
+            __context__["retcode"] = ret["retcode"] = 1  # pylint: disable=undefined-variable
+    return ret

@@ -81,6 +81,10 @@ def engine_config(opts, engine_opts):
         )
         config["job_cache_dir"] = os.path.join(cachedir, "jobs") if local_cache else ""
         config["hash_type"] = opts.get("hash_type") or "sha256"
+    # the engine's status document is keyed by it; the status runner reads
+    # the one of its own master (docs/status.md)
+    if opts.get("id"):
+        config["master_id"] = opts["id"]
     config.update(engine_opts or {})
     return config
 
