@@ -39,6 +39,9 @@ int64_t ad__fleet_tick(ad__fleet_t *f); /* cycle + metrics upkeep; ms to the nex
 int ad__fleet_on_opened(ad__fleet_t *f, ad_event_t *ev); /* autodeploy/service/<id>/opened */
 int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev); /* salt/beacon/<id>/<beacon>/ */
 void ad__fleet_task_end(void *f, const json_t *task);
+/* usage.c's counters {events, samples, stored, refused, bad, refreshed,
+ * store_errors} as a new object (caller decrefs). */
+json_t *ad__fleet_usage_stats(const ad__fleet_t *f);
 
 /* Runner commands. */
 json_t *ad__fleet_cycle(ad__fleet_t *f, const json_t *args, ad_error_t *err);

@@ -14,7 +14,8 @@ typedef struct {
   int load_window_hours, measure_after_hours, top_k;
   int deploy_timeout, deploy_attempts, deploy_backoff_s;
   int metrics_prune_interval;
-  char *platforms, *services, *locks;
+  int usage_min_samples, usage_refresh_s, service_metrics_expire_s; /* usage.c */
+  char *platforms, *services, *locks, *service_metrics;
 } ad__fleet_conf_t;
 
 struct ad__fleet {
@@ -26,6 +27,10 @@ struct ad__fleet {
   atomic_llong next_cycle_ms, next_prune_ms;
   char owner[64];           /* lease owner: host:pid:handle */
   int metrics_indexed;      /* the load history's indexes exist */
+  int usage_indexed;        /* service_metrics' indexes exist */
+  struct {                  /* usage.c's counters, in the engine stats as "usage" */
+    atomic_llong events, samples, stored, refused, bad, refreshed, store_errors;
+  } usage;
 };
 
 /* fleet_store.c: documents with a rev and a history (like hosts) */
@@ -39,5 +44,12 @@ int64_t ad__fdoc_count(ad__fleet_t *f, const char *coll, json_t *query); /* take
 int ad__fleet_lease(ad__fleet_t *f, int take, char *holder, size_t size);
 json_t *ad__fleet_next_numbers(ad__fleet_t *f, const char *code, int n, ad_error_t *err);
 void ad__fleet_alert(ad__fleet_t *f, const char *subject, const char *what, const char *text);
+
+/* usage.c: the autodeploy_services beacon (usage.h) */
+int ad__fleet_on_usage(ad__fleet_t *f, const char *minion, const json_t *data, const char *tag);
+int ad__usage_refresh(ad__fleet_t *f, const char *sid, const char *minion, int64_t opened_ms,
+                      int64_t now, ad_error_t *err);
+void ad__usage_upkeep(ad__fleet_t *f, int64_t now);
+const char *ad__usage_coll(const ad__fleet_t *f);
 
 #endif
