@@ -300,7 +300,13 @@ int ad__fleet_on_usage(ad__fleet_t *f, const char *minion, const json_t *data, c
   size_t n = 0;
   f->usage.events++;
   if (ad__usage_decode(minion, data, &s, &n, &err)) {
-    f->usage.bad++;
+    /* data.id another minion: a claim refused (a minion's event.fire_master has
+     * the sender's id there, set by the master), else data that is not a sample */
+    json_t *id = json_object_get(data, "id");
+    if (id && (!json_is_string(id) || strcmp(json_string_value(id), minion)))
+      f->usage.refused++;
+    else
+      f->usage.bad++;
     AD_LOG_W("fleet", "%s: %s", tag, err.message);
     return 1;
   }
