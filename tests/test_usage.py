@@ -254,3 +254,87 @@ def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
     down = db.service_metrics.find_one({"service": "qq-s1", "up": False})
     assert "is not running" in down["reason"] and "cpu" not in down and "mem_mb" not in down, down
     print(f"test took {time.monotonic() - t0:.1f} s")
+
+
+# ------------------------------------------------------------- the beacon on its own
+BEACON = Path(__file__).resolve().parents[1] / "salt-ext/src/saltext/autodeploy/beacons/autodeploy_services.py"
+
+
+def load_beacon():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("autodeploy_services_under_test", BEACON)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_beacon_copy_for_minions_is_identical():
+    """Minions get states/_beacons/ (saltutil.sync_beacons); the extension ships the same."""
+    assert (STATES / "_beacons" / "autodeploy_services.py").read_bytes() == BEACON.read_bytes()
+
+
+def test_beacon_reads_cgroups_v2_and_v1(tmp_path):
+    b = load_beacon()
+    assert b.validate([{"interval": 60}, {"services_dir": "/x"}]) == (True, "valid")
+    assert b.validate([{"max_services": 0}])[0] is False
+    assert "unknown setting 'service_dir'" in b.validate([{"service_dir": "/x"}])[1]
+    sdir = tmp_path / "services.d"
+    sdir.mkdir()
+    for i in (1, 2):
+        (sdir / f"qq-s{i}.json").write_text(json.dumps({"id": f"qq-s{i}", "unit": f"game-qq-{i}.service"}))
+    v2 = tmp_path / "v2"
+    (v2 / "system.slice").mkdir(parents=True)
+    (v2 / "cgroup.controllers").write_text("cpu memory\n")
+    u = v2 / "system.slice" / "game-qq-1.service"
+    u.mkdir()
+    (u / "cgroup.procs").write_text("4242\n")
+    (u / "memory.stat").write_text("anon 268435456\nfile 999999999\n")  # page cache left out
+    (u / "cpu.stat").write_text("usage_usec 1000000\nuser_usec 1\n")
+    conf = [{"services_dir": str(sdir)}, {"cgroup_root": str(v2)}]
+    ev = b.beacon(conf)[0]
+    assert ev["count"] == 2 and ev["left_out"] == 0
+    assert ev["services"]["qq-s1"] == {"state": "up", "mem_mb": 256.0, "how": "cgroup"}  # no rate yet
+    assert ev["services"]["qq-s2"]["state"] == "down"  # no cgroup, no pid file: down, not zero
+    assert "cpu" not in ev["services"]["qq-s2"]
+    b._LAST["qq-s1"] = (b._LAST["qq-s1"][0], 1.0, b._LAST["qq-s1"][2] - 2.0)  # 2 s ago
+    (u / "cpu.stat").write_text("usage_usec 2000000\n")  # 1 more cpu second in 2 s
+    cpu = b.beacon(conf)[0]["services"]["qq-s1"]["cpu"]
+    assert 0.45 < cpu <= 0.5, cpu
+    (u / "cgroup.procs").write_text("")  # the unit stopped
+    assert b.beacon(conf)[0]["services"]["qq-s1"]["state"] == "down"
+    # v1: cpuacct + memory hierarchies
+    v1 = tmp_path / "v1"
+    c = v1 / "cpu,cpuacct" / "system.slice" / "game-qq-1.service"
+    m = v1 / "memory" / "system.slice" / "game-qq-1.service"
+    c.mkdir(parents=True)
+    m.mkdir(parents=True)
+    (c / "cgroup.procs").write_text("4242\n")
+    (c / "cpuacct.usage").write_text("5000000000\n")
+    (m / "memory.stat").write_text("cache 1\ntotal_rss 104857600\n")
+    ev = b.beacon([{"services_dir": str(sdir)}, {"cgroup_root": str(v1)}, {"max_services": 1}])[0]
+    assert ev["services"] == {"qq-s1": {"state": "up", "mem_mb": 100.0, "how": "cgroup"}}
+    assert ev["left_out"] == 1  # bounded: qq-s2 is counted, not sent
+
+
+def test_beacon_follows_the_process_tree(tmp_path):
+    b = load_beacon()
+    sdir = tmp_path / "services.d"
+    sdir.mkdir()
+    pid_file = tmp_path / "game.pid"
+    (sdir / "qq-s1.json").write_text(json.dumps({"id": "qq-s1", "unit": "game-qq-1.service",
+                                                 "pid_file": str(pid_file)}))
+    # a launcher (the pid file's process) whose child holds the memory
+    p = subprocess.Popen(["sh", "-c", f"echo $$ > {pid_file}; {sys.executable} -c "
+                          "'import time; x = bytearray(64 << 20); x[::4096] = b\"x\" * (len(x) // 4096); "
+                          "time.sleep(60)' & wait"], start_new_session=True)
+    try:
+        conf = [{"services_dir": str(sdir)}, {"cgroup_root": str(tmp_path / "none")}]
+        wait(lambda: b.beacon(conf)[0]["services"]["qq-s1"].get("mem_mb", 0) > 64, "child's rss", 20)
+        s = b.beacon(conf)[0]["services"]["qq-s1"]
+        assert s["state"] == "up" and s["how"] == "pid_file" and "cpu" in s, s
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    wait(lambda: b.beacon(conf)[0]["services"]["qq-s1"]["state"] == "down", "down", 10)
+    assert "is not running" in b.beacon(conf)[0]["services"]["qq-s1"]["reason"]
