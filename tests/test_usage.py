@@ -247,11 +247,12 @@ def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
     assert db.service_metrics.count_documents({"cpu": {"$gt": 50}}) == 0
 
     # 4. the server killed: reported down with the reason, never as zero load
+    #    (down samples from before the server started say "no pid in ...": not these)
+    killed = datetime.datetime.now(datetime.timezone.utc)
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
     procs[-1].wait()
-    wait(lambda: db.service_metrics.find_one({"service": "qq-s1", "up": False}),
-         "a down sample", 30)
-    down = db.service_metrics.find_one({"service": "qq-s1", "up": False})
+    after = {"service": "qq-s1", "up": False, "at": {"$gt": killed}}
+    down = wait(lambda: db.service_metrics.find_one(after), "a down sample", 30)
     assert "is not running" in down["reason"] and "cpu" not in down and "mem_mb" not in down, down
     print(f"test took {time.monotonic() - t0:.1f} s")
 
