@@ -291,6 +291,8 @@ static int refresh_due(const ad__fleet_t *f, const json_t *doc, int64_t now)
   return now > to || now - at >= f->c.usage_refresh_s * 1000LL;
 }
 
+#define LOG_MAX 5 /* refusal lines per event; the rest are counted */
+
 /* salt/beacon/<minion>/autodeploy_services/: accept the samples of services
  * placed on <minion>, refuse (count, log) the rest, store, refresh usage. */
 int ad__fleet_on_usage(ad__fleet_t *f, const char *minion, const json_t *data, const char *tag)
@@ -323,21 +325,24 @@ int ad__fleet_on_usage(ad__fleet_t *f, const char *minion, const json_t *data, c
   }
   for (size_t i = 0; i < n; i++) {
     if (s[i].error) {
-      bad++;
-      AD_LOG_W("fleet", "%s: services.%.160s refused: %s", tag, s[i].service, s[i].error);
+      if (bad++ + refused < LOG_MAX)
+        AD_LOG_W("fleet", "%s: services.%.160s refused: %s", tag, s[i].service, s[i].error);
       continue;
     }
     json_t *doc = json_object_get(by, s[i].service);
     const char *placed = ad__jstr(doc, "minion");
     if (!doc || strcmp(placed, minion)) {
-      refused++;
-      AD_LOG_W("fleet", "%s: sample for %.160s refused: %s%.128s%s", tag, s[i].service,
-               !doc ? "no such service" : *placed ? "it is placed on " : "it is not placed",
-               doc ? placed : "", doc && *placed ? ", not on this minion" : "");
+      if (bad + refused++ < LOG_MAX)
+        AD_LOG_W("fleet", "%s: sample for %.160s refused: %s%.128s%s", tag, s[i].service,
+                 !doc ? "no such service" : *placed ? "it is placed on " : "it is not placed",
+                 doc ? placed : "", doc && *placed ? ", not on this minion" : "");
       continue;
     }
     append_sample(&docs[nd++], &s[i], minion, now);
   }
+  if (bad + refused > LOG_MAX) /* one event cannot flood the master's log */
+    AD_LOG_W("fleet", "%s: %zu more samples refused (%zu in all; usage.refused, usage.bad)", tag,
+             bad + refused - LOG_MAX, bad + refused);
   f->usage.samples += (int64_t)n;
   f->usage.refused += (int64_t)refused;
   f->usage.bad += (int64_t)bad;
