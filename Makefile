@@ -128,6 +128,7 @@ bench: deps lib tools bench-build
 	AD_LIB=$(abspath $(B)/libautodeploy.so) $(VENV6)/bin/python bench/bench_returns.py
 	$(MAKE) bench-placement
 	$(MAKE) bench-purchase
+	$(MAKE) bench-usage
 	AD_LIB=$(abspath $(B)/libautodeploy.so) $(PY) bench/bench_register.py --with-3006
 
 clean:

@@ -16,7 +16,8 @@ BENCH_OPT  ?= -O2 -g
 BENCH_CFLAGS = $(BASE_CFLAGS) -Ibench $(BENCH_OPT)
 
 .PHONY: bench-build
-bench-build: $(B)/bench/bench_events $(B)/bench/bench_placement $(B)/bench/bench_purchase
+bench-build: $(B)/bench/bench_events $(B)/bench/bench_placement $(B)/bench/bench_purchase \
+             $(B)/bench/bench_usage
 
 $(B)/bench:
 	mkdir -p $@
@@ -33,6 +34,14 @@ $(B)/bench/bench_placement: bench/bench_placement.c bench/bench.mk $(B)/libautod
 # The daily purchase plan (bench/run_purchase.py): internal symbols too.
 $(B)/bench/bench_purchase: bench/bench_purchase.c bench/bench.mk $(B)/libautodeploy.a | $(B)/bench
 	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench_purchase.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+
+# The engine's cost per 1,000 service samples (bench/run_usage.py): internal symbols.
+$(B)/bench/bench_usage: bench/bench_usage.c bench/bench.mk $(B)/libautodeploy.a | $(B)/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench_usage.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+
+.PHONY: bench-usage
+bench-usage: $(B)/bench/bench_usage
+	$(PY) bench/run_usage.py
 
 .PHONY: bench-placement bench-purchase
 bench-purchase: $(B)/bench/bench_purchase

@@ -36,7 +36,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 STATES = REPO / "states"
 MINION = "m1"
-BEACONS = ("load", "memusage", "diskusage")
+BEACONS = ("load", "memusage", "diskusage", "autodeploy_services")
 INTERVAL = 2
 
 
@@ -170,6 +170,9 @@ def check_beacon_payloads(kinds):
         assert all(isinstance(d[k], float) and d[k] >= 0 for k in ("1m", "5m", "15m")), d
     for d in kinds["memusage"]:
         assert set(d) == {"memusage", "id", "_stamp"} and 0 < d["memusage"] <= 100, d
+    for d in kinds["autodeploy_services"]:  # no game server recorded on this host
+        assert set(d) == {"services", "count", "left_out", "id", "_stamp"}, d
+        assert d["services"] == {} and d["count"] == 0, d
     for d in kinds["diskusage"]:
         assert set(d) == {"diskusage", "mount", "id", "_stamp"}, d
         assert d["mount"] == "/" and 0 <= d["diskusage"] <= 100, d
@@ -207,7 +210,7 @@ def start(salt_env, tmp_path):
 
 def host_pillar(env, user):
     root = env.root / "host"
-    return {"autodeploy": {"host": {
+    return {"autodeploy": {"services_dir": str(root / "services.d"), "host": {
         "base_dir": str(root / "data"),
         "user": user,
         "packages": [],
@@ -244,7 +247,8 @@ def test_host_init_applies_and_beacons_report(salt_env, tmp_path, events_cli,
             "autodeploy_host_dir_backup", "autodeploy_host_sysctl_file",
             "autodeploy_host_limits_file", "autodeploy_host_beacons_file",
             "autodeploy_host_beacon_load", "autodeploy_host_beacon_memusage",
-            "autodeploy_host_beacon_diskusage",
+            "autodeploy_host_beacon_diskusage", "autodeploy_host_sync_beacons",
+            "autodeploy_host_beacon_autodeploy_services",
         }  # no packages ([]), no `sysctl -p` (apply_sysctl false)
         for name in BEACONS:  # beacon.present reports an add in its comment only
             assert by_id[f"autodeploy_host_beacon_{name}"]["comment"] == \
@@ -286,10 +290,10 @@ def test_host_init_applies_and_beacons_report(salt_env, tmp_path, events_cli,
         conf = Path(h["beacons_file"]).read_text()
         assert f'- {{"interval": {INTERVAL}}}' in conf and "beacons:" in conf
 
-        # 2. The running minion took the beacons (no restart): all three report,
-        #    every interval (3 kinds x 3 rounds).
-        rc, evs, secs = beacon_events(events_cli, env, count=9, timeout=15)
-        timings["9 beacon events after apply"] = secs
+        # 2. The running minion took the beacons (no restart): all four report,
+        #    every interval (4 kinds x 3 rounds).
+        rc, evs, secs = beacon_events(events_cli, env, count=12, timeout=15)
+        timings["12 beacon events after apply"] = secs
         assert rc == 0, (rc, evs)
         kinds = by_beacon(evs)
         check_beacon_payloads(kinds)
@@ -311,8 +315,8 @@ def test_host_init_applies_and_beacons_report(salt_env, tmp_path, events_cli,
         #    run by hand (salt-call on the host) finds nothing to do.
         restart_minion(env)
         env.wait_for_minion(MINION)
-        rc, evs, secs = beacon_events(events_cli, env, count=6, timeout=15)
-        timings["6 beacon events after restart"] = secs
+        rc, evs, secs = beacon_events(events_cli, env, count=8, timeout=15)
+        timings["8 beacon events after restart"] = secs
         assert rc == 0, (rc, evs)
         check_beacon_payloads(by_beacon(evs))
         t0 = time.monotonic()

@@ -212,6 +212,7 @@ def test_run_event_deploys_with_our_jid_and_metadata(salt_env, salt_venv, tmp_pa
         jid = new_jid()
         pillar = {"autodeploy": {
             "unit_dir": str(unit_dir),
+            "services_dir": str(env.root / "services.d"),
             "service": {
                 "id": "cn-s101", "platform": "cn", "server_no": 101, "user": game_user,
                 "base_dir": str(base_dir), "port": 7101, "version": "1.0.3",
@@ -260,6 +261,11 @@ def test_run_event_deploys_with_our_jid_and_metadata(salt_env, salt_venv, tmp_pa
         assert f"ExecStart={home}/bin/gameserver --config {home}/conf/game.ini" in unit
         assert f"User={game_user}" in unit and "WantedBy=multi-user.target" in unit
         assert not list(unit_dir.glob("*.wants"))  # installed, not enabled
+        # the record the autodeploy_services beacon measures it by (docs/usage.md)
+        record = json.loads((env.root / "services.d" / "cn-s101.json").read_text())
+        assert record == {"id": "cn-s101", "platform": "cn", "server_no": "101",
+                          "unit": "game-cn-101.service", "home": str(home),
+                          "pid_file": f"{home}/run/gameserver.pid"}, record
 
         # A list target with one unknown minion, and a failing state: retcode 2.
         jid2 = new_jid()

@@ -384,20 +384,31 @@ ad__res_t ad__load_p95(double *cpu, size_t n_cpu, double *mem, size_t n_mem)
   return r;
 }
 
-ad__res_t ad__footprint_max(const ad__res_t *s, size_t n, ad__res_t fallback)
+ad__res_t ad__footprint_from(const ad__res_t *s, size_t n, ad__res_t fallback, long *from_cpu,
+                             long *from_mem)
 {
   ad__res_t r = {0, 0};
+  long fc = -1, fm = -1;
   for (size_t i = 0; i < n; i++) {
     if (isfinite(s[i].cpu) && s[i].cpu > r.cpu)
-      r.cpu = s[i].cpu;
+      r.cpu = s[i].cpu, fc = (long)i;
     if (isfinite(s[i].mem) && s[i].mem > r.mem)
-      r.mem = s[i].mem;
+      r.mem = s[i].mem, fm = (long)i;
   }
   if (!(r.cpu > 0))
-    r.cpu = fallback.cpu;
+    r.cpu = fallback.cpu, fc = -1;
   if (!(r.mem > 0))
-    r.mem = fallback.mem;
+    r.mem = fallback.mem, fm = -1;
+  if (from_cpu)
+    *from_cpu = fc;
+  if (from_mem)
+    *from_mem = fm;
   return r;
+}
+
+ad__res_t ad__footprint_max(const ad__res_t *s, size_t n, ad__res_t fallback)
+{
+  return ad__footprint_from(s, n, fallback, NULL, NULL);
 }
 
 static json_t *cand_json(const ad__cand_t *c, const ad__host_t *hosts)

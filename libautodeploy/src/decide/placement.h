@@ -116,6 +116,12 @@ ad__res_t ad__host_projected(const ad__host_t *h);
  * fallback's), or `fallback` when n is 0. */
 ad__res_t ad__footprint_max(const ad__res_t *services, size_t n, ad__res_t fallback);
 
+/* The same, and where each dimension came from: *from_cpu / *from_mem
+ * (either may be NULL) get the index of the service whose measurement it
+ * is (the first of equals), or -1 when it is the fallback's. */
+ad__res_t ad__footprint_from(const ad__res_t *services, size_t n, ad__res_t fallback,
+                             long *from_cpu, long *from_mem);
+
 /* A decision as a new JSON object (caller decrefs; NULL on ENOMEM):
  * {"platform", "host": key|null, "score", "shares": {"cpu","mem"},
  *  "footprint": {"cpu","mem"}, "headroom", "fitting",

@@ -338,6 +338,8 @@ static json_t *report(ad__sim_t *s, long cycles)
         "max", p->reserve_hi, "last", p->reserve_last, "why", ad__reserve_to_json(&p->why),
         "series", "start", a, "every_minutes", (double)s->sample_ms / 60000, "reserve",
         p->s_reserve, "idle", p->s_idle, "waiting_resources", p->s_waiting);
+    if (o && p->footprint)
+      json_object_set(o, "footprint", p->footprint);
     json_object_set_new(per, p->code, o);
   }
   size_t used = 0;

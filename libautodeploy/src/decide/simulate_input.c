@@ -270,9 +270,55 @@ static int load_options(ad__sim_t *s, const json_t *in, int64_t first, int64_t l
   return rc;
 }
 
+/* platforms[i].usage: measured services [{service, cpu, mem}] (what the engine
+ * keeps as each opened service's `usage`). The footprint becomes the engine's
+ * rule over them: per dimension the largest measured, else the `footprint`
+ * given (docs/usage.md). Absent: the given footprint, as before. */
+static int load_usage(ad__sim_platform_t *p, const json_t *u, const char *path, ad_error_t *err)
+{
+  if (u && !json_is_null(u) && (!json_is_array(u) || json_array_size(u) > 100000))
+    return ad__err(err, AD_ECONFIG, D, "%s.usage: must be a list of at most 100000 {service, cpu, mem}",
+                   path);
+  size_t n = json_array_size(u);
+  ad__res_t *m = calloc(n + 1, sizeof *m);
+  const char **ids = calloc(n + 1, sizeof *ids);
+  static const char *const UK[] = {"service", "cpu", "mem", NULL};
+  int rc = (!m || !ids) ? ad__err(err, AD_ENOMEM, D, "%s.usage: out of memory", path) : 0;
+  for (size_t i = 0; !rc && i < n; i++) {
+    char sub[96];
+    json_t *e = json_array_get(u, i);
+    snprintf(sub, sizeof sub, "%s.usage[%zu]", path, i);
+    if (!json_is_object(e))
+      rc = ad__err(err, AD_ECONFIG, D, "%s: must be an object {service, cpu, mem}", sub);
+    if (!rc)
+      rc = only_keys(e, UK, sub, err);
+    if (!rc)
+      rc = str(e, "service", 1, &ids[i], sub, err);
+    if (!rc)
+      rc = num(e, "cpu", 0, 0, 1e6, &m[i].cpu, sub, err);
+    if (!rc)
+      rc = num(e, "mem", 0, 0, 1e12, &m[i].mem, sub, err);
+  }
+  long from[2] = {-1, -1};
+  if (!rc)
+    p->req.footprint = ad__footprint_from(m, n, p->req.footprint, &from[0], &from[1]);
+  json_t *src = rc ? NULL : json_object();
+  static const char *const DIM[2] = {"cpu", "mem"};
+  for (int k = 0; src && k < 2; k++)
+    json_object_set_new(src, DIM[k],
+                        from[k] >= 0 ? json_pack("{s:s,s:s}", "from", "measured", "service", ids[from[k]])
+                                     : json_pack("{s:s}", "from", "platform default"));
+  if (!rc && !(p->footprint = json_pack("{s:f,s:f,s:o?}", "cpu", p->req.footprint.cpu, "mem",
+                                        p->req.footprint.mem, "sources", src)))
+    rc = ad__err(err, AD_ENOMEM, D, "%s.usage: out of memory", path);
+  free(m);
+  free(ids);
+  return rc;
+}
+
 static int load_platforms(ad__sim_t *s, const json_t *a, ad_error_t *err)
 {
-  static const char *const K[] = {"code", "footprint", "policy", "profiles", "regions",
+  static const char *const K[] = {"code", "footprint", "usage", "policy", "profiles", "regions",
                                   "headroom", NULL};
   s->np = json_array_size(a);
   if (s->np == 0)
@@ -307,6 +353,7 @@ static int load_platforms(ad__sim_t *s, const json_t *a, ad_error_t *err)
     TRY(num(fp, "mem", NAN, 0, 1e12, &p->req.footprint.mem, sub, err));
     if (!(p->req.footprint.cpu > 0 || p->req.footprint.mem > 0))
       return ad__err(err, AD_ECONFIG, D, "%s: cpu or mem must be > 0", sub);
+    TRY(load_usage(p, json_object_get(o, "usage"), path, err));
     TRY(num(o, "headroom", s->headroom, 0.01, 1, &p->req.headroom, path, err));
     TRY(str_list(o, "profiles", &p->profiles, &p->req.n_profiles, path, err));
     TRY(str_list(o, "regions", &p->regions, &p->req.n_regions, path, err));
@@ -463,6 +510,7 @@ void ad__sim_free(ad__sim_t *s)
     json_decref(p->s_reserve);
     json_decref(p->s_idle);
     json_decref(p->s_waiting);
+    json_decref(p->footprint);
   }
   free(s->p);
   free(s->hosts);

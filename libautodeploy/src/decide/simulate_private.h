@@ -34,6 +34,7 @@ typedef struct {
   int reserve_lo, reserve_hi, reserve_last;
   ad__reserve_t why;
   json_t *s_reserve, *s_idle, *s_waiting;
+  json_t *footprint;                /* {cpu, mem, sources}: the footprint rule on `usage` */
 } ad__sim_platform_t;
 
 typedef struct {

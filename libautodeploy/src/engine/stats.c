@@ -66,6 +66,13 @@ char *ad_engine_stats_json(ad_engine_t *eng)
       return NULL;
     }
   }
+  if (j && eng->fleet) { /* per-service samples and refusals (docs/usage.md) */
+    json_t *u = ad__fleet_usage_stats(eng->fleet);
+    if (!u || json_object_set_new(j, "usage", u)) {
+      json_decref(j);
+      return NULL;
+    }
+  }
   char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return out;

@@ -251,6 +251,7 @@ typedef struct {
   json_t *rep;                /* the platform's report, filled by the steps */
   ad__reserve_t rs;           /* reserve: the size */
   ad__res_t fp;               /* reserve: this cycle's footprint */
+  json_t *fp_sources;         /* reserve: where each dimension of fp came from */
   int64_t supply;             /* create */
 } plat_cycle_t;
 
@@ -279,17 +280,20 @@ static int step_reserve(plat_cycle_t *pc)
   size_t no = json_array_size(opened), nu = 0, i;
   int64_t *ts = calloc(no + 1, sizeof *ts);
   ad__res_t *usage = calloc(no + 1, sizeof *usage);
+  const json_t **measured = calloc(no + 1, sizeof *measured); /* usage[k]'s service */
   int rc = -1;
   json_t *d, *fpd = json_object_get(pc->plat, "footprint");
-  if (!ts || !usage) {
+  if (!ts || !usage || !measured) {
     report_error(pc, json_string("reserve: no memory"));
     goto fail;
   }
   json_array_foreach(opened, i, d) {
     ts[i] = json_integer_value(json_object_get(d, "opened_at_ms"));
     json_t *m = json_object_get(d, "usage"); /* measured p95 after opening, when a source has it */
-    if (json_is_object(m))
+    if (json_is_object(m)) {
+      measured[nu] = d;
       usage[nu++] = (ad__res_t){jnum(m, "cpu"), jnum(m, "mem_mb")};
+    }
   }
   int64_t since = json_integer_value(json_object_get(pc->plat, "created_at_ms"));
   if (ad__reserve_size(&pol, ts, no, pc->now, since, &pc->rs, &err) < 0) {
@@ -297,14 +301,32 @@ static int step_reserve(plat_cycle_t *pc)
     goto fail;
   }
   json_object_set_new(pc->rep, "reserve", ad__reserve_to_json(&pc->rs));
-  pc->fp = ad__footprint_max(usage, nu, (ad__res_t){jnum(fpd, "cpu"), jnum(fpd, "mem_mb")});
+  long from[2];
+  pc->fp = ad__footprint_from(usage, nu, (ad__res_t){jnum(fpd, "cpu"), jnum(fpd, "mem_mb")},
+                              &from[0], &from[1]);
+  json_decref(pc->fp_sources);
+  pc->fp_sources = json_object();
+  static const char *const DIM[2] = {"cpu", "mem_mb"};
+  for (int k = 0; k < 2 && pc->fp_sources; k++) {
+    const json_t *sd = from[k] >= 0 ? measured[from[k]] : NULL;
+    json_t *u = json_object_get(sd, "usage");
+    json_t *src = sd ? json_pack("{s:s,s:s,s:O?,s:O?,s:O?}", "from", "measured", "service",
+                                 ad__jstr(sd, "_id"), "samples", json_object_get(u, "samples"),
+                                 "window", json_object_get(u, "window"), "final",
+                                 json_object_get(u, "final"))
+                     : json_pack("{s:s}", "from", "platform default");
+    json_object_set_new(pc->fp_sources, DIM[k], src);
+  }
   json_object_set_new(pc->rep, "footprint",
-                      json_pack("{s:f,s:f,s:s}", "cpu", pc->fp.cpu, "mem_mb", pc->fp.mem, "from",
-                                nu ? "largest measured opening" : "platform default"));
+                      json_pack("{s:f,s:f,s:s,s:O?}", "cpu", pc->fp.cpu, "mem_mb", pc->fp.mem, "from",
+                                from[0] >= 0 || from[1] >= 0 ? "largest measured opening"
+                                                             : "platform default",
+                                "sources", pc->fp_sources));
   rc = 0;
 fail:
   free(ts);
   free(usage);
+  free(measured);
   json_decref(opened);
   return rc;
 }
@@ -528,6 +550,8 @@ static void settle_decision(plat_cycle_t *pc, const json_t *svc, const ad__decis
   json_object_set_new(dj, "at", json_string(at));
   if (pc->hs->load_error)
     json_object_set_new(dj, "load_error", json_string(pc->hs->load_error));
+  if (pc->fp_sources) /* where each dimension of the footprint came from */
+    json_object_set(dj, "footprint_from", pc->fp_sources);
   const char *sid = ad__jstr(svc, "_id");
   if (d->host >= 0) {
     json_t *hdoc = json_array_get(pc->hs->docs, (size_t)d->host);
@@ -683,6 +707,7 @@ json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, cons
     plat_cycle_t pc = {.f = f, .st = st, .u = u, .hs = &hs, .plat = p, .code = ad__jstr(p, "_id"),
                        .now = now, .dry_run = dry_run};
     json_array_append_new(reps, platform_cycle(&pc));
+    json_decref(pc.fp_sources);
   }
   char iso[32];
   ad__iso_ms(now, iso);
@@ -737,8 +762,12 @@ int64_t ad__fleet_tick(ad__fleet_t *f)
   ad__store_t *st;
   const char *coll;
   int64_t expire;
-  if (now >= f->next_prune_ms && ad__metrics_salt_target(f->metrics, &st, &coll, &expire) == 0) {
+  int prune = now >= f->next_prune_ms;
+  if (prune) {
     f->next_prune_ms = now + f->c.metrics_prune_interval * 1000LL;
+    ad__usage_upkeep(f, now); /* service_metrics, whatever the load source */
+  }
+  if (prune && ad__metrics_salt_target(f->metrics, &st, &coll, &expire) == 0) {
     if (!f->metrics_indexed) {
       ad_error_t err;
       if (ad__metrics_salt_init(st, coll, expire, &f->metrics_ttl, &err) == 0)

@@ -36,6 +36,10 @@ static const ad__config_key_t FLEET_KEYS[] = {
     K("platforms_collection", AD_CT_STR, platforms, 0, 0, "platforms"),
     K("services_collection", AD_CT_STR, services, 0, 0, "services"),
     K("locks_collection", AD_CT_STR, locks, 0, 0, "locks"),
+    K("usage_min_samples", AD_CT_INT, usage_min_samples, 1, 1000000, "30"),
+    K("usage_refresh_s", AD_CT_INT, usage_refresh_s, 0, 86400, "300"),
+    K("service_metrics_collection", AD_CT_STR, service_metrics, 0, 0, "service_metrics"),
+    K("service_metrics_expire_s", AD_CT_INT, service_metrics_expire_s, 3600, 2000000000, "1296000"),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
@@ -72,6 +76,11 @@ ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_er
     else
       f->c.headroom = json_number_value(headroom);
   }
+  if (rc == 0 && (int64_t)f->c.service_metrics_expire_s < f->c.measure_after_hours * 3600LL)
+    rc = ad__err(err, AD_ECONFIG, "config",
+                 "placement.service_metrics_expire_s: %d is shorter than measure_after_hours "
+                 "(%d h): usage would be computed from pruned samples",
+                 f->c.service_metrics_expire_s, f->c.measure_after_hours);
   if (rc == 0) {
     /* the load history source; the default is Salt beacons in our own MongoDB */
     json_t *mc = json_is_object(metrics) ? json_deep_copy(metrics) : json_object();
@@ -516,8 +525,6 @@ int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev)
   ad__store_t *st;
   const char *coll;
   int64_t expire;
-  if (ad__metrics_salt_target(f->metrics, &st, &coll, &expire))
-    return 0; /* another backend: beacons are not ours to store */
   const char *tag = ad_event_tag(ev) + strlen("salt/beacon/");
   const char *slash = strchr(tag, '/');
   if (!slash || slash - tag > 128)
@@ -525,11 +532,21 @@ int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev)
   char minion[130], beacon[32];
   snprintf(minion, sizeof minion, "%.*s", (int)(slash - tag), tag);
   snprintf(beacon, sizeof beacon, "%.*s", (int)strcspn(slash + 1, "/"), slash + 1);
-  if (strcmp(beacon, "load") && strcmp(beacon, "memusage") && strcmp(beacon, "diskusage"))
+  int usage = !strcmp(beacon, "autodeploy_services"); /* per service, whatever the source */
+  if (!usage && ad__metrics_salt_target(f->metrics, &st, &coll, &expire))
+    return 0; /* another backend: host beacons are not ours to store */
+  if (!usage && strcmp(beacon, "load") && strcmp(beacon, "memusage") && strcmp(beacon, "diskusage"))
     return 0;
   ad_error_t err;
   const ad_value_t *v = ad_event_data(ev, &err);
   json_t *data = v ? ad__value_to_json(v, &err) : NULL;
+  if (usage) {
+    int r = data ? ad__fleet_on_usage(f, minion, data, ad_event_tag(ev)) : 1;
+    if (!data)
+      AD_LOG_W("fleet", "%s: %s", ad_event_tag(ev), err.message);
+    json_decref(data);
+    return r;
+  }
   ad__beacon_sample_t s;
   int rc = data ? ad__metrics_beacon_from_json(minion, beacon, data, &s, &err) : AD_EDECODE;
   if (rc == 0)

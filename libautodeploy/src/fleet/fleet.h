@@ -43,6 +43,9 @@ int ad__fleet_apply_opening(ad__fleet_t *f, const char *id, int64_t at_ms, const
                             ad_error_t *err);
 int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev); /* salt/beacon/<id>/<beacon>/ */
 void ad__fleet_task_end(void *f, const json_t *task);
+/* usage.c's counters {events, samples, stored, refused, bad, refreshed,
+ * store_errors} as a new object (caller decrefs). */
+json_t *ad__fleet_usage_stats(const ad__fleet_t *f);
 
 /* Status (fleet_status.c). The engine's last cycle, summed up: {at, ran,
  * ms, hosts, created, placed, waiting, skipped | error, platforms: {code:

@@ -15,7 +15,8 @@ typedef struct {
   int load_window_hours, measure_after_hours, top_k;
   int deploy_timeout, deploy_attempts, deploy_backoff_s;
   int metrics_prune_interval;
-  char *platforms, *services, *locks;
+  int usage_min_samples, usage_refresh_s, service_metrics_expire_s; /* usage.c */
+  char *platforms, *services, *locks, *service_metrics;
 } ad__fleet_conf_t;
 
 struct ad__fleet {
@@ -28,6 +29,10 @@ struct ad__fleet {
   char owner[64];           /* lease owner: host:pid:handle */
   int metrics_indexed;      /* the load history's indexes exist */
   json_t *last_cycle;       /* the engine's last cycle, summed up (fleet_status.c) */
+  int usage_indexed;        /* service_metrics' indexes exist */
+  struct {                  /* usage.c's counters, in the engine stats as "usage" */
+    atomic_llong events, samples, stored, refused, bad, refreshed, store_errors;
+  } usage;
 };
 
 /* fleet_store.c: documents with a rev and a history (like hosts) */
@@ -49,5 +54,11 @@ void ad__fleet_note_cycle(ad__fleet_t *f, const json_t *r, const ad_error_t *err
 /* The key tables (NULL-terminated, static), for the configuration reference
  * (engine/config_keys.c). */
 const ad__config_key_t *ad__fleet_keys(void);
+/* usage.c: the autodeploy_services beacon (usage.h) */
+int ad__fleet_on_usage(ad__fleet_t *f, const char *minion, const json_t *data, const char *tag);
+int ad__usage_refresh(ad__fleet_t *f, const char *sid, const char *minion, int64_t opened_ms,
+                      int64_t now, ad_error_t *err);
+void ad__usage_upkeep(ad__fleet_t *f, int64_t now);
+const char *ad__usage_coll(const ad__fleet_t *f);
 
 #endif

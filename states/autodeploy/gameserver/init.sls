@@ -33,6 +33,12 @@
           source: salt://... | file:///...   # is written (files/placeholder.sh.jinja)
           source_hash: sha256=...        # optional (needed for http/https sources)
         version: 1.2.3                   # optional, shown by the placeholder
+        pid_file: <home>/run/<binary>.pid   # where whoever starts the server (not
+                                         # autodeploy) writes its pid; read by the
+                                         # autodeploy_services beacon when the server
+                                         # does not run as the systemd unit
+      services_dir: /etc/autodeploy/services.d   # default; the beacon's record
+                                         # <services_dir>/<id>.json {id, unit, pid_file}
 
   Results: every state id starts with autodeploy_gameserver_; a missing or bad
   pillar value gives one failing state (autodeploy_gameserver_pillar) and nothing else.
@@ -40,6 +46,7 @@
 {%- set svc = salt['pillar.get']('autodeploy:service', {}) %}
 {%- set unit_dir = salt['pillar.get']('autodeploy:unit_dir', '/etc/systemd/system') %}
 {%- set daemon_reload = salt['pillar.get']('autodeploy:daemon_reload', unit_dir == '/etc/systemd/system') %}
+{%- set services_dir = salt['pillar.get']('autodeploy:services_dir', '/etc/autodeploy/services.d') %}
 {%- set errors = [] %}
 {%- for key in ['id', 'platform', 'server_no', 'user', 'base_dir', 'port'] %}
   {%- if svc.get(key) is none or svc.get(key) | string == '' %}
@@ -58,6 +65,15 @@
   {%- endif %}
   {%- if not base_dir.startswith('/') or base_dir.rstrip('/') == '' or '..' in base_dir.split('/') %}
     {%- do errors.append('autodeploy:service:base_dir must be an absolute path other than /') %}
+  {%- endif %}
+  {%- if not ((svc.id | string) is match('^[A-Za-z0-9_.-]{1,160}$')) or (svc.id | string).startswith('.') %}
+    {%- do errors.append('autodeploy:service:id must match [A-Za-z0-9_.-]{1,160}') %}
+  {%- endif %}
+  {%- if not (services_dir | string).startswith('/') or '..' in (services_dir | string).split('/') %}
+    {%- do errors.append('autodeploy:services_dir must be absolute') %}
+  {%- endif %}
+  {%- if svc.get('pid_file') is not none and not ((svc.pid_file | string).startswith('/')) %}
+    {%- do errors.append('autodeploy:service:pid_file must be absolute') %}
   {%- endif %}
   {%- if not (unit_dir | string).startswith('/') %}
     {%- do errors.append('autodeploy:unit_dir must be absolute') %}
@@ -86,6 +102,10 @@ autodeploy_gameserver_pillar:
 {%- set fmt = svc.get('config_format', 'ini') %}
 {%- set config_file = home ~ '/conf/game.' ~ fmt %}
 {%- set unit_file = unit_dir.rstrip('/') ~ '/' ~ name ~ '.service' %}
+{%- set pid_file = (svc.get('pid_file') or (home ~ '/run/' ~ binary ~ '.pid')) | string %}
+{#- How the autodeploy_services beacon finds this server (docs/usage.md). #}
+{%- set record = {'id': svc.id | string, 'platform': platform, 'server_no': server_no,
+                  'unit': name ~ '.service', 'pid_file': pid_file, 'home': home} %}
 {%- set artifact = svc.get('artifact') %}
 {%- if artifact is string %}{% set artifact = {'source': artifact} %}{% endif %}
 {%- set ctx = {
@@ -128,7 +148,7 @@ autodeploy_gameserver_home:
       - user: autodeploy_gameserver_user
 {%- endif %}
 
-{%- for sub in ['bin', 'conf', 'logs', 'data'] %}
+{%- for sub in ['bin', 'conf', 'logs', 'data', 'run'] %}
 
 autodeploy_gameserver_dir_{{ sub }}:
   file.directory:
@@ -185,6 +205,18 @@ autodeploy_gameserver_unit:
     - require:
       - file: autodeploy_gameserver_binary
       - file: autodeploy_gameserver_config
+
+{#- The record the autodeploy_services beacon measures this server by. #}
+autodeploy_gameserver_record:
+  file.managed:
+    - name: {{ (services_dir.rstrip('/') ~ '/' ~ (svc.id | string) ~ '.json') | json }}
+    - contents: {{ (record | json) | json }}
+    - user: root
+    - group: root
+    - mode: '0644'
+    - makedirs: True
+    - require:
+      - file: autodeploy_gameserver_unit
 {%- if daemon_reload %}
 
 {#- Tell systemd the unit file changed (it is still neither enabled nor started).

@@ -43,6 +43,11 @@
         beacon_mounts: ['/', <base_dir>] # diskusage mount points (Salt regexes);
                                          # one that is not a mount point gives no event
         apply_beacons: true              # false: write the file only (image builds)
+        services_beacon: true            # the autodeploy_services beacon: what each
+                                         # game server uses (docs/usage.md); synced from
+                                         # salt://_beacons with saltutil.sync_beacons
+      services_dir: /etc/autodeploy/services.d   # where autodeploy.gameserver records
+                                         # its servers (the same key as that state's)
 
   Results: every state id starts with autodeploy_host_; a missing or bad pillar value
   gives one failing state (autodeploy_host_pillar, its name lists each bad key) and
@@ -257,6 +262,13 @@
 {%- endif %}
 {%- set apply_beacons = h.get('apply_beacons', true) %}
 {%- do check_bool('apply_beacons', apply_beacons) %}
+{%- set services_beacon = h.get('services_beacon', true) %}
+{%- do check_bool('services_beacon', services_beacon) %}
+{%- set services_dir = salt['pillar.get']('autodeploy:services_dir', '/etc/autodeploy/services.d') %}
+{%- if services_dir is not string or not (services_dir is match('^/[A-Za-z0-9._/+@-]*$'))
+      or services_dir.rstrip('/') == '' or '..' in services_dir.split('/') %}
+  {%- do errors.append('autodeploy:services_dir must be an absolute path other than / ([A-Za-z0-9._/+@-], no ..)') %}
+{%- endif %}
 
 {%- if errors %}
 autodeploy_host_pillar:
@@ -280,8 +292,14 @@ autodeploy_host_pillar:
   'diskusage': [{'interval': interval}],
 } %}
 {%- for m in mounts | unique %}{% do beacons.diskusage.append({m: 0}) %}{% endfor %}
+{%- set beacon_names = ['load', 'memusage', 'diskusage'] %}
+{%- if services_beacon %}
+{#- Per game server: one event per interval with every recorded service (docs/usage.md). #}
+{%- do beacons.update({'autodeploy_services': [{'interval': interval}, {'services_dir': services_dir}]}) %}
+{%- do beacon_names.append('autodeploy_services') %}
+{%- endif %}
 {%- set ctx = {'user': user, 'group': group, 'sysctl': sysctl, 'limits': limits,
-               'beacons': beacons, 'interval': interval} %}
+               'beacons': beacons, 'beacon_names': beacon_names, 'interval': interval} %}
 
 {%- if manage_user %}
 autodeploy_host_group:
@@ -384,7 +402,16 @@ autodeploy_host_beacons_file:
     - mode: '0644'
     - makedirs: True
 {%- if apply_beacons %}
-{%- for name in ['load', 'memusage', 'diskusage'] %}
+{%- if services_beacon %}
+
+{#- The extension lives on the master, not on the minions: the beacon module travels
+    as salt://_beacons/autodeploy_services.py (Salt 3006 and 3008 alike). refresh
+    reloads the minion's beacons, before beacon.present below asks it to add one. #}
+autodeploy_host_sync_beacons:
+  saltutil.sync_beacons:
+    - refresh: True
+{%- endif %}
+{%- for name in beacon_names %}
 
 {#- Into the running minion, no restart: beacons.list / beacons.add / beacons.modify
     over the minion's own event bus (manage_beacons), answered by the minion process.
@@ -398,6 +425,9 @@ autodeploy_host_beacon_{{ name }}:
 {%- endfor %}
     - require:
       - file: autodeploy_host_beacons_file
+{%- if name == 'autodeploy_services' %}
+      - saltutil: autodeploy_host_sync_beacons
+{%- endif %}
 {%- endfor %}
 {%- endif %}
 {%- endif %}
