@@ -39,6 +39,11 @@ int64_t ad__fleet_tick(ad__fleet_t *f); /* cycle + metrics upkeep; ms to the nex
 int ad__fleet_on_opened(ad__fleet_t *f, ad_event_t *ev); /* autodeploy/service/<id>/opened */
 int ad__fleet_on_beacon(ad__fleet_t *f, ad_event_t *ev); /* salt/beacon/<id>/<beacon>/ */
 void ad__fleet_task_end(void *f, const json_t *task);
+/* The last cycle this engine ran, per platform code ({code: report,
+ * "_at": time}); a new object, empty before the first cycle. */
+json_t *ad__fleet_last_cycle(ad__fleet_t *f);
+/* {runs, failures, last_seconds, last_success_time (null before one), owner} */
+json_t *ad__fleet_cycle_stats(ad__fleet_t *f);
 
 /* Runner commands. */
 json_t *ad__fleet_cycle(ad__fleet_t *f, const json_t *args, ad_error_t *err);

@@ -2,6 +2,7 @@
 #ifndef AD_FLEET_PRIVATE_H
 #define AD_FLEET_PRIVATE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "fleet/fleet.h"
@@ -26,6 +27,10 @@ struct ad__fleet {
   atomic_llong next_cycle_ms, next_prune_ms;
   char owner[64];           /* lease owner: host:pid:handle */
   int metrics_indexed;      /* the load history's indexes exist */
+  /* the last cycle this engine ran, for /metrics and /api/v1/platforms */
+  pthread_mutex_t last_lock;
+  json_t *last_report;      /* ad__cycle_run's answer; guarded by last_lock */
+  atomic_llong cycle_runs, cycle_failures, cycle_last_ms, cycle_last_ok_ms;
 };
 
 /* fleet_store.c: documents with a rev and a history (like hosts) */
