@@ -128,7 +128,7 @@ def check_docs(exports_file):
 
 # The data path's order; a folder may include only folders before it.
 LAYERS = ["core", "wire", "bus", "store", "decide", "metrics", "notify", "tasks", "registry",
-          "fleet", "feeds", "purchase", "engine"]
+          "fleet", "feeds", "purchase", "serve", "engine"]
 
 
 def check_layers():

@@ -7,7 +7,7 @@
 LIB_DIR  := libautodeploy
 LIB_SRCS := $(wildcard $(LIB_DIR)/src/*/*.c)
 PUB_HDRS := $(wildcard $(LIB_DIR)/include/*.h $(LIB_DIR)/include/autodeploy/*.h)
-PKGS     := libzmq msgpack libcurl jansson libmongoc-1.0 libcrypto rdkafka
+PKGS     := libzmq msgpack libcurl jansson libmongoc-1.0 libcrypto rdkafka libmicrohttpd
 
 # pkg-config runs when a recipe first needs the flags, not when make reads
 # this file: on a fresh machine the -dev packages arrive with `make deps`,
@@ -128,3 +128,6 @@ check-exports: $(B)/libautodeploy.so
 	@python3 $(LIB_DIR)/check_api.py layers
 
 -include $(wildcard $(B)/obj/*/*.d $(B)/asan/obj/*/*.d $(B)/tests/*.d $(B)/asan/*.d $(B)/bin/*.d $(B)/fuzz/*.d)
+
+# The dashboard page is embedded with .incbin (src/serve/dashboard.c).
+$(B)/obj/serve/dashboard.o: $(LIB_DIR)/src/serve/dashboard.html

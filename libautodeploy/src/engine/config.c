@@ -211,6 +211,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
   json_t *registry = take_key(obj, "registry");
   json_t *placement = take_key(obj, "placement");
   json_t *kafka = take_key(obj, "kafka");
+  json_t *http = take_key(obj, "http");
   ad_engine_t *eng = engine_alloc(err);
   if (!eng)
     goto fail;
@@ -219,7 +220,8 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
       (eng->c.mongo_uri && start_store(eng, err)) ||
       start_bus(eng, err) ||
       (eng->store && start_services(eng, registry, placement, err)) ||
-      start_kafka(eng, kafka, err))
+      start_kafka(eng, kafka, err) ||
+      ad__engine_http_start(eng, http, registry, placement, err))
     goto fail;
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (eng->stop_fd < 0) {
@@ -229,6 +231,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
   if (ad__engine_routes_add(eng, err))
     goto fail;
   json_decref(kafka);
+  json_decref(http);
   json_decref(placement);
   json_decref(registry);
   json_decref(notify);
@@ -237,6 +240,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
 fail:
   ad_engine_destroy(&eng);
   json_decref(kafka);
+  json_decref(http);
   json_decref(placement);
   json_decref(registry);
   json_decref(notify);

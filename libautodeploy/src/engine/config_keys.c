@@ -22,6 +22,7 @@
 #include "purchase/backend.h"
 #include "purchase/partner_mail.h"
 #include "registry/registry_private.h"
+#include "serve/serve.h"
 
 static const ad__config_key_t *engine_keys(void) { return ad__engine_keys; }
 
@@ -42,6 +43,7 @@ static const struct {
     {"placement.metrics (backend prometheus)", "metrics.md", ad__metrics_prometheus_keys},
     {"placement.metrics (backend zabbix)", "metrics.md", ad__metrics_zabbix_keys},
     {"placement.metrics (backend openfalcon)", "metrics.md", ad__metrics_openfalcon_keys},
+    {"http", "api-http.md", ad__serve_keys},
     {"kafka", "kafka.md", ad__kafka_keys},
     {"kafka.mapping", "kafka.md", ad__canal_map_keys},
     {"purchase.backend (type http)", "purchase.md", ad__purchase_http_keys},

@@ -82,6 +82,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
   while (eng->running)
     pthread_cond_wait(&eng->cond, &eng->lock);
   pthread_mutex_unlock(&eng->lock);
+  ad__serve_destroy(&eng->serve);     /* no reader left on the store */
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
   ad__kafka_destroy(&eng->kafka);     /* before the fleet it applies openings to */
   ad__registry_destroy(&eng->registry);

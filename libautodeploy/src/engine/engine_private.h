@@ -21,6 +21,7 @@
 #include "feeds/kafka.h"
 #include "fleet/fleet.h"
 #include "registry/registry.h"
+#include "serve/serve.h"
 #include "store/returns.h"
 #include "store/store.h"
 #include "tasks/tasks.h"
@@ -78,7 +79,14 @@ struct ad_engine {
     int64_t started_ms, prev_mono, prev_events;
     int failing;            /* the last publish failed (logged once) */
   } status;
+  ad__serve_t *serve;       /* NULL without an http entry */
 };
+
+/* http.c: the HTTP server from the engine's `http` object (NULL or absent:
+ * off), and a task's end into its duration histogram. */
+int ad__engine_http_start(ad_engine_t *eng, const json_t *http, const json_t *registry,
+                          const json_t *placement, ad_error_t *err);
+void ad__engine_http_task_end(ad_engine_t *eng, const json_t *task);
 
 /* config.c: the engine's configuration keys (NULL-terminated). */
 extern const ad__config_key_t ad__engine_keys[];

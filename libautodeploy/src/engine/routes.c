@@ -19,6 +19,8 @@ void ad__engine_on_task_end(void *user, const json_t *task)
     ad__registry_task_end(eng->registry, task);
   if (eng->fleet)
     ad__fleet_task_end(eng->fleet, task);
+  if (eng->serve)
+    ad__engine_http_task_end(eng, task);
 }
 
 void ad__engine_alert(void *user, const char *title, const char *text, const char *dedup)

@@ -731,6 +731,49 @@ json_t *ad__fleet_cycle(ad__fleet_t *f, const json_t *a, ad_error_t *err)
   return ad__cycle_run(f, &ad__fleet_cycle_store, f, a, err);
 }
 
+/* The last cycle that ran, kept for the HTTP server's readers. */
+static void keep_report(ad__fleet_t *f, json_t *r, int64_t ms)
+{
+  if (r && !json_is_true(json_object_get(r, "ran")))
+    return; /* another engine holds the lease: its numbers are its own */
+  atomic_fetch_add(&f->cycle_runs, 1);
+  atomic_store(&f->cycle_last_ms, ms);
+  if (!r || json_object_get(r, "error")) {
+    atomic_fetch_add(&f->cycle_failures, 1);
+    if (!r)
+      return;
+  } else {
+    atomic_store(&f->cycle_last_ok_ms, ad__now_ms());
+  }
+  pthread_mutex_lock(&f->last_lock);
+  json_decref(f->last_report);
+  f->last_report = json_incref(r);
+  pthread_mutex_unlock(&f->last_lock);
+}
+
+json_t *ad__fleet_last_report(ad__fleet_t *f)
+{
+  json_t *out = json_object();
+  pthread_mutex_lock(&f->last_lock);
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(f->last_report, "platforms"), i, p)
+    json_object_set_new(out, ad__jstr(p, "platform") ? ad__jstr(p, "platform") : "?", json_deep_copy(p));
+  if (f->last_report)
+    json_object_set(out, "_at", json_object_get(f->last_report, "at"));
+  pthread_mutex_unlock(&f->last_lock);
+  return out;
+}
+
+json_t *ad__fleet_cycle_stats(ad__fleet_t *f)
+{
+  long long ok = atomic_load(&f->cycle_last_ok_ms);
+  return json_pack("{s:I,s:I,s:f,s:o?,s:s}", "runs", (json_int_t)atomic_load(&f->cycle_runs),
+                   "failures", (json_int_t)atomic_load(&f->cycle_failures), "last_seconds",
+                   atomic_load(&f->cycle_last_ms) / 1000.0, "last_success_time",
+                   ok ? json_real(ok / 1000.0) : NULL, "owner", f->owner);
+}
+
 int64_t ad__fleet_tick(ad__fleet_t *f)
 {
   int64_t now = ad__now_ms();
@@ -739,6 +782,7 @@ int64_t ad__fleet_tick(ad__fleet_t *f)
     ad_error_t err;
     json_t *r = ad__fleet_cycle(f, NULL, &err);
     ad__fleet_note_cycle(f, r, &err);
+    keep_report(f, r, ad__now_ms() - now);
     if (!r) {
       AD_LOG_E("fleet", "cycle: %s", err.message);
     } else {
