@@ -68,7 +68,9 @@ static char *dup_str(const json_t *v) { return json_string_value(v) ? strdup(jso
 static int capacity_of(const json_t *o, const char *where, ad__dims_t *d, ad_error_t *err)
 {
   return positive(o, "cpu", where, &d->cpu, err) || positive(o, "mem_mb", where, &d->mem, err) ||
-         positive(o, "disk_gb", where, &d->disk, err);
+                 positive(o, "disk_gb", where, &d->disk, err)
+             ? AD_ECONFIG
+             : 0;
 }
 
 static int load_profile(const char *name, const json_t *p, const json_t *flavours,

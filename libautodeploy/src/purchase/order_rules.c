@@ -68,7 +68,7 @@ int ad__order_state_is_end(int s)
 
 int ad__order_state_is_pending(int s) { return s == AD__OS_ORDERED || s == AD__OS_PARTNER_NOTIFIED; }
 
-int ad__order_id(const char *profile, const char day[9], char *out, size_t size)
+int ad__order_id(const char *profile, const char *day, char *out, size_t size)
 {
   if (!profile || !*profile || !day || strlen(day) != 8)
     return -1;

@@ -73,7 +73,7 @@ int ad__order_state_is_pending(int s);
 
 /* The order id "<profile>-<YYYYMMDD>" into out[size]: 0, or -1 when the
  * profile is empty or the id does not fit. */
-int ad__order_id(const char *profile, const char day[9], char *out, size_t size);
+int ad__order_id(const char *profile, const char *day, char *out, size_t size);
 
 /* Fulfilment: the index in `orders` (documents: _id, profile, state,
  * ordered_at_ms, arrived: [host keys]) of the order a host of `profile` that
