@@ -188,6 +188,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
   json_t *notify = take_key(obj, "notify");
   json_t *registry = take_key(obj, "registry");
   json_t *placement = take_key(obj, "placement");
+  json_t *purchase = take_key(obj, "purchase");
   ad_engine_t *eng = engine_alloc(err);
   if (!eng)
     goto fail;
@@ -195,7 +196,8 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
       start_notifier(eng, notify, err) ||
       (eng->c.mongo_uri && start_store(eng, err)) ||
       start_bus(eng, err) ||
-      (eng->store && start_services(eng, registry, placement, err)))
+      (eng->store && start_services(eng, registry, placement, err)) ||
+      ad__engine_start_purchase(eng, purchase, err))
     goto fail;
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (eng->stop_fd < 0) {
@@ -204,6 +206,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
   }
   if (ad__engine_routes_add(eng, err))
     goto fail;
+  json_decref(purchase);
   json_decref(placement);
   json_decref(registry);
   json_decref(notify);
@@ -211,6 +214,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
   return eng;
 fail:
   ad_engine_destroy(&eng);
+  json_decref(purchase);
   json_decref(placement);
   json_decref(registry);
   json_decref(notify);

@@ -75,6 +75,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
     pthread_cond_wait(&eng->cond, &eng->lock);
   pthread_mutex_unlock(&eng->lock);
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
+  ad__purchase_destroy(&eng->purchase);
   ad__registry_destroy(&eng->registry);
   ad__fleet_destroy(&eng->fleet);
   ad__returns_destroy(&eng->returns); /* then every return stored or spooled */

@@ -19,6 +19,7 @@
 #include "autodeploy/notify.h"
 #include "core/config.h"
 #include "fleet/fleet.h"
+#include "purchase/purchase.h"
 #include "registry/registry.h"
 #include "store/returns.h"
 #include "store/store.h"
@@ -68,6 +69,7 @@ struct ad_engine {
   ad__tasks_stats_t task_stats; /* tasks.stats: refusals, for the stats JSON */
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
   ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
+  ad__purchase_t *purchase; /* NULL without a purchase entry */
 };
 
 /* config.c: the engine's configuration keys (NULL-terminated). */
@@ -76,6 +78,12 @@ extern const ad__config_key_t ad__engine_keys[];
 /* config.c: the engine from a parsed configuration object, which is taken
  * (decref'd here, on success and on failure). NULL + *err naming the key. */
 ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err);
+
+/* purchase_glue.c: the purchase loop from the `purchase` object (NULL or
+ * absent: none); needs the store and the fleet. And its decision route. */
+int ad__engine_start_purchase(ad_engine_t *eng, const json_t *conf, ad_error_t *err);
+int ad__engine_on_order_approve(ad_event_t *ev, void *user);
+int ad__engine_on_order_reject(ad_event_t *ev, void *user);
 
 /* routes.c: add the engine's routes (and log_events) to its bus. */
 int ad__engine_routes_add(ad_engine_t *eng, ad_error_t *err);
@@ -107,6 +115,7 @@ typedef enum {
   AD__CMD_TASKS,    /* needs mongo_uri */
   AD__CMD_REGISTRY, /* needs mongo_uri and the registry enabled */
   AD__CMD_FLEET,    /* needs mongo_uri and a placement entry */
+  AD__CMD_PURCHASE, /* needs mongo_uri, a placement and a purchase entry */
 } ad__cmd_needs_t;
 
 typedef struct {
@@ -117,6 +126,7 @@ typedef struct {
     json_t *(*tasks)(const ad__tasks_ctx_t *t, const json_t *args, ad_error_t *err);
     json_t *(*registry)(ad__registry_t *r, const json_t *args, ad_error_t *err);
     json_t *(*fleet)(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+    json_t *(*purchase)(ad__purchase_t *p, const json_t *args, ad_error_t *err);
   } fn;
   const char *args; /* the argument names, as docs/api.md lists them */
   const char *doc;  /* one line, as docs/api.md says it */
