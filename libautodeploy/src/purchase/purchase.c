@@ -275,6 +275,23 @@ static int move(drive_t *d, const json_t *o, int cause, json_t *set, const char 
   return rc;
 }
 
+/* Claim the next attempt of a step with a conditional update (attempt
+ * counter + the time of the retry after it): of two engines driving the
+ * same order, only the one whose update lands calls the outside world.
+ * The order as it is now, or NULL (someone else claimed it, or not due). */
+static json_t *claim(drive_t *d, const json_t *o, const char *attempts, const char *retry_at)
+{
+  if (json_integer_value(json_object_get(o, retry_at)) > d->now)
+    return NULL;
+  int n = (int)json_integer_value(json_object_get(o, attempts)) + 1;
+  int64_t wait = ad__order_backoff_s(n, d->p->c.retry_base_s, d->p->c.retry_max_s);
+  json_t *set = json_pack("{s:i,s:I}", attempts, n, retry_at, (json_int_t)(d->now + wait * 1000));
+  ad_error_t err;
+  int rc = set ? ad__orders_move(d->p, o, AD__OC_NOTE, set, NULL, ACTOR, &err) : -1;
+  json_decref(set);
+  return rc == 1 ? ad__orders_get(d->p, ad__jstr(o, "_id"), NULL) : NULL;
+}
+
 static void notice_after(drive_t *d, const json_t *o, const char *what, const char *text)
 {
   json_t *now = ad__orders_get(d->p, ad__jstr(o, "_id"), NULL);
@@ -287,13 +304,17 @@ static void drive_planned(drive_t *d, const json_t *o)
   ad__purchase_t *p = d->p;
   const char *id = ad__jstr(o, "_id");
   char text[900];
-  ad__orders_notice(p, o, "planned", "Planned by the daily purchase run.");
   if (!p->c.approval_required) {
     if (move(d, o, AD__OC_APPROVE, NULL, "approval not required (purchase.approval.required: false)",
-             ACTOR) == 1)
+             ACTOR) == 1) {
+      ad__orders_notice(p, o, "planned", "Planned by the daily purchase run.");
       notice_after(d, o, "approved", "Approval is not required by the configuration.");
+    }
     return;
   }
+  json_t *mine = NULL;
+  if (p->dt && !(o = mine = claim(d, o, "approval_attempts", "approval_retry_at_ms")))
+    return;
   json_t *set = json_pack("{s:{s:s,s:I}}", "approval", "via", p->dt ? "dingtalk" : "salt",
                           "asked_at_ms", (json_int_t)d->now);
   if (p->dt) {
@@ -306,6 +327,7 @@ static void drive_planned(drive_t *d, const json_t *o)
       if (rc != AD_EAGAIN && move(d, o, AD__OC_FAIL, json_pack("{s:s}", "end_reason", err.message),
                                   err.message, ACTOR) == 1)
         notice_after(d, o, "failed", err.message);
+      json_decref(mine);
       return;
     }
     json_object_set_new(json_object_get(set, "approval"), "instance_id", json_string(inst));
@@ -316,8 +338,11 @@ static void drive_planned(drive_t *d, const json_t *o)
            "`salt-run autodeploy.reject %s reason=...` (or the same through salt-api, "
            "client runner).",
            p->c.approval_timeout_h, p->dt ? "in the DingTalk OA approval, or" : "with", id, id);
-  if (move(d, o, AD__OC_ASK, set, "approval requested", ACTOR) == 1)
+  if (move(d, o, AD__OC_ASK, set, "approval requested", ACTOR) == 1) {
+    ad__orders_notice(p, o, "planned", "Planned by the daily purchase run.");
     notice_after(d, o, "approval requested", text);
+  }
+  json_decref(mine);
 }
 
 static void drive_awaiting(drive_t *d, const json_t *o)
@@ -354,8 +379,10 @@ static void drive_awaiting(drive_t *d, const json_t *o)
 static void drive_approved(drive_t *d, const json_t *o)
 {
   ad__purchase_t *p = d->p;
-  if (jint(o, "retry_at_ms") > d->now)
+  json_t *mine = claim(d, o, "attempts", "retry_at_ms");
+  if (!mine)
     return;
+  o = mine;
   json_t *result = NULL;
   ad_error_t err = {0};
   int rc = p->backend->place(p->backend_self, o, &result, &err);
@@ -377,13 +404,10 @@ static void drive_approved(drive_t *d, const json_t *o)
     if (!jint(o, "place_sent_at_ms"))
       move(d, o, AD__OC_NOTE, json_pack("{s:I}", "place_sent_at_ms", (json_int_t)d->now),
            "sent to the backend; its answer comes back as an event", ACTOR);
-  } else if (rc == AD_EAGAIN) {
+  } else if (rc == AD_EAGAIN) { /* the claim set the retry time already */
     AD__PCOUNT(p, place_retries);
-    int n = (int)jint(o, "attempts") + 1;
-    int64_t wait = ad__order_backoff_s(n, p->c.retry_base_s, p->c.retry_max_s);
-    move(d, o, AD__OC_NOTE, json_pack("{s:i,s:I,s:s}", "attempts", n, "retry_at_ms",
-                                      (json_int_t)(d->now + wait * 1000), "last_error", err.message),
-         err.message, ACTOR);
+    int n = (int)jint(o, "attempts");
+    move(d, o, AD__OC_NOTE, json_pack("{s:s}", "last_error", err.message), err.message, ACTOR);
     if (n == 1 || n % 5 == 0)
       notice_after(d, o, "placing failed, retrying", err.message);
   } else {
@@ -392,13 +416,16 @@ static void drive_approved(drive_t *d, const json_t *o)
       notice_after(d, o, "failed", err.message);
   }
   json_decref(result);
+  json_decref(mine);
 }
 
 static void drive_ordered(drive_t *d, const json_t *o)
 {
   ad__purchase_t *p = d->p;
-  if (!p->mail || jint(o, "mail_retry_at_ms") > d->now)
+  json_t *mine = p->mail ? claim(d, o, "mail_attempts", "mail_retry_at_ms") : NULL;
+  if (!mine)
     return;
+  o = mine;
   json_t *one = json_pack("[O]", o);
   ad_error_t err = {0};
   int rc = one ? ad__partner_mail_send(p->mail, one, &err) : AD_ENOMEM;
@@ -406,15 +433,13 @@ static void drive_ordered(drive_t *d, const json_t *o)
   if (rc == 0) {
     if (move(d, o, AD__OC_NOTIFY, NULL, "partner email sent", ACTOR) == 1)
       notice_after(d, o, "partner notified", "The partner was emailed the order.");
-    return;
+  } else { /* the outbox is the order: the claim set the next try */
+    int n = (int)jint(o, "mail_attempts");
+    move(d, o, AD__OC_NOTE, json_pack("{s:s}", "last_error", err.message), err.message, ACTOR);
+    if (n == 1 || n % 5 == 0)
+      notice_after(d, o, "partner email failed, retrying", err.message);
   }
-  int n = (int)jint(o, "mail_attempts") + 1;
-  int64_t wait = ad__order_backoff_s(n, p->c.retry_base_s, p->c.retry_max_s);
-  move(d, o, AD__OC_NOTE, json_pack("{s:i,s:I,s:s}", "mail_attempts", n, "mail_retry_at_ms",
-                                    (json_int_t)(d->now + wait * 1000), "last_error", err.message),
-       err.message, ACTOR);
-  if (n == 1 || n % 5 == 0)
-    notice_after(d, o, "partner email failed, retrying", err.message);
+  json_decref(mine);
 }
 
 /* Hosts still to come after unfulfilled_alert_days: one alert, noted. */
@@ -480,15 +505,13 @@ int64_t ad__purchase_tick(ad__purchase_t *p)
     return 60000;
   daily_run(p, ad__now_ms());
   if (mono >= p->next_drive_mono) {
-    char holder[200];
-    if (!p->env.lease || p->env.lease(p->env.lease_user, 1, holder, sizeof holder) == 1) {
-      pthread_mutex_lock(&p->lock);
-      drive(p, ad__now_ms());
-      pthread_mutex_unlock(&p->lock);
-      if (p->env.lease)
-        p->env.lease(p->env.lease_user, 0, holder, sizeof holder);
-      p->next_drive_mono = mono + p->c.drive_interval_s * 1000LL;
-    }
+    /* not under the cycle lease (a cycle would be skipped for it): every
+     * step is a conditional update, and a step that calls out is claimed
+     * first (claim()), so two engines never both place or mail */
+    pthread_mutex_lock(&p->lock);
+    drive(p, ad__now_ms());
+    pthread_mutex_unlock(&p->lock);
+    p->next_drive_mono = mono + p->c.drive_interval_s * 1000LL;
   }
   int64_t wait = p->next_drive_mono - ad__mono_ms();
   return wait < 100 ? 100 : wait;
