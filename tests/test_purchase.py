@@ -151,16 +151,21 @@ def test_plan_approve_reject_place_fulfil(loop):
     ns, _ = fabric.host(9)
     env.start_minion("m-other", netns=ns, grains={"autodeploy_profile": OTHER, "num_cpus": 2,
                                                   "mem_total": 2048})
-    forged = json.dumps({"body": json.dumps({"order_id": big_id, "action": "approve"}),
-                         "sig": "Zm9yZ2Vk"})
+    # forged through the preload path, so that it arrives unwrapped, looking
+    # master-made: {"body", "sig"} at the top, a signature that is not the key's
+    body = json.dumps({"order_id": big_id, "action": "approve", "reason": "", "actor": "x"})
+    preload = {"events": [{"tag": f"autodeploy/order/{big_id}/approve",
+                           "data": {"body": body, "sig": "Zm9yZ2Vk"}}]}
     out = subprocess.run(["ip", "netns", "exec", ns, str(env.venv_bin / "salt-call"), "-c",
-                          str(env.minion_conf_dir("m-other")), "event.fire_master", forged,
-                          f"autodeploy/order/{big_id}/approve"],
+                          str(env.minion_conf_dir("m-other")), "event.fire_master", "{}", "x",
+                          f"preload={json.dumps(preload)}"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     note = wait(lambda: db.orders.find_one({"_id": big_id}).get("last_refusal"),
                 "the refusal noted on the order", 30)
-    assert "approve refused" in note and "m-other" in note, note
+    assert "approve refused" in note and "signature" in note, note
+    wait(lambda: '"refused_unsigned":1' in Path(env.master_opts["log_file"]).read_text(),
+         "the refusal counted in the engine's stats", 10)
     assert state_of(db, big_id) == "awaiting_approval"
 
     # signed, through salt-run: approve one, reject the other
