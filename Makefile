@@ -34,7 +34,8 @@ FERRETDB := $(DEPS)/bin/ferretdb
 
 APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
   libzmq3-dev libmsgpack-dev libcurl4-openssl-dev libmongoc-dev libbson-dev \
-  libjansson-dev libssl-dev python3-venv python3-dev iproute2 procps prometheus prometheus-node-exporter
+  libjansson-dev libssl-dev python3-venv python3-dev iproute2 procps prometheus prometheus-node-exporter \
+  tzdata
 
 .PHONY: all deps lib tools check check-c check-py check-compat demo bench fuzz \
   fuzz-short fuzz-corpus test-c test-asan check-exports check-fresh clean
