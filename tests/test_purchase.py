@@ -133,6 +133,12 @@ def test_plan_approve_reject_place_fulfil(loop):
     # a rerun, and two at once: nothing new (already planned, or the lease)
     again = env.salt_run("autodeploy.purchase", dry_run=False)
     assert {o["result"] for o in again.get("orders", [])} <= {"already planned"}, again
+    # more services wait: the plan wants more hosts of the profile, but today's
+    # order of the profile exists already: one order per profile per day
+    waiting_services(call, db, "qq", [BIG], 2, 6)
+    again = env.salt_run("autodeploy.purchase", dry_run=False)
+    assert [(o["id"], o["result"]) for o in again["orders"]] == [(big_id, "already planned")], again
+    assert db.orders.find_one({"_id": big_id})["count"] == 1
     results = []
     threads = [threading.Thread(target=lambda: results.append(
         _try(call, "purchase.run", dry_run=False))) for _ in range(2)]
@@ -188,7 +194,9 @@ def test_plan_approve_reject_place_fulfil(loop):
     wait(lambda: state_of(db, big_id) == "fulfilled", "fulfilled", 30)
     assert len(db.orders.find_one({"_id": big_id})["arrived"]) == 1
     rep = call("cycle.run")
-    assert db.services.count_documents({"platform": "qq", "state": "waiting_resources"}) == 0, rep
+    planned_for = [x["service"] for x in db.orders.find_one({"_id": big_id})["plan"]["services"]]
+    assert db.services.count_documents({"_id": {"$in": planned_for},
+                                        "state": "waiting_resources"}) == 0, rep
     wait(lambda: state_of(db, big_id) == "closed", "closed", 30)
     assert "fulfilled" in " | ".join(alerts.titles())
     assert env.salt_run("autodeploy.orders", state="closed")["orders"][0]["_id"] == big_id
