@@ -852,11 +852,13 @@ def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
                          capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, AD_LIB=str(ad_lib)), check=True)
     assert out.stdout.split() == [
-        "autodeploy.close", "autodeploy.cycle", "autodeploy.deploy", "autodeploy.drain",
-        "autodeploy.host", "autodeploy.hosts", "autodeploy.intervene", "autodeploy.opened",
-        "autodeploy.platform", "autodeploy.platforms", "autodeploy.reinit", "autodeploy.retire",
-        "autodeploy.service", "autodeploy.services", "autodeploy.simulate", "autodeploy.status",
-        "autodeploy.task", "autodeploy.tasks", "autodeploy.why"]
+        "autodeploy.approve", "autodeploy.close", "autodeploy.cycle", "autodeploy.deploy",
+        "autodeploy.drain", "autodeploy.host", "autodeploy.hosts", "autodeploy.intervene",
+        "autodeploy.opened", "autodeploy.order", "autodeploy.order_cancel", "autodeploy.orders",
+        "autodeploy.platform", "autodeploy.platforms", "autodeploy.purchase",
+        "autodeploy.reinit", "autodeploy.reject", "autodeploy.retire", "autodeploy.service",
+        "autodeploy.services", "autodeploy.simulate", "autodeploy.status", "autodeploy.task",
+        "autodeploy.tasks", "autodeploy.why"]
 
 
 # ================================================================= simulate

@@ -25,6 +25,7 @@ static json_t *cmd_simulate(const json_t *args, ad_error_t *err)
 #define FLEET(name, f, a, d) {name, AD__CMD_FLEET, {.fleet = f}, a, d}
 #define PURE(name, f, a, d) {name, AD__CMD_PURE, {.pure = f}, a, d}
 #define ENGINE(name, f, a, d) {name, AD__CMD_ENGINE, {.engine = f}, a, d}
+#define PURCHASE(name, f, a, d) {name, AD__CMD_PURCHASE, {.purchase = f}, a, d}
 static const ad__engine_command_t COMMANDS[] = {
     TASKS("task.deploy", ad__task_create,
           "tgt, tgt_type, mods or steps, pillar, timeout, retry, created_by, reason",
@@ -69,12 +70,25 @@ static const ad__engine_command_t COMMANDS[] = {
          "(docs/configuration-reference.md)."),
     PURE("simulate", cmd_simulate, "input, csv, csv_name",
          "Replay openings against a reserve and placement policy; nothing is written."),
+    PURCHASE("purchase.run", ad__purchase_run_cmd, "dry_run",
+             "Plan today's host orders; dry_run (the default) reports the plan and writes nothing."),
+    PURCHASE("order.list", ad__order_list, "state, limit",
+             "List orders, newest first."),
+    PURCHASE("order.get", ad__order_get, "id",
+             "One order with its plan, its history and its arrived hosts."),
+    PURCHASE("order.approve", ad__order_approve, "id, actor",
+             "Approve an order awaiting approval (a signed control event)."),
+    PURCHASE("order.reject", ad__order_reject, "id, reason, actor",
+             "Reject an order awaiting approval (a signed control event)."),
+    PURCHASE("order.cancel", ad__order_cancel, "id, reason, actor",
+             "Cancel an order that is not placed yet."),
 };
 #undef TASKS
 #undef REGISTRY
 #undef FLEET
 #undef PURE
 #undef ENGINE
+#undef PURCHASE
 
 const ad__engine_command_t *ad__engine_commands(size_t *n)
 {
@@ -121,6 +135,11 @@ static json_t *run_in_engine(const ad__engine_command_t *cmd, ad_engine_t *eng,
             "placement: not configured (the engine entry has no placement object)");
     return NULL;
   }
+  if (cmd->needs == AD__CMD_PURCHASE && !eng->purchase) {
+    ad__err(err, AD_ECONFIG, "config",
+            "purchase: not configured (the engine entry has no purchase object)");
+    return NULL;
+  }
   switch (cmd->needs) {
   case AD__CMD_TASKS:
     return cmd->fn.tasks(&eng->tasks, args, err);
@@ -130,6 +149,8 @@ static json_t *run_in_engine(const ad__engine_command_t *cmd, ad_engine_t *eng,
     return cmd->fn.fleet(eng->fleet, args, err);
   case AD__CMD_ENGINE:
     return cmd->fn.engine(eng, args, err);
+  case AD__CMD_PURCHASE:
+    return cmd->fn.purchase(eng->purchase, args, err);
   case AD__CMD_PURE:
     break;
   }

@@ -212,6 +212,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
   json_t *placement = take_key(obj, "placement");
   json_t *kafka = take_key(obj, "kafka");
   json_t *http = take_key(obj, "http");
+  json_t *purchase = take_key(obj, "purchase");
   ad_engine_t *eng = engine_alloc(err);
   if (!eng)
     goto fail;
@@ -221,7 +222,8 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
       start_bus(eng, err) ||
       (eng->store && start_services(eng, registry, placement, err)) ||
       start_kafka(eng, kafka, err) ||
-      ad__engine_http_start(eng, http, registry, placement, err))
+      ad__engine_http_start(eng, http, registry, placement, err) ||
+      ad__engine_start_purchase(eng, purchase, err))
     goto fail;
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (eng->stop_fd < 0) {
@@ -232,6 +234,7 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
     goto fail;
   json_decref(kafka);
   json_decref(http);
+  json_decref(purchase);
   json_decref(placement);
   json_decref(registry);
   json_decref(notify);
@@ -241,6 +244,7 @@ fail:
   ad_engine_destroy(&eng);
   json_decref(kafka);
   json_decref(http);
+  json_decref(purchase);
   json_decref(placement);
   json_decref(registry);
   json_decref(notify);

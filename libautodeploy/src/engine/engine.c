@@ -85,6 +85,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
   ad__serve_destroy(&eng->serve);     /* no reader left on the store */
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
   ad__kafka_destroy(&eng->kafka);     /* before the fleet it applies openings to */
+  ad__purchase_destroy(&eng->purchase);
   ad__registry_destroy(&eng->registry);
   ad__fleet_destroy(&eng->fleet);
   ad__returns_destroy(&eng->returns); /* then every return stored or spooled */

@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "feeds/kafka.h"
 #include "fleet/fleet.h"
+#include "purchase/purchase.h"
 #include "registry/registry.h"
 #include "serve/serve.h"
 #include "store/returns.h"
@@ -80,6 +81,7 @@ struct ad_engine {
     int failing;            /* the last publish failed (logged once) */
   } status;
   ad__serve_t *serve;       /* NULL without an http entry */
+  ad__purchase_t *purchase; /* NULL without a purchase entry */
 };
 
 /* http.c: the HTTP server from the engine's `http` object (NULL or absent:
@@ -94,6 +96,13 @@ extern const ad__config_key_t ad__engine_keys[];
 /* config.c: the engine from a parsed configuration object, which is taken
  * (decref'd here, on success and on failure). NULL + *err naming the key. */
 ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err);
+
+/* purchase_glue.c: the purchase loop from the `purchase` object (NULL or
+ * absent: none); needs the store and the fleet. And its decision route. */
+int ad__engine_start_purchase(ad_engine_t *eng, const json_t *conf, ad_error_t *err);
+int ad__engine_on_order_approve(ad_event_t *ev, void *user);
+int ad__engine_on_order_reject(ad_event_t *ev, void *user);
+int ad__engine_on_order_placed(ad_event_t *ev, void *user);
 
 /* routes.c: add the engine's routes (and log_events) to its bus. */
 int ad__engine_routes_add(ad_engine_t *eng, ad_error_t *err);
@@ -140,6 +149,7 @@ typedef enum {
   AD__CMD_REGISTRY, /* needs mongo_uri and the registry enabled */
   AD__CMD_FLEET,    /* needs mongo_uri and a placement entry */
   AD__CMD_ENGINE,   /* needs mongo_uri; gets the whole (command) engine */
+  AD__CMD_PURCHASE, /* needs mongo_uri, a placement and a purchase entry */
 } ad__cmd_needs_t;
 
 typedef struct {
@@ -151,6 +161,7 @@ typedef struct {
     json_t *(*registry)(ad__registry_t *r, const json_t *args, ad_error_t *err);
     json_t *(*fleet)(ad__fleet_t *f, const json_t *args, ad_error_t *err);
     json_t *(*engine)(ad_engine_t *eng, const json_t *args, ad_error_t *err);
+    json_t *(*purchase)(ad__purchase_t *p, const json_t *args, ad_error_t *err);
   } fn;
   const char *args; /* the argument names, as docs/api.md lists them */
   const char *doc;  /* one line, as docs/api.md says it */

@@ -114,6 +114,9 @@ static const struct {
     {"salt/key", on_key},
     {"autodeploy/service/*/opened", on_opened},
     {"salt/beacon/*", on_beacon},
+    {"autodeploy/order/*/approve", ad__engine_on_order_approve},
+    {"autodeploy/order/*/reject", ad__engine_on_order_reject},
+    {"autodeploy/order/*/placed", ad__engine_on_order_placed},
 };
 
 int ad__engine_routes_add(ad_engine_t *eng, ad_error_t *err)

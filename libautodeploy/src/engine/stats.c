@@ -73,6 +73,13 @@ char *ad_engine_stats_json(ad_engine_t *eng)
       return NULL;
     }
   }
+  if (j && eng->purchase) { /* runs, orders, refused decisions (docs/purchase.md) */
+    json_t *p = ad__purchase_stats_json(eng->purchase);
+    if (!p || json_object_set_new(j, "purchase", p)) {
+      json_decref(j);
+      return NULL;
+    }
+  }
   char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return out;

@@ -88,6 +88,12 @@ static int64_t fire_fleet(void *user)
   return clamp(ad__fleet_tick(eng->fleet), 10, 5000);
 }
 
+static int64_t fire_purchase(void *user)
+{
+  ad_engine_t *eng = user;
+  return clamp(ad__purchase_tick(eng->purchase), 100, 60000);
+}
+
 void ad__engine_loop(ad_engine_t *eng)
 {
   int64_t now = mono_ms();
@@ -99,6 +105,7 @@ void ad__engine_loop(ad_engine_t *eng)
        fire_watchdog},
       {"registry", eng->registry ? now : INT64_MAX, fire_registry},
       {"fleet", eng->fleet ? now : INT64_MAX, fire_fleet},
+      {"purchase", eng->purchase ? now : INT64_MAX, fire_purchase},
   };
   size_t n = sizeof timers / sizeof timers[0];
   struct pollfd p = {.fd = eng->stop_fd, .events = POLLIN};

@@ -83,6 +83,8 @@ static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, 
   int rc = ad__reg_insert(reg, reg->c.collection, doc, &err);
   if (rc < 0)
     AD_LOG_E("registry", "storing host %s: %s", ad__jstr(facts, "key"), err.message);
+  if (rc == 1)
+    ad__hosts_ready_hook(reg, doc, doc); /* ready at once: no init_state */
   if (rc == 1 && out)
     *out = json_incref(doc);
   json_decref(doc);

@@ -54,6 +54,24 @@ void ad__hosts_on_change(ad__registry_t *reg, void (*fn)(void *user), void *user
   reg->on_change_user = user;
 }
 
+void ad__registry_on_ready(ad__registry_t *reg, void (*fn)(void *user, const json_t *host),
+                           void *user)
+{
+  reg->on_ready = fn;
+  reg->on_ready_user = user;
+}
+
+void ad__hosts_ready_hook(ad__registry_t *reg, const json_t *doc, const json_t *set)
+{
+  const char *st = json_string_value(json_object_get(set, "state"));
+  if (!reg->on_ready || !st || strcmp(st, "ready") || !json_object_get(set, "ready_at"))
+    return; /* only the move into ready that sets ready_at (init done) */
+  json_t *host = json_deep_copy(doc);
+  if (host && !json_object_update(host, (json_t *)set))
+    reg->on_ready(reg->on_ready_user, host);
+  json_decref(host);
+}
+
 /* Every host change also queues it for the outside CMDB (cmdb.c): the flag
  * is set in the same update, the callback only wakes the push thread. */
 int ad__hosts_cas(ad__registry_t *reg, const json_t *doc, json_t *set, const char *what,
@@ -69,6 +87,8 @@ int ad__hosts_cas(ad__registry_t *reg, const json_t *doc, json_t *set, const cha
   json_decref(fields);
   if (rc == 1 && reg->on_change)
     reg->on_change(reg->on_change_user);
+  if (rc == 1)
+    ad__hosts_ready_hook(reg, doc, set);
   return rc;
 }
 

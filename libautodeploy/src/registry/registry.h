@@ -68,6 +68,12 @@ void ad__registry_hint(ad__registry_t *reg, const char *id, const char *why, int
  * run again. */
 int64_t ad__registry_tick(ad__registry_t *reg);
 
+/* `fn(user, host)` whenever a host becomes ready (the document after the
+ * change, borrowed: _id, profile, ready_at): who must hear of new hosts (the
+ * purchase loop's fulfilment) registers here, the registry calls nobody. */
+void ad__registry_on_ready(ad__registry_t *reg, void (*fn)(void *user, const json_t *host),
+                           void *user);
+
 /* The task system's on_end hook (host init tasks). */
 void ad__registry_task_end(void *reg, const json_t *task);
 

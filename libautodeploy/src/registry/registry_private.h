@@ -46,6 +46,8 @@ struct ad__registry {
   ad__cmdb_t *cmdb;
   void (*on_change)(void *user); /* after every host change (the CMDB kick) */
   void *on_change_user;
+  void (*on_ready)(void *user, const json_t *host); /* a host became ready */
+  void *on_ready_user;
   int indexed;
 };
 
@@ -61,6 +63,8 @@ int ad__hosts_cas(ad__registry_t *reg, const json_t *doc, json_t *set, const cha
                   const char *cause, const char *actor, ad_error_t *err);
 /* `fn(user)` after every successful ad__hosts_cas (NULL: none). */
 void ad__hosts_on_change(ad__registry_t *reg, void (*fn)(void *user), void *user);
+/* Call the ready hook when `doc` (+ `set`) is a host that just became ready. */
+void ad__hosts_ready_hook(ad__registry_t *reg, const json_t *doc, const json_t *set);
 json_t *ad__reg_find_in(ad__registry_t *reg, const char *coll, json_t *query); /* taken */
 json_t *ad__reg_host_of(ad__registry_t *reg, const char *id);
 int ad__reg_insert(ad__registry_t *reg, const char *coll, const json_t *doc, ad_error_t *err);

@@ -12,7 +12,8 @@ static const char *const TAGS[] = {
     "salt/minion/m1/start", "salt/job/20261204/ret/m1", "salt/job/20261204/new",
     "autodeploy/intervene/t1", "minion/refresh/m1", "minion_ping",
     "salt/presence/present", "salt/key", "autodeploy/service/qq-s1/opened",
-    "salt/beacon/m1/load/",
+    "salt/beacon/m1/load/", "autodeploy/order/p1-20261205/approve",
+    "autodeploy/order/p1-20261205/reject", "autodeploy/order/p1-20261205/placed",
 };
 #define NTAGS (sizeof TAGS / sizeof TAGS[0])
 

@@ -62,6 +62,7 @@ __load__ = [
     "hosts", "host", "retire", "drain", "reinit",
     "platforms", "platform", "services", "service", "why", "opened", "close", "cycle", "simulate",
     "status",
+    "purchase", "orders", "order", "approve", "reject", "order_cancel",
 ]
 
 
@@ -653,6 +654,143 @@ def simulate(input=None, path=None, csv=None, **kwargs):  # pylint: disable=rede
     except libautodeploy.AutodeployError as exc:
         return _failed(exc)
     return _call("simulate", args)
+
+
+# ------------------------------------------------------------------ purchase
+def purchase(dry_run=True, **kwargs):
+    """
+    Plan today's host orders from the services waiting for resources: one
+    order per profile, packed, capped, with its reasoning (docs/purchase.md).
+    The engine runs this once a day at ``purchase.time``; run it by hand to
+    see the plan.
+
+    dry_run
+        ``True`` (the default): print the plan and write nothing.
+        ``False``: write the orders (a profile already ordered today is
+        reported ``already planned``; the order id ``<profile>-<YYYYMMDD>``
+        makes a rerun order nothing twice). The engine then asks for
+        approval, places the order and emails the partner.
+
+    CLI Examples:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.purchase
+        salt-run autodeploy.purchase dry_run=False
+    """
+    refused = _args("purchase", kwargs, ("dry_run",))
+    if refused:
+        return refused
+    return _call("purchase.run", {"dry_run": _bool(dry_run)})
+
+
+def orders(state=None, limit=100, **kwargs):
+    """
+    List host orders, newest first.
+
+    state
+        Only orders in this state: ``planned``, ``awaiting_approval``,
+        ``approved``, ``ordered``, ``partner_notified``, ``fulfilled``,
+        ``closed``, ``rejected``, ``expired``, ``failed`` or ``cancelled``.
+    limit
+        At most this many (1 to 10000, default 100).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.orders state=awaiting_approval
+    """
+    refused = _args("orders", kwargs, ("state", "limit"))
+    if refused:
+        return refused
+    args = {"limit": _int(limit)}
+    if state is not None:
+        args["state"] = _text(state)
+    return _call("order.list", args)
+
+
+def order(id=None, **kwargs):  # pylint: disable=redefined-builtin
+    """
+    One host order: its state, count, plan and reasoning (services,
+    packed count, lower bound, caps), arrived hosts and history.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.order aliyun-hz-c7-20261205
+    """
+    refused = _args("order", kwargs, ("id",))
+    if refused:
+        return refused
+    return _call("order.get", {} if id is None else {"id": _name(id)})
+
+
+def approve(id=None, **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Approve a host order that awaits approval. The request is a control
+    event signed with the master key; the engine verifies it and moves the
+    order (an unsigned event, e.g. from a minion, is refused and counted).
+    Returns ``{"fired": true, "tag": ...}``; watch the outcome with
+    ``autodeploy.order``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.approve aliyun-hz-c7-20261205
+    """
+    refused = _args("approve", kwargs, ("id",))
+    if refused:
+        return refused
+    args = {"actor": _caller(kwargs)}
+    if id is not None:
+        args["id"] = _name(id)
+    return _call("order.approve", args)
+
+
+def reject(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Reject a host order that awaits approval (signed, as ``approve``).
+
+    reason
+        Required: why, for the order's history and the notices.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.reject aliyun-hz-c7-20261205 reason='merge planned tonight'
+    """
+    refused = _args("reject", kwargs, ("id", "reason"))
+    if refused:
+        return refused
+    args = {"reason": _text(reason), "actor": _caller(kwargs)}
+    if id is not None:
+        args["id"] = _name(id)
+    return _call("order.reject", args)
+
+
+def order_cancel(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Cancel a host order that is not placed yet (``planned``,
+    ``awaiting_approval`` or ``approved``). A placed order is the partner's
+    to cancel with the cloud.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.order_cancel aliyun-hz-c7-20261205 reason='bought by hand'
+    """
+    refused = _args("order_cancel", kwargs, ("id", "reason"))
+    if refused:
+        return refused
+    args = {"reason": _text(reason), "actor": _caller(kwargs)}
+    if id is not None:
+        args["id"] = _name(id)
+    return _call("order.cancel", args)
 
 
 def _read(arg, path):
