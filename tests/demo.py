@@ -60,6 +60,10 @@ VERBOSE = False
 TTY = sys.stdout.isatty()
 BUS = collections.Counter()  # events seen on the bus since the stage began, by kind
 ALERTS = []                  # titles the alert receiver got
+DINGTALK = []                # titles of the DingTalk robot messages
+ORDERS = {}                  # the local order API: idempotency key -> cloud order id
+MAILS = []                   # what the partner's mail server received
+BIG = "demo-cloud:region-1:game-48c96g"  # the profile hosts are bought in
 
 
 def clock():
@@ -158,12 +162,28 @@ class AlertSink(BaseHTTPRequestHandler):
     """Stands in for the team's chat webhook: prints each alert."""
 
     def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-        ALERTS.append(body.get("title"))
-        print(f"   ALERT> {body.get('title')}", flush=True)
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.loads(raw)
+        answer = {}
+        if self.path.startswith("/dingtalk"):  # a DingTalk robot, as its API takes it
+            md = body.get("markdown") or {}
+            DINGTALK.append(md.get("title"))
+            print(f"   DINGTALK> {md.get('title')}", flush=True)
+            answer = {"errcode": 0, "errmsg": "ok"}
+        elif self.path.startswith("/orders"):  # the cloud's (or a broker's) order API
+            key = self.headers.get("Idempotency-Key")
+            signed = bool(self.headers.get("X-Autodeploy-Signature"))
+            oid = ORDERS.setdefault(key, f"cloud-{len(ORDERS) + 1:04d}")
+            print(f"   ORDER API> {key}: {body.get('count')} x {body.get('flavour')} "
+                  f"(signed: {signed}) -> {oid}", flush=True)
+            answer = {"order_id": oid}
+        else:
+            ALERTS.append(body.get("title"))
+            print(f"   ALERT> {body.get('title')}", flush=True)
         self.send_response(200)
+        self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(b"{}")
+        self.wfile.write(json.dumps(answer).encode())
 
     def log_message(self, *args):
         pass
@@ -218,6 +238,24 @@ def wait_until(fn, timeout=120, interval=1.0, label="waiting", soft=False):
     return got
 
 
+def start_smtp():
+    """The paying partner's mail server, on loopback (aiosmtpd)."""
+    from aiosmtpd.controller import Controller
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            import email
+
+            msg = email.message_from_bytes(envelope.content)
+            MAILS.append(msg)
+            print(f"   MAIL> to {', '.join(envelope.rcpt_tos)}: {msg['Subject']}", flush=True)
+            return "250 OK"
+
+    ctl = Controller(Handler(), hostname="127.0.0.1", port=0)
+    ctl.start()
+    return ctl, ctl.server.sockets[0].getsockname()[1]
+
+
 def why_table(why):
     """`autodeploy.why` as a small table: the chosen host, the candidates with
     their scores, the rejected hosts by reason."""
@@ -247,9 +285,9 @@ def host_pillar(root, env, mid):
         "beacon_interval": 5}}}
 
 
-def boot_host(env, fabric, mid, n, cpus, mem_mb):
+def boot_host(env, fabric, mid, n, cpus, mem_mb, profile=PROFILE):
     """A host from the image: the profile grain, and its own address."""
-    grains = {"autodeploy_profile": PROFILE, "num_cpus": cpus, "mem_total": mem_mb}
+    grains = {"autodeploy_profile": profile, "num_cpus": cpus, "mem_total": mem_mb}
     if fabric:
         ns, ip = fabric.host(n)
         env.start_minion(mid, netns=ns, grains=grains)
@@ -257,7 +295,7 @@ def boot_host(env, fabric, mid, n, cpus, mem_mb):
         ip = f"10.99.0.{10 + n}"
         grains["ipv4"] = ["127.0.0.1", ip]
         env.start_minion(mid, grains=grains)
-    return f"{PROFILE}:{ip}"
+    return f"{profile}:{ip}"
 
 
 def stop_kept():
@@ -363,6 +401,7 @@ def main(argv=None, kept_child=False):
         db = FerretDB(root / "ferretdb").start()
         say(f"FerretDB v1.24.2 on SQLite (the MongoDB the engine writes to): {db.uri}")
         st.note(db.uri)
+    smtp, smtp_port = start_smtp()
     sink = HTTPServer(("127.0.0.1", 0), AlertSink)
     sink_thread = threading.Thread(target=sink.serve_forever, daemon=True)
     sink_thread.start()
@@ -370,11 +409,25 @@ def main(argv=None, kept_child=False):
         "mongo_uri": db.uri, "spool_dir": str(root / "spool"),
         "log_events": "salt/minion/*/start", "stats_interval": 30, "workers": 2,
         "watchdog_interval": 2,
-        "notify": {"channels": [{"type": "webhook",
-                                 "url": f"http://127.0.0.1:{sink.server_port}/alerts"}]},
+        "notify": {"channels": [
+            {"type": "webhook", "url": f"http://127.0.0.1:{sink.server_port}/alerts"},
+            {"type": "dingtalk", "url": f"http://127.0.0.1:{sink.server_port}/dingtalk"}]},
         "registry": {"profiles": ["demo-cloud:*"], "init_timeout": 300, "init_attempts": 1,
                      "reconcile_interval": 5, "liveness_interval": 5},
         "placement": {"cycle_interval": 600, "headroom": 0.8, "deploy_timeout": 300},
+        "purchase": {
+            # the daily run at a local time 12 hours away: the demo asks for it by salt-run
+            "time": f"{(time.gmtime().tm_hour + 20) % 24:02d}:00", "timezone": "Asia/Shanghai",
+            "drive_interval_s": 1, "preference": [BIG],
+            "profiles": {BIG: {"flavour": "ecs.c7.12xlarge", "cpu": 48, "mem_mb": 98304,
+                               "disk_gb": 200}},
+            "caps": {"day": 5, "month": 50}, "approval": {"required": True, "timeout_h": 24},
+            "backend": {"type": "http", "url": f"http://127.0.0.1:{sink.server_port}/orders",
+                        "secret": "demo-order-api-secret-0123456789",
+                        "body": {"flavour": "{flavour}", "count": "{count}",
+                                 "region": "{region}", "reason": "{reason}"}},
+            "partner_mail": {"url": f"smtp://127.0.0.1:{smtp_port}", "starttls": False,
+                             "from": "autodeploy@demo.example", "to": ["pay@partner.example"]}},
     }
     fabric = netns.Fabric() if netns.available() else None
     env = SaltEnv(root / "salt", VENV / "bin", host=fabric.master_ip if fabric else "127.0.0.1",
@@ -391,8 +444,8 @@ def main(argv=None, kept_child=False):
     try:
         env.__enter__()
         env.write_pillar("top.sls", "base:\n" + "".join(
-            f"  '{m}':\n    - {m}\n" for m in ("game-01", "game-02", "game-03")))
-        for m in ("game-01", "game-02", "game-03"):
+            f"  '{m}':\n    - {m}\n" for m in ("game-01", "game-02", "game-03", "game-04")))
+        for m in ("game-01", "game-02", "game-03", "game-04"):
             env.write_pillar(f"{m}.sls", json.dumps(host_pillar(root, env, m)))
         with stage("the master: salt-master with the engine and its reactors", fatal=True) as st:
             env.start_master()
@@ -530,7 +583,51 @@ def main(argv=None, kept_child=False):
                 f"to buy {sim['to_buy']['hosts']}")
             st.note(f"{sim['openings']} openings replayed; {sim['to_buy']['hosts']} hosts to buy")
 
-        with stage("7. job returns, as the engine stored them in MongoDB") as st:
+        with stage("7. the daily purchase: waiting services become one approved order") as st:
+            # a platform whose servers fit no host here: they wait for resources
+            env.salt_run("autodeploy.platform", "big", state="autodeploy.test.ok",
+                         profiles=json.dumps([PROFILE, BIG]),
+                         footprint=json.dumps({"cpu": 28, "mem_mb": 8192}),
+                         reserve=json.dumps({"min": 1, "max": 1}))
+            env.salt_run("autodeploy.cycle")
+            wait_until(lambda: mdb.services.count_documents(
+                {"platform": "big", "state": "waiting_resources"}) == 1, 60, label="waiting")
+            w = mdb.services.find_one({"platform": "big"})
+            say(f"{w['_id']} waits: {w.get('reason', '')[:100]}")
+            plan = env.salt_run("autodeploy.purchase")  # dry run: the plan and its reasoning
+            lines = (plan.get("plan") or {}).get("lines") or plan.get("lines") or []
+            table([{"profile": ln["profile"], "flavour": ln["flavour"],
+                    "services": len(ln.get("services", [])), "packed": ln["packed"],
+                    "lower bound": ln["lower_bound"], "pending": ln["pending"],
+                    "to order": ln["to_order"], "cut by": ln.get("cut_by") or "-"}
+                   for ln in lines],
+                  ["profile", "flavour", "services", "packed", "lower bound", "pending",
+                   "to order", "cut by"])
+            env.salt_run("autodeploy.purchase", dry_run=False)
+            order = wait_until(lambda: mdb.orders.find_one({"state": "awaiting_approval"}), 30,
+                               label="order planned")
+            say(f"order {order['_id']}: {order['count']} x {order['flavour']}, awaiting approval")
+            say(f"salt-run autodeploy.approve {order['_id']}  (a signed control event)")
+            env.salt_run("autodeploy.approve", order["_id"])
+            wait_until(lambda: (mdb.orders.find_one({"_id": order["_id"]}) or {}).get("state")
+                       == "partner_notified", 60, label="ordered, partner emailed")
+            o = mdb.orders.find_one({"_id": order["_id"]})
+            say(f"cloud order {o.get('cloud_order_id')}; the partner's mail: "
+                f"{MAILS[-1]['Subject'] if MAILS else '(none)'}")
+            say("a host of that profile arrives (what the partner paid for) and registers")
+            boot_host(env, fabric, "game-04", 4, 48, 98304, profile=BIG)
+            wait_until(lambda: (mdb.orders.find_one({"_id": order["_id"]}) or {}).get("state")
+                       in ("fulfilled", "closed"), 180, label="order fulfilled")
+            env.salt_run("autodeploy.cycle")
+            wait_until(lambda: mdb.services.count_documents(
+                {"platform": "big", "state": "waiting_resources"}) == 0, 60,
+                label="the queue drained")
+            w = mdb.services.find_one({"platform": "big"})
+            say(f"{w['_id']} is {w['state']} on {w.get('host')}")
+            st.note(f"order {order['_id']} approved, placed ({o.get('cloud_order_id')}), "
+                    f"emailed, fulfilled; queue drained")
+
+        with stage("8. job returns, as the engine stored them in MongoDB") as st:
             coll = mdb["returns"]
             wait_until(lambda: coll.count_documents({}) >= 2, 15, 0.2, label="returns")
             for doc in coll.find({}, {"return": 0}).sort("received_at", 1).limit(12):
@@ -560,6 +657,7 @@ def main(argv=None, kept_child=False):
         db.cleanup()
         sink.shutdown()
         sink.server_close()
+        smtp.stop()
         if kept:
             STATE.unlink(missing_ok=True)
         print("   done", flush=True)

@@ -32,7 +32,7 @@ BIG = "aliyun:cn-hangzhou:game-8c16g"
 SMALL = "aliyun:cn-hangzhou:game-4c8g"
 OTHER = "aliyun:cn-hangzhou:other"
 
-pytestmark = pytest.mark.skipif(not netns.available(), reason="needs root and ip netns")
+pytestmark = netns.required()
 
 
 def purchase_conf(timeout_h):

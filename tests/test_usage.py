@@ -35,7 +35,7 @@ from test_tasks import Caller
 PROFILE = "aliyun:cn-hangzhou:game-8c16g"
 CPU_TRUTH, MEM_TRUTH_MB = 0.5, 256
 
-pytestmark = pytest.mark.skipif(not netns.available(), reason="needs root and ip netns")
+pytestmark = netns.required()
 
 # Burns CPU_TRUTH of one core by its own accounting (it catches up after being
 # starved) and holds MEM_TRUTH_MB of touched memory. On a loaded shared machine it
