@@ -251,9 +251,14 @@ def start_smtp():
             print(f"   MAIL> to {', '.join(envelope.rcpt_tos)}: {msg['Subject']}", flush=True)
             return "250 OK"
 
-    ctl = Controller(Handler(), hostname="127.0.0.1", port=0)
+    import socket
+
+    with socket.socket() as probe:  # a free port (aiosmtpd cannot take port 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ctl = Controller(Handler(), hostname="127.0.0.1", port=port)
     ctl.start()
-    return ctl, ctl.server.sockets[0].getsockname()[1]
+    return ctl, port
 
 
 def why_table(why):
