@@ -24,6 +24,17 @@
 #include "store/store.h"
 #include "tasks/tasks.h"
 
+/* backfill.c: the returns that went by while the engine was not listening
+ * (dead, or its reader reconnecting), reconciled from Salt's job cache. */
+typedef struct {
+  uint64_t gen_done;    /* connection generation reconciled (reconnects + 1) */
+  int pending;          /* a reconciliation to run (or to retry: store down) */
+  int64_t since_ms;     /* its start: wall ms */
+  int64_t listening_ms; /* last wall time the bus was seen connected; 0 unknown */
+  uint64_t runs, backfilled, task_returns, failures;
+  char mark_path[1024]; /* <spool_dir>/listening.mark; "" = off */
+} ad__engine_backfill_t;
+
 typedef struct {
   char *sock_dir;
   int ipc_mode; /* 0 ipc, 1 tcp */
@@ -49,6 +60,7 @@ typedef struct {
   /* tasks */
   char *master_key_path, *tasks_collection, *job_cache_dir, *hash_type;
   int watchdog_interval;
+  int backfill_margin_s;
   /* registry */
   char *pki_dir, *cachedir;
   int publish_port;
@@ -68,6 +80,7 @@ struct ad_engine {
   ad__tasks_stats_t task_stats; /* tasks.stats: refusals, for the stats JSON */
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
   ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
+  ad__engine_backfill_t backfill;
 };
 
 /* config.c: the engine's configuration keys (NULL-terminated). */
@@ -99,6 +112,14 @@ void ad__timers_run(ad__timer_t *t, size_t n, int64_t now, int64_t (*clock)(void
                     void *user);
 /* timers.c: poll the stop fd and fire the engine's timers until stopped. */
 void ad__engine_loop(ad_engine_t *eng);
+
+/* backfill.c: read the last run's listening mark (before the bus starts),
+ * the timer body (reconcile after start and after every reconnect), the
+ * clean-stop mark, and the counters for the stats JSON. */
+void ad__engine_backfill_init(ad_engine_t *eng);
+int64_t ad__engine_backfill_tick(void *user);
+void ad__engine_backfill_stop(ad_engine_t *eng);
+json_t *ad__engine_backfill_stats(const ad_engine_t *eng);
 
 /* commands.c: ad_call's command table, the one source the docs are
  * checked against (docs/api.md, tests/engine/test_commands.c). */

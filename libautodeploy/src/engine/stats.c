@@ -54,6 +54,13 @@ char *ad_engine_stats_json(ad_engine_t *eng)
       return NULL;
     }
   }
+  if (j && *eng->backfill.mark_path) { /* job-cache reconciliation (docs/returns.md) */
+    json_t *b = ad__engine_backfill_stats(eng);
+    if (!b || json_object_set_new(j, "backfill", b)) {
+      json_decref(j);
+      return NULL;
+    }
+  }
   char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return out;

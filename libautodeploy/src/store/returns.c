@@ -178,6 +178,12 @@ bson_t *ad__returns_doc(ad_event_t *ev, int tasks_only, ad_error_t *err)
   return doc;
 }
 
+void ad__returns_summary(bson_t *doc, const char *fun, size_t fun_len, const ad_value_t *ret)
+{
+  if (ret && fun && is_state_fun(fun, fun_len))
+    append_summary(doc, ret);
+}
+
 /* ---- writing ------------------------------------------------------------- */
 
 static void reject(ad__returns_t *r, const bson_t *doc, const char *why)

@@ -43,4 +43,8 @@ void ad__returns_stats(ad__returns_t *r, ad__returns_stats_t *out);
  * err->code 0 when tasks_only and the job is not a task's). */
 bson_t *ad__returns_doc(ad_event_t *ev, int tasks_only, ad_error_t *err);
 
+/* Append the state-run summary when `fun` is a state function (the live
+ * path and the job-cache backfill build the same document). */
+void ad__returns_summary(bson_t *doc, const char *fun, size_t fun_len, const ad_value_t *ret);
+
 #endif
