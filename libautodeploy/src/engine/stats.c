@@ -29,12 +29,13 @@ static json_t *returns_stats(ad__returns_t *returns)
   ad__returns_stats_t r;
   ad__returns_stats(returns, &r);
   return json_pack(
-      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
       "received", (json_int_t)r.received, "stored", (json_int_t)r.stored,
       "spooled", (json_int_t)r.spooled, "replayed", (json_int_t)r.replayed,
       "rejected", (json_int_t)r.rejected, "bad", (json_int_t)r.bad,
       "queued", (json_int_t)r.queued, "spool_records", (json_int_t)r.spool_records,
-      "spool_bytes", (json_int_t)r.spool_bytes, "store_down", r.store_down);
+      "spool_bytes", (json_int_t)r.spool_bytes, "spool_errors",
+      (json_int_t)r.spool_errors, "store_down", r.store_down);
 }
 
 char *ad_engine_stats_json(ad_engine_t *eng)

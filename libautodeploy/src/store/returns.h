@@ -23,6 +23,7 @@ typedef struct {
 typedef struct {
   uint64_t received, stored, spooled, replayed, rejected, bad;
   uint64_t queued, spool_records, spool_bytes;
+  uint64_t spool_errors; /* batches the spool refused (full, ENOSPC, EROFS) */
   int store_down;
 } ad__returns_stats_t;
 
