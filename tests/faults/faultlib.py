@@ -116,10 +116,12 @@ def _tree(pid):
 
 
 def engine_pids(env):
-    """The master's processes that run the autodeploy engine: Salt names an
-    engine process after the engine ("Engine(saltext.autodeploy...)" in its
-    title on 3006+), and only that one maps libautodeploy while no runner
-    runs. Both are checked so that a rename in Salt fails loudly here."""
+    """The master's processes that run the autodeploy engine: Salt titles an
+    engine process after its module ("Engine(salt.loaded.ext.engines.
+    autodeploy)"), and it maps libautodeploy. The title is what tells it:
+    processes forked after the loader imported the shim (the reactor's
+    Engine among them) map the library too. Both are checked, so that a
+    rename in Salt fails loudly here."""
     found = []
     for p in _tree(env.master_pid):
         try:
@@ -128,7 +130,7 @@ def engine_pids(env):
                 errors="replace")
         except OSError:
             continue
-        if "libautodeploy" in maps and "Engine" in cmd:
+        if "libautodeploy" in maps and "engines.autodeploy)" in cmd:
             found.append(p)
     return found
 
