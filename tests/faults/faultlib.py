@@ -116,23 +116,22 @@ def _tree(pid):
 
 
 def engine_pids(env):
-    """The master's processes that run the autodeploy engine: Salt titles an
-    engine process after its module ("Engine(salt.loaded.ext.engines.
-    autodeploy)"), and it maps libautodeploy. The title is what tells it:
-    processes forked after the loader imported the shim (the reactor's
-    Engine among them) map the library too. Both are checked, so that a
-    rename in Salt fails loudly here."""
-    found = []
-    for p in _tree(env.master_pid):
-        try:
-            maps = Path(f"/proc/{p}/maps").read_text()
-            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-                errors="replace")
-        except OSError:
-            continue
-        if "libautodeploy" in maps and "engines.autodeploy)" in cmd:
-            found.append(p)
-    return found
+    """The master's process that runs the autodeploy engine, as a list (empty
+    while there is none). The shim logs "autodeploy engine starting (pid N"
+    in the engine process; N must be alive, in the master's process tree and
+    map libautodeploy. Not the process title: Salt titles the first engine
+    process "Engine(salt.loaded.ext.engines.autodeploy)" but one its
+    ProcessManager restarts only "Engine", and processes forked after the
+    loader imported the shim (the reactor's) map the library too."""
+    logged = re.findall(r"autodeploy engine starting \(pid (\d+)", log_text(env))
+    if not logged:
+        return []
+    pid = int(logged[-1])
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return []
+    return [pid] if "libautodeploy" in maps and pid in _tree(env.master_pid) else []
 
 
 def kill_engine(env):
