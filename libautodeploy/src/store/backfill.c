@@ -60,7 +60,12 @@ static void append_at(bson_t *doc, const char *key, const ad_value_t *m, const c
 bson_t *ad__backfill_doc(const char *jid, const char *minion, const ad_value_t *load,
                          const ad_value_t *ret, int tasks_only, int64_t received_ms)
 {
+  /* the publish load keeps the job's metadata at the top (a CLI or API
+   * publish) or under kwargs (LocalClient from the reactor, 3006-3008) */
   const ad_value_t *md = load ? ad_value_get(load, "metadata", (size_t)-1) : NULL;
+  const ad_value_t *kw = load && !md ? ad_value_get(load, "kwargs", (size_t)-1) : NULL;
+  if (kw && ad_value_type(kw) == AD_VT_MAP)
+    md = ad_value_get(kw, "metadata", (size_t)-1);
   const ad_value_t *task = md ? ad_value_get(md, "autodeploy_task", (size_t)-1) : NULL;
   if (tasks_only && !task)
     return NULL;

@@ -129,5 +129,44 @@ TEST(tasks_only_skips_other_jobs_and_no_load_still_stores)
   msgpack_sbuffer_destroy(&rb);
 }
 
-RUN(CASE(cached_task_return_becomes_the_live_document),
+/* what 3008 saves for a job the reactor published: metadata under kwargs */
+TEST(metadata_under_kwargs_is_found)
+{
+  msgpack_sbuffer lb, rb;
+  msgpack_sbuffer_init(&lb);
+  msgpack_sbuffer_init(&rb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &lb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  pack_str(&pk, "fun");
+  pack_str(&pk, "state.apply");
+  pack_str(&pk, "kwargs");
+  msgpack_pack_map(&pk, 2);
+  pack_str(&pk, "state");
+  pack_str(&pk, "local");
+  pack_str(&pk, "metadata");
+  msgpack_pack_map(&pk, 2);
+  pack_str(&pk, "autodeploy_task");
+  pack_str(&pk, "t-7");
+  pack_str(&pk, "step");
+  pack_str(&pk, "deploy");
+  pack_ret(&rb);
+  msgpack_zone z;
+  msgpack_zone_init(&z, 4096);
+  msgpack_object load, ret;
+  ASSERT_EQ(ad__msgpack_decode(lb.data, lb.size, &z, &load, NULL), 0);
+  ASSERT_EQ(ad__msgpack_decode(rb.data, rb.size, &z, &ret, NULL), 0);
+  bson_t *d = ad__backfill_doc("2_ad1", "m1", (const ad_value_t *)&load,
+                               (const ad_value_t *)&ret, 1, 0);
+  ASSERT(d != NULL); /* tasks_only: it is a task's */
+  ASSERT_STR(get_str(d, "task"), "t-7");
+  ASSERT_STR(get_str(d, "step"), "deploy");
+  ASSERT_STR(get_str(d, "metadata.autodeploy_task"), "t-7");
+  bson_destroy(d);
+  msgpack_zone_destroy(&z);
+  msgpack_sbuffer_destroy(&lb);
+  msgpack_sbuffer_destroy(&rb);
+}
+
+RUN(CASE(cached_task_return_becomes_the_live_document), CASE(metadata_under_kwargs_is_found),
     CASE(tasks_only_skips_other_jobs_and_no_load_still_stores))
