@@ -114,5 +114,5 @@ def test_task_step_returned_while_engine_dead_completes(salt_env, ferretdb, ad_l
     assert done["state"] == "succeeded", json.dumps(done["history"], indent=1)
     st = last_stats(env, lambda s: s.get("tasks", {}).get("settled_from_store", 0) >= 1)
     assert st["backfill"]["task_returns"] >= 1, st["backfill"]
-    print(f"\ntask {t['id']}: return written while the engine was frozen then killed; "
+    print(f"\ntask {t['_id']}: return written while the engine was frozen then killed; "
           f"backfill {st['backfill']}, settled {st['tasks']['settled_from_store']}")
