@@ -60,6 +60,7 @@ const ad__config_key_t ad__engine_keys[] = {
     K("job_cache_dir", AD_CT_STR, job_cache_dir, 0, 0, "/var/cache/salt/master/jobs", NULL),
     K("hash_type", AD_CT_STR, hash_type, 0, 0, "sha256", NULL),
     K("watchdog_interval", AD_CT_INT, watchdog_interval, 1, 3600, "60", NULL),
+    K("backfill_margin_s", AD_CT_INT, backfill_margin_s, 0, 86400, "300", NULL),
     K("pki_dir", AD_CT_STR, pki_dir, 0, 0, "/etc/salt/pki/master", NULL),
     K("cachedir", AD_CT_STR, cachedir, 0, 0, "/var/cache/salt/master", NULL),
     K("publish_port", AD_CT_INT, publish_port, 1, 65535, "4505", NULL),

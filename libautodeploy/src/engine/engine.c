@@ -37,6 +37,7 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
   pthread_mutex_unlock(&eng->lock);
   if (busy)
     return ad__err(err, AD_ESTATE, "engine", "engine is already running");
+  ad__engine_backfill_init(eng); /* the last run's mark, before we listen */
   int rc = ad_bus_start(eng->bus, err);
   if (rc) {
     set_running(eng, 0);
@@ -56,6 +57,7 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
   ad_bus_stop(eng->bus);
   ad__bus_join(eng->bus); /* the reader stops; workers drain the queue first */
   ad__engine_status_publish(eng, "stopped"); /* the status runner says so at once */
+  ad__engine_backfill_stop(eng);
   AD_LOG_I("engine", "autodeploy engine stopped");
   set_running(eng, 0);
   return 0;

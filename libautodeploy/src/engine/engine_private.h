@@ -27,6 +27,17 @@
 #include "store/store.h"
 #include "tasks/tasks.h"
 
+/* backfill.c: the returns that went by while the engine was not listening
+ * (dead, or its reader reconnecting), reconciled from Salt's job cache. */
+typedef struct {
+  uint64_t gen_done;    /* connection generation reconciled (reconnects + 1) */
+  int pending;          /* a reconciliation to run (or to retry: store down) */
+  int64_t since_ms;     /* its start: wall ms */
+  int64_t listening_ms; /* last wall time the bus was seen connected; 0 unknown */
+  uint64_t runs, backfilled, task_returns, failures;
+  char mark_path[1024]; /* <spool_dir>/listening.mark; "" = off */
+} ad__engine_backfill_t;
+
 typedef struct {
   char *sock_dir;
   int ipc_mode; /* 0 ipc, 1 tcp */
@@ -52,6 +63,7 @@ typedef struct {
   /* tasks */
   char *master_key_path, *tasks_collection, *job_cache_dir, *hash_type;
   int watchdog_interval;
+  int backfill_margin_s;
   /* registry */
   char *pki_dir, *cachedir;
   int publish_port;
@@ -82,6 +94,8 @@ struct ad_engine {
   } status;
   ad__serve_t *serve;       /* NULL without an http entry */
   ad__purchase_t *purchase; /* NULL without a purchase entry */
+
+  ad__engine_backfill_t backfill;
 };
 
 /* http.c: the HTTP server from the engine's `http` object (NULL or absent:
@@ -140,6 +154,14 @@ const char *ad__engine_master_id(ad_engine_t *eng);
  * all); the `config.keys` command. */
 json_t *ad__config_keys_json(const char *only);
 json_t *ad__config_keys_cmd(const json_t *args, ad_error_t *err);
+
+/* backfill.c: read the last run's listening mark (before the bus starts),
+ * the timer body (reconcile after start and after every reconnect), the
+ * clean-stop mark, and the counters for the stats JSON. */
+void ad__engine_backfill_init(ad_engine_t *eng);
+int64_t ad__engine_backfill_tick(void *user);
+void ad__engine_backfill_stop(ad_engine_t *eng);
+json_t *ad__engine_backfill_stats(const ad_engine_t *eng);
 
 /* commands.c: ad_call's command table, the one source the docs are
  * checked against (docs/api.md, tests/engine/test_commands.c). */

@@ -33,13 +33,14 @@ static json_t *returns_stats(ad__returns_t *returns)
   if (r.spool_oldest_ms)
     ad__iso_ms(r.spool_oldest_ms, oldest);
   return json_pack(
-      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s?,s:b}",
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s?,s:I,s:b}",
       "received", (json_int_t)r.received, "stored", (json_int_t)r.stored,
       "spooled", (json_int_t)r.spooled, "replayed", (json_int_t)r.replayed,
       "rejected", (json_int_t)r.rejected, "bad", (json_int_t)r.bad,
       "queued", (json_int_t)r.queued, "spool_records", (json_int_t)r.spool_records,
       "spool_bytes", (json_int_t)r.spool_bytes, "spool_oldest",
-      r.spool_oldest_ms ? oldest : NULL, "store_down", r.store_down);
+      r.spool_oldest_ms ? oldest : NULL, "spool_errors", (json_int_t)r.spool_errors,
+      "store_down", r.store_down);
 }
 
 char *ad_engine_stats_json(ad_engine_t *eng)
@@ -76,6 +77,13 @@ char *ad_engine_stats_json(ad_engine_t *eng)
   if (j && eng->purchase) { /* runs, orders, refused decisions (docs/purchase.md) */
     json_t *p = ad__purchase_stats_json(eng->purchase);
     if (!p || json_object_set_new(j, "purchase", p)) {
+      json_decref(j);
+      return NULL;
+    }
+  }
+  if (j && *eng->backfill.mark_path) { /* job-cache reconciliation (docs/returns.md) */
+    json_t *b = ad__engine_backfill_stats(eng);
+    if (!b || json_object_set_new(j, "backfill", b)) {
       json_decref(j);
       return NULL;
     }

@@ -106,6 +106,7 @@ void ad__engine_loop(ad_engine_t *eng)
       {"registry", eng->registry ? now : INT64_MAX, fire_registry},
       {"fleet", eng->fleet ? now : INT64_MAX, fire_fleet},
       {"purchase", eng->purchase ? now : INT64_MAX, fire_purchase},
+      {"backfill", *eng->backfill.mark_path ? now : INT64_MAX, ad__engine_backfill_tick},
   };
   size_t n = sizeof timers / sizeof timers[0];
   struct pollfd p = {.fd = eng->stop_fd, .events = POLLIN};

@@ -178,6 +178,12 @@ bson_t *ad__returns_doc(ad_event_t *ev, int tasks_only, ad_error_t *err)
   return doc;
 }
 
+void ad__returns_summary(bson_t *doc, const char *fun, size_t fun_len, const ad_value_t *ret)
+{
+  if (ret && fun && is_state_fun(fun, fun_len))
+    append_summary(doc, ret);
+}
+
 /* ---- writing ------------------------------------------------------------- */
 
 static void reject(ad__returns_t *r, const bson_t *doc, const char *why)
@@ -254,18 +260,19 @@ static int write_batch(bson_t **docs, size_t n, void *user, ad_error_t *err)
 }
 
 /* Put a batch somewhere durable: MongoDB, else the spool. Returns 0 when
- * done, AD_EFULL when the spool is full (the caller keeps the batch). */
-static int persist(ad__returns_t *r, bson_t **docs, size_t n)
+ * done; AD_EFULL (spool_max_bytes) or AD_EIO (the disk is full or
+ * read-only: ENOSPC, EROFS) + *err when the spool cannot take it: the
+ * caller keeps the batch and says why. */
+static int persist(ad__returns_t *r, bson_t **docs, size_t n, ad_error_t *err)
 {
-  ad_error_t err;
   if (!r->down && ad__spool_records(r->spool) == 0) {
-    if (write_batch(docs, n, r, &err) == 0)
+    if (write_batch(docs, n, r, err) == 0)
       return 0;
     r->down = 1;
     AD_LOG_E("returns", "MongoDB unreachable (%s); spooling returns to %s",
-             err.message, r->c.spool_path);
+             err->message, r->c.spool_path);
   }
-  int rc = ad__spool_append(r->spool, docs, n, &err);
+  int rc = ad__spool_append(r->spool, docs, n, err);
   if (rc == 0) {
     pthread_mutex_lock(&r->lock);
     if (!r->st.spool_oldest_ms)
@@ -274,7 +281,9 @@ static int persist(ad__returns_t *r, bson_t **docs, size_t n)
     pthread_mutex_unlock(&r->lock);
     return 0;
   }
-  AD_LOG_E("returns", "%s", err.message);
+  pthread_mutex_lock(&r->lock);
+  r->st.spool_errors++;
+  pthread_mutex_unlock(&r->lock);
   return rc;
 }
 
@@ -310,8 +319,8 @@ static void *batcher_main(void *arg)
   for (;;) {
     pthread_mutex_lock(&r->lock);
     if (held == 0) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
+      struct timespec ts; /* the cond waits on CLOCK_MONOTONIC (ad__returns_new) */
+      clock_gettime(CLOCK_MONOTONIC, &ts);
       ts.tv_nsec += (long)r->c.batch_ms * 1000000L;
       ts.tv_sec += ts.tv_nsec / 1000000000L;
       ts.tv_nsec %= 1000000000L;
@@ -334,15 +343,16 @@ static void *batcher_main(void *arg)
       try_recover(r);
     }
     if (held > 0) {
-      if (persist(r, batch, held) == 0) {
+      ad_error_t perr;
+      if (persist(r, batch, held, &perr) == 0) {
         for (size_t i = 0; i < held; i++)
           bson_destroy(batch[i]);
         held = 0;
       } else {
         if (now - last_full_log >= 10) {
-          AD_LOG_E("returns", "holding %zu returns: spool_max_bytes %llu reached and "
-                   "MongoDB unreachable; the bus is being slowed, nothing is dropped",
-                   held, (unsigned long long)r->c.spool_max_bytes);
+          AD_LOG_E("returns", "holding %zu returns in memory: MongoDB unreachable and "
+                   "the spool cannot take them (%s); the bus is being slowed, nothing "
+                   "is dropped", held, perr.message);
           last_full_log = now;
         }
         if (stopping)
@@ -380,7 +390,13 @@ ad__returns_t *ad__returns_new(const ad__returns_conf_t *c, ad__store_t *store,
   r->store = store;
   r->q = calloc(c->queue_size, sizeof(*r->q));
   pthread_mutex_init(&r->lock, NULL);
-  pthread_cond_init(&r->cond, NULL);
+  /* batch_ms is an interval: a wall clock set back an hour must not hold a
+   * half-full batch for an hour (nor one set forward flush every batch at once) */
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&r->cond, &ca);
+  pthread_condattr_destroy(&ca);
   r->spool = ad__spool_open(c->spool_path, c->spool_max_bytes, c->spool_fsync, err);
   if (!r->q || !r->spool || !r->spool_path || !r->collection) {
     ad__returns_destroy(&r);

@@ -24,6 +24,7 @@ typedef struct {
   uint64_t received, stored, spooled, replayed, rejected, bad;
   uint64_t queued, spool_records, spool_bytes;
   int64_t spool_oldest_ms; /* wall time of the oldest spooled return; 0: empty */
+  uint64_t spool_errors; /* batches the spool refused (full, ENOSPC, EROFS) */
   int store_down;
 } ad__returns_stats_t;
 
@@ -43,5 +44,9 @@ void ad__returns_stats(ad__returns_t *r, ad__returns_stats_t *out);
 /* The stored document for a return event (NULL + err, or NULL with
  * err->code 0 when tasks_only and the job is not a task's). */
 bson_t *ad__returns_doc(ad_event_t *ev, int tasks_only, ad_error_t *err);
+
+/* Append the state-run summary when `fun` is a state function (the live
+ * path and the job-cache backfill build the same document). */
+void ad__returns_summary(bson_t *doc, const char *fun, size_t fun_len, const ad_value_t *ret);
 
 #endif

@@ -27,6 +27,7 @@ typedef struct {
   uint64_t refused_unsigned;       /* an intervention without a valid signature */
   uint64_t refused_interventions;  /* signed, but the transition is not allowed */
   uint64_t stale_returns;          /* a return of an earlier job of the task */
+  uint64_t settled_from_store;     /* steps found finished by ad__tasks_settle */
 } ad__tasks_stats_t;
 
 typedef struct {
@@ -60,7 +61,11 @@ int ad__tasks_on_new(const ad__tasks_ctx_t *t, ad_event_t *ev);
 int ad__tasks_on_return(const ad__tasks_ctx_t *t, ad_event_t *ev);
 /* autodeploy/intervene/<task>: signed by the master side. */
 int ad__tasks_on_intervene(const ad__tasks_ctx_t *t, ad_event_t *ev);
-/* Every watchdog tick: deadlines, due retries, queued tasks. */
+/* Running tasks whose current step's returns are all stored, although no
+ * return event moved them on (they were backfilled from the job cache):
+ * move them on now. The watchdog calls it, and the engine after a backfill. */
+void ad__tasks_settle(const ad__tasks_ctx_t *t);
+/* Every watchdog tick: settle, deadlines, due retries, queued tasks. */
 void ad__tasks_watchdog(const ad__tasks_ctx_t *t);
 /* The counters as {refused_forged_returns, ...} (new reference), or NULL. */
 json_t *ad__tasks_stats_json(const ad__tasks_ctx_t *t);

@@ -120,9 +120,15 @@ def start(**kwargs):
     try:
         engine = libautodeploy.Engine(config)
     except libautodeploy.AutodeployError as exc:
-        # Raising would have Salt log a traceback and start the engine again
-        # every ~10 s, each time failing the same way: say it once, then
-        # stay idle until the master stops (docs/runbook.md).
+        if exc.code != libautodeploy.AD_ECONFIG:
+            # Not the configuration: a spool disk read-only or full, no
+            # memory... Salt restarts the engine (~10 s), which is what
+            # recovers once the cause is gone (tests/faults/test_spool_disk.py).
+            log.error("autodeploy engine not started: %s; Salt starts it again", exc)
+            raise
+        # A bad configuration fails the same way every time: raising would
+        # have Salt log a traceback and start the engine again every ~10 s.
+        # Say it once, then stay idle until the master stops (docs/runbook.md).
         log.error(
             "autodeploy engine not started: bad configuration: %s; fix the autodeploy "
             "entry under engines in the master config and restart the master "
