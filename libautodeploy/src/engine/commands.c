@@ -24,6 +24,7 @@ static json_t *cmd_simulate(const json_t *args, ad_error_t *err)
 #define REGISTRY(name, f, a, d) {name, AD__CMD_REGISTRY, {.registry = f}, a, d}
 #define FLEET(name, f, a, d) {name, AD__CMD_FLEET, {.fleet = f}, a, d}
 #define PURE(name, f, a, d) {name, AD__CMD_PURE, {.pure = f}, a, d}
+#define ENGINE(name, f, a, d) {name, AD__CMD_ENGINE, {.engine = f}, a, d}
 static const ad__engine_command_t COMMANDS[] = {
     TASKS("task.deploy", ad__task_create,
           "tgt, tgt_type, mods or steps, pillar, timeout, retry, created_by, reason",
@@ -60,6 +61,8 @@ static const ad__engine_command_t COMMANDS[] = {
           "Close a service (merged or closed server): it leaves the reserve and its host."),
     FLEET("cycle.run", ad__fleet_cycle, "dry_run, platform",
           "Run one reserve and placement cycle now; dry_run reports without acting."),
+    ENGINE("leader.get", ad__engine_leader_get, "-",
+           "Who leads the masters: the leader lease's holder, term and expiry."),
     PURE("simulate", cmd_simulate, "input, csv, csv_name",
          "Replay openings against a reserve and placement policy; nothing is written."),
 };
@@ -67,6 +70,7 @@ static const ad__engine_command_t COMMANDS[] = {
 #undef REGISTRY
 #undef FLEET
 #undef PURE
+#undef ENGINE
 
 const ad__engine_command_t *ad__engine_commands(size_t *n)
 {
@@ -120,6 +124,8 @@ static json_t *run_in_engine(const ad__engine_command_t *cmd, ad_engine_t *eng,
     return cmd->fn.registry(eng->registry, args, err);
   case AD__CMD_FLEET:
     return cmd->fn.fleet(eng->fleet, args, err);
+  case AD__CMD_ENGINE:
+    return cmd->fn.engine(eng, args, err);
   case AD__CMD_PURE:
     break;
   }

@@ -63,6 +63,9 @@ const ad__config_key_t ad__engine_keys[] = {
     K("pki_dir", AD_CT_STR, pki_dir, 0, 0, "/etc/salt/pki/master", NULL),
     K("cachedir", AD_CT_STR, cachedir, 0, 0, "/var/cache/salt/master", NULL),
     K("publish_port", AD_CT_INT, publish_port, 1, 65535, "4505", NULL),
+    K("leader_lease_s", AD_CT_INT, leader_lease_s, 2, 3600, "15", NULL),
+    K("leader_skew_ms", AD_CT_INT, leader_skew_ms, 0, 60000, "1000", NULL),
+    K("leader_collection", AD_CT_STR, leader_collection, 0, 0, "locks", NULL),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
@@ -144,6 +147,8 @@ static int start_services(ad_engine_t *eng, const json_t *registry, const json_t
                           ad_error_t *err)
 {
   ad__engine_conf_t *c = &eng->c;
+  if (ad__engine_leader_new(eng, err))
+    return AD_ENOMEM;
   eng->tasks = (ad__tasks_ctx_t){eng->store, eng->bus, c->master_key_path,
                                  c->tasks_collection, c->job_cache_dir ? c->job_cache_dir : "",
                                  c->hash_type, ad__engine_alert, eng, NULL, NULL,
@@ -160,7 +165,7 @@ static int start_services(ad_engine_t *eng, const json_t *registry, const json_t
     /* enabled: false keeps the runners (and the model) but runs no cycle */
     ad__fleet_env_t fenv = {eng->store, &eng->tasks, eng->bus, c->master_key_path,
                             json_string_value(json_object_get(registry, "collection")),
-                            c->mongo_uri, c->mongo_db};
+                            c->mongo_uri, c->mongo_db, ad__engine_fence, eng};
     eng->fleet = ad__fleet_new(&fenv, placement, err);
     if (!eng->fleet)
       return AD_ECONFIG;

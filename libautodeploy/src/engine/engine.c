@@ -46,6 +46,7 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
            "%d workers)", ad_version(), eng->c.sock_dir ? eng->c.sock_dir : "-",
            eng->c.ipc_mode ? "tcp" : "ipc", eng->c.workers);
   ad__engine_loop(eng);
+  ad__engine_leader_stop(eng);
   ad_bus_stop(eng->bus);
   ad__bus_join(eng->bus); /* the reader stops; workers drain the queue first */
   AD_LOG_I("engine", "autodeploy engine stopped");
@@ -77,6 +78,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
   ad__registry_destroy(&eng->registry);
   ad__fleet_destroy(&eng->fleet);
+  ad__lease_destroy(&eng->leader);
   ad__returns_destroy(&eng->returns); /* then every return stored or spooled */
   if (eng->notifier)
     ad_notify_flush(eng->notifier, 5000);

@@ -6,6 +6,7 @@
  *   timers.c    periodic work on the monotonic clock, and the run loop
  *   stats.c     the counters as JSON
  *   commands.c  ad_call: one table of commands (name, handler, args, doc)
+ *   leader.c    which engine runs the periodic loops (the `leader` lease)
  *   engine.c    the public lifecycle: new, run, stop, destroy */
 #ifndef AD_ENGINE_PRIVATE_H
 #define AD_ENGINE_PRIVATE_H
@@ -20,6 +21,7 @@
 #include "core/config.h"
 #include "fleet/fleet.h"
 #include "registry/registry.h"
+#include "store/lease.h"
 #include "store/returns.h"
 #include "store/store.h"
 #include "tasks/tasks.h"
@@ -52,6 +54,9 @@ typedef struct {
   /* registry */
   char *pki_dir, *cachedir;
   int publish_port;
+  /* leadership among masters (leader.c) */
+  int leader_lease_s, leader_skew_ms;
+  char *leader_collection;
 } ad__engine_conf_t;
 
 struct ad_engine {
@@ -68,6 +73,9 @@ struct ad_engine {
   ad__tasks_stats_t task_stats; /* tasks.stats: refusals, for the stats JSON */
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
   ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
+  ad__lease_mongo_t leader_store;
+  ad__lease_t *leader;      /* NULL without mongo_uri */
+  long long loop_passes, loop_skips; /* periodic passes run / skipped as a follower (atomic) */
 };
 
 /* config.c: the engine's configuration keys (NULL-terminated). */
@@ -100,6 +108,24 @@ void ad__timers_run(ad__timer_t *t, size_t n, int64_t now, int64_t (*clock)(void
 /* timers.c: poll the stop fd and fire the engine's timers until stopped. */
 void ad__engine_loop(ad_engine_t *eng);
 
+/* leader.c: the `leader` lease (with the store). 0 or AD_ENOMEM. */
+int ad__engine_leader_new(ad_engine_t *eng, ad_error_t *err);
+/* Claim or renew; ms to the next claim. */
+int64_t ad__engine_leader_tick(ad_engine_t *eng);
+/* Give the lease up (the engine stops). */
+void ad__engine_leader_stop(ad_engine_t *eng);
+/* Before a pass of a periodic loop: 1 when this engine leads (or has no
+ * store), else 0; a lapsed leadership is counted and logged naming
+ * `what`. Every periodic loop asks, the purchase run too. */
+int ad__engine_leads(ad_engine_t *eng, const char *what);
+/* The fleet's fence (ad__fleet_env_t.fence; user: the engine): the term. */
+int64_t ad__engine_fence(void *user, const char *what);
+/* The lease's counters plus the passes run (`passes`) and skipped as a
+ * follower (`skipped`): the stats JSON's "leader". */
+json_t *ad__engine_leader_stats(ad_engine_t *eng);
+/* ad_call leader.get. */
+json_t *ad__engine_leader_get(ad_engine_t *eng, const json_t *args, ad_error_t *err);
+
 /* commands.c: ad_call's command table, the one source the docs are
  * checked against (docs/api.md, tests/engine/test_commands.c). */
 typedef enum {
@@ -107,6 +133,7 @@ typedef enum {
   AD__CMD_TASKS,    /* needs mongo_uri */
   AD__CMD_REGISTRY, /* needs mongo_uri and the registry enabled */
   AD__CMD_FLEET,    /* needs mongo_uri and a placement entry */
+  AD__CMD_ENGINE,   /* needs mongo_uri; gets the engine (its configuration) */
 } ad__cmd_needs_t;
 
 typedef struct {
@@ -117,6 +144,7 @@ typedef struct {
     json_t *(*tasks)(const ad__tasks_ctx_t *t, const json_t *args, ad_error_t *err);
     json_t *(*registry)(ad__registry_t *r, const json_t *args, ad_error_t *err);
     json_t *(*fleet)(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+    json_t *(*engine)(ad_engine_t *eng, const json_t *args, ad_error_t *err);
   } fn;
   const char *args; /* the argument names, as docs/api.md lists them */
   const char *doc;  /* one line, as docs/api.md says it */

@@ -6,6 +6,7 @@
 
 #include "fleet/fleet.h"
 #include "metrics/metrics.h"
+#include "store/lease.h"
 
 typedef struct {
   int enabled;
@@ -25,6 +26,8 @@ struct ad__fleet {
   int metrics_ttl;          /* the salt source's TTL index works */
   atomic_llong next_cycle_ms, next_prune_ms;
   char owner[64];           /* lease owner: host:pid:handle */
+  ad__lease_mongo_t lease_store; /* the cycle lease: `cycle` in locks */
+  ad__lease_t *lease;
   int metrics_indexed;      /* the load history's indexes exist */
 };
 

@@ -142,12 +142,14 @@ int64_t ad__lease_fence(ad__lease_t *l, const char *what)
     pthread_mutex_unlock(&l->mu);
     return t;
   }
-  if (l->term > 0) {
+  /* lapsed while we thought it ours (paused, or renewals failing): a
+   * refusal worth counting; lost at a claim or released: quietly not ours */
+  if (l->term > 0 && l->act_until > 0) {
     l->fenced++;
     if (!l->fenced_logged++)
-      AD_LOG_W("leader", "%s refused: the %s lease (term %lld) is no longer ours%s", what,
-               l->name, (long long)l->term,
-               l->act_until ? " (it lapsed: this process was paused or the store unreachable)" : "");
+      AD_LOG_W("leader", "%s refused: the %s lease (term %lld) lapsed %lld ms ago (this process "
+               "was paused or could not renew); another master may hold it", what, l->name,
+               (long long)l->term, (long long)(now - l->act_until));
   }
   pthread_mutex_unlock(&l->mu);
   return 0;

@@ -85,9 +85,9 @@ void ad__lease_release(ad__lease_t *l);
 int64_t ad__lease_term(ad__lease_t *l);
 
 /* The fence before a write: like ad__lease_term, but a term we held whose
- * deadline has passed (we were paused, or renewals failed) is a refusal:
- * counted (`fenced`) and logged naming `what`. 0 when refused or never
- * held. */
+ * deadline has passed unnoticed (we were paused, or renewals failed) is a
+ * refusal: counted (`fenced`) and logged once per lapse naming `what`. 0
+ * when refused, never held, released, or known lost at a claim. */
 int64_t ad__lease_fence(ad__lease_t *l, const char *what);
 
 /* ms until the next claim is due (renew at lease/3; retry at lease/5 when

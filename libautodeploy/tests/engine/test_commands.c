@@ -20,6 +20,8 @@ static const char *needs_word(ad__cmd_needs_t n)
     return "registry";
   case AD__CMD_FLEET:
     return "placement";
+  case AD__CMD_ENGINE:
+    return "store";
   }
   return "?";
 }
