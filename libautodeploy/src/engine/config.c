@@ -147,8 +147,6 @@ static int start_services(ad_engine_t *eng, const json_t *registry, const json_t
                           ad_error_t *err)
 {
   ad__engine_conf_t *c = &eng->c;
-  if (ad__engine_leader_new(eng, err))
-    return AD_ENOMEM;
   eng->tasks = (ad__tasks_ctx_t){eng->store, eng->bus, c->master_key_path,
                                  c->tasks_collection, c->job_cache_dir ? c->job_cache_dir : "",
                                  c->hash_type, ad__engine_alert, eng, NULL, NULL,

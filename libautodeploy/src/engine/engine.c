@@ -37,7 +37,12 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
   pthread_mutex_unlock(&eng->lock);
   if (busy)
     return ad__err(err, AD_ESTATE, "engine", "engine is already running");
-  int rc = ad_bus_start(eng->bus, err);
+  /* only a running engine competes for leadership: the short-lived engine
+   * of an ad_call (a runner's cycle.run) has none and is fenced by the
+   * cycle lease alone */
+  int rc = eng->store && !eng->leader ? ad__engine_leader_new(eng, err) : 0;
+  if (!rc)
+    rc = ad_bus_start(eng->bus, err);
   if (rc) {
     set_running(eng, 0);
     return rc;

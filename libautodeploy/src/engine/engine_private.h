@@ -74,7 +74,7 @@ struct ad_engine {
   ad__registry_t *registry; /* NULL without mongo_uri or with registry.enabled false */
   ad__fleet_t *fleet;       /* NULL without mongo_uri or without a placement entry */
   ad__lease_mongo_t leader_store;
-  ad__lease_t *leader;      /* NULL without mongo_uri */
+  ad__lease_t *leader;      /* NULL without mongo_uri, and until ad_engine_run */
   long long loop_passes, loop_skips; /* periodic passes run / skipped as a follower (atomic) */
 };
 
@@ -108,7 +108,8 @@ void ad__timers_run(ad__timer_t *t, size_t n, int64_t now, int64_t (*clock)(void
 /* timers.c: poll the stop fd and fire the engine's timers until stopped. */
 void ad__engine_loop(ad_engine_t *eng);
 
-/* leader.c: the `leader` lease (with the store). 0 or AD_ENOMEM. */
+/* leader.c: the `leader` lease (with the store; ad_engine_run makes it).
+ * 0 or AD_ENOMEM. */
 int ad__engine_leader_new(ad_engine_t *eng, ad_error_t *err);
 /* Claim or renew; ms to the next claim. */
 int64_t ad__engine_leader_tick(ad_engine_t *eng);

@@ -52,7 +52,7 @@ json_t *ad__engine_leader_stats(ad_engine_t *eng)
 int64_t ad__engine_fence(void *user, const char *what)
 {
   ad_engine_t *eng = user;
-  return eng->leader ? ad__lease_fence(eng->leader, what) : 1;
+  return eng->leader ? ad__lease_fence(eng->leader, what) : 1; /* an ad_call's engine */
 }
 
 int64_t ad__engine_leader_tick(ad_engine_t *eng)

@@ -71,10 +71,10 @@ int ad__lease_claim(ad__lease_t *l, ad__lease_doc_t *who, ad_error_t *err)
    * written until_ms at any moment after this */
   int64_t t0 = l->mono(), now = l->wall();
   int64_t mine = l->term > 0 && t0 < l->act_until ? l->term : 0;
-  /* renew with the term we hold, or with one that lapsed locally (nobody
-   * took it meanwhile if the store still says so: the term is unchanged,
-   * so nothing another holder did can be mistaken for ours) */
-  int64_t ask = l->term;
+  /* renew only a term still ours by our own deadline: a lapsed term is
+   * taken again, as a new term, once it expires for everyone (a taker
+   * whose clock runs ahead could take it while we renew it) */
+  int64_t ask = mine;
   ad__lease_doc_t doc = {0};
   ad_error_t e;
   l->claims++;
@@ -100,8 +100,12 @@ int ad__lease_claim(ad__lease_t *l, ad__lease_doc_t *who, ad_error_t *err)
   } else {
     if (l->term > 0 && l->act_until > 0) {
       l->lost++;
-      AD_LOG_W("leader", "%s lease: term %lld lost; %s holds it, term %lld", l->name,
-               (long long)l->term, doc.holder, (long long)doc.term);
+      if (!strcmp(doc.holder, l->holder) && doc.term == l->term)
+        AD_LOG_W("leader", "%s lease: term %lld lapsed; taken again as a new term once it "
+                 "expires for every master", l->name, (long long)l->term);
+      else
+        AD_LOG_W("leader", "%s lease: term %lld lost; %s holds it, term %lld", l->name,
+                 (long long)l->term, doc.holder, (long long)doc.term);
     }
     l->act_until = 0; /* the fence stays shut; l->term remembers what we held */
     l->next_claim = t0 + l->lease_ms / 5;

@@ -6,12 +6,14 @@
  * at a time across engines and `salt-run autodeploy.cycle`).
  *
  * The document {_id: name, holder, term, until_ms, since} changes only by
- * one atomic step each (lease_mongo.c: findAndModify):
- *   renew  {_id, holder: me, term: T}             -> until_ms = now + lease
- *   take   {_id, until_ms < now - skew}           -> holder = me, term + 1
- *   create (no document)                          -> term 1
- * so two claimants never both win, and every change of holder raises the
- * term.
+ * these steps (lease_mongo.c):
+ *   renew  {_id, holder: me, term: T, until_ms >= now - skew} -> until_ms = now + lease
+ *   take   seen until_ms < now - skew: insert {_id: "name#T+1"}; the one
+ *          insert that succeeds rewrites {_id, term: T} -> holder = me, T + 1
+ *   create insert {_id: name, term 1}
+ * Inserts of one _id succeed once on any server, so two claimants never
+ * both win a term (also on FerretDB, whose findAndModify is not atomic),
+ * and every change of holder raises the term.
  *
  * Time. until_ms is a wall-clock time written by the holder and compared by
  * the others against theirs: takeover waits `skew_ms` past it, so masters
@@ -49,8 +51,8 @@ typedef struct {
  * has an in-memory one). */
 typedef struct {
   /* One atomic claim of lease `name` for `holder`: renew when term > 0 and
-   * the document still says {holder, term}; else take it when it is absent
-   * or until_ms < now_ms - skew_ms (term + 1). The new until_ms is `until`.
+   * the document still says {holder, term} and until_ms >= now_ms - skew_ms;
+   * else take it when it is absent or until_ms < now_ms - skew_ms (term + 1). The new until_ms is `until`.
    * 1 and *out = the document as written; 0 and *out = the document that
    * stands (another holder); <0 + *err (store unreachable). */
   int (*claim)(void *u, const char *name, const char *holder, int64_t term, int64_t now_ms,
