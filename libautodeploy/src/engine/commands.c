@@ -68,6 +68,8 @@ static const ad__engine_command_t COMMANDS[] = {
     PURE("config.keys", ad__config_keys_cmd, "table",
          "Every configuration key with its type, default and range, by table "
          "(docs/configuration-reference.md)."),
+    ENGINE("leader.get", ad__engine_leader_get, "-",
+           "Who leads the masters: the leader lease's holder, term and expiry."),
     PURE("simulate", cmd_simulate, "input, csv, csv_name",
          "Replay openings against a reserve and placement policy; nothing is written."),
     PURCHASE("purchase.run", ad__purchase_run_cmd, "dry_run",

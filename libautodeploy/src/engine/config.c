@@ -67,6 +67,9 @@ const ad__config_key_t ad__engine_keys[] = {
     K("master_id", AD_CT_STR, master_id, 0, 0, "", NULL),
     K("status_interval", AD_CT_INT, status_interval, 0, 3600, "10", NULL),
     K("status_collection", AD_CT_STR, status_collection, 0, 0, "engine_status", NULL),
+    K("leader_lease_s", AD_CT_INT, leader_lease_s, 2, 3600, "15", NULL),
+    K("leader_skew_ms", AD_CT_INT, leader_skew_ms, 0, 60000, "1000", NULL),
+    K("leader_collection", AD_CT_STR, leader_collection, 0, 0, "locks", NULL),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
@@ -164,7 +167,7 @@ static int start_services(ad_engine_t *eng, const json_t *registry, const json_t
     /* enabled: false keeps the runners (and the model) but runs no cycle */
     ad__fleet_env_t fenv = {eng->store, &eng->tasks, eng->bus, c->master_key_path,
                             json_string_value(json_object_get(registry, "collection")),
-                            c->mongo_uri, c->mongo_db};
+                            c->mongo_uri, c->mongo_db, ad__engine_fence, eng};
     eng->fleet = ad__fleet_new(&fenv, placement, err);
     if (!eng->fleet)
       return AD_ECONFIG;

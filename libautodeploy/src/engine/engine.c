@@ -38,7 +38,12 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
   if (busy)
     return ad__err(err, AD_ESTATE, "engine", "engine is already running");
   ad__engine_backfill_init(eng); /* the last run's mark, before we listen */
-  int rc = ad_bus_start(eng->bus, err);
+  /* only a running engine competes for leadership: the short-lived engine
+   * of an ad_call (a runner's cycle.run) has none and is fenced by the
+   * cycle lease alone */
+  int rc = eng->store && !eng->leader ? ad__engine_leader_new(eng, err) : 0;
+  if (!rc)
+    rc = ad_bus_start(eng->bus, err);
   if (rc) {
     set_running(eng, 0);
     return rc;
@@ -53,6 +58,7 @@ int ad_engine_run(ad_engine_t *eng, ad_error_t *err)
            "%d workers)", ad_version(), eng->c.sock_dir ? eng->c.sock_dir : "-",
            eng->c.ipc_mode ? "tcp" : "ipc", eng->c.workers);
   ad__engine_loop(eng);
+  ad__engine_leader_stop(eng);
   ad__kafka_stop(eng->kafka); /* the message in hand finishes; stored offsets committed */
   ad_bus_stop(eng->bus);
   ad__bus_join(eng->bus); /* the reader stops; workers drain the queue first */
@@ -90,6 +96,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
   ad__purchase_destroy(&eng->purchase);
   ad__registry_destroy(&eng->registry);
   ad__fleet_destroy(&eng->fleet);
+  ad__lease_destroy(&eng->leader);
   ad__returns_destroy(&eng->returns); /* then every return stored or spooled */
   if (eng->notifier)
     ad_notify_flush(eng->notifier, 5000);

@@ -6,6 +6,7 @@
  *   timers.c    periodic work on the monotonic clock, and the run loop
  *   stats.c     the counters as JSON
  *   commands.c  ad_call: one table of commands (name, handler, args, doc)
+ *   leader.c    which engine runs the periodic loops (the `leader` lease)
  *   engine.c    the public lifecycle: new, run, stop, destroy */
 #ifndef AD_ENGINE_PRIVATE_H
 #define AD_ENGINE_PRIVATE_H
@@ -23,6 +24,7 @@
 #include "purchase/purchase.h"
 #include "registry/registry.h"
 #include "serve/serve.h"
+#include "store/lease.h"
 #include "store/returns.h"
 #include "store/store.h"
 #include "tasks/tasks.h"
@@ -70,6 +72,9 @@ typedef struct {
   /* status (status.c) */
   char *master_id, *status_collection;
   int status_interval;
+  /* leadership among masters (leader.c) */
+  int leader_lease_s, leader_skew_ms;
+  char *leader_collection;
 } ad__engine_conf_t;
 
 struct ad_engine {
@@ -96,6 +101,9 @@ struct ad_engine {
   ad__purchase_t *purchase; /* NULL without a purchase entry */
 
   ad__engine_backfill_t backfill;
+  ad__lease_mongo_t leader_store;
+  ad__lease_t *leader;      /* NULL without mongo_uri, and until ad_engine_run */
+  long long loop_passes, loop_skips; /* periodic passes run / skipped as a follower (atomic) */
 };
 
 /* http.c: the HTTP server from the engine's `http` object (NULL or absent:
@@ -162,6 +170,24 @@ void ad__engine_backfill_init(ad_engine_t *eng);
 int64_t ad__engine_backfill_tick(void *user);
 void ad__engine_backfill_stop(ad_engine_t *eng);
 json_t *ad__engine_backfill_stats(const ad_engine_t *eng);
+/* leader.c: the `leader` lease (with the store; ad_engine_run makes it).
+ * 0 or AD_ENOMEM. */
+int ad__engine_leader_new(ad_engine_t *eng, ad_error_t *err);
+/* Claim or renew; ms to the next claim. */
+int64_t ad__engine_leader_tick(ad_engine_t *eng);
+/* Give the lease up (the engine stops). */
+void ad__engine_leader_stop(ad_engine_t *eng);
+/* Before a pass of a periodic loop: 1 when this engine leads (or has no
+ * store), else 0; a lapsed leadership is counted and logged naming
+ * `what`. Every periodic loop asks, the purchase run too. */
+int ad__engine_leads(ad_engine_t *eng, const char *what);
+/* The fleet's fence (ad__fleet_env_t.fence; user: the engine): the term. */
+int64_t ad__engine_fence(void *user, const char *what);
+/* The lease's counters plus the passes run (`passes`) and skipped as a
+ * follower (`skipped`): the stats JSON's "leader". */
+json_t *ad__engine_leader_stats(ad_engine_t *eng);
+/* ad_call leader.get. */
+json_t *ad__engine_leader_get(ad_engine_t *eng, const json_t *args, ad_error_t *err);
 
 /* commands.c: ad_call's command table, the one source the docs are
  * checked against (docs/api.md, tests/engine/test_commands.c). */

@@ -88,6 +88,13 @@ char *ad_engine_stats_json(ad_engine_t *eng)
       return NULL;
     }
   }
+  if (j && eng->leader) { /* this engine's view of the leader lease */
+    json_t *l = ad__engine_leader_stats(eng);
+    if (!l || json_object_set_new(j, "leader", l)) {
+      json_decref(j);
+      return NULL;
+    }
+  }
   char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return out;

@@ -1,7 +1,8 @@
 /*
  * timers.c - the engine's periodic work (stats, the task watchdog, the
- * registry's and the fleet's ticks) and the loop that waits for it or for
- * ad_engine_stop.
+ * registry's and the fleet's ticks, the leader lease) and the loop that
+ * waits for it or for ad_engine_stop. The periodic loops run only on the
+ * leader (leader.c); each asks before its pass.
  *
  * Intervals are measured on CLOCK_MONOTONIC: a wall clock stepped by NTP
  * or an operator would stall the watchdog (set back) or fire every timer at
@@ -71,13 +72,16 @@ static int64_t fire_status(void *user)
 static int64_t fire_watchdog(void *user)
 {
   ad_engine_t *eng = user;
-  ad__tasks_watchdog(&eng->tasks);
+  if (ad__engine_leads(eng, "watchdog pass"))
+    ad__tasks_watchdog(&eng->tasks);
   return eng->c.watchdog_interval * 1000LL;
 }
 
 static int64_t fire_registry(void *user)
 {
   ad_engine_t *eng = user;
+  if (!ad__engine_leads(eng, "registry pass"))
+    return 1000;
   /* presence hints may ask for an earlier pass: look at least every second */
   return clamp(ad__registry_tick(eng->registry), 10, 1000);
 }
@@ -85,17 +89,28 @@ static int64_t fire_registry(void *user)
 static int64_t fire_fleet(void *user)
 {
   ad_engine_t *eng = user;
+  if (!ad__engine_leads(eng, "fleet pass"))
+    return 1000;
   return clamp(ad__fleet_tick(eng->fleet), 10, 5000);
 }
 
 static int64_t fire_purchase(void *user)
 {
   ad_engine_t *eng = user;
+  if (!ad__engine_leads(eng, "purchase pass"))
+    return 1000;
   return clamp(ad__purchase_tick(eng->purchase), 100, 60000);
+}
+
+static int64_t fire_leader(void *user)
+{
+  return ad__engine_leader_tick(user);
 }
 
 void ad__engine_loop(ad_engine_t *eng)
 {
+  if (eng->leader) /* claim before the first pass, not a renewal period later */
+    ad__engine_leader_tick(eng);
   int64_t now = mono_ms();
   ad__timer_t timers[] = {
       {"stats", eng->c.stats_interval > 0 ? now + eng->c.stats_interval * 1000LL : INT64_MAX,
@@ -107,6 +122,9 @@ void ad__engine_loop(ad_engine_t *eng)
       {"fleet", eng->fleet ? now : INT64_MAX, fire_fleet},
       {"purchase", eng->purchase ? now : INT64_MAX, fire_purchase},
       {"backfill", *eng->backfill.mark_path ? now : INT64_MAX, ad__engine_backfill_tick},
+      /* last: loops due at the same moment see a lapse that a pause caused
+       * (and refuse) before the claim finds out who leads now */
+      {"leader", eng->leader ? now + ad__lease_next_ms(eng->leader) : INT64_MAX, fire_leader},
   };
   size_t n = sizeof timers / sizeof timers[0];
   struct pollfd p = {.fd = eng->stop_fd, .events = POLLIN};

@@ -109,6 +109,13 @@ ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_er
   json_decref(metrics);
   json_decref(headroom);
   json_decref(c);
+  if (rc == 0) {
+    f->lease_store = (ad__lease_mongo_t){env->store, f->c.locks};
+    f->lease = ad__lease_new(&ad__lease_mongo, &f->lease_store, "cycle", f->owner,
+                             f->c.lease_s * 1000, 1000, NULL, NULL);
+    if (!f->lease)
+      rc = ad__err(err, AD_ENOMEM, "fleet", "no memory");
+  }
   if (rc) {
     ad__fleet_destroy(&f);
     return NULL;
@@ -134,6 +141,7 @@ void ad__fleet_destroy(ad__fleet_t **p)
   ad__fleet_t *f = *p;
   ad__metrics_destroy(&f->metrics);
   json_decref(f->last_cycle);
+  ad__lease_destroy(&f->lease);
   ad__config_free(FLEET_KEYS, &f->c);
   free(f->hosts_coll);
   json_decref(f->last_report);

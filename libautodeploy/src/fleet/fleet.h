@@ -28,6 +28,11 @@ typedef struct {
   const char *key_path;
   const char *hosts_collection; /* the registry's */
   const char *mongo_uri, *mongo_db; /* for the default metrics source */
+  /* The engine's leadership (store/lease.h), checked before every write of
+   * a cycle: the term held, or 0 to refuse the write. NULL in a runner's
+   * process, where the cycle lease alone fences the cycle. */
+  int64_t (*fence)(void *user, const char *what);
+  void *fence_user;
 } ad__fleet_env_t;
 
 /* conf: the engine's "placement" object. NULL + err naming the key. */

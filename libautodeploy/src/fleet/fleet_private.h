@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "fleet/fleet.h"
 #include "metrics/metrics.h"
+#include "store/lease.h"
 
 typedef struct {
   int enabled;
@@ -28,6 +29,8 @@ struct ad__fleet {
   int metrics_ttl;          /* the salt source's TTL index works */
   atomic_llong next_cycle_ms, next_prune_ms;
   char owner[64];           /* lease owner: host:pid:handle */
+  ad__lease_mongo_t lease_store; /* the cycle lease: `cycle` in locks */
+  ad__lease_t *lease;
   int metrics_indexed;      /* the load history's indexes exist */
   json_t *last_cycle;       /* the engine's last cycle, summed up (fleet_status.c) */
   int usage_indexed;        /* service_metrics' indexes exist */

@@ -44,44 +44,40 @@ int ad__fdoc_cas(ad__fleet_t *f, const char *coll, const json_t *doc, json_t *se
   return ad__docs_cas(f->env.store, coll, doc, set, what, cause, actor, HISTORY_MAX, "fleet", err);
 }
 
-/* The cycle lease: one document; taken when absent or expired, kept by
- * its owner. take=0 releases. 1 held, 0 held by someone else (*holder
- * says who and until when), <0 store error. */
+/* The cycle lease (store/lease.h, `cycle` in the locks collection): taken
+ * when absent or expired, kept by its owner. take 1: take (1 held, 0 held
+ * by someone else: *holder says who and until when, <0 store error); 2:
+ * renew (a long cycle keeps its lease); 0: release. */
 int ad__fleet_lease(ad__fleet_t *f, int take, char *holder, size_t size)
 {
-  int64_t now = ad__now_ms(), until = now + f->c.lease_s * 1000LL;
-  ad_error_t err;
-  if (take != 1) { /* 0: release, 2: renew (a long cycle keeps its lease) */
-    bson_t *q = BCON_NEW("_id", BCON_UTF8("cycle"), "owner", BCON_UTF8(f->owner));
-    bson_t *u = BCON_NEW("$set", "{", "until_ms", BCON_INT64(take ? until : 0), "}");
-    ad__store_update_one(f->env.store, f->c.locks, q, u, NULL);
-    bson_destroy(q);
-    bson_destroy(u);
+  if (take == 0) {
+    ad__lease_release(f->lease);
     return 1;
   }
-  json_t *doc = json_pack("{s:s,s:s,s:I}", "_id", "cycle", "owner", f->owner, "until_ms",
-                          (json_int_t)until);
-  int rc = ad__fdoc_insert(f, f->c.locks, doc, &err);
-  json_decref(doc);
-  if (rc == 1)
-    return 1;
-  if (rc < 0)
-    return rc;
-  bson_t *q = BCON_NEW("_id", BCON_UTF8("cycle"), "until_ms", "{", "$lt", BCON_INT64(now), "}");
-  bson_t *u = BCON_NEW("$set", "{", "owner", BCON_UTF8(f->owner), "until_ms", BCON_INT64(until), "}");
-  int64_t n = ad__store_update_one(f->env.store, f->c.locks, q, u, &err);
-  bson_destroy(q);
-  bson_destroy(u);
-  if (n == 1)
-    return 1;
-  if (n < 0)
-    return (int)n;
-  json_t *cur = ad__fdoc_get(f, f->c.locks, "cycle", NULL);
-  char iso[32];
-  ad__iso_ms(json_integer_value(json_object_get(cur, "until_ms")), iso);
-  snprintf(holder, size, "%s until %s",
-           json_string_value(json_object_get(cur, "owner")) ? json_string_value(json_object_get(cur, "owner")) : "?", iso);
-  json_decref(cur);
+  ad__lease_doc_t who;
+  ad_error_t err;
+  int rc = ad__lease_claim(f->lease, &who, &err);
+  if (rc < 0 && take == 1)
+    AD_LOG_W("fleet", "cycle lease: %s", err.message);
+  if (rc == 0 && holder) {
+    char iso[32];
+    ad__iso_ms(who.until_ms, iso);
+    snprintf(holder, size, "%s until %s", who.holder[0] ? who.holder : "?", iso);
+  }
+  return rc;
+}
+
+/* Every write of a cycle passes two fences: the cycle lease (a cycle that
+ * outlived its lease, paused or slow, must not write over the next one's)
+ * and, in the engine, the leadership. 0 and the terms, or AD_ESTATE. */
+static int cycle_fence(ad__fleet_t *f, const char *what, int64_t *cycle_term,
+                       int64_t *leader_term, ad_error_t *err)
+{
+  *cycle_term = ad__lease_fence(f->lease, what);
+  *leader_term = f->env.fence ? f->env.fence(f->env.fence_user, what) : 0;
+  if (!*cycle_term || (f->env.fence && !*leader_term))
+    return ad__err(err, AD_ESTATE, "fleet", "%s refused: %s lease no longer held (fenced)", what,
+                   *cycle_term ? "the leader" : "the cycle");
   return 0;
 }
 
@@ -147,19 +143,47 @@ static int64_t cs_count(void *u, const char *coll, json_t *query)
   return ad__fdoc_count(u, coll, query);
 }
 
+/* The written documents carry the terms they were written under. */
+static json_t *with_terms(const json_t *doc, int64_t cycle_term, int64_t leader_term)
+{
+  json_t *d = doc ? json_deep_copy(doc) : json_object();
+  if (d && (json_object_set_new(d, "cycle_term", json_integer(cycle_term)) ||
+            (leader_term && json_object_set_new(d, "leader_term", json_integer(leader_term))))) {
+    json_decref(d);
+    d = NULL;
+  }
+  return d;
+}
+
 static int cs_insert(void *u, const char *coll, const json_t *doc, ad_error_t *err)
 {
-  return ad__fdoc_insert(u, coll, doc, err);
+  int64_t ct, lt;
+  if (cycle_fence(u, "cycle insert", &ct, &lt, err))
+    return AD_ESTATE;
+  json_t *d = with_terms(doc, ct, lt);
+  int rc = d ? ad__fdoc_insert(u, coll, d, err) : ad__err(err, AD_ENOMEM, "fleet", "no memory");
+  json_decref(d);
+  return rc;
 }
 
 static int cs_cas(void *u, const char *coll, const json_t *doc, json_t *set, const char *what,
                   const char *cause, const char *actor, ad_error_t *err)
 {
-  return ad__fdoc_cas(u, coll, doc, set, what, cause, actor, err);
+  int64_t ct, lt;
+  if (cycle_fence(u, "cycle update", &ct, &lt, err))
+    return AD_ESTATE;
+  json_t *s = with_terms(set, ct, lt);
+  int rc = s ? ad__fdoc_cas(u, coll, doc, s, what, cause, actor, err)
+             : ad__err(err, AD_ENOMEM, "fleet", "no memory");
+  json_decref(s);
+  return rc;
 }
 
 static json_t *cs_next_numbers(void *u, const char *code, int n, ad_error_t *err)
 {
+  int64_t ct, lt;
+  if (cycle_fence(u, "allocating server numbers", &ct, &lt, err))
+    return NULL;
   return ad__fleet_next_numbers(u, code, n, err);
 }
 
@@ -170,6 +194,9 @@ static int cs_lease(void *u, int take, char *holder, size_t size)
 
 static json_t *cs_task_create(void *u, const json_t *args, ad_error_t *err)
 {
+  int64_t ct, lt;
+  if (cycle_fence(u, "creating a deploy task", &ct, &lt, err))
+    return NULL;
   return ad__task_create(((ad__fleet_t *)u)->env.tasks, args, err);
 }
 
