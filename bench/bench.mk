@@ -16,7 +16,8 @@ BENCH_OPT  ?= -O2 -g
 BENCH_CFLAGS = $(BASE_CFLAGS) -Ibench $(BENCH_OPT)
 
 .PHONY: bench-build
-bench-build: $(B)/bench/bench_events $(B)/bench/bench_placement $(B)/bench/bench_purchase
+bench-build: $(B)/bench/bench_events $(B)/bench/bench_placement $(B)/bench/bench_purchase \
+             $(B)/bench/bench_store_ceiling
 
 $(B)/bench:
 	mkdir -p $@
@@ -33,6 +34,11 @@ $(B)/bench/bench_placement: bench/bench_placement.c bench/bench.mk $(B)/libautod
 # The daily purchase plan (bench/run_purchase.py): internal symbols too.
 $(B)/bench/bench_purchase: bench/bench_purchase.c bench/bench.mk $(B)/libautodeploy.a | $(B)/bench
 	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench_purchase.c $(B)/libautodeploy.a $(PKG_LIBS) -lpthread
+
+# The store's ceiling for job returns (bench/bench_returns.py): libmongoc only,
+# none of the library.
+$(B)/bench/bench_store_ceiling: bench/bench_store_ceiling.c bench/bench.mk | $(B)/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench_store_ceiling.c $(PKG_LIBS)
 
 .PHONY: bench-placement bench-purchase
 bench-purchase: $(B)/bench/bench_purchase
