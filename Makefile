@@ -110,7 +110,8 @@ bench: deps lib tools bench-build
 	AD_LIB=$(abspath $(B)/libautodeploy.so) $(VENV6)/bin/python bench/bench_returns.py
 	$(MAKE) bench-placement
 	$(MAKE) bench-purchase
-	AD_LIB=$(abspath $(B)/libautodeploy.so) $(PY) bench/bench_register.py --with-3006
+	AD_LIB=$(abspath $(B)/libautodeploy.so) $(PY) bench/bench_register.py --also 5000 --with-3006
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(B)
