@@ -74,6 +74,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
   while (eng->running)
     pthread_cond_wait(&eng->cond, &eng->lock);
   pthread_mutex_unlock(&eng->lock);
+  ad__registry_stop(eng->registry);   /* queued start events registered, bus alive */
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
   ad__registry_destroy(&eng->registry);
   ad__fleet_destroy(&eng->fleet);

@@ -12,8 +12,10 @@
  * minion or the key) sends that minion down the full path (read, classify,
  * one conditional update), under its stripe lock, as ad__registry_hint
  * would. No transactions, so it is the same on mongod. A queue that is full
- * makes the caller register at once, so no hint is dropped; hints still
- * queued at destroy are registered before the thread ends.
+ * makes the caller register at once, so no hint is dropped. The engine
+ * stops the batch (ad__registry_stop) while the bus still runs: hints still
+ * queued are registered then (init tasks and grains refreshes need the
+ * bus), and a hint pushed after that is registered on its worker.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -232,16 +234,25 @@ ad__reg_batch_t *ad__reg_batch_new(ad__registry_t *reg, int max, int wait_ms)
   return b;
 }
 
+void ad__reg_batch_stop(ad__reg_batch_t *b)
+{
+  if (!b)
+    return;
+  pthread_mutex_lock(&b->lock);
+  int join = !b->stop;
+  b->stop = 1;
+  pthread_cond_signal(&b->cond);
+  pthread_mutex_unlock(&b->lock);
+  if (join)
+    pthread_join(b->thread, NULL); /* after it registered what was queued */
+}
+
 void ad__reg_batch_destroy(ad__reg_batch_t **b_p)
 {
   if (!b_p || !*b_p)
     return;
   ad__reg_batch_t *b = *b_p;
-  pthread_mutex_lock(&b->lock);
-  b->stop = 1;
-  pthread_cond_signal(&b->cond);
-  pthread_mutex_unlock(&b->lock);
-  pthread_join(b->thread, NULL);
+  ad__reg_batch_stop(b);
   pthread_cond_destroy(&b->cond);
   pthread_mutex_destroy(&b->lock);
   free(b->q);

@@ -144,12 +144,18 @@ ad__registry_t *ad__registry_new(const ad__registry_env_t *env, const json_t *co
   return reg;
 }
 
+void ad__registry_stop(ad__registry_t *reg)
+{
+  if (reg)
+    ad__reg_batch_stop(reg->batch);
+}
+
 void ad__registry_destroy(ad__registry_t **reg_p)
 {
   if (!reg_p || !*reg_p)
     return;
   ad__registry_t *reg = *reg_p;
-  ad__reg_batch_destroy(&reg->batch); /* registers what is still queued */
+  ad__reg_batch_destroy(&reg->batch); /* stopped by the engine already, bus alive */
   ad__hosts_on_change(reg, NULL, NULL);
   ad__cmdb_destroy(&reg->cmdb);
   for (int b = 0; b < AD__SEEN_BUCKETS; b++)

@@ -144,7 +144,10 @@ void ad__reg_new_done(ad__registry_t *reg, const json_t *doc, int rc);
 /* ---- batch.c: start hints queued and registered in bursts ------------------- */
 typedef struct ad__reg_batch ad__reg_batch_t;
 ad__reg_batch_t *ad__reg_batch_new(ad__registry_t *reg, int max, int wait_ms);
-/* Stops the thread after registering what is queued. NULL-safe. */
+/* Stops the thread after registering what is queued; a push after it
+ * returns -1. Idempotent, NULL-safe. */
+void ad__reg_batch_stop(ad__reg_batch_t *b);
+/* Stops (if not yet) and frees. NULL-safe. */
 void ad__reg_batch_destroy(ad__reg_batch_t **b_p);
 /* 0 queued (copied), -1 full or stopping: the caller registers at once. */
 int ad__reg_batch_push(ad__reg_batch_t *b, const char *id, const char *why);
