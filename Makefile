@@ -137,7 +137,8 @@ bench: deps lib tools bench-build
 	$(MAKE) bench-placement
 	$(MAKE) bench-purchase
 	$(MAKE) bench-usage
-	AD_LIB=$(abspath $(B)/libautodeploy.so) $(PY) bench/bench_register.py --with-3006
+	AD_LIB=$(abspath $(B)/libautodeploy.so) $(PY) bench/bench_register.py --also 5000 --with-3006
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(B)

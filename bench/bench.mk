@@ -17,7 +17,7 @@ BENCH_CFLAGS = $(BASE_CFLAGS) -Ibench $(BENCH_OPT)
 
 .PHONY: bench-build
 bench-build: $(B)/bench/bench_events $(B)/bench/bench_placement $(B)/bench/bench_purchase \
-             $(B)/bench/bench_usage
+             $(B)/bench/bench_usage $(B)/bench/bench_store_ceiling
 
 $(B)/bench:
 	mkdir -p $@
@@ -42,6 +42,11 @@ $(B)/bench/bench_usage: bench/bench_usage.c bench/bench.mk $(B)/libautodeploy.a 
 .PHONY: bench-usage
 bench-usage: $(B)/bench/bench_usage
 	$(PY) bench/run_usage.py
+
+# The store's ceiling for job returns (bench/bench_returns.py): libmongoc only,
+# none of the library.
+$(B)/bench/bench_store_ceiling: bench/bench_store_ceiling.c bench/bench.mk | $(B)/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench_store_ceiling.c $(PKG_LIBS)
 
 .PHONY: bench-placement bench-purchase
 bench-purchase: $(B)/bench/bench_purchase

@@ -485,6 +485,11 @@ def _run(args, tmp, lib_src, busy_start, load_start, FerretDB, SaltEnv):
     # same end state on both sides (ready), so ours counts until ready
     result["ratio"] = round(ad["ready_eps"] / peer["eps"], 2) if ok else None
     result["ratio_p50"] = round(peer["p50_ms"] / ad["ready_p50_ms"], 2) if ok else None
+    # goal (issue #13 item 2): >= 3x the peer, last tenth >= 80% of the first, p99 < 1 s
+    tenths = ad["eps_by_tenth"]
+    result["flat"] = round(tenths[-1] / tenths[0], 2) if tenths and tenths[0] else None
+    result["goal_met"] = bool(ok and result["ratio"] >= 3 and (result["flat"] or 0) >= 0.8
+                              and (args.events > 1000 or ad["p99_ms"] < 1000))
     result["load1_start"], result["load1_end"] = load_start, load_end
     result["busy_start"], result["busy_end"] = busy_start, busy_end
     return result
@@ -496,11 +501,18 @@ def main():
     ap.add_argument("--timeout", type=float, default=900, help="per phase, seconds")
     ap.add_argument("--with-3006", action="store_true",
                     help="also run under .deps/venv3006 (nested as salt3006)")
+    ap.add_argument("--also", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
+                    help="more sizes, e.g. 5000: nested under scale (current Salt only)")
     ap.add_argument("--json-out", help=argparse.SUPPRESS)  # a --with-3006 child's result
     args = ap.parse_args()
     if not 1 <= args.events <= 62500:  # 10.<0..249>.<0..249>.10
         raise SystemExit("--events: 1..62500")
     res = run(args)
+    res["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    for n in args.also:  # the same, at other sizes: is the rate flat as the collection grows?
+        one = run(argparse.Namespace(**dict(vars(args), events=n)))
+        one["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        res.setdefault("scale", []).append(one)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(res))
         return
@@ -511,7 +523,7 @@ def main():
                             str(args.timeout), "--json-out", f.name], check=True)
             res["salt3006"] = json.loads(Path(f.name).read_text())
     notes = []
-    for r in [res] + ([res["salt3006"]] if "salt3006" in res else []):
+    for r in [res] + ([res["salt3006"]] if "salt3006" in res else []) + res.get("scale", []):
         if r["load1_start"] > 0.5 or r["busy_start"] or r["busy_end"]:
             notes.append(f"{r['salt_version']}: machine busy: load1 {r['load1_start']} -> "
                          f"{r['load1_end']}; other busy processes at start "
@@ -528,7 +540,7 @@ def main():
     ]
     print(f"{'salt':8} {'events':>6} {'ours ev/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'peer ev/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}")
-    for r in [res] + ([res["salt3006"]] if "salt3006" in res else []):
+    for r in [res] + ([res["salt3006"]] if "salt3006" in res else []) + res.get("scale", []):
         print(f"{r['salt_version']:8} {r['events']:>6} {r['ready_eps'] or 0:>10,.0f} "
               f"{r['ready_p50_ms'] or 0:>8.1f} {r['ready_p99_ms'] or 0:>8.1f} "
               f"{r['peer_eps'] or 0:>10,.0f} {r['peer_p50_ms'] or 0:>8.1f} "

@@ -1,4 +1,4 @@
-"""Job-return persistence: autodeploy's batcher against Salt's mongo_future_return.
+"""Job-return persistence: autodeploy's batcher against two peers and the store's ceiling.
 
 Same recorded job-return events (real 3008 captures, each given its own jid),
 same FerretDB, same run:
@@ -11,16 +11,33 @@ same FerretDB, same run:
             as the master's EventReturn process calls it with the default
             ``event_return_queue: 0`` (with a larger queue it stores only the
             first event of each batch: ``events = events[0]``), on the events
-            decoded by ``salt.payload.loads`` as EventReturn gets them.
+            decoded by ``salt.payload.loads`` as EventReturn gets them. A new
+            ``MongoClient`` per call, one insert per event: Salt as shipped,
+            what users run (ratio ``ratio``, named ``vs_salt``).
+- ``fair``: the same decoded events (keys sanitized where FerretDB needs it,
+            as for ``salt``) with ONE persistent pymongo client, unordered
+            ``insert_many`` of ``batch_size`` (1,000, the engine's) and the
+            same N as ours: what a careful Python engine would do (ratio
+            ``vs_fair``). Decoding is not timed for either peer; ours is.
+- ``ceiling``: ``build/bench/bench_store_ceiling`` (C, libmongoc only): the
+            very BSON documents our engine stored, read back raw, bulk-inserted
+            unordered with the same (default) write concern into a fresh
+            collection, in bulks of 1,000, 100 and 20 (ours are as large as
+            what arrived during the previous bulk); the best is the ceiling.
+            What FerretDB can take; ``of_ceiling`` = ours / ceiling.
+
+Goal per mix (issue #13 item 2b): ``vs_salt`` >= 10 or ``of_ceiling`` >= 0.9.
 
 Run with the Salt 3006 venv (3008 moved the mongo returners out of core):
     .deps/venv3006/bin/python bench/bench_returns.py
-Writes bench/results/returns.json: [{mix, ad_rps, salt_rps, ratio}].
+Writes bench/results/returns.json: [{mix, n, ad_rps, salt_rps, fair_rps, ceiling_rps,
+ratio (= vs_salt), vs_fair, of_ceiling, goal_met, ...}].
 """
 import ctypes
 import json
 import os
 import socket
+import subprocess
 import struct
 import sys
 import tempfile
@@ -100,7 +117,7 @@ def run_ad(lib, ferret, db, events, tmp):
     conf = {
         "sock_dir": sock_dir, "mongo_uri": ferret.uri, "mongo_db": db,
         "spool_dir": str(tmp / f"spool-{db}"), "stats_interval": 0,
-        "batch_size": 1000, "batch_ms": 20,
+        "batch_size": BATCH, "batch_ms": 20,
     }
     err = ErrorT()
     eng = lib.ad_engine_new(json.dumps(conf).encode(), ctypes.byref(err))
@@ -168,6 +185,67 @@ def run_salt(ferret, db, events):
     return len(events) / elapsed, refused
 
 
+BATCH = 1000  # the engine's batch_size in run_ad, and the fair peer's
+# the engine's bulks hold what arrived during the previous one (1 .. BATCH), and
+# FerretDB's cost per document depends on the bulk's size: the ceiling is the best
+CEILING_BATCHES = (BATCH, 100, 20)
+
+
+def run_fair(ferret, db, events):
+    """A fair Python peer: one persistent client, unordered insert_many of BATCH, same N."""
+    import pymongo  # pylint: disable=import-outside-toplevel
+    import salt.payload  # pylint: disable=import-outside-toplevel
+
+    decoded = []
+    for tag, d in events:
+        data = salt.payload.loads(d, encoding="utf-8")
+        # keyed as ours (duplicates are idempotent), keys storable on FerretDB
+        decoded.append({"_id": f"{data['jid']}/{data['id']}", "tag": tag, "data": sanitize(data)})
+    client = pymongo.MongoClient("127.0.0.1", ferret.port)
+    coll = client[db]["returns"]
+    coll.insert_one({"_id": "warm-up"})  # connect and create the collection untimed
+    coll.delete_one({"_id": "warm-up"})
+    start = time.perf_counter()
+    for i in range(0, len(decoded), BATCH):
+        coll.insert_many(decoded[i:i + BATCH], ordered=False)
+    elapsed = time.perf_counter() - start
+    assert coll.count_documents({}) == len(events)
+    client.close()
+    return len(events) / elapsed
+
+
+def run_ceiling(ferret, src_db, db, tmp):
+    """The store's ceiling: our stored documents, bulk-inserted by bare libmongoc."""
+    import pymongo  # pylint: disable=import-outside-toplevel
+    from bson.codec_options import CodecOptions  # pylint: disable=import-outside-toplevel
+    from bson.raw_bson import RawBSONDocument  # pylint: disable=import-outside-toplevel
+
+    client = pymongo.MongoClient("127.0.0.1", ferret.port)
+    raw = client[src_db].get_collection(
+        "returns", codec_options=CodecOptions(document_class=RawBSONDocument))
+    path = tmp / f"{db}.bson"
+    with open(path, "wb") as f:
+        for doc in raw.find({}):
+            f.write(doc.raw)
+    for b in CEILING_BATCHES:  # each size its own collection, existing, as ours did
+        client[db][f"returns_b{b}"].insert_one({"_id": "warm-up"})
+        client[db][f"returns_b{b}"].delete_one({"_id": "warm-up"})
+    exe = REPO / "build" / "bench" / "bench_store_ceiling"
+    out = subprocess.run([str(exe), "--uri", ferret.uri, "--db", db, "--coll", "returns",
+                          "--file", str(path), "--batch", ",".join(map(str, CEILING_BATCHES))],
+                         check=True, capture_output=True, text=True).stdout
+    res = json.loads(out)
+    for b in CEILING_BATCHES:
+        assert client[db][f"returns_b{b}"].count_documents({}) == res["n"]
+    client.close()
+    path.unlink()
+    return res
+
+
+def load1():
+    return round(os.getloadavg()[0], 2)
+
+
 class ErrorT(ctypes.Structure):
     _fields_ = [("code", ctypes.c_int), ("domain", ctypes.c_char * 16),
                 ("message", ctypes.c_char * 240)]
@@ -185,6 +263,7 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="adbench-"))
     ferret = FerretDB(tmp / "ferret").start()
     rows = []
+    load_start = load1()
     try:
         for mix, (capture, n_ad, n_salt) in MIXES.items():
             ad_events = make_events(capture, n_ad)
@@ -192,21 +271,45 @@ def main():
             t0 = time.perf_counter()
             ad = run_ad(lib, ferret, f"ad_{mix}", ad_events, tmp)
             t1 = time.perf_counter()
+            ceil = run_ceiling(ferret, f"ad_{mix}", f"ceil_{mix}", tmp)
+            ceiling = ceil["rps"]
+            t2 = time.perf_counter()
+            fair = run_fair(ferret, f"fair_{mix}", ad_events)
+            t3 = time.perf_counter()
             peer, refused = run_salt(ferret, f"salt_{mix}", salt_events)
-            print(f"  {mix}: ad {len(ad_events)} in {t1 - t0:.1f}s, salt {len(salt_events)} "
-                  f"in {time.perf_counter() - t1:.1f}s", flush=True)
-            rows.append({"mix": mix, "ad_rps": round(ad, 1), "salt_rps": round(peer, 1),
-                         "ratio": round(ad / peer, 1),
-                         "salt_refused_as_sent": refused,
-                         "event_bytes": len(ad_events[0][1])})
+            print(f"  {mix}: ad {len(ad_events)} in {t1 - t0:.1f}s, ceiling {t2 - t1:.1f}s, "
+                  f"fair {t3 - t2:.1f}s, salt {len(salt_events)} in "
+                  f"{time.perf_counter() - t3:.1f}s", flush=True)
+            row = {"mix": mix, "n": len(ad_events), "salt_n": len(salt_events),
+                   "batch": BATCH, "ad_rps": round(ad, 1), "salt_rps": round(peer, 1),
+                   "fair_rps": round(fair, 1), "ceiling_rps": round(ceiling, 1),
+                   "ceiling_batch": ceil["best_batch"], "ceiling_runs": ceil["runs"],
+                   "ratio": round(ad / peer, 1), "vs_fair": round(ad / fair, 2),
+                   "of_ceiling": round(ad / ceiling, 2),
+                   "salt_refused_as_sent": refused,
+                   "event_bytes": len(ad_events[0][1])}
+            row["goal_met"] = row["ratio"] >= 10 or row["of_ceiling"] >= 0.9
+            rows.append(row)
     finally:
         ferret.cleanup()
-    print(f"{'mix':8} {'bytes':>7} {'autodeploy r/s':>15} {'mongo_future_return r/s':>24} {'ratio':>7}  note")
+    print("ratio = vs Salt as shipped (mongo_future_return: a new MongoClient and one insert per "
+          "event);\nvs_fair = vs one persistent pymongo client, insert_many of "
+          f"{BATCH}, same N; of_ceiling = ours / bare libmongoc bulk inserts of our documents "
+          f"(best of batches {CEILING_BATCHES})")
+    print(f"{'mix':8} {'bytes':>7} {'ours r/s':>9} {'salt r/s':>9} {'fair r/s':>9} "
+          f"{'ceil r/s':>9} {'vs salt':>8} {'vs fair':>8} {'of ceil':>8} goal")
     for r in rows:
-        note = ("peer refuses every event as Salt sends it (dotted state ids); "
-                "its rate is on sanitized keys") if r["salt_refused_as_sent"] else ""
-        print(f"{r['mix']:8} {r['event_bytes']:>7} {r['ad_rps']:>15,.0f} {r['salt_rps']:>24,.0f} "
-              f"{r['ratio']:>6.1f}x  {note}")
+        print(f"{r['mix']:8} {r['event_bytes']:>7} {r['ad_rps']:>9,.0f} {r['salt_rps']:>9,.0f} "
+              f"{r['fair_rps']:>9,.0f} {r['ceiling_rps']:>9,.0f} {r['ratio']:>7.1f}x "
+              f"{r['vs_fair']:>7.2f}x {r['of_ceiling']:>7.0%} "
+              f"{'met' if r['goal_met'] else 'MISSED'}")
+        if r["salt_refused_as_sent"]:
+            print(f"         {r['mix']}: Salt refuses every event as sent (dotted state ids); "
+                  "both peers are timed on sanitized keys")
+    measured_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    for r in rows:
+        r["load1_start"], r["load1_end"] = load_start, load1()
+        r["measured_at"] = measured_at
     out = REPO / "bench" / "results" / "returns.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")

@@ -231,6 +231,14 @@ def measure(runner, args, mix, salt_dir, salt_python, log):
         "msgpack_eps": round(med["msgpack"], 1),
         "c_rss_kb": max(r["rss_kb"] for r in runs["full"]),
     }
+    # CPU time of the client process per event (all its threads; the
+    # replay server is not included): less sensitive to other load, and
+    # not flattered by using more threads than the peer
+    cpu = {m: round(statistics.median(
+        1e6 * r["cpu_s"] / r["events"] for r in runs[m] if r.get("events")), 3)
+        for m in modes}
+    row["c_full_cpu_us"] = cpu["full"]
+    row["salt_cpu_us"] = cpu.get("salt")
     detail = {
         "mix": mix, "fixture": f"{salt_dir}/{MIXES[mix]}.bin", "tag": frame[3],
         "frame_bytes": size, "data_bytes": runs["msgpack"][0]["data_len"],
@@ -239,11 +247,7 @@ def measure(runner, args, mix, salt_dir, salt_python, log):
         "runs": {m: [{k: r[k] for k in ("events", "seconds", "eps", "cpu_s",
                                         "rss_kb", "queue_full") if k in r}
                      for r in runs[m]] for m in modes},
-        # CPU time of the client process per event (all its threads; the
-        # replay server is not included): less sensitive to other load
-        "cpu_us_per_event": {m: round(statistics.median(
-            1e6 * r["cpu_s"] / r["events"] for r in runs[m] if r.get("events")), 3)
-            for m in modes},
+        "cpu_us_per_event": cpu,
         "c_filtered_rss_kb": max(r["rss_kb"] for r in runs["filtered"]),
         "salt_rss_kb": max(r["rss_kb"] for r in runs["salt"]) if "salt" in runs else None,
         "median": row,
@@ -259,7 +263,8 @@ def print_table(rows, details, title, out=sys.stdout):
     print(f"\n{title}", file=out)
     hdr = (f"{'mix':<7} {'frame B':>8} {'full eps':>10} {'filtered':>11} "
            f"{'salt eps':>9} {'raw eps':>11} {'msgpack':>10} {'RSS kB':>7} "
-           f"{'full/salt':>10} {'full/msgp':>10} {'filt/raw':>9}")
+           f"{'full/salt':>10} {'full/msgp':>10} {'filt/raw':>9} "
+           f"{'full CPU us':>12} {'salt CPU us':>12}")
     print(hdr, file=out)
     print("-" * len(hdr), file=out)
     for r, d in zip(rows, details):
@@ -270,7 +275,9 @@ def print_table(rows, details, title, out=sys.stdout):
               f"{r['msgpack_eps']:>10,.0f} {r['c_rss_kb']:>7} "
               f"{ratio(r['c_full_eps'], salt):>9.1f}x "
               f"{ratio(r['c_full_eps'], r['msgpack_eps']):>9.0%} "
-              f"{ratio(r['c_filtered_eps'], r['raw_eps']):>9.0%}", file=out)
+              f"{ratio(r['c_filtered_eps'], r['raw_eps']):>9.0%} "
+              f"{r.get('c_full_cpu_us') or 0:>12.2f} {r.get('salt_cpu_us') or 0:>12.1f}",
+              file=out)
 
 
 def check_goals(rows):

@@ -13,10 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "bench", "bench_placement")
 OUT = os.path.join(ROOT, "bench", "results", "placement.json")
+PEER = ("ad__place_naive: our own baseline (the same decisions by scanning every host "
+        "for every service, O(H x S)), not an outside tool")
 
 
 def main():
@@ -44,6 +47,7 @@ def main():
             sys.exit(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
         rows.append(json.loads(r.stdout))
     prev = None
+    print(f"ratio = {PEER} / ad__place")
     print(f"{'hosts':>8} {'services':>8} {'heap ms':>9} {'naive ms':>10} {'ratio':>8} "
           f"{'ms/1k hosts':>12} {'growth/1k':>10} {'same':>5}")
     for row in rows:
@@ -52,6 +56,9 @@ def main():
             row["growth_ms_per_1k_hosts"] = round(
                 (row["ms"] - prev["ms"]) / ((row["hosts"] - prev["hosts"]) / 1000), 4)
         row["load1_start"] = round(load1, 2)
+        row["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        # not an outside peer: our own first, obvious implementation, kept as the baseline
+        row["baseline"] = PEER
         print(f"{row['hosts']:>8} {row['services']:>8} {row['ms']:>9.3f} "
               f"{row['naive_ms']:>10.1f} {row['ratio']:>7.0f}x {row['ms_per_1k_hosts']:>12.4f} "
               f"{row.get('growth_ms_per_1k_hosts', float('nan')):>10.4f} "

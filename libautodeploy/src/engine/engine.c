@@ -91,6 +91,7 @@ void ad_engine_destroy(ad_engine_t **self_p)
     pthread_cond_wait(&eng->cond, &eng->lock);
   pthread_mutex_unlock(&eng->lock);
   ad__serve_destroy(&eng->serve);     /* no reader left on the store */
+  ad__registry_stop(eng->registry);   /* queued start events registered, bus alive */
   ad_bus_destroy(&eng->bus);          /* handlers drained first */
   ad__kafka_destroy(&eng->kafka);     /* before the fleet it applies openings to */
   ad__purchase_destroy(&eng->purchase);

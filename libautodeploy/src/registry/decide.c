@@ -55,17 +55,16 @@ static void add_init_entry(json_t *doc, const json_t *extra, const char *iso)
                                   "actor", ACTOR));
 }
 
-/* a new document for `facts`, inserted; 1 inserted (*out: it, when out is
- * given), 0 key taken, <0 error */
-static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, json_t *extra,
-                      const char *what, const char *cause, json_t **out)
+/* a new document for `facts` (owned), or NULL */
+static json_t *build_new(const json_t *facts, const char *fp, json_t *extra, const char *what,
+                         const char *cause)
 {
   int64_t now = ad__now_ms();
   char iso[32];
   ad__iso_ms(now, iso);
   json_t *doc = facts_set(facts, fp, now);
   if (!doc)
-    return AD_ENOMEM;
+    return NULL;
   json_object_set_new(doc, "_id", json_string(ad__jstr(facts, "key")));
   json_object_set_new(doc, "rev", json_integer(0));
   json_object_set_new(doc, "state", json_string("registering"));
@@ -79,6 +78,17 @@ static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, 
   if (extra)
     json_object_update(doc, extra);
   add_init_entry(doc, extra, iso);
+  return doc;
+}
+
+/* a new document for `facts`, inserted; 1 inserted (*out: it, when out is
+ * given), 0 key taken, <0 error */
+static int insert_new(ad__registry_t *reg, const json_t *facts, const char *fp, json_t *extra,
+                      const char *what, const char *cause, json_t **out)
+{
+  json_t *doc = build_new(facts, fp, extra, what, cause);
+  if (!doc)
+    return AD_ENOMEM;
   ad_error_t err;
   int rc = ad__reg_insert(reg, reg->c.collection, doc, &err);
   if (rc < 0)
@@ -102,34 +112,63 @@ typedef struct {
   int64_t now;
 } apply_ctx_t;
 
-/* init starts right away in the inserted document (one insert, no update,
- * for the common case); a lost insert cancels the task it created */
-static int apply_new(const apply_ctx_t *x)
+/* init starts right away in the new document (one insert, no update, for
+ * the common case): its init task (if any) is created first */
+static json_t *new_doc(ad__registry_t *reg, const json_t *facts, const char *fp,
+                       const char *cause)
 {
-  json_t *pseudo = json_deep_copy(x->facts);
+  json_t *pseudo = json_deep_copy(facts);
   if (!pseudo)
-    return AD_ENOMEM;
-  json_object_set_new(pseudo, "_id", json_string(x->key));
+    return NULL;
+  json_object_set_new(pseudo, "_id", json_string(ad__jstr(facts, "key")));
   ad_error_t ierr;
-  json_t *init = ad__reg_init_fields(x->reg, pseudo, NULL, &ierr);
+  json_t *init = ad__reg_init_fields(reg, pseudo, NULL, &ierr);
   json_decref(pseudo);
   if (!init)
     init = json_pack("{s:s,s:s}", "state", "init_failed", "reason", ierr.message);
-  if (!init)
-    return AD_ENOMEM;
-  int rc = insert_new(x->reg, x->facts, x->fp, init, "registered", x->d->cause, NULL);
+  json_t *doc = init ? build_new(facts, fp, init, "registered", cause) : NULL;
+  json_decref(init);
+  return doc;
+}
+
+json_t *ad__reg_new_doc(ad__registry_t *reg, const json_t *facts, const char *fp,
+                        const char *why)
+{
+  ad__reg_records_t r = {NULL, NULL, 1};
+  ad__reg_decision_t d;
+  ad__registry_classify(&r, facts, fp, why, ad__now_ms(), &reg->c, &d);
+  return d.action == AD__REG_NEW ? new_doc(reg, facts, fp, d.cause) : NULL;
+}
+
+/* a lost insert cancels the task it created */
+void ad__reg_new_done(ad__registry_t *reg, const json_t *doc, int rc)
+{
+  const char *state = ad__jstr(doc, "state");
   if (rc == 1) {
-    AD_LOG_I("registry", "%s -> %s", x->d->cause, ad__jstr(init, "state"));
-    if (!strcmp(ad__jstr(init, "state"), "init_failed"))
-      ad__reg_alert(x->reg, x->key, "init_failed", ad__jstr(init, "reason"));
-  } else if (json_object_get(init, "init_task") && x->reg->env.tasks) {
-    json_t *ta = json_pack("{s:s,s:s,s:s,s:s}", "id", ad__jstr(init, "init_task"), "action",
+    AD_LOG_I("registry", "%s -> %s", ad__jstr(json_array_get(json_object_get(doc, "history"), 0),
+                                              "cause"), state);
+    if (!strcmp(state, "init_failed"))
+      ad__reg_alert(reg, ad__jstr(doc, "_id"), "init_failed", ad__jstr(doc, "reason"));
+  } else if (rc == 0 && json_is_string(json_object_get(doc, "init_task")) && reg->env.tasks) {
+    json_t *ta = json_pack("{s:s,s:s,s:s,s:s}", "id", ad__jstr(doc, "init_task"), "action",
                            "cancel", "reason", "registration lost a race", "actor", ACTOR);
     if (ta)
-      json_decref(ad__task_intervene(x->reg->env.tasks, ta, NULL));
+      json_decref(ad__task_intervene(reg->env.tasks, ta, NULL));
     json_decref(ta);
   }
-  json_decref(init);
+}
+
+static int apply_new(const apply_ctx_t *x)
+{
+  json_t *doc = new_doc(x->reg, x->facts, x->fp, x->d->cause);
+  if (!doc)
+    return AD_ENOMEM;
+  ad_error_t err;
+  int rc = ad__reg_insert(x->reg, x->reg->c.collection, doc, &err);
+  if (rc < 0)
+    AD_LOG_E("registry", "storing host %s: %s", x->key, err.message);
+  ad__reg_new_done(x->reg, doc, rc);
+  json_decref(doc);
   return rc;
 }
 
@@ -238,6 +277,12 @@ static int apply_conflict(const apply_ctx_t *x)
   if (!q) {
     json_object_set_new(f2, "key", json_string(qid));
     if (insert_new(x->reg, f2, x->fp, extra, "quarantined", cause, NULL) == 1) {
+      /* so that try_new never takes this minion for a new one; a mapping
+       * it already has (its own earlier host) is kept */
+      json_t *map = json_pack("{s:s,s:s}", "_id", x->id, "key", qid);
+      if (map)
+        ad__reg_insert(x->reg, AD__HOST_MINIONS, map, NULL);
+      json_decref(map);
       AD_LOG_W("registry", "minion %s quarantined: %s", x->id, cause);
       ad__reg_alert(x->reg, x->key, "conflict: minion quarantined", cause);
       char note[400];
@@ -328,7 +373,47 @@ static void release(ad__reg_records_t *r)
   json_decref((json_t *)r->prev);
 }
 
+/* A new host with writes only. FerretDB v1.24 finds, updates and deletes
+ * by scanning the collection, even on _id, but an insert's duplicate _id is
+ * caught by its unique index (docs/registration.md). So claim the minion
+ * in host_minions first, then insert the host: when both go in, nobody held
+ * the minion or the key, which is exactly what classify calls NEW, and the
+ * document is what apply_new writes. Either _id taken means there is a
+ * record to read: 0, decide in full (a mapping left behind is a hint only;
+ * ad__reg_host_of checks the host). A quarantined minion has a mapping
+ * (apply_conflict), so its quarantine is never skipped here. 1 done, 0 not
+ * new, <0 store error (logged). */
+static int try_new(ad__registry_t *reg, const json_t *facts, const char *fp, const char *why)
+{
+  const char *id = ad__jstr(facts, "minion"), *key = ad__jstr(facts, "key");
+  json_t *map = json_pack("{s:s,s:s}", "_id", id, "key", key);
+  ad_error_t err;
+  int rc = map ? ad__reg_insert(reg, AD__HOST_MINIONS, map, &err) : AD_ENOMEM;
+  json_decref(map);
+  if (rc < 0)
+    AD_LOG_E("registry", "minion %s: %s", id, rc == AD_ENOMEM ? "no memory" : err.message);
+  if (rc != 1)
+    return rc;
+  json_t *doc = ad__reg_new_doc(reg, facts, fp, why);
+  if (!doc)
+    return 0; /* not new by classify's rules (or no memory): the full path decides */
+  rc = ad__reg_insert(reg, reg->c.collection, doc, &err);
+  if (rc < 0)
+    AD_LOG_E("registry", "storing host %s: %s", key, err.message);
+  ad__reg_new_done(reg, doc, rc);
+  json_decref(doc);
+  return rc;
+}
+
 int ad__reg_decide(ad__registry_t *reg, const json_t *facts, const char *fp, const char *why)
+{
+  if (try_new(reg, facts, fp, why) != 0)
+    return 0; /* registered, or a store error (logged): the next hint decides again */
+  return ad__reg_decide_full(reg, facts, fp, why);
+}
+
+int ad__reg_decide_full(ad__registry_t *reg, const json_t *facts, const char *fp,
+                        const char *why)
 {
   const char *id = ad__jstr(facts, "minion"), *key = ad__jstr(facts, "key");
   for (int attempt = 0; attempt < 5; attempt++) {

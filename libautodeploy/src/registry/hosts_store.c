@@ -215,3 +215,86 @@ ad__cmdb_outbox_t ad__hosts_outbox(ad__registry_t *reg)
   ad__cmdb_outbox_t box = {reg->env.store ? outbox_due : NULL, outbox_mark, reg};
   return box;
 }
+
+/* ---- bulk inserts (batch.c) ------------------------------------------------------------ */
+
+/* One unordered bulk insert of `docs`: res[i] 1 inserted, 0 its _id was
+ * taken (11000, the answer the registry acts on), <0 store error (logged;
+ * every document not named in writeErrors went in only when the reply says
+ * so, so a failed round trip marks them all). */
+void ad__hosts_insert_many(ad__registry_t *reg, const char *coll_name, json_t *const *docs,
+                           size_t n, int *res)
+{
+  for (size_t i = 0; i < n; i++)
+    res[i] = 1;
+  if (n == 0)
+    return;
+  mongoc_client_t *c = ad__store_pop(reg->env.store);
+  mongoc_collection_t *coll = ad__store_coll(reg->env.store, c, coll_name);
+  bson_t opts = BSON_INITIALIZER, reply;
+  BSON_APPEND_BOOL(&opts, "ordered", false);
+  mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(coll, &opts);
+  size_t *sent = malloc(n * sizeof *sent), m = 0; /* bulk index -> docs index */
+  for (size_t i = 0; sent && i < n; i++) {
+    ad_error_t err;
+    bson_t *b = ad__json_to_bson(docs[i], &err);
+    if (!b) {
+      AD_LOG_E("registry", "storing %s in %s: %s", ad__jstr(docs[i], "_id"), coll_name,
+               err.message);
+      res[i] = AD_EINVAL;
+      continue;
+    }
+    mongoc_bulk_operation_insert_with_opts(bulk, b, NULL, NULL);
+    bson_destroy(b);
+    sent[m++] = i;
+  }
+  if (!sent || m == 0) {
+    for (size_t i = 0; !sent && i < n; i++)
+      res[i] = AD_ENOMEM;
+    free(sent);
+    bson_destroy(&opts);
+    mongoc_bulk_operation_destroy(bulk);
+    mongoc_collection_destroy(coll);
+    ad__store_push(reg->env.store, c);
+    return;
+  }
+  bson_error_t be;
+  bson_iter_t it, we;
+  if (!mongoc_bulk_operation_execute(bulk, &reply, &be)) {
+    if (!bson_iter_init_find(&it, &reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        ad__store_error_is_transient(&be)) {
+      AD_LOG_E("registry", "storing %zu documents in %s: %s", n, coll_name, be.message);
+      for (size_t j = 0; j < m; j++)
+        res[sent[j]] = AD_ECONNECT;
+    } else if (bson_iter_recurse(&it, &we)) {
+      while (bson_iter_next(&we)) {
+        bson_iter_t e, x;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&we) || !bson_iter_recurse(&we, &e))
+          continue;
+        int64_t idx = -1, code = 0;
+        const char *msg = be.message;
+        while (bson_iter_next(&e)) {
+          x = e;
+          if (!strcmp(bson_iter_key(&x), "index"))
+            idx = bson_iter_as_int64(&x);
+          else if (!strcmp(bson_iter_key(&x), "code"))
+            code = bson_iter_as_int64(&x);
+          else if (!strcmp(bson_iter_key(&x), "errmsg") && BSON_ITER_HOLDS_UTF8(&x))
+            msg = bson_iter_utf8(&x, NULL);
+        }
+        if (idx < 0 || (size_t)idx >= m)
+          continue;
+        size_t i = sent[idx];
+        res[i] = code == 11000 ? 0 : AD_ECONNECT;
+        if (code != 11000)
+          AD_LOG_E("registry", "storing %s in %s: %s", ad__jstr(docs[i], "_id"), coll_name, msg);
+      }
+    }
+  }
+  free(sent);
+  bson_destroy(&reply);
+  bson_destroy(&opts);
+  mongoc_bulk_operation_destroy(bulk);
+  mongoc_collection_destroy(coll);
+  ad__store_push(reg->env.store, c);
+}

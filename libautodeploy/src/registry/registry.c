@@ -42,6 +42,8 @@ static const ad__config_key_t REG_KEYS[] = {
     K("reconcile_interval", AD_CT_INT, reconcile_interval, 1, 86400, "600"),
     K("history_max", AD_CT_INT, history_max, 10, 10000, "100"),
     K("refresh_missing", AD_CT_BOOL, refresh_missing, 0, 1, "true"),
+    K("start_batch", AD_CT_INT, start_batch, 0, 10000, "256"),
+    K("start_batch_ms", AD_CT_INT, start_batch_ms, 1, 1000, "5"),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
@@ -128,6 +130,12 @@ ad__registry_t *ad__registry_new(const ad__registry_env_t *env, const json_t *co
     else
       ad__hosts_on_change(reg, ad__cmdb_kick, reg->cmdb);
   }
+  /* start events in bursts (batch.c): only with a store to write to */
+  if (rc == 0 && reg->c.enabled && env->store && reg->c.start_batch > 1) {
+    reg->batch = ad__reg_batch_new(reg, reg->c.start_batch, reg->c.start_batch_ms);
+    if (!reg->batch)
+      rc = ad__err(err, AD_ENOMEM, "registry", "no memory for the start batch");
+  }
   json_decref(profiles);
   json_decref(pip);
   json_decref(cmdb);
@@ -139,11 +147,18 @@ ad__registry_t *ad__registry_new(const ad__registry_env_t *env, const json_t *co
   return reg;
 }
 
+void ad__registry_stop(ad__registry_t *reg)
+{
+  if (reg)
+    ad__reg_batch_stop(reg->batch);
+}
+
 void ad__registry_destroy(ad__registry_t **reg_p)
 {
   if (!reg_p || !*reg_p)
     return;
   ad__registry_t *reg = *reg_p;
+  ad__reg_batch_destroy(&reg->batch); /* stopped by the engine already, bus alive */
   ad__hosts_on_change(reg, NULL, NULL);
   ad__cmdb_destroy(&reg->cmdb);
   for (int b = 0; b < AD__SEEN_BUCKETS; b++)
@@ -200,79 +215,112 @@ static void ask_refresh(ad__registry_t *reg, const char *id)
   json_decref(body);
 }
 
-static void register_one(ad__registry_t *reg, const char *id, const char *why, int force)
+/* The master's files about minion `id`: its key, its grains, the facts.
+ * The facts (owned) when there is something to decide, with *look filled
+ * for ad__reg_look_end; NULL when it was refused or nothing is new (look
+ * still to end). Serialised per minion by the caller (the stripe lock). */
+json_t *ad__reg_look(ad__registry_t *reg, const char *id, const char *why, int force,
+                     ad__reg_look_t *look)
 {
-  char fp[200] = "";
   ad_error_t err;
   int64_t now = ad__now_ms();
-  int k = ad__salt_key_accepted(reg->pki_dir, id, reg->env.hash_type, fp, sizeof fp, &err);
+  look->fp[0] = 0;
+  look->s = NULL;
+  int k = ad__salt_key_accepted(reg->pki_dir, id, reg->env.hash_type, look->fp,
+                                sizeof look->fp, &err);
   if (k < 0) {
     AD_LOG_E("registry", "minion %s: %s", id, err.message);
-    return;
+    return NULL;
   }
   pthread_mutex_lock(&reg->seen_lock);
-  ad__seen_t *s = seen_get(reg, id);
-  ad__seen_t copy = s ? *s : (ad__seen_t){0};
+  ad__seen_t *s = look->s = seen_get(reg, id);
+  ad__seen_t *copy = &look->copy;
+  *copy = s ? *s : (ad__seen_t){0};
   pthread_mutex_unlock(&reg->seen_lock);
   if (k == 0) {
-    if (force || now - copy.refused_at > 60000 || copy.stamp != -1) {
+    if (force || now - copy->refused_at > 60000 || copy->stamp != -1) {
       refuse(reg, id, why, "its key is not accepted on this master");
-      copy.refused_at = now;
-      copy.stamp = -1;
+      copy->refused_at = now;
+      copy->stamp = -1;
     }
-    goto remember;
+    return NULL;
   }
   int64_t stamp = 0;
   json_t *g = ad__salt_cached_grains(reg->cachedir, id, &stamp, &err);
   if (!g) {
-    if (err.code == AD_ENOTFOUND && reg->c.refresh_missing && now - copy.refresh_at > 60000) {
+    if (err.code == AD_ENOTFOUND && reg->c.refresh_missing && now - copy->refresh_at > 60000) {
       ask_refresh(reg, id);
-      copy.refresh_at = now;
+      copy->refresh_at = now;
       char m[400];
       snprintf(m, sizeof m, "%s; asked the minion to refresh its grains", err.message);
       refuse(reg, id, why, m);
-    } else if (force || now - copy.refused_at > 60000) {
+    } else if (force || now - copy->refused_at > 60000) {
       refuse(reg, id, why, err.message);
-      copy.refused_at = now;
+      copy->refused_at = now;
     }
-    goto remember;
+    return NULL;
   }
-  if (!force && !copy.quarantined && copy.stamp == stamp && !strcmp(copy.fp, fp) &&
-      now - copy.at < 60000) {
+  if (!force && !copy->quarantined && copy->stamp == stamp && !strcmp(copy->fp, look->fp) &&
+      now - copy->at < 60000) {
     json_decref(g);
-    return; /* nothing new since the last decision */
+    look->s = NULL; /* nothing new since the last decision: nothing to remember */
+    return NULL;
   }
-  copy.stamp = stamp;
-  snprintf(copy.fp, sizeof copy.fp, "%s", fp);
-  copy.at = now;
+  copy->stamp = stamp;
+  snprintf(copy->fp, sizeof copy->fp, "%s", look->fp);
+  copy->at = now;
   json_t *facts = ad__host_facts(g, id, &reg->rules, &err);
   json_decref(g);
   if (!facts) {
     refuse(reg, id, why, err.message);
-    copy.refused_at = now;
-    goto remember;
+    copy->refused_at = now;
   }
-  copy.quarantined = ad__reg_decide(reg, facts, fp, why);
-  json_decref(facts);
-remember:
+  return facts;
+}
+
+/* Remember what was decided (the seen table). */
+void ad__reg_look_end(ad__registry_t *reg, ad__reg_look_t *look)
+{
   pthread_mutex_lock(&reg->seen_lock);
-  if (s) {
-    ad__seen_t *next = s->next;
-    *s = copy;
-    s->next = next;
+  if (look->s) {
+    ad__seen_t *next = look->s->next;
+    *look->s = look->copy;
+    look->s->next = next;
   }
   pthread_mutex_unlock(&reg->seen_lock);
 }
 
-void ad__registry_hint(ad__registry_t *reg, const char *id, const char *why, int force)
+static void register_one(ad__registry_t *reg, const char *id, const char *why, int force)
+{
+  ad__reg_look_t look;
+  json_t *facts = ad__reg_look(reg, id, why, force, &look);
+  if (facts)
+    look.copy.quarantined = ad__reg_decide(reg, facts, look.fp, why);
+  json_decref(facts);
+  ad__reg_look_end(reg, &look);
+}
+
+pthread_mutex_t *ad__reg_stripe(ad__registry_t *reg, const char *id)
+{
+  return &reg->stripe[hash_id(id) % AD__REG_STRIPES];
+}
+
+static int hint_ok(ad__registry_t *reg, const char *id, const char *why)
 {
   if (!reg || !reg->c.enabled)
-    return;
+    return 0;
   if (!ad__salt_valid_id(id, strlen(id))) {
     AD_LOG_W("registry", "ignored a %s hint for an invalid minion id (%zu bytes)", why,
              strlen(id));
-    return;
+    return 0;
   }
+  return 1;
+}
+
+void ad__registry_hint(ad__registry_t *reg, const char *id, const char *why, int force)
+{
+  if (!hint_ok(reg, id, why))
+    return;
   pthread_mutex_t *m = &reg->stripe[hash_id(id) % AD__REG_STRIPES];
   pthread_mutex_lock(m);
   register_one(reg, id, why, force);
@@ -340,9 +388,20 @@ static int hint_from_tag(ad__registry_t *reg, ad_event_t *ev, const char *why)
   return 0;
 }
 
+/* salt/minion/<id>/start: queued for the burst (batch.c) when there is one;
+ * a full queue registers it here at once */
 int ad__registry_on_start(ad__registry_t *reg, ad_event_t *ev)
 {
-  return hint_from_tag(reg, ev, "minion start"); /* salt/minion/<id>/start */
+  char id[AD__MINION_ID_MAX + 2];
+  const char *why = "minion start";
+  if (tag_segment(ev, 2, id, sizeof id))
+    return 1;
+  if (!hint_ok(reg, id, why))
+    return 0;
+  if (reg->batch && ad__reg_batch_push(reg->batch, id, why) == 0)
+    return 0;
+  ad__registry_hint(reg, id, why, 0);
+  return 0;
 }
 
 int ad__registry_on_refresh(ad__registry_t *reg, ad_event_t *ev)

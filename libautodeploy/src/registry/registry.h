@@ -53,6 +53,10 @@ typedef struct {
 ad__registry_t *ad__registry_new(const ad__registry_env_t *env, const json_t *conf,
                                  ad_error_t *err);
 void ad__registry_destroy(ad__registry_t **reg_p);
+/* Register the start events still queued and stop queueing (later ones are
+ * registered on the calling worker). Call while the bus still runs, before
+ * ad_bus_destroy: registering can fire events. NULL-safe. */
+void ad__registry_stop(ad__registry_t *reg);
 
 /* Bus handlers (engine.c routes them). */
 int ad__registry_on_start(ad__registry_t *reg, ad_event_t *ev);   /* salt/minion/<id>/start */

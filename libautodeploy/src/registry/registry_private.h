@@ -21,6 +21,7 @@ typedef struct {
   int init_timeout, init_attempts, init_backoff_s;
   int takeover_after, unreachable_after, liveness_interval, reconcile_interval;
   int history_max, refresh_missing;
+  int start_batch, start_batch_ms;
 } ad__reg_conf_t;
 
 /* the last decision per minion: a hint with nothing new is skipped */
@@ -49,7 +50,19 @@ struct ad__registry {
   void (*on_ready)(void *user, const json_t *host); /* a host became ready */
   void *on_ready_user;
   int indexed;
+  struct ad__reg_batch *batch; /* start events in bursts (batch.c); NULL: each at once */
 };
+
+/* ---- registry.c: one look at a minion's files, then the decision -------------- */
+typedef struct {
+  char fp[200];       /* key fingerprint */
+  ad__seen_t *s;      /* the seen entry to update at the end, or NULL */
+  ad__seen_t copy;    /* what to write there */
+} ad__reg_look_t;
+json_t *ad__reg_look(ad__registry_t *reg, const char *id, const char *why, int force,
+                     ad__reg_look_t *look);
+void ad__reg_look_end(ad__registry_t *reg, ad__reg_look_t *look);
+pthread_mutex_t *ad__reg_stripe(ad__registry_t *reg, const char *id);
 
 #define AD__HOST_MINIONS "host_minions"
 
@@ -122,6 +135,31 @@ const char *ad__reg_action_name(ad__reg_action_t a);
 /* ---- decide.c: gather -> classify -> apply. 1 when the minion ended up
  * quarantined. ---------------------------------------------------------------- */
 int ad__reg_decide(ad__registry_t *reg, const json_t *facts, const char *fp, const char *why);
+/* The same without the insert-first attempt (the caller made it). */
+int ad__reg_decide_full(ad__registry_t *reg, const json_t *facts, const char *fp,
+                        const char *why);
+/* The new-host document for `facts` (owned), as apply_new inserts it, or
+ * NULL (no memory). */
+json_t *ad__reg_new_doc(ad__registry_t *reg, const json_t *facts, const char *fp,
+                        const char *why);
+/* After inserting a ad__reg_new_doc: rc 1 logs (and alerts an init_failed),
+ * rc 0 (key taken) cancels the init task it created. */
+void ad__reg_new_done(ad__registry_t *reg, const json_t *doc, int rc);
+
+/* ---- batch.c: start hints queued and registered in bursts ------------------- */
+typedef struct ad__reg_batch ad__reg_batch_t;
+ad__reg_batch_t *ad__reg_batch_new(ad__registry_t *reg, int max, int wait_ms);
+/* Stops the thread after registering what is queued; a push after it
+ * returns -1. Idempotent, NULL-safe. */
+void ad__reg_batch_stop(ad__reg_batch_t *b);
+/* Stops (if not yet) and frees. NULL-safe. */
+void ad__reg_batch_destroy(ad__reg_batch_t **b_p);
+/* 0 queued (copied), -1 full or stopping: the caller registers at once. */
+int ad__reg_batch_push(ad__reg_batch_t *b, const char *id, const char *why);
+/* Bulk inserts for the batch (hosts_store.c): res[i] 1 inserted, 0 _id
+ * taken, <0 store error (logged). */
+void ad__hosts_insert_many(ad__registry_t *reg, const char *coll, json_t *const *docs,
+                           size_t n, int *res);
 
 /* ---- liveness.c -------------------------------------------------------------- */
 void ad__reg_liveness(ad__registry_t *reg);
