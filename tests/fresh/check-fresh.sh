@@ -46,7 +46,7 @@ kill_inside() {
 
 # Every mount point under the root, innermost first (findmnt -R on a path
 # that is not itself a mount point lists nothing, so filter the whole table).
-mounts_under() { findmnt -n -l -o TARGET | awk -v r="$ROOT/" 'index($0, r) == 1' | sort -ru; }
+mounts_under() { findmnt -n -l -o TARGET | awk -v r="$ROOT" '$0 == r || index($0, r "/") == 1' | sort -ru; }
 
 unmount_all() {
   local m try
@@ -92,6 +92,10 @@ cp -a /usr/local/share/ca-certificates/. "$ROOT/usr/local/share/ca-certificates/
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 chroot "$ROOT" update-ca-certificates > /dev/null 2>&1
 
+# The root a mount point of its own, as / is on a machine: `ip netns exec`
+# makes / a slave mount (it fails on a plain directory), and Salt's diskusage
+# beacon reports only mount points.
+mount --bind "$ROOT" "$ROOT"
 mount -t proc proc "$ROOT/proc"
 mount -t sysfs sys "$ROOT/sys"
 mount --rbind /dev "$ROOT/dev"; mount --make-rslave "$ROOT/dev"
