@@ -286,140 +286,181 @@ static int take_values(zbx_t *z, const json_t *arr, const char *method, const it
   return 0;
 }
 
-static int zbx_query_once(zbx_t *z, const ad__metrics_host_t *hosts, size_t n, char **ids,
-                          const ad__metrics_query_t *q, ad__metrics_sink_t *sink,
-                          const char *auth, ad_error_t *err)
+/* One query's working set, across its three calls. */
+typedef struct {
+  zbx_t *z;
+  const ad__metrics_host_t *hosts;
+  size_t n;
+  char **ids;                  /* our id of each host */
+  const ad__metrics_query_t *q;
+  const char *auth;
+  char **zid;                  /* Zabbix hostid per host */
+  json_t *hostids;             /* the known ones, for item.get */
+  int want[IT_COUNT];
+  item_t *items;
+  size_t n_items;
+} zq_t;
+
+static int not_array(zq_t *c, const json_t *r, const char *method, ad_error_t *err)
 {
-  json_t *root = NULL, *hostids = json_array(), *keys = json_array();
-  item_t *items = NULL;
-  size_t n_items = 0;
-  int rc = 0;
-  char **zid = calloc(n + 1, sizeof(char *)); /* Zabbix hostid per host */
-  if (!hostids || !keys || !zid) {
-    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
-    goto done;
-  }
-  /* 1. hosts */
-  const char *method = z->host_by ? "hostinterface.get" : "host.get";
-  const char *field = z->host_by ? "ip" : "host";
-  const json_t *r = call(z, method,
+  return r ? ad__err(err, AD_EDECODE, "metrics", "zabbix at %s: %s: result is not an array",
+                     c->z->http.origin, method)
+           : (err ? err->code : AD_EIO);
+}
+
+/* 1. hosts: our ids (host names or addresses) to Zabbix hostids. */
+static int zq_hosts(zq_t *c, ad_error_t *err)
+{
+  json_t *root = NULL;
+  const char *method = c->z->host_by ? "hostinterface.get" : "host.get";
+  const char *field = c->z->host_by ? "ip" : "host";
+  const json_t *r = call(c->z, method,
                          json_pack("{s:[s,s],s:{s:o}}", "output", "hostid", field, "filter",
-                                   field, strv(ids, n)),
-                         auth, q, &root, err);
+                                   field, strv(c->ids, c->n)),
+                         c->auth, c->q, &root, err);
+  int rc = 0;
   size_t i;
   json_t *row;
-  if (!r || !json_is_array(r)) {
-    rc = r ? ad__err(err, AD_EDECODE, "metrics", "zabbix at %s: %s: result is not an array",
-                     z->http.origin, method) : (err ? err->code : AD_EIO);
-    goto done;
-  }
-  json_array_foreach(r, i, row) {
-    char hid[32];
-    const char *name = json_string_value(json_object_get(row, field));
-    long h = name ? ad__metrics_find(ids, n, name) : -1;
-    if (h < 0 || zid[h] || id_str(json_object_get(row, "hostid"), hid))
-      continue;
-    zid[h] = strdup(hid);
-    json_array_append_new(hostids, json_string(hid));
-  }
+  if (!r || !json_is_array(r))
+    rc = not_array(c, r, method, err);
+  else
+    json_array_foreach(r, i, row) {
+      char hid[32];
+      const char *name = json_string_value(json_object_get(row, field));
+      long h = name ? ad__metrics_find(c->ids, c->n, name) : -1;
+      if (h < 0 || c->zid[h] || id_str(json_object_get(row, "hostid"), hid))
+        continue;
+      if (!(c->zid[h] = strdup(hid)) || json_array_append_new(c->hostids, json_string(hid))) {
+        rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+        break;
+      }
+    }
   json_decref(root);
-  root = NULL;
-  if (!json_array_size(hostids))
-    goto done; /* none known to Zabbix: no samples */
-  /* 2. items, all hosts and keys at once */
-  int want[IT_COUNT] = {0};
-  for (int k = 0; k < IT_COUNT - 1; k++)
-    want[k] = !!(q->resources & (1u << IT_RES[k]));
-  want[IT_MEM_TOTAL] = want[IT_MEM_AVAIL];
+  return rc;
+}
+
+/* One item.get row into c->items (or the host's memory total). */
+static void zq_item(zq_t *c, const json_t *row, double *total)
+{
+  char hid[32];
+  const char *key = json_string_value(json_object_get(row, "key_"));
+  double vt;
+  if (id_str(json_object_get(row, "hostid"), hid) || !key)
+    return;
+  long h = ad__metrics_find(c->zid, c->n, hid);
+  int kind = -1;
   for (int k = 0; k < IT_COUNT; k++)
-    if (want[k])
-      json_array_append_new(keys, json_string(z->item[k]));
-  r = call(z, "item.get",
-           json_pack("{s:[s,s,s,s,s],s:O,s:{s:O}}", "output", "itemid", "hostid", "key_",
-                     "value_type", "lastvalue", "hostids", hostids, "filter", "key_", keys),
-           auth, q, &root, err);
-  if (!r || !json_is_array(r)) {
-    rc = r ? ad__err(err, AD_EDECODE, "metrics", "zabbix at %s: item.get: result is not an array",
-                     z->http.origin) : (err ? err->code : AD_EIO);
-    goto done;
+    if (c->want[k] && !strcmp(key, c->z->item[k]))
+      kind = k;
+  if (h < 0 || kind < 0)
+    return;
+  if (kind == IT_MEM_TOTAL) {
+    double t;
+    if (total && !ad__metrics_json_num(json_object_get(row, "lastvalue"), &t) && t > 0)
+      total[h] = t;
+    return;
   }
-  if (!(items = calloc(json_array_size(r) + 1, sizeof(*items)))) {
+  item_t *it = &c->items[c->n_items];
+  if (id_str(json_object_get(row, "itemid"), it->itemid) ||
+      ad__metrics_json_num(json_object_get(row, "value_type"), &vt))
+    return;
+  it->host = (size_t)h;
+  it->kind = kind;
+  it->value_type = (int)vt;
+  c->n_items++;
+}
+
+/* 2. items: every host's and key's item at once. */
+static int zq_items(zq_t *c, ad_error_t *err)
+{
+  json_t *root = NULL, *keys = json_array();
+  double *total = calloc(c->n + 1, sizeof(double));
+  int rc = 0;
+  if (!keys || !total) {
     rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
     goto done;
   }
-  double *total = calloc(n + 1, sizeof(double));
-  for (size_t h = 0; total && h < n; h++)
-    total[h] = hosts[h].mem_mb > 0 ? (double)hosts[h].mem_mb * 1048576.0 : NAN;
-  json_array_foreach(r, i, row) {
-    char hid[32];
-    const char *key = json_string_value(json_object_get(row, "key_"));
-    double vt;
-    if (id_str(json_object_get(row, "hostid"), hid) || !key)
-      continue;
-    long h = ad__metrics_find(zid, n, hid);
-    int kind = -1;
-    for (int k = 0; k < IT_COUNT; k++)
-      if (want[k] && !strcmp(key, z->item[k]))
-        kind = k;
-    if (h < 0 || kind < 0)
-      continue;
-    if (kind == IT_MEM_TOTAL) {
-      double t;
-      if (total && !ad__metrics_json_num(json_object_get(row, "lastvalue"), &t) && t > 0)
-        total[h] = t;
-      continue;
-    }
-    item_t *it = &items[n_items];
-    if (id_str(json_object_get(row, "itemid"), it->itemid) ||
-        ad__metrics_json_num(json_object_get(row, "value_type"), &vt))
-      continue;
-    it->host = (size_t)h;
-    it->kind = kind;
-    it->value_type = (int)vt;
-    n_items++;
+  for (int k = 0; k < IT_COUNT - 1; k++)
+    c->want[k] = !!(c->q->resources & (1u << IT_RES[k]));
+  c->want[IT_MEM_TOTAL] = c->want[IT_MEM_AVAIL];
+  for (int k = 0; k < IT_COUNT; k++)
+    if (c->want[k])
+      json_array_append_new(keys, json_string(c->z->item[k]));
+  const json_t *r = call(c->z, "item.get",
+                         json_pack("{s:[s,s,s,s,s],s:O,s:{s:O}}", "output", "itemid", "hostid",
+                                   "key_", "value_type", "lastvalue", "hostids", c->hostids,
+                                   "filter", "key_", keys),
+                         c->auth, c->q, &root, err);
+  if (!r || !json_is_array(r)) {
+    rc = not_array(c, r, "item.get", err);
+    goto done;
   }
-  for (size_t k = 0; k < n_items; k++)
-    items[k].total = total ? total[items[k].host] : NAN;
+  if (!(c->items = calloc(json_array_size(r) + 1, sizeof(*c->items)))) {
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+    goto done;
+  }
+  for (size_t h = 0; h < c->n; h++)
+    total[h] = c->hosts[h].mem_mb > 0 ? (double)c->hosts[h].mem_mb * 1048576.0 : NAN;
+  size_t i;
+  json_t *row;
+  json_array_foreach(r, i, row) zq_item(c, row, total);
+  for (size_t k = 0; k < c->n_items; k++)
+    c->items[k].total = total[c->items[k].host];
+done:
   free(total);
+  json_decref(keys);
   json_decref(root);
-  root = NULL;
-  /* 3. values: trends when the window reaches past the history kept */
-  int trends = q->from_ms < ad__now_ms() - (int64_t)z->history_days * 86400000;
+  return rc;
+}
+
+/* 3. values: history by value type, or trends when the window reaches past
+ * the history Zabbix keeps. */
+static int zq_values(zq_t *c, ad__metrics_sink_t *sink, ad_error_t *err)
+{
+  int trends = c->q->from_ms < ad__now_ms() - (int64_t)c->z->history_days * 86400000;
+  int rc = 0;
   for (int vt = 0; vt <= 3 && !rc; vt += 3) {
-    json_t *itemids = json_array();
-    for (size_t k = 0; itemids && k < n_items; k++)
-      if (trends ? vt == 0 : items[k].value_type == vt)
-        json_array_append_new(itemids, json_string(items[k].itemid));
+    json_t *itemids = json_array(), *root = NULL;
+    for (size_t k = 0; itemids && k < c->n_items; k++)
+      if (trends ? vt == 0 : c->items[k].value_type == vt)
+        json_array_append_new(itemids, json_string(c->items[k].itemid));
     if (!json_array_size(itemids)) {
       json_decref(itemids);
       continue;
     }
-    json_t *params;
-    method = trends ? "trend.get" : "history.get";
-    if (trends)
-      params = json_pack("{s:[s,s,s,s],s:o,s:I,s:I}", "output", "itemid", "clock", "value_avg",
-                         "value_max", "itemids", itemids, "time_from",
-                         (json_int_t)(q->from_ms / 1000), "time_till",
-                         (json_int_t)(q->to_ms / 1000));
-    else
-      params = json_pack("{s:s,s:i,s:o,s:I,s:I,s:s,s:s}", "output", "extend", "history", vt,
-                         "itemids", itemids, "time_from", (json_int_t)(q->from_ms / 1000),
-                         "time_till", (json_int_t)(q->to_ms / 1000), "sortfield", "clock",
-                         "sortorder", "ASC");
-    r = call(z, method, params, auth, q, &root, err);
-    rc = r ? take_values(z, r, method, items, n_items, hosts, sink, err)
+    const char *method = trends ? "trend.get" : "history.get";
+    json_int_t from = (json_int_t)(c->q->from_ms / 1000), to = (json_int_t)(c->q->to_ms / 1000);
+    json_t *params =
+        trends ? json_pack("{s:[s,s,s,s],s:o,s:I,s:I}", "output", "itemid", "clock", "value_avg",
+                           "value_max", "itemids", itemids, "time_from", from, "time_till", to)
+               : json_pack("{s:s,s:i,s:o,s:I,s:I,s:s,s:s}", "output", "extend", "history", vt,
+                           "itemids", itemids, "time_from", from, "time_till", to, "sortfield",
+                           "clock", "sortorder", "ASC");
+    const json_t *r = call(c->z, method, params, c->auth, c->q, &root, err);
+    rc = r ? take_values(c->z, r, method, c->items, c->n_items, c->hosts, sink, err)
            : (err ? err->code : AD_EIO);
     json_decref(root);
-    root = NULL;
   }
-done:
-  json_decref(root);
-  json_decref(hostids);
-  json_decref(keys);
-  for (size_t h = 0; zid && h < n; h++)
-    free(zid[h]);
-  free(zid);
-  free(items);
+  return rc;
+}
+
+static int zbx_query_once(zbx_t *z, const ad__metrics_host_t *hosts, size_t n, char **ids,
+                          const ad__metrics_query_t *q, ad__metrics_sink_t *sink,
+                          const char *auth, ad_error_t *err)
+{
+  zq_t c = {.z = z, .hosts = hosts, .n = n, .ids = ids, .q = q, .auth = auth,
+            .zid = calloc(n + 1, sizeof(char *)), .hostids = json_array()};
+  int rc = 0;
+  if (!c.zid || !c.hostids)
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  else if (!(rc = zq_hosts(&c, err)) && json_array_size(c.hostids)) /* none known: no samples */
+    if (!(rc = zq_items(&c, err)))
+      rc = zq_values(&c, sink, err);
+  json_decref(c.hostids);
+  for (size_t h = 0; c.zid && h < n; h++)
+    free(c.zid[h]);
+  free(c.zid);
+  free(c.items);
   return rc;
 }
 
