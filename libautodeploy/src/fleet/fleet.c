@@ -183,7 +183,8 @@ static int str_list(const json_t *v, const char *arg, ad_error_t *err)
   return 0;
 }
 
-json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
+/* platform.set's arguments, checked; each refusal names its field. */
+static int platform_check(const json_t *a, ad_error_t *err)
 {
   static const char *const KEYS[] = {"code", "state", "pillar", "profiles", "regions",
                                      "footprint", "reserve", "enabled", "first_server_no",
@@ -196,19 +197,18 @@ json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
       ok |= !strcmp(k, KEYS[i]);
     if (!ok)
       return ad__err(err, AD_EINVAL, "args", "%s: unknown platform field (code, state, pillar, "
-                     "profiles, regions, footprint, reserve, enabled, first_server_no, port_base)", k), NULL;
+                     "profiles, regions, footprint, reserve, enabled, first_server_no, port_base)", k);
   }
-  const char *code = json_string_value(json_object_get(a, "code"));
-  if (!code_ok(code))
-    return bad(err, "code", "required: 1..32 of [A-Za-z0-9_-], starting with a letter or digit"), NULL;
+  if (!code_ok(json_string_value(json_object_get(a, "code"))))
+    return bad(err, "code", "required: 1..32 of [A-Za-z0-9_-], starting with a letter or digit");
   const json_t *state = json_object_get(a, "state"), *pillar = json_object_get(a, "pillar");
   if (state && (!json_is_string(state) || json_string_length(state) == 0 || json_string_length(state) > 200))
-    return bad(err, "state", "must be a state name (e.g. autodeploy.gameserver)"), NULL;
+    return bad(err, "state", "must be a state name (e.g. autodeploy.gameserver)");
   if (pillar && !json_is_object(pillar))
-    return bad(err, "pillar", "must be an object (a template: {service}, {server_no}, {platform}, {host}, {private_ip}, {minion} are filled in)"), NULL;
+    return bad(err, "pillar", "must be an object (a template: {service}, {server_no}, {platform}, {host}, {private_ip}, {minion} are filled in)");
   if (str_list(json_object_get(a, "profiles"), "profiles", err) ||
       str_list(json_object_get(a, "regions"), "regions", err))
-    return NULL;
+    return AD_EINVAL;
   const json_t *fp = json_object_get(a, "footprint");
   if (fp) {
     json_t *cpu = json_object_get(fp, "cpu"), *mem = json_object_get(fp, "mem_mb");
@@ -216,77 +216,110 @@ json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
         json_number_value(cpu) < 0 || json_number_value(mem) < 0 ||
         json_number_value(cpu) + json_number_value(mem) <= 0 || json_number_value(cpu) > 4096 ||
         json_number_value(mem) > 67108864)
-      return bad(err, "footprint", "must be {cpu: cores, mem_mb: MiB}, >= 0 and not both 0"), NULL;
+      return bad(err, "footprint", "must be {cpu: cores, mem_mb: MiB}, >= 0 and not both 0");
   }
   ad__reserve_policy_t pol;
   ad__reserve_policy_default(&pol);
   if (json_object_get(a, "reserve") &&
       ad__reserve_policy_from_json(&pol, json_object_get(a, "reserve"), "reserve", err))
-    return NULL;
+    return AD_EINVAL;
   json_t *en = json_object_get(a, "enabled");
   if (en && !json_is_boolean(en))
-    return bad(err, "enabled", "must be true or false"), NULL;
+    return bad(err, "enabled", "must be true or false");
   json_t *first = json_object_get(a, "first_server_no");
   if (first && (!json_is_integer(first) || json_integer_value(first) < 0))
-    return bad(err, "first_server_no", "must be an integer >= 0"), NULL;
+    return bad(err, "first_server_no", "must be an integer >= 0");
   json_t *pb = json_object_get(a, "port_base");
   if (pb && (!json_is_integer(pb) || json_integer_value(pb) < 1 || json_integer_value(pb) > 65000))
-    return bad(err, "port_base", "must be an integer 1..65000 (a server's port is port_base + server_no)"), NULL;
+    return bad(err, "port_base", "must be an integer 1..65000 (a server's port is port_base + server_no)");
+  return 0;
+}
+
+/* Every field of a platform, from the arguments or their defaults (a new
+ * reference; NULL on no memory). */
+static json_t *platform_fields(const json_t *a)
+{
+  const json_t *state = json_object_get(a, "state"), *en = json_object_get(a, "enabled"),
+               *pillar = json_object_get(a, "pillar"), *pl = json_object_get(a, "profiles"),
+               *rl = json_object_get(a, "regions"), *rv = json_object_get(a, "reserve"),
+               *fp = json_object_get(a, "footprint"), *pb = json_object_get(a, "port_base");
+  return json_pack("{s:s,s:s,s:b,s:o,s:o,s:o,s:o,s:o,s:I}", "code", ad__jstr(a, "code"),
+                   "state", state ? json_string_value(state) : "autodeploy.gameserver",
+                   "enabled", en ? json_is_true(en) : 1,
+                   "pillar", pillar ? json_deep_copy(pillar) : json_object(),
+                   "profiles", pl ? json_deep_copy(pl) : json_array(),
+                   "regions", rl ? json_deep_copy(rl) : json_array(),
+                   "footprint", fp ? json_deep_copy(fp)
+                                   : json_pack("{s:f,s:f}", "cpu", 1.0, "mem_mb", 1024.0),
+                   "reserve", rv ? json_deep_copy(rv) : json_object(),
+                   "port_base", (json_int_t)(pb ? json_integer_value(pb) : 10000));
+}
+
+/* A new platform: one insert (1 inserted, 0 exists already, <0 + err). */
+static int platform_insert(ad__fleet_t *f, const json_t *set, const json_t *a, ad_error_t *err)
+{
   char now[32];
   ad__iso_ms(ad__now_ms(), now);
-  json_t *set = json_pack("{s:s,s:s,s:b}", "code", code, "state",
-                          state ? json_string_value(state) : "autodeploy.gameserver", "enabled",
-                          en ? json_is_true(en) : 1);
-  json_object_set_new(set, "pillar", pillar ? json_deep_copy(pillar) : json_object());
-  json_t *pl = json_object_get(a, "profiles"), *rl = json_object_get(a, "regions"),
-         *rv = json_object_get(a, "reserve");
-  json_object_set_new(set, "profiles", pl ? json_deep_copy(pl) : json_array());
-  json_object_set_new(set, "regions", rl ? json_deep_copy(rl) : json_array());
-  json_object_set_new(set, "footprint", fp ? json_deep_copy(fp)
-                                           : json_pack("{s:f,s:f}", "cpu", 1.0, "mem_mb", 1024.0));
-  json_object_set_new(set, "reserve", rv ? json_deep_copy(rv) : json_object());
-  json_object_set_new(set, "port_base", json_integer(pb ? json_integer_value(pb) : 10000));
+  const json_t *first = json_object_get(a, "first_server_no");
   const char *actor = ad__jstr(a, "actor");
-  for (int attempt = 0; attempt < 5; attempt++) {
-    json_t *cur = ad__fdoc_get(f, f->c.platforms, code, NULL);
-    int rc;
-    if (!cur) {
-      json_t *doc = json_deep_copy(set);
-      json_object_set_new(doc, "_id", json_string(code));
-      json_object_set_new(doc, "rev", json_integer(0));
-      json_object_set_new(doc, "created_at", json_string(now));
-      json_object_set_new(doc, "created_at_ms", json_integer(ad__now_ms()));
-      json_object_set_new(doc, "next_server_no", json_integer(first ? json_integer_value(first) : 1));
-      json_object_set_new(doc, "history", json_pack("[{s:s,s:s,s:s}]", "at", now, "what", "created",
-                                                    "actor", *actor ? actor : "operator"));
-      rc = ad__fdoc_insert(f, f->c.platforms, doc, err);
-      json_decref(doc);
-    } else {
-      /* an update changes only the fields given */
-      json_t *s2 = json_object();
-      const char *fk;
-      json_t *fv;
-      json_object_foreach(set, fk, fv) {
-        if (!strcmp(fk, "code") || json_object_get(a, fk))
-          json_object_set(s2, fk, fv);
-      }
-      if (first)
-        json_object_set(s2, "next_server_no", first);
-      rc = ad__fdoc_cas(f, f->c.platforms, cur, s2, "updated", "platform.set",
+  json_t *doc = json_deep_copy(set);
+  json_t *more = json_pack("{s:s,s:i,s:s,s:I,s:I,s:[{s:s,s:s,s:s}]}", "_id", ad__jstr(a, "code"),
+                           "rev", 0, "created_at", now, "created_at_ms", (json_int_t)ad__now_ms(),
+                           "next_server_no", (json_int_t)(first ? json_integer_value(first) : 1),
+                           "history", "at", now, "what", "created", "actor",
+                           *actor ? actor : "operator");
+  if (!doc || !more || json_object_update(doc, more)) {
+    json_decref(doc);
+    json_decref(more);
+    return ad__err(err, AD_ENOMEM, "fleet", "no memory");
+  }
+  json_decref(more);
+  int rc = ad__fdoc_insert(f, f->c.platforms, doc, err);
+  json_decref(doc);
+  return rc;
+}
+
+/* An update changes only the fields given (1 done, 0 lost a race, <0). */
+static int platform_update(ad__fleet_t *f, const json_t *cur, const json_t *set,
+                           const json_t *a, ad_error_t *err)
+{
+  json_t *s2 = json_object();
+  const char *fk, *actor = ad__jstr(a, "actor");
+  json_t *fv;
+  if (!s2)
+    return ad__err(err, AD_ENOMEM, "fleet", "no memory");
+  json_object_foreach((json_t *)set, fk, fv) {
+    if (!strcmp(fk, "code") || json_object_get(a, fk))
+      json_object_set(s2, fk, fv);
+  }
+  if (json_object_get(a, "first_server_no"))
+    json_object_set(s2, "next_server_no", json_object_get(a, "first_server_no"));
+  int rc = ad__fdoc_cas(f, f->c.platforms, cur, s2, "updated", "platform.set",
                         *actor ? actor : "operator", err);
-      json_decref(s2);
-    }
+  json_decref(s2);
+  return rc;
+}
+
+json_t *ad__platform_set(ad__fleet_t *f, const json_t *a, ad_error_t *err)
+{
+  if (platform_check(a, err))
+    return NULL;
+  const char *code = ad__jstr(a, "code");
+  json_t *set = platform_fields(a);
+  if (!set)
+    return ad__err(err, AD_ENOMEM, "fleet", "no memory"), NULL;
+  int rc = 0;
+  for (int attempt = 0; attempt < 5 && rc == 0; attempt++) {
+    json_t *cur = ad__fdoc_get(f, f->c.platforms, code, NULL);
+    rc = cur ? platform_update(f, cur, set, a, err) : platform_insert(f, set, a, err);
     json_decref(cur);
-    if (rc == 1) {
-      json_decref(set);
-      json_t *p = ad__fdoc_get(f, f->c.platforms, code, err);
-      return p ? json_pack("{s:o}", "platform", p) : NULL;
-    }
-    if (rc < 0)
-      break;
   }
   json_decref(set);
-  if (!err || !err->message[0])
+  if (rc == 1) {
+    json_t *p = ad__fdoc_get(f, f->c.platforms, code, err);
+    return p ? json_pack("{s:o}", "platform", p) : NULL;
+  }
+  if (rc == 0 && (!err || !err->message[0]))
     ad__err(err, AD_ESTATE, "fleet", "platform %s changed meanwhile; try again", code);
   return NULL;
 }
