@@ -147,6 +147,7 @@ void ad__reg_new_done(ad__registry_t *reg, const json_t *doc, int rc)
   if (rc == 1) {
     AD_LOG_I("registry", "%s -> %s", ad__jstr(json_array_get(json_object_get(doc, "history"), 0),
                                               "cause"), state);
+    ad__hosts_ready_hook(reg, doc, doc); /* ready at once when there is no init_state */
     if (!strcmp(state, "init_failed"))
       ad__reg_alert(reg, ad__jstr(doc, "_id"), "init_failed", ad__jstr(doc, "reason"));
   } else if (rc == 0 && json_is_string(json_object_get(doc, "init_task")) && reg->env.tasks) {
