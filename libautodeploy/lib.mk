@@ -118,7 +118,7 @@ fuzz-short:
 # docs/api.md names; no jansson in the public headers; error domains from
 # AD_DOMAIN_MAP only (check_api.py).
 check-exports: $(B)/libautodeploy.so
-	@nm -D --defined-only $(B)/libautodeploy.so.0 | awk '$$2 == "T" {print $$3}' | sort > $(B)/exports.txt
+	@nm -D --defined-only $(B)/libautodeploy.so.0 | awk '$$2 ~ /^[TDRBVW]$$/ {print $$3}' | sort > $(B)/exports.txt
 	@grep -h '^AD_EXPORT' $(LIB_DIR)/include/autodeploy/*.h | sed 's/(.*//; s/.*[ *]//' | sort > $(B)/declared.txt
 	@sort $(LIB_DIR)/exports.txt | diff -u - $(B)/exports.txt
 	@diff -u $(B)/declared.txt $(B)/exports.txt && echo "exports: OK ($$(wc -l < $(B)/exports.txt) symbols, all declared AD_EXPORT in the public headers)"

@@ -233,12 +233,12 @@ def test_bad_engine_options_are_logged_by_key(salt_env):
     log = env.master_log
     wait_for_log(
         log,
-        r"\[ERROR\s*\]\[\d+\] autodeploy engine: bad configuration: "
+        r"\[ERROR\s*\]\[\d+\] autodeploy engine not started: bad configuration: "
         r"ad_engine_new: workers: -1 is out of range 0\.\.64",
     )
     wait_for_log(
         log,
-        r"\[ERROR\s*\]\[\d+\] autodeploy engine: bad configuration: "
+        r"\[ERROR\s*\]\[\d+\] autodeploy engine not started: bad configuration: "
         r"ad_engine_new: unknown key \"wrokers\"",
     )
     assert env.master_running()  # a broken engine does not take the master down

@@ -16,6 +16,7 @@ it; a "game server" that burns 0.5 core and holds 256 MiB runs from its pid file
 """
 import datetime
 import json
+import re
 import math
 import os
 import signal
@@ -142,6 +143,11 @@ def engine_stats(env):
 def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
     env, fabric, call, db, procs = usage_env
     t0 = time.monotonic()
+    # the engine's own first cycle (5 s after it starts; then every cycle_interval,
+    # a day here) has run, so that every cycle below is the test's own: otherwise
+    # it may refill the reserve itself once qq-s1 opens
+    wait(lambda: re.search(r"fleet.*\] (cycle: \d+ platforms|cycle skipped)",
+                           Path(env.master_opts["log_file"]).read_text()), "the engine's first cycle", 30)
     services_dir = tmp_path / "services.d"
     ns, ip = fabric.host(1)
     beacons = {"autodeploy_services": [{"interval": 1}, {"services_dir": str(services_dir)}]}

@@ -9,11 +9,13 @@
 
 __asm__(".section .rodata\n"
         ".global ad__dashboard_html\n"
+        ".hidden ad__dashboard_html\n" /* internal, like every ad__ symbol */
         ".type ad__dashboard_html, @object\n"
         ".balign 16\n"
         "ad__dashboard_html:\n"
         ".incbin \"libautodeploy/src/serve/dashboard.html\"\n"
         ".global ad__dashboard_html_end\n"
+        ".hidden ad__dashboard_html_end\n"
         "ad__dashboard_html_end:\n"
         ".byte 0\n"
         ".previous\n");
