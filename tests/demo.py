@@ -421,8 +421,8 @@ def main(argv=None, kept_child=False):
                      "reconcile_interval": 5, "liveness_interval": 5},
         "placement": {"cycle_interval": 600, "headroom": 0.8, "deploy_timeout": 300},
         "purchase": {
-            # the daily run at a local time 12 hours away: the demo asks for it by salt-run
-            "time": f"{(time.gmtime().tm_hour + 20) % 24:02d}:00", "timezone": "Asia/Shanghai",
+            # no daily run: the demo asks for the plan by salt-run
+            "time": "manual", "timezone": "Asia/Shanghai",
             "drive_interval_s": 1, "preference": [BIG],
             "profiles": {BIG: {"flavour": "ecs.c7.12xlarge", "cpu": 48, "mem_mb": 98304,
                                "disk_gb": 200}},

@@ -36,9 +36,8 @@ pytestmark = netns.required()
 
 
 def purchase_conf(timeout_h):
-    # the daily run at 12 hours from now, local: it never fires in a test
-    hh = (time.gmtime().tm_hour + 8 + 12) % 24
-    return {"time": f"{hh:02d}:00", "timezone": "Asia/Shanghai", "drive_interval_s": 1,
+    # no daily run: the tests plan by hand (any HH:MM has passed at some hours of the day)
+    return {"time": "manual", "timezone": "Asia/Shanghai", "drive_interval_s": 1,
             "preference": ["big", "small"],
             "profiles": {"big": {"flavour": "ecs.c7.2xlarge", "cpu": 8, "mem_mb": 16384,
                                  "disk_gb": 100},
@@ -137,7 +136,7 @@ def test_plan_approve_reject_place_fulfil(loop):
     # order of the profile exists already: one order per profile per day
     waiting_services(call, db, "qq", [BIG], 2, 6)
     again = env.salt_run("autodeploy.purchase", dry_run=False)
-    assert [(o["id"], o["result"]) for o in again["orders"]] == [(big_id, "already planned")], again
+    assert [(o["id"], o["result"]) for o in again.get("orders", [])] == [(big_id, "already planned")], again
     assert db.orders.find_one({"_id": big_id})["count"] == 1
     results = []
     threads = [threading.Thread(target=lambda: results.append(
@@ -147,6 +146,20 @@ def test_plan_approve_reject_place_fulfil(loop):
     for t in threads:
         t.join()
     assert db.orders.count_documents({}) == 2, results
+    assert all(isinstance(r, dict) for r in results), results  # the second waited its turn
+
+    # the cycle lease held elsewhere (a cycle on another master): a run waits
+    # wait_s, then fails naming the holder; released while it waits, it runs
+    until = int(time.time() * 1000) + 120_000
+    db.locks.replace_one({"_id": "cycle"}, {"_id": "cycle", "owner": "test-holder",
+                                             "until_ms": until}, upsert=True)
+    refused = env.salt_run("autodeploy.purchase", dry_run=False, wait_s=1)
+    assert refused.get("retcode") == 1, refused
+    assert "test-holder" in refused["error"] and "waited 1s" in refused["error"], refused
+    threading.Timer(1.5, lambda: db.locks.update_one(
+        {"_id": "cycle"}, {"$set": {"until_ms": 0}})).start()
+    late = env.salt_run("autodeploy.purchase", dry_run=False, wait_s=60)
+    assert {o["result"] for o in late["orders"]} == {"already planned"}, late
 
     # the engine asks for approval
     wait(lambda: state_of(db, big_id) == "awaiting_approval", "approval asked", 30)

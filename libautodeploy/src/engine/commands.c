@@ -72,8 +72,9 @@ static const ad__engine_command_t COMMANDS[] = {
            "Who leads the masters: the leader lease's holder, term and expiry."),
     PURE("simulate", cmd_simulate, "input, csv, csv_name",
          "Replay openings against a reserve and placement policy; nothing is written."),
-    PURCHASE("purchase.run", ad__purchase_run_cmd, "dry_run",
-             "Plan today's host orders; dry_run (the default) reports the plan and writes nothing."),
+    PURCHASE("purchase.run", ad__purchase_run_cmd, "dry_run, wait_s",
+             "Plan today's host orders; dry_run (the default) reports the plan and writes nothing. "
+             "A run that writes waits up to wait_s (default 30) for the cycle lease."),
     PURCHASE("order.list", ad__order_list, "state, limit",
              "List orders, newest first."),
     PURCHASE("order.get", ad__order_get, "id",

@@ -185,9 +185,12 @@ static int load_time(const json_t *conf, ad__purchase_conf_t *c, const char *zon
   const json_t *t = json_object_get(conf, "time"), *z = json_object_get(conf, "timezone");
   const char *ts = t ? json_string_value(t) : "04:00";
   int hh, mm, used = 0;
+  c->manual = ts && strcmp(ts, "manual") == 0; /* no daily run: by hand or by a schedule */
+  if (c->manual)
+    ts = "00:00";
   if (!ts || sscanf(ts, "%2d:%2d%n", &hh, &mm, &used) != 2 || used != 5 || hh < 0 || hh > 23 ||
       mm < 0 || mm > 59)
-    return bad(err, "time", "must be \"HH:MM\" (00:00 to 23:59), local to purchase.timezone");
+    return bad(err, "time", "must be \"HH:MM\" (00:00 to 23:59, local to purchase.timezone) or \"manual\"");
   c->hh = hh;
   c->mm = mm;
   const char *zs = z ? json_string_value(z) : "UTC";

@@ -19,6 +19,7 @@ typedef struct {
 typedef struct {
   int enabled;
   int hh, mm;                /* time: the daily run, local */
+  int manual;                /* time "manual": no daily run (salt-run or a schedule plans) */
   char *timezone;
   ad__tz_t *tz;
   ad__pprofile_t *profiles;  /* in preference order */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bus/sign.h"
 #include "core/clock.h"
@@ -189,29 +190,49 @@ static json_t *run_once(ad__purchase_t *p, int dry, ad_error_t *err)
   return pj;
 }
 
-/* Take the cycle lease for `fn`; NULL + AD_ESTATE when another holds it. */
-static json_t *under_lease(ad__purchase_t *p, int dry, ad_error_t *err)
+/* Take the cycle lease, waiting up to `wait_ms` for a cycle or another
+ * engine's run to end (they hold it for seconds): 1 taken, else NULL + the
+ * error naming the holder. */
+static int take_lease(ad__purchase_t *p, int64_t wait_ms, char *holder, size_t size, ad_error_t *err)
+{
+  int64_t until = ad__mono_ms() + wait_ms;
+  for (;;) {
+    int got = p->env.lease(p->env.lease_user, 1, holder, size);
+    if (got == 1)
+      return 1;
+    if (got < 0)
+      return ad__err(err, AD_ECONNECT, D, "cycle lease: store error"), 0;
+    if (ad__mono_ms() >= until)
+      return ad__err(err, AD_ESTATE, D, "the cycle lease is held by %s (waited %llds): try again",
+                     holder, (long long)(wait_ms / 1000)), 0;
+    struct timespec ts = {0, 250 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+static json_t *under_lease(ad__purchase_t *p, int dry, int64_t wait_ms, ad_error_t *err)
 {
   char holder[200] = "";
-  int got = dry ? 1 : p->env.lease ? p->env.lease(p->env.lease_user, 1, holder, sizeof holder) : 1;
-  if (got < 0)
-    return ad__err(err, AD_ECONNECT, D, "cycle lease: store error"), NULL;
-  if (got == 0)
-    return ad__err(err, AD_ESTATE, D, "the cycle lease is held by %s: try again", holder), NULL;
+  int leased = !dry && p->env.lease;
+  if (leased && !take_lease(p, wait_ms, holder, sizeof holder, err))
+    return NULL;
   pthread_mutex_lock(&p->lock);
   json_t *r = run_once(p, dry, err);
   pthread_mutex_unlock(&p->lock);
-  if (!dry && p->env.lease)
+  if (leased)
     p->env.lease(p->env.lease_user, 0, holder, sizeof holder);
   return r;
 }
 
 json_t *ad__purchase_run_cmd(ad__purchase_t *p, const json_t *a, ad_error_t *err)
 {
-  const json_t *dry = json_object_get(a, "dry_run");
+  const json_t *dry = json_object_get(a, "dry_run"), *w = json_object_get(a, "wait_s");
   if (dry && !json_is_boolean(dry))
     return ad__err(err, AD_EINVAL, "args", "dry_run: must be true or false"), NULL;
-  return under_lease(p, !dry || json_is_true(dry), err);
+  if (w && (!json_is_number(w) || json_number_value(w) < 0 || json_number_value(w) > 600))
+    return ad__err(err, AD_EINVAL, "args", "wait_s: must be a number of seconds, 0 to 600"), NULL;
+  int64_t wait_ms = w ? (int64_t)(json_number_value(w) * 1000) : 30000;
+  return under_lease(p, !dry || json_is_true(dry), wait_ms, err);
 }
 
 /* ---- the daily run ------------------------------------------------------- */
@@ -231,6 +252,8 @@ static int claim_day(ad__purchase_t *p, const char *day, int64_t now)
 
 static void daily_run(ad__purchase_t *p, int64_t now)
 {
+  if (p->c.manual)
+    return;
   ad__tz_local_t l;
   ad__tz_local(p->c.tz, now, &l);
   if (l.hour * 60 + l.min < p->c.hh * 60 + p->c.mm)

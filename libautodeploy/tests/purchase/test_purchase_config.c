@@ -26,6 +26,7 @@ TEST(defaults)
   ASSERT_EQ(c.enabled, 1);
   ASSERT_EQ(c.hh, 4);
   ASSERT_EQ(c.mm, 0);
+  ASSERT_EQ(c.manual, 0);
   ASSERT_STR(c.timezone, "UTC");
   ASSERT_EQ(c.approval_required, 1);
   ASSERT(c.approval_timeout_h == 24);
@@ -63,6 +64,17 @@ TEST(preference_then_the_rest_by_name)
   ASSERT_EQ(c.approval_required, 0);
   ASSERT_EQ(c.hh * 60 + c.mm, 210);
   ad__purchase_conf_free(&c);
+}
+
+TEST(time_manual_means_no_daily_run)
+{
+  ad__purchase_conf_t c;
+  ad_error_t err;
+  ASSERT_EQ(load("{\"time\":\"manual\",\"profiles\":{" P1 "}}", &c, &err), 0);
+  ASSERT_EQ(c.manual, 1);
+  ad__purchase_conf_free(&c);
+  ASSERT(load("{\"time\":\"Manual\",\"profiles\":{" P1 "}}", &c, &err) != 0);
+  ASSERT(strstr(err.message, "purchase.time: must be \"HH:MM\"") && strstr(err.message, "\"manual\""));
 }
 
 /* Each bad configuration is refused with an error naming this key. */

@@ -657,7 +657,7 @@ def simulate(input=None, path=None, csv=None, **kwargs):  # pylint: disable=rede
 
 
 # ------------------------------------------------------------------ purchase
-def purchase(dry_run=True, **kwargs):
+def purchase(dry_run=True, wait_s=30, **kwargs):
     """
     Plan today's host orders from the services waiting for resources: one
     order per profile, packed, capped, with its reasoning (docs/purchase.md).
@@ -671,6 +671,11 @@ def purchase(dry_run=True, **kwargs):
         makes a rerun order nothing twice). The engine then asks for
         approval, places the order and emails the partner.
 
+    wait_s
+        How long a run that writes waits for the cycle lease (a cycle or
+        another engine's run holds it for seconds); default 30. Past it the
+        error names the holder.
+
     CLI Examples:
 
     .. code-block:: bash
@@ -678,10 +683,10 @@ def purchase(dry_run=True, **kwargs):
         salt-run autodeploy.purchase
         salt-run autodeploy.purchase dry_run=False
     """
-    refused = _args("purchase", kwargs, ("dry_run",))
+    refused = _args("purchase", kwargs, ("dry_run", "wait_s"))
     if refused:
         return refused
-    return _call("purchase.run", {"dry_run": _bool(dry_run)})
+    return _call("purchase.run", {"dry_run": _bool(dry_run), "wait_s": _int(wait_s)})
 
 
 def orders(state=None, limit=100, **kwargs):
