@@ -109,6 +109,14 @@ def wait(fn, what, timeout=60, interval=0.3):
     raise AssertionError(f"timed out waiting for {what}; last={last!r}")
 
 
+def start_looks(db):
+    """The registry's count of start events looked at, by outcome, from the
+    engine's status document (written every second here: docs/status.md)."""
+    doc = db.engine_status.find_one({}, sort=[("heartbeat_ms", -1)]) or {}
+    return {"looked": 0, "unchanged": 0, "refused": 0, "decided": 0,
+            **doc.get("stats", {}).get("registry", {}).get("start", {})}
+
+
 @pytest.fixture
 def reg(salt_env, ferretdb, ad_lib, tmp_path):
     fabric = netns.Fabric()
@@ -123,7 +131,8 @@ def reg(salt_env, ferretdb, ad_lib, tmp_path):
     }
     engine = {
         "mongo_uri": ferretdb.uri, "spool_dir": str(tmp_path / "spool"), "batch_ms": 20,
-        "watchdog_interval": 1, "stats_interval": 0, "registry": registry,
+        "watchdog_interval": 1, "stats_interval": 0, "status_interval": 1,
+        "registry": registry,
         "notify": {"channels": [{"type": "webhook", "url": alerts.url}], "timeout_ms": 2000,
                    "retries": 1},
     }
@@ -262,13 +271,20 @@ def test_registration_lifecycle(reg):
                                                "autodeploy_profile": "aliyun:evil"}}},
         {"tag": "salt/minion/ghost/start", "data": {"id": "ghost", "grains": {
             "id": "ghost", "ipv4": ["10.9.9.8"], "autodeploy_profile": P1}}}]}
+    before = start_looks(db)
     r = salt_call_in(env, fabric, 1, "m1", "event.fire_master", "{}", "x",
                      "preload=" + json.dumps(forged))
     assert r.returncode == 0, r.stderr
     wait(lambda: db.host_refusals.find_one({"minion": "ghost"}), "ghost refused", 20)
     ref = db.host_refusals.find_one({"minion": "ghost"})
     assert "key is not accepted" in ref["reason"]
-    time.sleep(1)
+    # the evidence that both forged starts were handled: the registry's own
+    # count of start events looked at (the event's data is never read: the
+    # master's files for m2 say nothing new, and the ghost's key is refused)
+    after = wait(lambda: (lambda a: a if a["looked"] >= before["looked"] + 2 else None)(
+        start_looks(db)), "both forged starts looked at", 20)
+    assert after["refused"] >= before["refused"] + 1, (before, after)
+    assert after["unchanged"] + after["decided"] >= before["unchanged"] + before["decided"] + 1
     assert host(db, k2)["rev"] == rev2 and host(db, k2)["profile"] == P2
     assert db.hosts.count_documents({"private_ip": "10.9.9.9"}) == 0
     assert db.hosts.count_documents({"_id": {"$regex": "evil"}}) == 0

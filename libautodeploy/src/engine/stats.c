@@ -60,6 +60,13 @@ char *ad_engine_stats_json(ad_engine_t *eng)
       return NULL;
     }
   }
+  if (j && eng->registry) { /* what the hints came to (docs/registry.md) */
+    json_t *r = ad__registry_stats_json(eng->registry);
+    if (!r || json_object_set_new(j, "registry", r)) {
+      json_decref(j);
+      return NULL;
+    }
+  }
   if (j && eng->kafka) { /* the Kafka feed (docs/kafka.md) */
     json_t *k = ad__kafka_stats_json(eng->kafka);
     if (!k || json_object_set_new(j, "kafka", k)) {

@@ -219,9 +219,55 @@ static void ask_refresh(ad__registry_t *reg, const char *id)
  * The facts (owned) when there is something to decide, with *look filled
  * for ad__reg_look_end; NULL when it was refused or nothing is new (look
  * still to end). Serialised per minion by the caller (the stripe lock). */
+static const char *const WHY_NAMES[AD__REG_WHY_N] = {"start", "refresh", "key", "reconcile"};
+
+static ad__reg_counts_t *counts_for(ad__registry_t *reg, const char *why)
+{
+  static const char *const whys[AD__REG_WHY_N] = {"minion start", "data cache refresh",
+                                                  "key event", "reconcile"};
+  for (int i = 0; i < AD__REG_WHY_N; i++)
+    if (!strcmp(why, whys[i]))
+      return &reg->counts[i];
+  return &reg->counts[AD__REG_WHY_RECONCILE];
+}
+
+json_t *ad__registry_stats_json(ad__registry_t *reg)
+{
+  json_t *j = json_object();
+  for (int i = 0; j && i < AD__REG_WHY_N; i++) {
+    ad__reg_counts_t *c = &reg->counts[i];
+    if (json_object_set_new(
+            j, WHY_NAMES[i],
+            json_pack("{s:I,s:I,s:I,s:I,s:I}", "looked", (json_int_t)atomic_load(&c->looked),
+                      "unchanged", (json_int_t)atomic_load(&c->unchanged), "refused",
+                      (json_int_t)atomic_load(&c->refused), "decided",
+                      (json_int_t)atomic_load(&c->decided), "errors",
+                      (json_int_t)atomic_load(&c->errors)))) {
+      json_decref(j);
+      return NULL;
+    }
+  }
+  return j;
+}
+
+static json_t *look_files(ad__registry_t *reg, const char *id, const char *why, int force,
+                          ad__reg_look_t *look, atomic_ullong **outcome);
+
 json_t *ad__reg_look(ad__registry_t *reg, const char *id, const char *why, int force,
                      ad__reg_look_t *look)
 {
+  ad__reg_counts_t *c = counts_for(reg, why);
+  atomic_ullong *outcome = &c->errors;
+  json_t *facts = look_files(reg, id, why, force, look, &outcome);
+  atomic_fetch_add(outcome, 1);
+  atomic_fetch_add(&c->looked, 1); /* last: looked covers its outcome */
+  return facts;
+}
+
+static json_t *look_files(ad__registry_t *reg, const char *id, const char *why, int force,
+                          ad__reg_look_t *look, atomic_ullong **outcome)
+{
+  ad__reg_counts_t *c = counts_for(reg, why);
   ad_error_t err;
   int64_t now = ad__now_ms();
   look->fp[0] = 0;
@@ -237,6 +283,7 @@ json_t *ad__reg_look(ad__registry_t *reg, const char *id, const char *why, int f
   ad__seen_t *copy = &look->copy;
   *copy = s ? *s : (ad__seen_t){0};
   pthread_mutex_unlock(&reg->seen_lock);
+  *outcome = &c->refused;
   if (k == 0) {
     if (force || now - copy->refused_at > 60000 || copy->stamp != -1) {
       refuse(reg, id, why, "its key is not accepted on this master");
@@ -264,6 +311,7 @@ json_t *ad__reg_look(ad__registry_t *reg, const char *id, const char *why, int f
       now - copy->at < 60000) {
     json_decref(g);
     look->s = NULL; /* nothing new since the last decision: nothing to remember */
+    *outcome = &c->unchanged;
     return NULL;
   }
   copy->stamp = stamp;
@@ -274,7 +322,8 @@ json_t *ad__reg_look(ad__registry_t *reg, const char *id, const char *why, int f
   if (!facts) {
     refuse(reg, id, why, err.message);
     copy->refused_at = now;
-  }
+  } else
+    *outcome = &c->decided;
   return facts;
 }
 

@@ -72,6 +72,11 @@ void ad__registry_hint(ad__registry_t *reg, const char *id, const char *why, int
  * run again. */
 int64_t ad__registry_tick(ad__registry_t *reg);
 
+/* What the looks at minions' files came to, by what asked: {start, refresh,
+ * key, reconcile} each {looked, unchanged, refused, decided, errors} (new
+ * reference, or NULL). */
+json_t *ad__registry_stats_json(ad__registry_t *reg);
+
 /* `fn(user, host)` whenever a host becomes ready (the document after the
  * change, borrowed: _id, profile, ready_at): who must hear of new hosts (the
  * purchase loop's fulfilment) registers here, the registry calls nobody. */

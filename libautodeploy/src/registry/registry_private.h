@@ -34,8 +34,18 @@ typedef struct ad__seen {
   int quarantined;
 } ad__seen_t;
 
+/* What each look at a minion's files came to, by what asked for it (the
+ * stats: docs/registry.md): the evidence that a hint was handled even when
+ * it changed nothing (a start event forged for another minion). */
+enum { AD__REG_WHY_START, AD__REG_WHY_REFRESH, AD__REG_WHY_KEY, AD__REG_WHY_RECONCILE,
+       AD__REG_WHY_N };
+typedef struct {
+  atomic_ullong looked, unchanged, refused, decided, errors;
+} ad__reg_counts_t;
+
 struct ad__registry {
   ad__registry_env_t env;
+  ad__reg_counts_t counts[AD__REG_WHY_N];
   char *pki_dir, *cachedir;
   ad__reg_conf_t c;
   ad__host_rules_t rules;
