@@ -95,23 +95,31 @@ test-asan: $(addprefix $(B)/asan/,$(C_TESTS))
 	  AD_TEST_DATA=tests/data ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(B)/asan/$$t; \
 	done
 
-# libFuzzer target for the frame and event decoder, seeded from the captures
+# libFuzzer targets: the frame and event decoder, seeded from the captures
 # of real masters (tests/data/salt3006, salt3008: every *.bin is one frame
-# stream as the master sent it).
+# stream as the master sent it); the configuration loaders, seeded from
+# $(LIB_DIR)/fuzz/config_seeds (every key table at its default, and the
+# hand-read objects).
 FUZZ_SECS ?= 60
+FUZZ_CONFIG_SECS ?= $(FUZZ_SECS)
 FUZZ_SEEDS := $(wildcard tests/data/salt3006/*.bin tests/data/salt3008/*.bin)
-$(B)/fuzz/fuzz_decoder: $(LIB_DIR)/fuzz/fuzz_decoder.c $(LIB_SRCS) | $(B)/fuzz $(DEPS_APT)
-	clang $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -DAD_BUILDING_LIBRARY -MMD -MP -o $@ $(LIB_DIR)/fuzz/fuzz_decoder.c $(LIB_SRCS) $(PKG_LIBS) -lpthread
+FUZZ_CONFIG_SEEDS := $(wildcard $(LIB_DIR)/fuzz/config_seeds/*.json)
+FUZZ_FLAGS = $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -DAD_BUILDING_LIBRARY -MMD -MP
+$(B)/fuzz/fuzz_%: $(LIB_DIR)/fuzz/fuzz_%.c $(LIB_SRCS) | $(B)/fuzz $(DEPS_APT)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -lpthread
 fuzz-corpus: | $(B)/fuzz
 	@test -n "$(FUZZ_SEEDS)" || { echo "fuzz-corpus: no seed captures under tests/data/salt300{6,8}"; exit 1; }
-	@mkdir -p $(B)/fuzz/corpus && for f in $(FUZZ_SEEDS); do \
+	@test -n "$(FUZZ_CONFIG_SEEDS)" || { echo "fuzz-corpus: no seeds under $(LIB_DIR)/fuzz/config_seeds"; exit 1; }
+	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/config_corpus && for f in $(FUZZ_SEEDS); do \
 	  cp "$$f" "$(B)/fuzz/corpus/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
-	@echo "fuzz-corpus: $(words $(FUZZ_SEEDS)) seeds from real-master captures"
-fuzz: $(B)/fuzz/fuzz_decoder fuzz-corpus
+	@cp $(FUZZ_CONFIG_SEEDS) $(B)/fuzz/config_corpus/
+	@echo "fuzz-corpus: $(words $(FUZZ_SEEDS)) seeds from real-master captures, $(words $(FUZZ_CONFIG_SEEDS)) configurations"
+fuzz: $(B)/fuzz/fuzz_decoder $(B)/fuzz/fuzz_config fuzz-corpus
 	$(B)/fuzz/fuzz_decoder -max_total_time=$(FUZZ_SECS) -max_len=262144 -rss_limit_mb=1024 $(B)/fuzz/corpus
+	$(B)/fuzz/fuzz_config -max_total_time=$(FUZZ_CONFIG_SECS) -max_len=16384 -rss_limit_mb=1024 $(B)/fuzz/config_corpus
 fuzz-short:
-	$(MAKE) --no-print-directory fuzz FUZZ_SECS=20
+	$(MAKE) --no-print-directory fuzz FUZZ_SECS=20 FUZZ_CONFIG_SECS=15
 
 # Exported symbols must be exactly the documented API (jansson's check-exports):
 # nm -D == exports.txt == the AD_EXPORT declarations == the functions

@@ -70,6 +70,14 @@ static json_t *key_json(const ad__config_key_t *k)
   return o;
 }
 
+const ad__config_key_t *ad__config_table(size_t i, const char **path)
+{
+  if (i >= sizeof TABLES / sizeof TABLES[0])
+    return NULL;
+  *path = TABLES[i].path;
+  return TABLES[i].keys();
+}
+
 json_t *ad__config_keys_json(const char *only)
 {
   json_t *tables = json_array();

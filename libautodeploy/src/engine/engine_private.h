@@ -161,6 +161,9 @@ const char *ad__engine_master_id(ad_engine_t *eng);
  * type, default, min, max | values}]}]} (only: that table path, or NULL for
  * all); the `config.keys` command. */
 json_t *ad__config_keys_json(const char *only);
+/* Table i of that list and its path ("notify.channels[] (type smtp)"); NULL past the end
+ * (the config fuzz target walks them all). */
+const ad__config_key_t *ad__config_table(size_t i, const char **path);
 json_t *ad__config_keys_cmd(const json_t *args, ad_error_t *err);
 
 /* backfill.c: read the last run's listening mark (before the bus starts),
