@@ -7,7 +7,9 @@ real master, a minion in a network namespace, FerretDB and the engine:
    published protocol: access token, processInstances create, poll) and placed
    through the `http` backend (a local order API that checks the HMAC
    signature and counts orders per idempotency key);
-4. the partner's email arrives at a real SMTP server on loopback (aiosmtpd);
+4. the partner's email arrives at a real SMTP server on loopback (aiosmtpd),
+   which is down at first: the order keeps the email (the outbox), counts the
+   tries and notes the error, and delivers it exactly once when SMTP is up;
 5. a new minion of that profile starts, standing in for the delivered host: it
    registers, the order is fulfilled, the next cycle places the waiting
    services on it, and the order closes.
@@ -122,8 +124,7 @@ def e2e(salt_env, ferretdb, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         smtp_port = probe.getsockname()[1]
-    smtp = Controller(Handler(), hostname="127.0.0.1", port=smtp_port)
-    smtp.start()
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=smtp_port)  # started by the test
     Cloud.state = {"orders": {}, "tries": 0, "instances": {}, "bad_sig": 0, "tokens": 0}
     cloud = HTTPServer(("127.0.0.1", 0), Cloud)
     threading.Thread(target=cloud.serve_forever, daemon=True).start()
@@ -136,7 +137,7 @@ def e2e(salt_env, ferretdb, tmp_path):
         "preference": [BIG],
         "profiles": {BIG: {"flavour": "ecs.c7.4xlarge", "cpu": 16, "mem_mb": 32768,
                            "disk_gb": 100}},
-        "caps": {"day": 5},
+        "caps": {"day": 5}, "retry_base_s": 1, "retry_max_s": 2,
         "approval": {"required": True, "timeout_h": 24, "dingtalk": {
             "base_url": base, "app_key": "dingkey", "app_secret": "dingsecret",
             "process_code": "PROC-AUTODEPLOY", "originator_user_id": "sre-1"}},
@@ -162,13 +163,14 @@ def e2e(salt_env, ferretdb, tmp_path):
     env.start_master()
     db = pymongo.MongoClient(ferretdb.uri)["autodeploy"]
     try:
-        yield env, fabric, db, mails, alerts
+        yield env, fabric, db, mails, alerts, smtp
     finally:
         alerts.srv.shutdown()
         env.cleanup()
         fabric.close()
         cloud.shutdown()
-        smtp.stop()
+        if getattr(smtp, "_thread", None):
+            smtp.stop()
 
 
 def state_of(db, oid):
@@ -176,7 +178,7 @@ def state_of(db, oid):
 
 
 def test_waiting_services_become_an_approved_order_that_drains_the_queue(e2e):
-    env, fabric, db, mails, alerts = e2e
+    env, fabric, db, mails, alerts, smtp = e2e
     st = Cloud.state
     # 1. two servers of 9 cores: no host here at all, they wait
     env.salt_run("autodeploy.platform", "big", state="autodeploy.test.ok",
@@ -211,7 +213,15 @@ def test_waiting_services_become_an_approved_order_that_drains_the_queue(e2e):
     assert st["orders"][oid]["body"]["count"] == 2
     assert any(h.get("what") == "approve" for h in o["history"]), o["history"]
 
-    # 4. the partner's email: one message, with the order's table
+    # 4. the partner's email. SMTP is down at first: the order is the outbox
+    #    (tries counted, the error noted, an alert), then it is delivered once
+    down = wait(lambda: (lambda o: o if o.get("mail_attempts", 0) >= 2 else None)(
+        db.orders.find_one({"_id": oid})), "two failed email tries", 60)
+    assert down["state"] == "ordered" and str(smtp.port) in down["last_error"], down
+    assert not mails
+    wait(lambda: any("partner email failed" in t for t in alerts.titles()),
+         "the email failure alerted", 30)
+    smtp.start()
     wait(lambda: state_of(db, oid) == "partner_notified", "partner notified", 60)
     assert len(mails) == 1, [m[1]["Subject"] for m in mails]
     rcpt, msg = mails[0]
