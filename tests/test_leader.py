@@ -22,7 +22,11 @@ starts where the last one left the lease:
    period), with a new term;
 5. no duplicate alert or task: a deploy task that outlives its timeout is
    timed out by the new leader's watchdog once and alerted once, and exactly
-   one task exists for it.
+   one task exists for it;
+6. the daily purchase runs on the leader only (the follower's ``runs`` stay
+   0), once a day across engines (the ``purchase_runs`` claim), and a rerun
+   by the new leader after the failover counts today's order as pending (0
+   hosts to order): one order.
 
 Evidence is the engines' stats lines (stats_interval 1) and log lines, never
 a sleep followed by "nothing changed". Takes about 60 s.
@@ -43,6 +47,14 @@ from test_tasks import Alerts, Caller, REACTOR_KILL, REACTOR_RUN, STATES
 LEASE_S = 3
 SKEW_MS = 300
 STATS = re.compile(r"stats (\{.*\})\s*$")
+PROFILE = "aliyun:cn-hangzhou:lp"
+PLACEMENT = {"cycle_interval": 86400, "headroom": 0.8}
+# the daily run at 00:00 UTC: due at once, so each engine would run it when it
+# leads; the day's claim (purchase_runs) and the order id keep it to one
+PURCHASE = {"time": "00:00", "timezone": "UTC", "drive_interval_s": 1,
+            "profiles": {PROFILE: {"flavour": "ecs.c7.xlarge", "cpu": 4, "mem_mb": 8192,
+                                   "disk_gb": 50}},
+            "approval": {"required": True, "timeout_h": 24}}
 
 
 def wait_for(pred, what, timeout=30, interval=0.2):
@@ -96,6 +108,7 @@ def two_masters(salt_env, ferretdb, ad_lib, tmp_path):
         return {"mongo_uri": ferretdb.uri, "spool_dir": str(tmp_path / f"spool-{name}"),
                 "batch_ms": 20, "watchdog_interval": 1, "stats_interval": 1,
                 "leader_lease_s": LEASE_S, "leader_skew_ms": SKEW_MS,
+                "placement": PLACEMENT, "purchase": PURCHASE,
                 "notify": {"channels": [{"type": "webhook", "url": alerts.url}],
                            "timeout_ms": 2000, "retries": 1}}
 
@@ -132,7 +145,7 @@ def two_masters(salt_env, ferretdb, ad_lib, tmp_path):
 
     def caller(env):
         return Caller(lib, {"mongo_uri": ferretdb.uri, "sock_dir": str(env.sock_dir),
-                            "leader_lease_s": LEASE_S,
+                            "leader_lease_s": LEASE_S, "placement": PLACEMENT,
                             "master_key_path": str(Path(env.master_opts["cachedir"]) / ".root_key")})
 
     db = pymongo.MongoClient(ferretdb.uri)["autodeploy"]
@@ -196,6 +209,24 @@ def test_one_leader_failover_and_fencing(two_masters):
                  f"the return of the job published by {env.master_opts['id']}")
     assert db.returns.count_documents({"jid": jid}) == 1  # still once, after both stored
 
+    # 2b. the daily purchase runs on the leader only, once a day for both
+    #     engines: its first run (at start, nothing waited) claimed the day;
+    #     the claim removed, as if the day had not run, the leader runs it again
+    call("platform.set", code="lp", state="autodeploy.test.ok", profiles=[PROFILE],
+         footprint={"cpu": 1.5, "mem_mb": 1024}, reserve={"min": 3, "max": 3})
+    call("cycle.run")
+    wait_for(lambda: db.services.count_documents({"platform": "lp",
+                                                  "state": "waiting_resources"}) == 3,
+             "three services waiting")
+    wait_for(lambda: db.purchase_runs.count_documents({}) == 1, "the day claimed at start")
+    db.purchase_runs.delete_many({})
+    order = wait_for(lambda: db.orders.find_one({"profile": PROFILE}), "the day's order")
+    assert order["count"] == 2 and db.orders.count_documents({}) == 1, order  # 2 per 3.2 cores
+    wait_for(lambda: last_stats(lead).get("purchase", {}).get("planned", 0) == 1,
+             "the leader's planned count")
+    assert last_stats(follow)["purchase"]["runs"] == 0, last_stats(follow)["purchase"]
+    assert db.purchase_runs.count_documents({}) == 1
+
     # 3. the leader paused past its lease: the follower takes over; the old
     #    leader's late pass and its renewal are refused
     old = doc["holder"]
@@ -245,3 +276,16 @@ def test_one_leader_failover_and_fencing(two_masters):
     n = sum(1 for x in alerts.got if t["_id"] in x.get("title", "") and "timed_out" in x.get("title", ""))
     assert n == 1, alerts.got
     assert db.tasks.count_documents({"created_by": "leader-test"}) == 1
+
+    # 6. the new leader runs the day again (its claim removed): today's order
+    #    is pending (its hosts not arrived), so the plan has 0 hosts to order
+    def day_runs():
+        return survivor.master_log.read_text(errors="replace").count(": 0 hosts to order")
+
+    before, runs = day_runs(), last_stats(survivor).get("purchase", {}).get("runs", 0)
+    db.purchase_runs.delete_many({})
+    wait_for(lambda: db.purchase_runs.count_documents({}) == 1, "the survivor's run of the day")
+    wait_for(lambda: last_stats(survivor)["purchase"]["runs"] > runs, "the run counted")
+    wait_for(lambda: day_runs() > before, "its log line: 0 hosts to order")
+    (only,) = list(db.orders.find({}))
+    assert only["_id"] == order["_id"] and only["count"] == 2, only

@@ -2,6 +2,7 @@
  * consistent (fn, user) pair. */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 
@@ -30,6 +31,8 @@ int ad__log_enabled(ad_log_level_t level)
          (int)level <= atomic_load_explicit(&max_level, memory_order_relaxed);
 }
 
+#define AD__LOG_MAX (256 * 1024) /* bytes of one message, with its NUL */
+
 void ad__log(ad_log_level_t level, const char *domain, const char *fmt, ...)
 {
   if (!ad__log_enabled(level))
@@ -40,10 +43,27 @@ void ad__log(ad_log_level_t level, const char *domain, const char *fmt, ...)
   pthread_mutex_unlock(&lock);
   if (!fn)
     return;
-  char msg[1024];
-  va_list ap;
+  char small[1024], *msg = small;
+  va_list ap, again;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_copy(again, ap);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
   va_end(ap);
+  /* a long line (the stats JSON) is written whole up to AD__LOG_MAX, then
+   * cut with a marker that says so: never cut silently */
+  if (n >= (int)sizeof small) {
+    size_t want = (size_t)n < AD__LOG_MAX ? (size_t)n + 1 : AD__LOG_MAX;
+    char *big = malloc(want);
+    if (big) {
+      vsnprintf(big, want, fmt, again);
+      if ((size_t)n >= want)
+        snprintf(big + want - 40, 40, " ... (%d bytes cut)", n - (int)want + 40);
+      msg = big;
+    } else
+      snprintf(small + sizeof small - 40, 40, " ... (%d bytes cut)", n - (int)sizeof small + 40);
+  }
+  va_end(again);
   fn(level, domain, msg, user);
+  if (msg != small)
+    free(msg);
 }
