@@ -121,13 +121,20 @@ class Kernel(threading.Thread):
             self.points.append((time.time(), (int(f[11]) + int(f[12])) / tick))
             time.sleep(0.05)
 
-    def at(self, t):
-        """cpu seconds at wall time t (linear between the two readings around it)."""
+    def at(self, t, timeout=10):
+        """cpu seconds at wall time t (linear between the two readings around it);
+        waits for a reading after t (this thread can lag on a loaded machine)."""
+        deadline = time.time() + timeout
+        while (not self.points or self.points[-1][0] < t) and time.time() < deadline \
+                and self.is_alive():
+            time.sleep(0.05)
         pts = list(self.points)
         for (t0, c0), (t1, c1) in zip(pts, pts[1:]):
             if t0 <= t <= t1:
                 return c0 + (c1 - c0) * (t - t0) / (t1 - t0)
-        raise AssertionError(f"no /proc reading around {t}")
+        span = f"{pts[0][0]:.3f}..{pts[-1][0]:.3f}" if pts else "none"
+        raise AssertionError(f"no /proc reading around {t:.3f} (readings {span}, "
+                             f"{len(pts)} of them, reader alive: {self.is_alive()})")
 
 
 def ms_date(ms):
