@@ -109,16 +109,20 @@ class Kernel(threading.Thread):
     def __init__(self, pid):
         super().__init__(daemon=True)
         self.pid, self.points = pid, []
+        self.read()  # the first reading before the constructor returns
         self.start()
 
-    def run(self):
+    def read(self):
         tick = os.sysconf("SC_CLK_TCK")
+        f = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        self.points.append((time.time(), (int(f[11]) + int(f[12])) / tick))
+
+    def run(self):
         while True:
             try:
-                f = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                self.read()
             except OSError:
                 return
-            self.points.append((time.time(), (int(f[11]) + int(f[12])) / tick))
             time.sleep(0.05)
 
     def at(self, t, timeout=10):
