@@ -35,11 +35,6 @@
 #include "decide/placement.h"
 #include "decide/reserve.h"
 
-static double jnum(const json_t *o, const char *k)
-{
-  return json_number_value(json_object_get(o, k));
-}
-
 /* {service} {server_no} {platform} {host} {private_ip} {minion} in strings */
 static json_t *render(const json_t *tmpl, const json_t *vars)
 {
@@ -143,7 +138,7 @@ static int load_p95(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, fleet_
     json_t *cap = json_object_get(d, "capacity");
     mh[i] = (ad__metrics_host_t){.key = ad__jstr(d, "_id"), .minion_id = ad__jstr(d, "minion"),
                                  .private_ip = ad__jstr(d, "private_ip"),
-                                 .cores = (int)jnum(cap, "cpu"), .mem_mb = (int64_t)jnum(cap, "mem_mb")};
+                                 .cores = (int)ad__jnum(cap, "cpu"), .mem_mb = (int64_t)ad__jnum(cap, "mem_mb")};
   }
   ad__metrics_query_t q = {.from_ms = now - f->c.load_window_hours * 3600000LL, .to_ms = now,
                            .step_ms = 60000,
@@ -194,8 +189,8 @@ static int add_pending(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, fle
     ad__host_t probe = {.key = ad__jstr(d, "host")}, *pp = &probe;
     ad__host_t **hit = hs->n ? bsearch(&pp, by_key, hs->n, sizeof *by_key, host_key_cmp) : NULL;
     if (hit) {
-      (*hit)->pending.cpu += jnum(json_object_get(d, "footprint"), "cpu");
-      (*hit)->pending.mem += jnum(json_object_get(d, "footprint"), "mem_mb");
+      (*hit)->pending.cpu += ad__jnum(json_object_get(d, "footprint"), "cpu");
+      (*hit)->pending.mem += ad__jnum(json_object_get(d, "footprint"), "mem_mb");
     }
   }
   free(by_key);
@@ -225,7 +220,7 @@ static int load_hosts(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, flee
     json_t *cap = json_object_get(d, "capacity");
     hs->h[i] = (ad__host_t){.key = ad__jstr(d, "_id"), .placeable = 1, .profile = ad__jstr(d, "profile"),
                             .region = ad__jstr(d, "region"),
-                            .capacity = {jnum(cap, "cpu"), jnum(cap, "mem_mb")}};
+                            .capacity = {ad__jnum(cap, "cpu"), ad__jnum(cap, "mem_mb")}};
   }
   if ((hs->n && (rc = load_p95(f, st, u, hs, now))) || (rc = add_pending(f, st, u, hs, now)))
     goto fail;
@@ -292,7 +287,7 @@ static int step_reserve(plat_cycle_t *pc)
     json_t *m = json_object_get(d, "usage"); /* measured p95 after opening, when a source has it */
     if (json_is_object(m)) {
       measured[nu] = d;
-      usage[nu++] = (ad__res_t){jnum(m, "cpu"), jnum(m, "mem_mb")};
+      usage[nu++] = (ad__res_t){ad__jnum(m, "cpu"), ad__jnum(m, "mem_mb")};
     }
   }
   int64_t since = json_integer_value(json_object_get(pc->plat, "created_at_ms"));
@@ -302,7 +297,7 @@ static int step_reserve(plat_cycle_t *pc)
   }
   json_object_set_new(pc->rep, "reserve", ad__reserve_to_json(&pc->rs));
   long from[2];
-  pc->fp = ad__footprint_from(usage, nu, (ad__res_t){jnum(fpd, "cpu"), jnum(fpd, "mem_mb")},
+  pc->fp = ad__footprint_from(usage, nu, (ad__res_t){ad__jnum(fpd, "cpu"), ad__jnum(fpd, "mem_mb")},
                               &from[0], &from[1]);
   json_decref(pc->fp_sources);
   pc->fp_sources = json_object();

@@ -27,11 +27,6 @@
       __atomic_fetch_add(&(t)->stats->field, 1, __ATOMIC_RELAXED);            \
   } while (0)
 
-static json_int_t jint(const json_t *o, const char *k)
-{
-  return json_integer_value(json_object_get(o, k));
-}
-
 static void alert(const ad__tasks_ctx_t *t, const json_t *task, const char *what,
                   const char *detail)
 {
@@ -43,12 +38,12 @@ static void alert(const ad__tasks_ctx_t *t, const json_t *task, const char *what
            "### task %s %s\n- target: `%s`\n- step: %lld (%s), attempt %lld\n- jid: `%s`\n"
            "- reason: %s\n- detail: %s\n\nInspect: `salt-run autodeploy.task %s`",
            ad__jstr(task, "_id"), what, ad__jstr(json_object_get(task, "target"), "tgt"),
-           (long long)jint(task, "step"),
-           ad__jstr(json_array_get(json_object_get(task, "steps"), (size_t)jint(task, "step")), "name"),
-           (long long)jint(task, "attempt"), ad__jstr(task, "jid"), ad__jstr(task, "reason"),
+           (long long)ad__jint(task, "step"),
+           ad__jstr(json_array_get(json_object_get(task, "steps"), (size_t)ad__jint(task, "step")), "name"),
+           (long long)ad__jint(task, "attempt"), ad__jstr(task, "jid"), ad__jstr(task, "reason"),
            detail ? detail : "-", ad__jstr(task, "_id"));
   snprintf(dedup, sizeof dedup, "task/%s/%s/%lld", ad__jstr(task, "_id"), what,
-           (long long)jint(task, "attempt"));
+           (long long)ad__jint(task, "attempt"));
   t->alert(t->alert_user, title, text, dedup);
 }
 
@@ -96,7 +91,7 @@ static json_t *run_body(const json_t *task, const json_t *st, const char *jid,
                    "attempt", attempt, "jid", jid, "tgt", json_object_get(target, "tgt"),
                    "tgt_type", ad__jstr(target, "tgt_type"), "mods", json_object_get(st, "mods"),
                    "pillar", pillar, "step", ad__jstr(st, "name"), "timeout",
-                   jint(task, "timeout"));
+                   ad__jint(task, "timeout"));
 }
 
 /* Fire the run of `moved`'s current step; on failure fail the task now
@@ -135,7 +130,7 @@ static json_t *start_step(const ad__tasks_ctx_t *t, const json_t *task, ad__task
   }
   char jid[48];
   new_jid(jid);
-  int64_t deadline = ad__now_ms() + jint(task, "timeout") * 1000;
+  int64_t deadline = ad__now_ms() + ad__jint(task, "timeout") * 1000;
   json_t *set = json_pack("{s:s,s:I,s:I,s:I,s:[],s:b,s:I}", "jid", jid, "step", step,
                           "attempt", attempt, "deadline_ms", (json_int_t)deadline,
                           "minions", "pause_requested", 0, "retry_at_ms", (json_int_t)0);
@@ -160,7 +155,7 @@ static void fire_kill(const ad__tasks_ctx_t *t, const json_t *task)
   json_t *target = json_object_get(task, "target");
   char kjid[48];
   new_jid(kjid);
-  json_int_t attempt = jint(task, "attempt");
+  json_int_t attempt = ad__jint(task, "attempt");
   json_t *body = json_pack("{s:s,s:I,s:s,s:s,s:O,s:s}", "task_id", ad__jstr(task, "_id"),
                            "attempt", attempt > 0 ? attempt : 1, "jid", ad__jstr(task, "jid"),
                            "kill_jid", kjid, "tgt", json_object_get(target, "tgt"),
@@ -750,15 +745,15 @@ static json_t *apply_intervention(const ad__tasks_ctx_t *t, const json_t *task, 
     set = json_pack("{s:b}", "pause_requested", 0);
     break;
   case AD__TC_PAUSE:
-    set = json_pack("{s:I,s:I}", "resume_step", jint(task, "step"), "resume_attempt",
-                    jint(task, "attempt") ? jint(task, "attempt") : 1);
+    set = json_pack("{s:I,s:I}", "resume_step", ad__jint(task, "step"), "resume_attempt",
+                    ad__jint(task, "attempt") ? ad__jint(task, "attempt") : 1);
     break;
   case AD__TC_RESUME:
-    return start_step(t, task, AD__TC_RESUME, jint(task, "resume_step"),
-                      jint(task, "resume_attempt") ? jint(task, "resume_attempt") : 1, why,
+    return start_step(t, task, AD__TC_RESUME, ad__jint(task, "resume_step"),
+                      ad__jint(task, "resume_attempt") ? ad__jint(task, "resume_attempt") : 1, why,
                       actor, err);
   case AD__TC_RETRY:
-    return start_step(t, task, AD__TC_RETRY, jint(task, "step"), jint(task, "attempt") + 1, why,
+    return start_step(t, task, AD__TC_RETRY, ad__jint(task, "step"), ad__jint(task, "attempt") + 1, why,
                       actor, err);
   default:
     ad__err(err, AD_EINVAL, "tasks", "no intervention %d", cause);
@@ -842,7 +837,7 @@ static void time_out_late(const ad__tasks_ctx_t *t, int64_t now)
   json_array_foreach(late, i, task) {
     char why[200];
     snprintf(why, sizeof why, "no result %llds after the step started (timeout)",
-             (long long)jint(task, "timeout"));
+             (long long)ad__jint(task, "timeout"));
     json_t *moved = move(t, task, AD__TC_TIME_OUT, ad__jstr(task, "jid"), NULL, why,
                          "watchdog", NULL);
     if (moved) {
@@ -867,9 +862,9 @@ static void start_due(const ad__tasks_ctx_t *t, int64_t now)
   json_array_foreach(due, i, task) {
     if (target_busy(t, task))
       continue;
-    json_int_t st = jint(task, "resume_step"), at = jint(task, "resume_attempt");
+    json_int_t st = ad__jint(task, "resume_step"), at = ad__jint(task, "resume_attempt");
     json_decref(start_step(t, task, AD__TC_START, st, at ? at : 1,
-                           jint(task, "attempt") ? "retry" : "started", "watchdog", NULL));
+                           ad__jint(task, "attempt") ? "retry" : "started", "watchdog", NULL));
   }
   json_decref(due);
 }
