@@ -140,11 +140,10 @@ void ad__fleet_destroy(ad__fleet_t **p)
     return;
   ad__fleet_t *f = *p;
   ad__metrics_destroy(&f->metrics);
-  json_decref(f->last_cycle);
   ad__lease_destroy(&f->lease);
   ad__config_free(FLEET_KEYS, &f->c);
   free(f->hosts_coll);
-  json_decref(f->last_report);
+  json_decref(f->last);
   pthread_mutex_destroy(&f->last_lock);
   free(f);
   *p = NULL;
