@@ -208,6 +208,20 @@ static void tick_cycle(ad__fleet_t *f, int64_t now)
   json_decref(r);
 }
 
+void ad__fleet_index_metrics(ad__fleet_t *f)
+{
+  ad__store_t *st;
+  const char *coll;
+  int64_t expire;
+  if (f->metrics_indexed || ad__metrics_salt_target(f->metrics, &st, &coll, &expire) != 0)
+    return;
+  ad_error_t err;
+  if (ad__metrics_salt_init(st, coll, expire, &f->metrics_ttl, &err) == 0)
+    f->metrics_indexed = 1;
+  else
+    AD_LOG_W("fleet", "load history indexes: %s (retried at the next prune)", err.message);
+}
+
 /* The load history's upkeep, when it is due: service usage, the salt
  * source's indexes, and pruning where the server has no TTL indexes. */
 static void tick_prune(ad__fleet_t *f, int64_t now)
@@ -216,26 +230,18 @@ static void tick_prune(ad__fleet_t *f, int64_t now)
     return;
   f->next_prune_ms = now + f->c.metrics_prune_interval * 1000LL;
   ad__usage_upkeep(f, now); /* service_metrics, whatever the load source */
+  ad__fleet_index_metrics(f);
   ad__store_t *st;
   const char *coll;
   int64_t expire;
-  if (ad__metrics_salt_target(f->metrics, &st, &coll, &expire) != 0)
-    return;
-  if (!f->metrics_indexed) {
-    ad_error_t err;
-    if (ad__metrics_salt_init(st, coll, expire, &f->metrics_ttl, &err) == 0)
-      f->metrics_indexed = 1;
-    else
-      AD_LOG_W("fleet", "load history indexes: %s (retried at the next prune)", err.message);
-  }
-  if (!f->metrics_ttl) { /* the server has no TTL indexes (FerretDB): prune ourselves */
-    ad_error_t err;
-    int64_t n = ad__metrics_salt_prune(st, coll, now - expire * 1000, &err);
-    if (n < 0)
-      AD_LOG_W("fleet", "pruning the load history: %s", err.message);
-    else if (n > 0)
-      AD_LOG_I("fleet", "pruned %lld load samples older than %llds", (long long)n, (long long)expire);
-  }
+  if (f->metrics_ttl || ad__metrics_salt_target(f->metrics, &st, &coll, &expire) != 0)
+    return; /* TTL indexes prune (or the source is not ours) */
+  ad_error_t err; /* the server has no TTL indexes (FerretDB): prune ourselves */
+  int64_t n = ad__metrics_salt_prune(st, coll, now - expire * 1000, &err);
+  if (n < 0)
+    AD_LOG_W("fleet", "pruning the load history: %s", err.message);
+  else if (n > 0)
+    AD_LOG_I("fleet", "pruned %lld load samples older than %llds", (long long)n, (long long)expire);
 }
 
 int64_t ad__fleet_tick(ad__fleet_t *f)

@@ -59,6 +59,11 @@ void ad__fleet_alert(ad__fleet_t *f, const char *subject, const char *what, cons
  * the last cycle (fleet.h). The tick calls it after each cycle. */
 void ad__fleet_keep_cycle(ad__fleet_t *f, json_t *r, const ad_error_t *err, int64_t ms);
 
+/* cycle_report.c: the salt source's indexes, once (f->metrics_indexed,
+ * f->metrics_ttl); a failure is logged and tried again at the next prune.
+ * Nothing for the other sources. */
+void ad__fleet_index_metrics(ad__fleet_t *f);
+
 /* The key tables (NULL-terminated, static), for the configuration reference
  * (engine/config_keys.c). */
 const ad__config_key_t *ad__fleet_keys(void);
