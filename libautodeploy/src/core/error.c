@@ -44,6 +44,15 @@ int ad__err(ad_error_t *err, int code, const char *domain, const char *fmt, ...)
   return code;
 }
 
+void ad__err_prefix(ad_error_t *err, const char *prefix)
+{
+  if (!err)
+    return;
+  char m[sizeof err->message];
+  snprintf(m, sizeof m, "%s%s", prefix, err->message);
+  memcpy(err->message, m, sizeof m);
+}
+
 int ad__err_errno(ad_error_t *err, int code, int errno_val, const char *fmt, ...)
 {
   if (err) {

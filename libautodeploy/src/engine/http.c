@@ -39,7 +39,7 @@ static json_t *engine_stats(void *user)
 static json_t *last_cycle(void *user)
 {
   ad_engine_t *eng = user;
-  return eng->fleet ? ad__fleet_last_report(eng->fleet) : json_object();
+  return eng->fleet ? ad__fleet_last_cycle_platforms(eng->fleet) : json_object();
 }
 
 int ad__engine_http_start(ad_engine_t *eng, const json_t *http, const json_t *registry,

@@ -17,6 +17,16 @@ static inline const char *ad__jstr(const json_t *o, const char *k)
   const char *s = json_string_value(json_object_get(o, k));
   return s ? s : "";
 }
+/* The integer at o[k], or 0 when absent or not an integer. */
+static inline json_int_t ad__jint(const json_t *o, const char *k)
+{
+  return json_integer_value(json_object_get(o, k));
+}
+/* The number (integer or real) at o[k], or 0.0 when absent or not a number. */
+static inline double ad__jnum(const json_t *o, const char *k)
+{
+  return json_number_value(json_object_get(o, k));
+}
 
 /* Rows matching `query` (taken), with find `opts` (taken, may be NULL). */
 json_t *ad__docs_find(ad__store_t *st, const char *coll, json_t *query, json_t *opts,
