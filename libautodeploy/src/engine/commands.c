@@ -85,6 +85,9 @@ static const ad__engine_command_t COMMANDS[] = {
              "Reject an order awaiting approval (a signed control event)."),
     PURCHASE("order.cancel", ad__order_cancel, "id, reason, actor",
              "Cancel an order that is not placed yet."),
+    PURCHASE("order.placed", ad__order_placed, "id, ok, cloud_order_id, error, dry_run",
+             "Report what a runner of the runner order backend did: the signed placed event "
+             "that the engine records on the order."),
 };
 #undef TASKS
 #undef REGISTRY
