@@ -120,8 +120,10 @@ static ad_engine_t *command_engine(const char *config_json, ad_error_t *err)
    * batcher (or its spool_dir) of the engine process */
   json_object_set_new(conf, "returns", json_string("off"));
   json_object_del(conf, "notify");
-  /* the engine process pushes to the outside CMDB, not each runner call */
+  /* the engine process pushes to the outside CMDB and serves HTTP, not each
+   * runner call (which would find the engine on the listen address) */
   json_object_del(json_object_get(conf, "registry"), "cmdb");
+  json_object_del(conf, "http");
   return ad__engine_from_json(conf, err);
 }
 

@@ -31,6 +31,7 @@
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/http.h"
+#include "core/redact.h"
 #include "purchase/approval_dingtalk.h"
 #include "purchase/notices.h"
 
@@ -63,7 +64,7 @@ typedef struct {
 static const ad__config_key_t DT_KEYS[] = {
     K("base_url", AD_CT_STR, base_url, 0, 0, "https://api.dingtalk.com"),
     K("app_key", AD_CT_STR, app_key, 0, 0, ""),
-    K("app_secret", AD_CT_STR, app_secret, 0, 0, ""),
+    K("app_secret", AD_CT_SECRET, app_secret, 0, 0, ""),
     K("process_code", AD_CT_STR, process_code, 0, 0, ""),
     K("originator_user_id", AD_CT_STR, originator, 0, 0, ""),
     K("dept_id", AD_CT_INT, dept_id, -1, 2147483647, "-1"),
@@ -83,6 +84,9 @@ void ad__dt_approval_destroy(ad__dt_approval_t **a_p)
   ad__dt_approval_t *a = a_p ? *a_p : NULL;
   if (!a)
     return;
+  ad__secret_drop(AD__SECRET_VALUE, a->app_secret); /* added as the config was loaded */
+  ad__secret_drop(AD__SECRET_URL, a->base_url);
+  ad__secret_drop(AD__SECRET_VALUE, a->token);
   if (a->app_secret)
     OPENSSL_cleanse(a->app_secret, strlen(a->app_secret));
   if (a->token)
@@ -270,8 +274,10 @@ static char *get_token(ad__dt_approval_t *a, ad_error_t *err)
   }
   t = strdup(tok);
   pthread_mutex_lock(&a->lock);
+  ad__secret_drop(AD__SECRET_VALUE, a->token);
   free(a->token);
   a->token = t ? strdup(t) : NULL;
+  ad__secret_add(AD__SECRET_VALUE, a->token); /* no message may quote it from now on */
   /* a minute early: a token must not expire between here and the call */
   a->token_until_ms = ad__mono_ms() + (ttl > 120 ? ttl - 60 : ttl > 0 ? ttl / 2 : 60) * 1000;
   pthread_mutex_unlock(&a->lock);
@@ -284,6 +290,7 @@ static char *get_token(ad__dt_approval_t *a, ad_error_t *err)
 static void drop_token(ad__dt_approval_t *a)
 {
   pthread_mutex_lock(&a->lock);
+  ad__secret_drop(AD__SECRET_VALUE, a->token);
   if (a->token)
     OPENSSL_cleanse(a->token, strlen(a->token));
   free(a->token);

@@ -3,8 +3,12 @@
  * same needs, arguments and text, so the docs cannot drift from the code.
  * Also: an unknown command is refused naming it (no aliases for the old
  * names), and the checks ad_call makes before it needs a store. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "engine/engine_private.h"
 #include "harness.h"
@@ -146,5 +150,22 @@ TEST(arguments_and_needs_are_checked)
   ASSERT(refused(conf, "cycle.run", "{}", AD_ECONFIG, "placement: not configured"));
 }
 
+/* A runner's engine does not serve HTTP: the engine process listens on the
+ * address already (every runner call failed "cannot listen" while it ran). */
+TEST(runner_does_not_listen)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  ASSERT(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0);
+  ASSERT(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+  char conf[200];
+  snprintf(conf, sizeof conf, "{\"http\": {\"listen\": \"127.0.0.1:%u\", "
+           "\"reader_tokens\": [\"0123456789abcdef\"]}}", (unsigned)ntohs(a.sin_port));
+  ASSERT(refused(conf, "task.deploy", "{}", AD_ECONFIG, "mongo_uri: required for task.deploy"));
+  close(fd);
+}
+
 RUN(CASE(table_is_well_formed), CASE(docs_list_exactly_the_table),
-    CASE(unknown_command_is_named), CASE(arguments_and_needs_are_checked))
+    CASE(unknown_command_is_named), CASE(arguments_and_needs_are_checked),
+    CASE(runner_does_not_listen))
