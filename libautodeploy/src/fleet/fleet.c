@@ -52,7 +52,6 @@ ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_er
   if (!f)
     return ad__err(err, AD_ENOMEM, "fleet", "no memory"), NULL;
   f->env = *env;
-  pthread_mutex_init(&f->last_lock, NULL);
   f->hosts_coll = strdup(env->hosts_collection ? env->hosts_collection : "hosts");
   f->env.hosts_collection = f->hosts_coll;
   char host[48] = "?";
@@ -144,8 +143,6 @@ void ad__fleet_destroy(ad__fleet_t **p)
   ad__lease_destroy(&f->lease);
   ad__config_free(FLEET_KEYS, &f->c);
   free(f->hosts_coll);
-  json_decref(f->last_report);
-  pthread_mutex_destroy(&f->last_lock);
   free(f);
   *p = NULL;
 }

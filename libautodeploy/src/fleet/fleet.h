@@ -60,9 +60,6 @@ json_t *ad__fleet_last_cycle(const ad__fleet_t *f);
 /* The fleet's state from the store: {"services": {platform: {state: n}},
  * "waiting": n, "lease": {holder, until, held} | null}. NULL + err. */
 json_t *ad__fleet_status(ad__fleet_t *f, ad_error_t *err);
-/* The last cycle this engine ran, per platform code ({code: report,
- * "_at": time}); a new object, empty before the first cycle. */
-json_t *ad__fleet_last_report(ad__fleet_t *f);
 /* {runs, failures, last_seconds, last_success_time (null before one), owner} */
 json_t *ad__fleet_cycle_stats(ad__fleet_t *f);
 

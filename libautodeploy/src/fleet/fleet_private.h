@@ -2,7 +2,6 @@
 #ifndef AD_FLEET_PRIVATE_H
 #define AD_FLEET_PRIVATE_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 
 #include "core/config.h"
@@ -37,9 +36,7 @@ struct ad__fleet {
   struct {                  /* usage.c's counters, in the engine stats as "usage" */
     atomic_llong events, samples, stored, refused, bad, refreshed, store_errors;
   } usage;
-  /* the last cycle this engine ran, for /metrics and /api/v1/platforms */
-  pthread_mutex_t last_lock;
-  json_t *last_report;      /* ad__cycle_run's answer; guarded by last_lock */
+  /* the cycles this engine ran, for /metrics */
   atomic_llong cycle_runs, cycle_failures, cycle_last_ms, cycle_last_ok_ms;
 };
 
