@@ -235,8 +235,13 @@ class Browser:
                              f"{self.errors}, #err {shown!r}")
 
     def screenshot(self, path):
-        """The whole page (not only the window) as a PNG at `path`."""
-        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+        """The whole page (not only the window), cut to what the body holds
+        plus its margin, as a PNG at `path`."""
+        size = self.eval("""(() => { const b = document.body, m = parseFloat(getComputedStyle(b).marginLeft) || 0;
+          let r = 0, h = 0;
+          for (const e of b.querySelectorAll("*")) { const x = e.getBoundingClientRect();
+            if (x.width && x.height) { r = Math.max(r, x.right); h = Math.max(h, x.bottom); } }
+          return {width: Math.ceil(r + m + window.scrollX), height: Math.ceil(h + m + window.scrollY)}; })()""")
         shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                          clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"],
                                "scale": 1})
