@@ -3,8 +3,12 @@
  * same needs, arguments and text, so the docs cannot drift from the code.
  * Also: an unknown command is refused naming it (no aliases for the old
  * names), and the checks ad_call makes before it needs a store. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "engine/engine_private.h"
 #include "harness.h"
@@ -146,5 +150,23 @@ TEST(arguments_and_needs_are_checked)
   ASSERT(refused(conf, "cycle.run", "{}", AD_ECONFIG, "placement: not configured"));
 }
 
+/* A runner reads the engine's entry, `http` included, while the engine
+ * process holds the port: the command runs without a server of its own. */
+TEST(runner_serves_no_http)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  ASSERT(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0 &&
+         getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+  char conf[256];
+  snprintf(conf, sizeof conf, "{\"http\": {\"listen\": \"127.0.0.1:%u\", "
+           "\"reader_tokens\": [\"reader-token-0123456789\"]}}", ntohs(a.sin_port));
+  int ok = refused(conf, "task.deploy", "{}", AD_ECONFIG, "mongo_uri: required for task.deploy");
+  close(fd);
+  ASSERT(ok);
+}
+
 RUN(CASE(table_is_well_formed), CASE(docs_list_exactly_the_table),
-    CASE(unknown_command_is_named), CASE(arguments_and_needs_are_checked))
+    CASE(unknown_command_is_named), CASE(arguments_and_needs_are_checked),
+    CASE(runner_serves_no_http))
