@@ -32,10 +32,11 @@ from urllib.parse import urlparse
 
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 
-# Every table of the page as rows: the row's data-* attributes, its cells' text,
-# and the cells named by data-k (what the test compares with MongoDB).
+# Every table of the page as rows (not its heading, nor the "none" row of an
+# empty one): the row's data-* attributes, its cells' text, and the cells
+# named by data-k (what the test compares with MongoDB).
 TABLES = """Object.fromEntries([...document.querySelectorAll("table[id]")].map(t => [t.id,
-  [...t.rows].filter(r => !r.querySelector("th")).map(r => ({data: {...r.dataset},
+  [...t.rows].filter(r => !r.querySelector("th") && !r.classList.contains("none")).map(r => ({data: {...r.dataset},
     cells: [...r.cells].map(c => c.textContent),
     k: Object.fromEntries([...r.querySelectorAll("[data-k]")].map(c => [c.dataset.k, c.textContent]))}))]))"""
 
@@ -222,17 +223,18 @@ class Browser:
         """Poll `expr` until it is truthy; its value. On timeout, AssertionError
         with the page's errors and its #err text."""
         deadline = time.time() + timeout
+        failed = None
         while time.time() < deadline:
             try:
-                got = self.eval(expr)
-            except RuntimeError:
-                got = None  # a navigation in progress
+                got, failed = self.eval(expr), None
+            except RuntimeError as exc:
+                got, failed = None, exc  # a navigation in progress, or a bad expression
             if got:
                 return got
             time.sleep(0.1)
         shown = self.eval("(document.getElementById('err') || {}).textContent || ''")
         raise AssertionError(f"{what or expr} not true within {timeout} s; page errors "
-                             f"{self.errors}, #err {shown!r}")
+                             f"{self.errors}, #err {shown!r}" + (f"; last: {failed}" if failed else ""))
 
     def screenshot(self, path):
         """The whole page (not only the window), cut to what the body holds
