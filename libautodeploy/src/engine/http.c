@@ -36,12 +36,6 @@ static json_t *engine_stats(void *user)
   return j;
 }
 
-static json_t *last_cycle(void *user)
-{
-  ad_engine_t *eng = user;
-  return eng->fleet ? ad__fleet_last_cycle_platforms(eng->fleet) : json_object();
-}
-
 int ad__engine_http_start(ad_engine_t *eng, const json_t *http, const json_t *registry,
                           const json_t *placement, ad_error_t *err)
 {
@@ -61,7 +55,6 @@ int ad__engine_http_start(ad_engine_t *eng, const json_t *http, const json_t *re
       .registry = eng->registry,
       .fleet = eng->fleet,
       .stats = engine_stats,
-      .last_cycle = last_cycle,
       .user = eng,
   };
   eng->serve = ad__serve_new(&env, http, err);

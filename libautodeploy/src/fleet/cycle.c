@@ -462,6 +462,52 @@ static json_t *find_platforms(ad__fleet_t *f, const ad__cycle_store_t *st, void 
   return st->find(u, f->c.platforms, q, opts, err);
 }
 
+/* ---- what the cycle saw, kept on the documents (the dashboard's numbers) ---- */
+
+/* {"_id": code, "set": {"last_cycle": {at, reserve, footprint}}} per
+ * platform whose reserve was computed, appended to `sets`. */
+static void platform_seen(json_t *sets, const json_t *rep, const char *at)
+{
+  json_t *rs = json_object_get(rep, "reserve");
+  if (rs && sets)
+    json_array_append_new(sets, json_pack("{s:s,s:{s:{s:s,s:O,s:O?}}}", "_id", ad__jstr(rep, "platform"),
+                                          "set", "last_cycle", "at", at, "reserve", rs, "footprint",
+                                          json_object_get(rep, "footprint")));
+}
+
+/* {"_id": key, "set": {"load": {p95, placed, limit, at}}} per ready host, as
+ * the cycle leaves it (cycle.h). NULL: no memory. */
+static json_t *hosts_seen(const ad__fleet_t *f, const ad__cycle_hosts_t *hs, const char *at)
+{
+  json_t *sets = json_array();
+  for (size_t i = 0; sets && i < hs->n; i++) {
+    const ad__host_t *h = &hs->h[i];
+    json_t *p95 = hs->load_error ? json_null()
+                                 : json_pack("{s:f,s:f}", "cpu", h->p95.cpu, "mem_mb", h->p95.mem);
+    if (json_array_append_new(sets, json_pack(
+            "{s:s,s:{s:{s:o,s:{s:f,s:f},s:{s:f,s:f},s:s}}}", "_id", h->key, "set", "load", "p95", p95,
+            "placed", "cpu", h->pending.cpu, "mem_mb", h->pending.mem, "limit", "cpu",
+            h->capacity.cpu * f->c.headroom, "mem_mb", h->capacity.mem * f->c.headroom, "at", at))) {
+      json_decref(sets);
+      return NULL;
+    }
+  }
+  return sets;
+}
+
+/* Write what the cycle saw (sets taken). An observation, not a decision:
+ * after the lease is given back, and a failure only logged. */
+static void keep_seen(const ad__cycle_store_t *st, void *u, const char *coll, json_t *sets,
+                      const char *what)
+{
+  ad_error_t err = {0};
+  size_t n = json_array_size(sets);
+  if (!sets)
+    AD_LOG_W("fleet", "cycle: no memory to keep the %s it saw", what);
+  else if (st->observe(u, coll, sets, &err) < 0)
+    AD_LOG_W("fleet", "cycle: keeping the %zu %s it saw in %s: %s", n, what, coll, err.message);
+}
+
 json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, const json_t *a,
                       ad_error_t *err)
 {
@@ -476,8 +522,11 @@ json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, cons
       return json_pack("{s:b,s:s}", "ran", 0, "skipped", holder[0] ? holder : "another cycle is running");
   }
   int64_t now = ad__now_ms(), t0 = now;
+  char iso[32];
+  ad__iso_ms(now, iso);
   ad__cycle_hosts_t hs = {0};
   json_t *out = NULL, *reps = NULL, *plats = find_platforms(f, st, u, only, err), *p;
+  json_t *plat_sets = dry_run ? NULL : json_array();
   if (!plats || load_hosts(f, st, u, &hs, now, err))
     goto fail;
   if (!(reps = json_array())) {
@@ -490,11 +539,11 @@ json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, cons
       st->lease(u, 2, NULL, 0); /* renew: a long cycle must not overlap the next */
     ad__plat_cycle_t pc = {.f = f, .st = st, .u = u, .hs = &hs, .plat = p, .code = ad__jstr(p, "_id"),
                        .now = now, .dry_run = dry_run};
-    json_array_append_new(reps, platform_cycle(&pc));
+    json_t *rep = platform_cycle(&pc);
+    platform_seen(plat_sets, rep, iso);
+    json_array_append_new(reps, rep);
     json_decref(pc.fp_sources);
   }
-  char iso[32];
-  ad__iso_ms(now, iso);
   out = json_pack("{s:b,s:b,s:s,s:I,s:o,s:I}", "ran", 1, "dry_run", dry_run, "at", iso, "hosts",
                   (json_int_t)hs.n, "platforms", reps, "ms", (json_int_t)(ad__now_ms() - t0));
   reps = NULL; /* taken by json_pack, also when it fails */
@@ -503,10 +552,16 @@ json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, cons
   else if (hs.load_error)
     json_object_set_new(out, "load_error", json_string(hs.load_error));
 fail:
-  hosts_free(&hs);
   json_decref(plats);
   if (!dry_run)
     st->lease(u, 0, NULL, 0);
+  if (out && !dry_run) {
+    keep_seen(st, u, f->c.platforms, plat_sets, "platform reserves");
+    keep_seen(st, u, f->env.hosts_collection, hosts_seen(f, &hs, iso), "host loads");
+  } else {
+    json_decref(plat_sets);
+  }
+  hosts_free(&hs);
   return out;
 }
 

@@ -1,20 +1,20 @@
 /*
  * cycle_report.c - the engine's side of the cycle: the tick that runs it
  * every cycle_interval (and the load history's upkeep), the one report kept
- * of the last one, its two views, and the counters for /metrics.
+ * of the last one for the status document, and the counters for /metrics
+ * (what each cycle saw is kept on the platform and host documents by
+ * cycle.c, whoever ran it: /api/v1 and /metrics read it there).
  *
  * The kept report is f->last, under f->last_lock (the engine loop writes
- * it; the status timer and the HTTP server's threads read it):
+ * it; the status timer reads it):
  *   {"at":      when the engine's last tick noted its cycle,
  *    "ran":     whether that cycle ran,
  *    "error":   why it failed (when ad__fleet_cycle returned nothing), or
  *    "skipped": the lease holder (when another engine held the lease),
  *    "report":  ad__cycle_run's answer of the last cycle that ran}
  * A skipped or failed tick leaves "report" as it was: its numbers are not
- * this engine's. The views: ad__fleet_last_cycle_summary (the status
- * document's `last_cycle`: the last tick, summed up) and
- * ad__fleet_last_cycle_platforms (per platform code, for /api/v1 and
- * /metrics: the last cycle that ran).
+ * this engine's. The view: ad__fleet_last_cycle_summary (the status
+ * document's `last_cycle`: the last tick, summed up).
  */
 #include "core/clock.h"
 #include "core/log_private.h"
@@ -152,21 +152,6 @@ json_t *ad__fleet_last_cycle_summary(ad__fleet_t *f)
 {
   pthread_mutex_lock(&f->last_lock);
   json_t *out = f->last ? summary(f->last) : json_null();
-  pthread_mutex_unlock(&f->last_lock);
-  return out;
-}
-
-json_t *ad__fleet_last_cycle_platforms(ad__fleet_t *f)
-{
-  json_t *out = json_object();
-  pthread_mutex_lock(&f->last_lock);
-  json_t *report = json_object_get(f->last, "report");
-  size_t i;
-  json_t *p;
-  json_array_foreach(json_object_get(report, "platforms"), i, p)
-    json_object_set_new(out, ad__jstr(p, "platform") ? ad__jstr(p, "platform") : "?", json_deep_copy(p));
-  if (report)
-    json_object_set(out, "_at", json_object_get(report, "at"));
   pthread_mutex_unlock(&f->last_lock);
   return out;
 }

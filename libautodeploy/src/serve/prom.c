@@ -169,8 +169,8 @@ static void per_platform(FILE *f, const json_t *snap)
     }
   }
   static const char *const R[][3] = {
-      {"target", "autodeploy_reserve_target", "Reserve target (idle services wanted) per platform, from the last cycle."},
-      {"waiting", "autodeploy_services_waiting", "Services waiting for resources per platform, from the last cycle."},
+      {"target", "autodeploy_reserve_target", "Reserve target (idle services wanted) per platform, from the last cycle (whoever ran it)."},
+      {"waiting", "autodeploy_services_waiting", "Services waiting for resources per platform."},
       {"waited_seconds", "autodeploy_services_waited_max_seconds", "Longest wait of a service waiting for resources, per platform."}};
   for (size_t r = 0; r < 3; r++) {
     family(f, R[r][1], "gauge", R[r][2]);

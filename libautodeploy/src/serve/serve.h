@@ -34,9 +34,6 @@ typedef struct {
   /* The engine's counters (ad_engine_stats_json's object, plus "cycle");
    * a new reference or NULL. Called on the server's thread. */
   json_t *(*stats)(void *user);
-  /* The last cycle's report per platform code (reserve, footprint,
-   * waiting); a new reference or NULL. */
-  json_t *(*last_cycle)(void *user);
   void *user;
 } ad__serve_env_t;
 

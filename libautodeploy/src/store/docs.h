@@ -35,6 +35,11 @@ json_t *ad__docs_find(ad__store_t *st, const char *coll, json_t *query, json_t *
  * -1 + err (a document that does not encode, a store error). */
 int64_t ad__docs_update(ad__store_t *st, const char *coll, json_t *query, json_t *update,
                         ad_error_t *err);
+/* `sets` (taken): [{"_id", "set"}, ...], each an updateOne({_id}, {$set:
+ * set}), sent as one unordered bulk write (one round trip however many).
+ * The matched count, or -1 + err (a document that does not encode, a store
+ * error: some may have been written). An empty list writes nothing. */
+int64_t ad__docs_set_many(ad__store_t *st, const char *coll, json_t *sets, ad_error_t *err);
 /* The document with _id `id`, or NULL + AD_ENOTFOUND naming `what`. */
 json_t *ad__docs_get(ad__store_t *st, const char *coll, const char *id, const char *what,
                      ad_error_t *err);
