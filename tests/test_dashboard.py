@@ -27,8 +27,11 @@ one in docs/ is a copy). About 25 s, half of it stopping Salt.
 import collections
 import datetime
 import math
+import json
 import re
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pymongo
@@ -44,6 +47,7 @@ from test_tasks import Caller
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACT = REPO / "build" / "artifacts" / "dashboard.png"
 TOKEN = "dashboard-reader-token-0123456789"
+SCRAPE = "dashboard-scrape-token-0123456789"
 PROFILE = "aliyun:cn-hangzhou:game-8c16g"
 SMALL = "aliyun:cn-hangzhou:game-4c8g"
 BIG = "aliyun:cn-hangzhou:game-16c32g"  # only bought: no host has it
@@ -68,7 +72,8 @@ def stack(salt_env, ferretdb, ad_lib, tmp_path):
     engine = {"mongo_uri": ferretdb.uri, "spool_dir": str(tmp_path / "spool"), "batch_ms": 20,
               "watchdog_interval": 1, "stats_interval": 0, "status_interval": 1,
               "registry": registry, "placement": placement, "purchase": purchase,
-              "http": {"listen": f"127.0.0.1:{port}", "reader_tokens": [TOKEN]}}
+              "http": {"listen": f"127.0.0.1:{port}", "reader_tokens": [TOKEN],
+                       "scrape_token": SCRAPE}}
     env = salt_env(host=fabric.master_ip, master_opts={
         "engines": [{"autodeploy": engine}],
         "reactor": [{k: [str(v)]} for k, v in REACTORS.items()],
@@ -237,4 +242,31 @@ def test_dashboard_shows_what_mongodb_holds(stack):
     # nothing but the engine was asked for anything, and the page raised nothing
     assert requests and all(u.startswith(f"http://127.0.0.1:{port}/") for u in requests), requests
     assert not errors, errors
+
+    # the same store read by another system: the API with curl's request, and
+    # /metrics as Prometheus scrapes it, against MongoDB's numbers
+    def get(path, token=TOKEN):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+
+    ready = json.loads(get("/api/v1/hosts?state=ready"))
+    assert sorted(h["_id"] for h in ready["hosts"]) == sorted(hosts.values()), ready
+    assert json.loads(get("/api/v1/hosts/" + urllib.parse.quote(hosts["h1"], safe="")))["host"][
+        "history"], "a host with its history"
+    failed = json.loads(get("/api/v1/tasks?status=failed"))
+    assert [t["_id"] for t in failed["tasks"]] == [bad["_id"]], failed
+    waiting = json.loads(get("/api/v1/services?platform=big&state=waiting_resources"))
+    assert [x["_id"] for x in waiting["services"]] == [
+        x["_id"] for x in db.services.find({"platform": "big", "state": "waiting_resources"})]
+    metrics = get("/metrics", SCRAPE)
+    series = dict(re.findall(r"^(autodeploy_[a-z_]+\{[^}]*\}) (\S+)$", metrics, re.M))
+    for state in ("ready",):
+        want = db.hosts.count_documents({"state": state})
+        assert float(series[f'autodeploy_hosts{{state="{state}"}}']) == want, series
+    assert float(series['autodeploy_tasks{state="failed"}']) == db.tasks.count_documents(
+        {"state": "failed"}), series
+    assert float(series['autodeploy_services_waiting{platform="big"}']) == 1, series
+    assert float(series['autodeploy_orders{state="awaiting_approval"}']) == 1, series
     print(f"screenshot {ARTIFACT}; test took {time.monotonic() - t0:.1f} s")
