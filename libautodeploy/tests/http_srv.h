@@ -1,4 +1,4 @@
-/* http_srv.h - a loopback HTTP/1.1 responder for the purchase tests: one
+/* http_srv.h - a loopback HTTP/1.1 responder for the C tests (purchase, metrics): one
  * thread, one request per connection (Connection: close), the answer made
  * by the test's callback. Not a test itself (no test_ prefix). */
 #ifndef AD_TEST_HTTP_SRV_H
