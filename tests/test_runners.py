@@ -858,7 +858,7 @@ def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
         "autodeploy.platform", "autodeploy.platforms", "autodeploy.purchase",
         "autodeploy.reinit", "autodeploy.reject", "autodeploy.retire", "autodeploy.service",
         "autodeploy.services", "autodeploy.simulate", "autodeploy.status", "autodeploy.task",
-        "autodeploy.tasks", "autodeploy.why"]
+        "autodeploy.tasks", "autodeploy.usage", "autodeploy.why"]
 
 
 # ================================================================= simulate

@@ -545,6 +545,26 @@ def why(id=None, **kwargs):  # pylint: disable=redefined-builtin
             "decision": svc.get("decision")}
 
 
+def usage(id=None, **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Measure an opened service's usage now (the p95 of its cpu and memory over the
+    first ``measure_after_hours`` after opening) from the placement's source: the
+    ``autodeploy_services`` beacon's samples, or the metrics backend's per-service
+    query (``placement.usage_source``, docs/usage.md); store it and show it with
+    its source. The engine does the same every ``usage_refresh_s``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.usage qq-s1001
+    """
+    refused = _args("usage", kwargs, ("id",))
+    if refused:
+        return refused
+    return _call("service.usage", {} if id is None else {"id": _name(id)})
+
+
 def opened(id=None, at=None, **kwargs):  # pylint: disable=redefined-builtin
     """
     Mark a deployed service opened to players (the engine acts on a signed
