@@ -109,7 +109,7 @@ TEST(prometheus_services)
   ASSERT(strstr(rec.body[0], "&start=1700000000.000&end=1700000600.000&step=60.000"));
   /* process-exporter's defaults, filled in, labelled, joined as a balanced tree */
   ASSERT(strstr(rec.body[0],
-                "query=(label_replace((sum(rate(namedprocess_namegroup_cpu_seconds_total{"
+                "query=(label_replace((sum(irate(namedprocess_namegroup_cpu_seconds_total{"
                 "groupname=\"qq-s1\",instance=\"10.0.0.5:9256\"}[5m]))), "
                 "\"autodeploy_service\", \"qq-s1\", \"\", \"\")) or (("));
   ASSERT(strstr(rec.body[0], "groupname=\"qq-s3\",instance=\"10.0.0.6:9256\""));
