@@ -46,6 +46,7 @@ static const ad__config_key_t FLEET_KEYS[] = {
     K("service_metrics_expire_s", AD_CT_INT, service_metrics_expire_s, 3600, 2000000000, "1296000"),
     {"usage_source", AD_CT_ENUM, offsetof(ad__fleet_conf_t, usage_source), 0, 0, "auto",
      USAGE_SOURCES},
+    K("usage_step_s", AD_CT_INT, usage_step_s, 1, 3600, "60"),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 

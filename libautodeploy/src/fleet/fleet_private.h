@@ -19,6 +19,7 @@ typedef struct {
   int metrics_prune_interval;
   int usage_min_samples, usage_refresh_s, service_metrics_expire_s; /* usage.c */
   int usage_source;         /* AD__USAGE_FROM_* (usage_metrics.c) */
+  int usage_step_s;         /* the per-service query's step */
   char *platforms, *services, *locks, *service_metrics;
 } ad__fleet_conf_t;
 

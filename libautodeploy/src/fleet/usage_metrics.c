@@ -9,8 +9,8 @@
  * Every usage_refresh_s (at least 60 s) the engine's tick takes the opened
  * services due for a refresh (usage.c's rule: not final, the last one older
  * than usage_refresh_s, once more after the window closes), asks the backend
- * once for all of them over the union of their windows (60 s steps: the
- * beacon's interval), cuts each service's series to its own window and
+ * once for all of them over the union of their windows (usage_step_s, 60 s:
+ * the beacon's interval), cuts each service's series to its own window and
  * writes its usage ($set conditional on the service still being placed on
  * that minion, as usage.c does). A failed query is logged and counted
  * (usage.query_errors), and tried again at the next run.
@@ -29,7 +29,6 @@
 #include "fleet/usage.h"
 #include "store/docs.h"
 
-#define STEP_MS 60000 /* the beacon's default interval: comparable samples */
 #define MIN_EVERY_S 60
 
 int ad__usage_source_resolve(ad__fleet_t *f, ad_error_t *err)
@@ -129,7 +128,7 @@ static void query_args(ad__fleet_t *f, const json_t *svcs, const json_t *hosts, 
     q->from_ms = from < q->from_ms ? from : q->from_ms;
     q->to_ms = to > q->to_ms ? to : q->to_ms;
   }
-  q->step_ms = STEP_MS;
+  q->step_ms = f->c.usage_step_s * 1000LL; /* 60 s: the beacon's interval, comparable samples */
   q->want_series = 1;
   q->resources = (1u << AD__RES_CPU) | (1u << AD__RES_MEM);
 }
