@@ -157,9 +157,9 @@ static int measure(ad__fleet_t *f, const json_t *svcs, int64_t now, json_t *out,
     goto done;
   }
   query_args(f, svcs, hosts, now, ms, units, &q);
-  f->usage.queries++;
   if (q.to_ms <= q.from_ms) /* opened just now: nothing to read yet */
     goto done;
+  f->usage.queries++;
   if ((written = ad__metrics_query_services(f->metrics, ms, n, &q, &r, err)) < 0) {
     f->usage.query_errors++;
     goto done;

@@ -60,7 +60,7 @@ __virtualname__ = "autodeploy"
 __load__ = [
     "deploy", "tasks", "task", "intervene",
     "hosts", "host", "retire", "drain", "reinit",
-    "platforms", "platform", "services", "service", "why", "opened", "close", "cycle", "simulate",
+    "platforms", "platform", "services", "service", "why", "usage", "opened", "close", "cycle", "simulate",
     "status",
     "purchase", "orders", "order", "approve", "reject", "order_cancel",
 ]
