@@ -237,7 +237,10 @@ def test_prometheus_service_usage(probe, ferretdb, ad_lib, tmp_path):
     its service id) measured through ad_call("service.usage") with the default
     templates: its samples' mean within 15% of the cpu the kernel says it burned
     (/proc/<pid>/stat), memory within 15% of its VmRSS, usage their p95; the
-    cycle's footprint names the source."""
+    cycle's footprint names the source; then an engine (in this process, without a
+    master) writes the same usage on its own."""
+    from test_kafka import Engine  # pylint: disable=import-outside-toplevel
+    from test_registry import wait  # pylint: disable=import-outside-toplevel
     from test_tasks import Caller  # pylint: disable=import-outside-toplevel
     from test_usage import GAME, Kernel  # pylint: disable=import-outside-toplevel
 
@@ -339,6 +342,30 @@ def test_prometheus_service_usage(probe, ferretdb, ad_lib, tmp_path):
                               "samples": usage["samples"], "window": usage["window"],
                               "final": False}, src
         assert rep["footprint"]["mem_mb"] == pytest.approx(usage["mem_mb"]), rep
+
+        # the engine's own run (usage_source auto: the backend), 5 s after it starts and
+        # then every usage_refresh_s: the same usage, written by the engine
+        call("platform.set", code="qq", enabled=False)  # its cycle is not this test's
+        db.services.update_one({"_id": "qq-s1"}, {"$unset": {"usage": ""}})
+        for name, res, args in (("ad_engine_new", ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_void_p]),
+                                ("ad_engine_run", None, [ctypes.c_void_p, ctypes.c_void_p]),
+                                ("ad_engine_stats_json", ctypes.c_void_p, [ctypes.c_void_p]),
+                                ("ad_engine_destroy", None, [ctypes.c_void_p])):
+            getattr(lib, name).restype, getattr(lib, name).argtypes = res, args
+        eng = Engine(lib, {"mongo_uri": ferretdb.uri, "mongo_db": "adsvc", "returns": "off",
+                           "sock_dir": str(tmp_path / "no-master"), "stats_interval": 0,
+                           "placement": placement})
+        try:
+            wait(lambda: (db.services.find_one({"_id": "qq-s1"}) or {}).get("usage"),
+                 "usage written by the engine", 30)
+            mine = db.services.find_one({"_id": "qq-s1"})["usage"]
+            assert mine["source"] == "prometheus" and mine["samples"] >= usage["samples"], mine
+            assert abs(mine["mem_mb"] - rss) <= 0.15 * rss, (mine, rss)
+            st = eng.stats()["usage"]
+            assert st["source"] == "prometheus" and st["queries"] == 1, st
+            assert st["refreshed"] == 1 and st["query_errors"] == 0, st
+        finally:
+            eng.close()
         print(f"took {time.monotonic() - t_start:.1f} s")
     finally:
         stop_all(procs)
