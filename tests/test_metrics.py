@@ -2,7 +2,9 @@
 ``autodeploy-metrics`` (``build/bin``; it links the static library).
 
 * prometheus: a REAL Prometheus and prometheus-node-exporter from Debian,
-  run directly on loopback ports (no systemd), scraping every second;
+  run directly on loopback ports (no systemd), scraping every second; and per
+  service, a REAL prometheus-process-exporter grouping a burner by its service id,
+  measured through ad_call("service.usage") against /proc;
 * salt: beacon events ingested into a REAL FerretDB v1.24.2 (SQLite), read
   back, indexes checked with pymongo;
 * zabbix and openfalcon: local HTTP servers that follow the published
@@ -17,6 +19,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -83,6 +86,49 @@ def p95(values):
 # ---- Prometheus (real) ----------------------------------------------------------
 
 
+def start_prometheus(root, targets, procs, ready_query):
+    """A real Prometheus on a free loopback port scraping ``targets`` every second,
+    added to ``procs``; its URL once ``ready_query`` (an instant PromQL) has a result."""
+    port = free_port()
+    (root / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: node\n    static_configs:\n"
+        f"      - targets: {json.dumps(targets)}\n")
+    procs.append(subprocess.Popen(
+        [PROMETHEUS, f"--config.file={root / 'prometheus.yml'}",
+         f"--storage.tsdb.path={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=open(root / "prometheus.log", "wb"), stderr=subprocess.STDOUT,
+        start_new_session=True))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        q = urllib.parse.quote(ready_query)
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/query?query={q}", timeout=2) as r:
+                if json.load(r)["data"]["result"]:
+                    return url
+        except OSError:
+            pass
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{p.args[0]} exited: "
+                                   f"{(root / 'prometheus.log').read_text()[-2000:]}")
+        if time.time() > deadline:
+            raise RuntimeError(f"prometheus has no {ready_query} after 90 s")
+        time.sleep(0.5)
+
+
+def stop_all(procs):
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 @pytest.fixture(scope="module")
 def prometheus():
     for exe in (PROMETHEUS, NODE_EXPORTER):
@@ -90,52 +136,20 @@ def prometheus():
             pytest.fail(f"{exe} missing: apt-get install prometheus prometheus-node-exporter "
                         "(make deps)")
     root = Path(tempfile.mkdtemp(prefix="adprom-"))
-    ne_port, prom_port = free_port(), free_port()
+    ne_port = free_port()
     procs = []
     try:
         procs.append(subprocess.Popen(
             [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ne_port}"],
             stdout=open(root / "node_exporter.log", "wb"), stderr=subprocess.STDOUT,
             start_new_session=True))
-        (root / "prometheus.yml").write_text(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-            "scrape_configs:\n  - job_name: node\n    static_configs:\n"
-            f"      - targets: ['127.0.0.1:{ne_port}']\n")
-        procs.append(subprocess.Popen(
-            [PROMETHEUS, f"--config.file={root / 'prometheus.yml'}",
-             f"--storage.tsdb.path={root / 'data'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            stdout=open(root / "prometheus.log", "wb"), stderr=subprocess.STDOUT,
-            start_new_session=True))
-        url = f"http://127.0.0.1:{prom_port}"
-        deadline = time.time() + 90
-        while True:
-            # rate() over [5m] needs two samples; wait until cpu gives a value.
-            q = urllib.parse.quote('sum by (instance) (rate(node_cpu_seconds_total[5m]))')
-            try:
-                with urllib.request.urlopen(f"{url}/api/v1/query?query={q}", timeout=2) as r:
-                    if json.load(r)["data"]["result"]:
-                        break
-            except OSError:
-                pass
-            for p in procs:
-                if p.poll() is not None:
-                    raise RuntimeError(f"{p.args[0]} exited: "
-                                       f"{(root / 'prometheus.log').read_text()[-2000:]}")
-            if time.time() > deadline:
-                raise RuntimeError("prometheus has no samples after 90 s")
-            time.sleep(1)
+        # rate() over [5m] needs two samples; wait until cpu gives a value.
+        url = start_prometheus(root, [f"127.0.0.1:{ne_port}"], procs,
+                               "sum by (instance) (rate(node_cpu_seconds_total[5m]))")
         time.sleep(5)  # a few more scrapes for the statistics
         yield {"url": url, "instance": f"127.0.0.1:{ne_port}", "ne_port": ne_port}
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(procs)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -195,6 +209,166 @@ def test_prometheus_errors(probe, prometheus):
     assert "query_cpu: must contain {instances}" in out["error"]["message"]
     rc, out, _ = query(probe, "prometheus", {"url": "http://x", "timeout_ms": 5}, hosts)
     assert "timeout_ms: 5 is out of range" in out["error"]["message"]
+
+
+# ---- per service: Prometheus scraping process-exporter (real) -------------------
+
+PROCESS_EXPORTER = "/usr/bin/prometheus-process-exporter"
+# process-exporter groups each game server by its service id, which it finds in the
+# server's command line (docs/metrics.md has this config for real servers)
+PE_CONFIG = """process_names:
+  - name: "{{.Matches.service}}"
+    cmdline:
+    - '--autodeploy-service=(?P<service>[^ ]+)'
+"""
+BURN_CORES, BURN_MB = 0.5, 192
+
+
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def test_prometheus_service_usage(probe, ferretdb, ad_lib, tmp_path):
+    """The engine's per-service query on a real Prometheus scraping a real
+    process-exporter: a game server (a burner of known cpu and memory, grouped by
+    its service id) measured through ad_call("service.usage") with the default
+    templates: its samples' mean within 15% of the cpu the kernel says it burned
+    (/proc/<pid>/stat), memory within 15% of its VmRSS, usage their p95; the
+    cycle's footprint names the source; then an engine (in this process, without a
+    master) writes the same usage on its own."""
+    from test_kafka import Engine  # pylint: disable=import-outside-toplevel
+    from test_registry import wait  # pylint: disable=import-outside-toplevel
+    from test_tasks import Caller  # pylint: disable=import-outside-toplevel
+    from test_usage import GAME, Kernel  # pylint: disable=import-outside-toplevel
+
+    for exe in (PROMETHEUS, PROCESS_EXPORTER):
+        if not os.access(exe, os.X_OK):
+            pytest.fail(f"{exe} missing: apt-get install prometheus prometheus-process-exporter "
+                        "(make deps)")
+    import ctypes  # pylint: disable=import-outside-toplevel
+
+    import pymongo  # pylint: disable=import-outside-toplevel
+
+    t_start = time.monotonic()
+    procs = []
+    try:
+        game = tmp_path / "game.py"
+        game.write_text(GAME)
+        procs.append(subprocess.Popen([sys.executable, str(game), str(tmp_path / "game.pid"),
+                                       str(BURN_CORES), str(BURN_MB),
+                                       "--autodeploy-service=qq-s1"]))
+        kernel = Kernel(procs[0].pid)
+        (tmp_path / "pe.yml").write_text(PE_CONFIG)
+        pe_port = free_port()
+        procs.append(subprocess.Popen(
+            [PROCESS_EXPORTER, f"-config.path={tmp_path / 'pe.yml'}", "-threads=false",
+             "-gather-smaps=false", f"-web.listen-address=127.0.0.1:{pe_port}"],
+            stdout=open(tmp_path / "pe.log", "wb"), stderr=subprocess.STDOUT,
+            start_new_session=True))
+        url = start_prometheus(tmp_path, [f"127.0.0.1:{pe_port}"], procs,
+                               'namedprocess_namegroup_num_procs{groupname="qq-s1"}')
+        first = time.time()  # Prometheus has the group from about here
+        opened_ms = int(first * 1000) + 2000
+
+        db = pymongo.MongoClient(ferretdb.uri)["adsvc"]
+        db.hosts.insert_one({"_id": "h1", "minion": "m1", "private_ip": "127.0.0.1",
+                             "state": "ready", "rev": 0,
+                             "capacity": {"cpu": NPROC, "mem_mb": mem_total_mib()}})
+        db.services.insert_one({"_id": "qq-s1", "platform": "qq", "server_no": 1, "rev": 0,
+                                "state": "opened", "opened_at_ms": opened_ms, "host": "h1",
+                                "minion": "m1", "footprint": {"cpu": 2.0, "mem_mb": 4096.0}})
+        placement = {"cycle_interval": 86400, "measure_after_hours": 1,
+                     "usage_min_samples": 15, "usage_step_s": 1,
+                     "metrics": {"backend": "prometheus", "url": url,
+                                 "service_host_id": "{ip}:%d" % pe_port}}
+        lib = ctypes.CDLL(str(ad_lib))
+        lib.ad_call.restype = ctypes.c_void_p
+        lib.ad_call.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                ctypes.c_void_p]
+        lib.ad_free.argtypes = [ctypes.c_void_p]
+        call = Caller(lib, {"mongo_uri": ferretdb.uri, "mongo_db": "adsvc",
+                            "sock_dir": str(tmp_path), "placement": placement})
+
+        # too few samples yet: measured, nothing written
+        time.sleep(max(0.0, opened_ms / 1000 + 3 - time.time()))
+        out = call("service.usage", id="qq-s1")
+        assert out["source"] == "prometheus" and out["usage"] is None, out
+        assert out["written"] is False and out["min_samples"] == 15, out
+
+        time.sleep(max(0.0, opened_ms / 1000 + 22 - time.time()))
+        t_at = time.time()
+        out = call("service.usage", id="qq-s1")
+        rss = rss_mib(procs[0].pid)
+        usage = out["usage"]
+        assert out["written"] is True and usage["source"] == "prometheus", out
+        assert usage["from_ms"] == opened_ms and usage["final"] is False, usage
+        assert 15 <= usage["samples"] <= 25, usage  # one a second since opening
+        # the same query by the probe (the same library call), for the samples:
+        # usage is their p95 (nearest rank) over [opened, at]
+        svc = [{"id": "qq-s1", "minion_id": "m1", "private_ip": "127.0.0.1"}]
+        rc, got, err = probe("--backend", "prometheus", "--config", json.dumps(
+            {k: v for k, v in placement["metrics"].items() if k != "backend"}),
+            "--services", json.dumps(svc), "--from", opened_ms, "--to", usage["at_ms"],
+            "--step", 1000, "--series")
+        assert rc == 0, (got, err)
+        cpu = [v for t, v in got["services"]["qq-s1"]["cpu"]["series"]]
+        assert usage["cpu"] == pytest.approx(p95(cpu)), (usage, cpu)
+        # cpu: each sample is irate, the rate between the two scrapes before it;
+        # their mean is the kernel's burn from a scrape before opening to `at`
+        series = got["services"]["qq-s1"]["cpu"]["series"]
+        t_a, t_b = series[0][0] / 1000 - 1, series[-1][0] / 1000
+        truth = (kernel.at(t_b) - kernel.at(t_a)) / (t_b - t_a)
+        mean = sum(cpu) / len(cpu)
+        assert abs(mean - truth) <= 0.15 * truth, (mean, truth, cpu)
+        if os.getloadavg()[0] < 1:  # an idle machine gives the burner all it asks for
+            assert abs(usage["cpu"] - truth) <= 0.15 * truth, (usage, truth)
+        # mem: resident memory, as /proc says it
+        assert abs(usage["mem_mb"] - rss) <= 0.15 * rss, (usage, rss)
+        print(f"per-service query: cpu mean {mean:.3f} cores (kernel {truth:.3f}, asked "
+              f"{BURN_CORES}), p95 {usage['cpu']:.3f}; mem p95 {usage['mem_mb']:.1f} MiB (VmRSS "
+              f"{rss:.1f}); {usage['samples']} samples")
+        stored = db.services.find_one({"_id": "qq-s1"})["usage"]
+        assert stored["cpu"] == pytest.approx(usage["cpu"]) and stored["source"] == "prometheus"
+
+        # the cycle sizes the platform by it, and says where it was measured
+        call("platform.set", code="qq", reserve={"min": 2, "max": 2},
+             footprint={"cpu": 2, "mem_mb": 4096})
+        rep = call("cycle.run", dry_run=True)["platforms"][0]
+        src = rep["footprint"]["sources"]
+        assert src["cpu"] == {"from": "measured", "service": "qq-s1", "source": "prometheus",
+                              "samples": usage["samples"], "window": usage["window"],
+                              "final": False}, src
+        assert rep["footprint"]["mem_mb"] == pytest.approx(usage["mem_mb"]), rep
+
+        # the engine's own run (usage_source auto: the backend), 5 s after it starts and
+        # then every usage_refresh_s: the same usage, written by the engine
+        call("platform.set", code="qq", enabled=False)  # its cycle is not this test's
+        db.services.update_one({"_id": "qq-s1"}, {"$unset": {"usage": ""}})
+        for name, res, args in (("ad_engine_new", ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_void_p]),
+                                ("ad_engine_run", None, [ctypes.c_void_p, ctypes.c_void_p]),
+                                ("ad_engine_stats_json", ctypes.c_void_p, [ctypes.c_void_p]),
+                                ("ad_engine_destroy", None, [ctypes.c_void_p])):
+            getattr(lib, name).restype, getattr(lib, name).argtypes = res, args
+        eng = Engine(lib, {"mongo_uri": ferretdb.uri, "mongo_db": "adsvc", "returns": "off",
+                           "sock_dir": str(tmp_path / "no-master"), "stats_interval": 0,
+                           "placement": placement})
+        try:
+            wait(lambda: (db.services.find_one({"_id": "qq-s1"}) or {}).get("usage"),
+                 "usage written by the engine", 30)
+            mine = db.services.find_one({"_id": "qq-s1"})["usage"]
+            assert mine["source"] == "prometheus" and mine["samples"] >= usage["samples"], mine
+            assert abs(mine["mem_mb"] - rss) <= 0.15 * rss, (mine, rss)
+            st = eng.stats()["usage"]
+            assert st["source"] == "prometheus" and st["queries"] == 1, st
+            assert st["refreshed"] == 1 and st["query_errors"] == 0, st
+        finally:
+            eng.close()
+        print(f"took {time.monotonic() - t_start:.1f} s")
+    finally:
+        stop_all(procs)
 
 
 # ---- local protocol-following servers -------------------------------------------

@@ -316,6 +316,19 @@ def test_unit_deploy_arguments(runner_mod):
     assert args["steps"] == [{"name": "s", "mods": "x"}] and "mods" not in args
 
 
+def test_unit_usage(runner_mod):
+    """autodeploy.usage is the command service.usage, for one service id."""
+    mod = runner_mod
+    assert mod.usage("qq-s1") == {"ok": "service.usage"}
+    assert mod.calls[-1][1:] == ("service.usage", {"id": "qq-s1"})
+    mod.usage(1001)  # a YAML-numbered id is a name again
+    assert mod.calls[-1][2] == {"id": "1001"}
+    n = len(mod.calls)
+    ret = mod.usage("qq-s1", window=5)
+    assert ret["retcode"] == 1 and ret["error"].startswith("window: unknown argument to autodeploy.usage")
+    assert len(mod.calls) == n
+
+
 def test_unit_refusals(runner_mod):
     mod = runner_mod
     # a library error comes back as its fields, not reworded: message, code, domain
@@ -858,7 +871,7 @@ def test_only_the_commands_are_runner_functions(salt_venv, ad_lib, tmp_path):
         "autodeploy.platform", "autodeploy.platforms", "autodeploy.purchase",
         "autodeploy.reinit", "autodeploy.reject", "autodeploy.retire", "autodeploy.service",
         "autodeploy.services", "autodeploy.simulate", "autodeploy.status", "autodeploy.task",
-        "autodeploy.tasks", "autodeploy.why"]
+        "autodeploy.tasks", "autodeploy.usage", "autodeploy.why"]
 
 
 # ================================================================= simulate

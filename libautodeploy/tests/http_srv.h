@@ -2,8 +2,8 @@
  * found through -Ilibautodeploy/tests): one thread, one request per
  * connection (Connection: close), the answer's status and body made by the
  * test's callback, which runs on the server's thread (guard what it shares
- * with the test). Used by the purchase backends' tests and the CMDB push
- * (registry/test_cmdb.c). Not a test itself (no test_ prefix).
+ * with the test). Used by the purchase backends' tests, the metrics backends'
+ * per-service queries and the CMDB push (registry/test_cmdb.c). Not a test itself (no test_ prefix).
  *
  *   srv_t s;
  *   ASSERT_EQ(srv_start(&s, answer, &state), 0);   ... http://127.0.0.1:<s.port>/

@@ -7,6 +7,8 @@
  *   autodeploy-metrics --backend B [--config JSON] --hosts JSON
  *                      --from MS --to MS [--step MS] [--series]
  *                      [--resources cpu,mem,disk,load1]
+ *   autodeploy-metrics --backend B [--config JSON] --services JSON
+ *                      --from MS --to MS [--step MS] [--series]
  *   autodeploy-metrics --backend salt --config JSON --ingest  < events.jsonl
  *   autodeploy-metrics --backend salt --config JSON --prune-before MS
  *
@@ -15,6 +17,9 @@
  * {"tag": "salt/beacon/<minion>/<beacon>/", "data": {...}} plus an
  * optional "at_ms", creates the indexes first and prints
  * {"ingested": N, "refused": [{"line": L, "error": ..}], "ttl": bool}.
+ * --services asks the per-service query the engine makes for usage
+ * (docs/usage.md): [{"id", "minion_id", "private_ip", "unit"}, ...] ->
+ * {"services": {"<id>": {"cpu": {...}, "mem": {...}}}}.
  *
  * Output: one JSON object on stdout; on failure {"error": {"code", "name",
  * "message"}}. Exit 0 ok, 1 failure, 3 (ingest) some events refused,
@@ -36,6 +41,7 @@
 static const char USAGE[] =
     "usage: " PROG " --backend salt|prometheus|zabbix|openfalcon [--config JSON]\n"
     "         --hosts JSON --from MS --to MS [--step MS] [--series] [--resources LIST]\n"
+    "       " PROG " --backend B [--config JSON] --services JSON --from MS --to MS [--step MS]\n"
     "       " PROG " --backend salt --config JSON --ingest < events.jsonl\n"
     "       " PROG " --backend salt --config JSON --prune-before MS\n"
     "Times are Unix ms, or 0/negative: relative to now. See docs/metrics.md.\n";
@@ -112,6 +118,43 @@ static int ingest(ad__metrics_t *m)
   return bad ? 3 : 0;
 }
 
+/* --services: [{"id", "minion_id", "private_ip", "unit"}] -> the per-service query. */
+static int services(ad__metrics_t *m, const char *text, const ad__metrics_query_t *q)
+{
+  ad_error_t e = {0};
+  json_t *a = text ? json_loads(text, 0, NULL) : NULL, *o;
+  size_t n = json_array_size(a), i;
+  ad__metrics_service_t *s = calloc(n + 1, sizeof *s);
+  ad__metrics_result_t *res = NULL;
+  int rc = 0;
+  if (!json_is_array(a) || !s) {
+    fprintf(stderr, PROG ": --services must be a JSON array of objects\n");
+    rc = 64;
+    goto done;
+  }
+  json_array_foreach(a, i, o) {
+    s[i].key = json_string_value(json_object_get(o, "id"));
+    s[i].host.minion_id = json_string_value(json_object_get(o, "minion_id"));
+    s[i].host.private_ip = json_string_value(json_object_get(o, "private_ip"));
+    s[i].unit = json_string_value(json_object_get(o, "unit"));
+  }
+  if (ad__metrics_query_services(m, s, n, q, &res, &e)) {
+    rc = fail(&e);
+  } else {
+    json_t *out = json_pack("{s:s,s:I,s:I,s:o}", "backend", ad__metrics_backend(m), "from_ms",
+                            (json_int_t)q->from_ms, "to_ms", (json_int_t)q->to_ms, "services",
+                            ad__metrics_result_to_json(res));
+    json_dumpf(out, stdout, JSON_COMPACT);
+    putchar('\n');
+    json_decref(out);
+  }
+done:
+  ad__metrics_result_free(&res);
+  free(s);
+  json_decref(a);
+  return rc;
+}
+
 int main(int argc, char **argv)
 {
   static const struct option opts[] = {
@@ -120,9 +163,10 @@ int main(int argc, char **argv)
       {"to", required_argument, NULL, 't'},      {"step", required_argument, NULL, 's'},
       {"series", no_argument, NULL, 'S'},        {"resources", required_argument, NULL, 'r'},
       {"ingest", no_argument, NULL, 'i'},        {"prune-before", required_argument, NULL, 'p'},
-      {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+      {"services", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
   const char *backend = NULL, *config = NULL, *hosts_text = NULL, *res_list = NULL;
-  const char *prune = NULL;
+  const char *prune = NULL, *services_text = NULL;
   ad__metrics_query_t q = {0};
   int do_ingest = 0, c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -137,6 +181,7 @@ int main(int argc, char **argv)
     case 'r': res_list = optarg; break;
     case 'i': do_ingest = 1; break;
     case 'p': prune = optarg; break;
+    case 'v': services_text = optarg; break;
     case 'h': fputs(USAGE, stdout); return 0;
     default: fputs(USAGE, stderr); return 64;
     }
@@ -155,6 +200,8 @@ int main(int argc, char **argv)
   int rc = 0;
   if (do_ingest) {
     rc = ingest(m);
+  } else if (services_text) {
+    rc = services(m, services_text, &q);
   } else if (prune) {
     ad__store_t *st;
     const char *coll;

@@ -60,6 +60,9 @@ static const ad__engine_command_t COMMANDS[] = {
           "Mark a deployed service opened to players."),
     FLEET("service.close", ad__service_retire, "id, reason, actor",
           "Close a service (merged or closed server): it leaves the reserve and its host."),
+    FLEET("service.usage", ad__service_usage, "id",
+          "Measure an opened service's usage now from the placement's source (the beacon's "
+          "samples or the metrics backend's per-service query) and store it."),
     FLEET("cycle.run", ad__fleet_cycle, "dry_run, platform",
           "Run one reserve and placement cycle now; dry_run reports without acting."),
     ENGINE("status", ad__engine_status, "master",

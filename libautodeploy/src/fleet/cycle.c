@@ -206,10 +206,11 @@ static int step_reserve(ad__plat_cycle_t *pc)
   for (int k = 0; k < 2 && pc->fp_sources; k++) {
     const json_t *sd = from[k] >= 0 ? measured[from[k]] : NULL;
     json_t *u = json_object_get(sd, "usage");
-    json_t *src = sd ? json_pack("{s:s,s:s,s:O?,s:O?,s:O?}", "from", "measured", "service",
-                                 ad__jstr(sd, "_id"), "samples", json_object_get(u, "samples"),
-                                 "window", json_object_get(u, "window"), "final",
-                                 json_object_get(u, "final"))
+    /* source: the beacon, or the metrics backend whose per-service query measured it */
+    json_t *src = sd ? json_pack("{s:s,s:s,s:O?,s:O?,s:O?,s:O?}", "from", "measured", "service",
+                                 ad__jstr(sd, "_id"), "source", json_object_get(u, "source"),
+                                 "samples", json_object_get(u, "samples"), "window",
+                                 json_object_get(u, "window"), "final", json_object_get(u, "final"))
                      : json_pack("{s:s}", "from", "platform default");
     json_object_set_new(pc->fp_sources, DIM[k], src);
   }

@@ -234,6 +234,9 @@ int64_t ad__fleet_tick(ad__fleet_t *f)
   int64_t now = ad__now_ms();
   tick_cycle(f, now);
   tick_prune(f, now);
+  ad__usage_metrics_tick(f, now);
   int64_t next = f->next_cycle_ms < f->next_prune_ms ? f->next_cycle_ms : f->next_prune_ms;
+  if (f->usage_metrics && f->next_usage_ms < next)
+    next = f->next_usage_ms;
   return next - ad__now_ms();
 }

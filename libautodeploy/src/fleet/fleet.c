@@ -20,6 +20,10 @@
 #include "decide/reserve.h"
 #include "bus/sign.h"
 
+/* where `usage` comes from: auto = the beacon with the salt backend, else
+ * the backend's per-service query (usage_metrics.c) */
+static const char *const USAGE_SOURCES[] = {"auto", "beacon", "metrics", NULL};
+
 #define K(name, type, field, min, max, def) \
   {name, type, offsetof(ad__fleet_conf_t, field), min, max, def, NULL}
 static const ad__config_key_t FLEET_KEYS[] = {
@@ -40,6 +44,9 @@ static const ad__config_key_t FLEET_KEYS[] = {
     K("usage_refresh_s", AD_CT_INT, usage_refresh_s, 0, 86400, "300"),
     K("service_metrics_collection", AD_CT_STR, service_metrics, 0, 0, "service_metrics"),
     K("service_metrics_expire_s", AD_CT_INT, service_metrics_expire_s, 3600, 2000000000, "1296000"),
+    {"usage_source", AD_CT_ENUM, offsetof(ad__fleet_conf_t, usage_source), 0, 0, "auto",
+     USAGE_SOURCES},
+    K("usage_step_s", AD_CT_INT, usage_step_s, 1, 3600, "60"),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
@@ -121,7 +128,8 @@ ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_er
     goto fail;
   }
   f->env.hosts_collection = f->hosts_coll;
-  if (load_conf(f, conf, err) || open_metrics(f, json_object_get(conf, "metrics"), err))
+  if (load_conf(f, conf, err) || open_metrics(f, json_object_get(conf, "metrics"), err) ||
+      ad__usage_source_resolve(f, err))
     goto fail;
   f->lease_store = (ad__lease_mongo_t){env->store, f->c.locks};
   f->lease = ad__lease_new(&ad__lease_mongo, &f->lease_store, "cycle", f->owner,

@@ -74,5 +74,9 @@ json_t *ad__service_list(ad__fleet_t *f, const json_t *args, ad_error_t *err);
 json_t *ad__service_get(ad__fleet_t *f, const json_t *args, ad_error_t *err);
 json_t *ad__service_opened(ad__fleet_t *f, const json_t *args, ad_error_t *err);
 json_t *ad__service_retire(ad__fleet_t *f, const json_t *args, ad_error_t *err);
+/* usage_metrics.c: measure one opened service's usage now from the
+ * configured source and write it ({service, source, usage, written,
+ * min_samples}). */
+json_t *ad__service_usage(ad__fleet_t *f, const json_t *args, ad_error_t *err);
 
 #endif

@@ -18,6 +18,8 @@ typedef struct {
   int deploy_timeout, deploy_attempts, deploy_backoff_s;
   int metrics_prune_interval;
   int usage_min_samples, usage_refresh_s, service_metrics_expire_s; /* usage.c */
+  int usage_source;         /* AD__USAGE_FROM_* (usage_metrics.c) */
+  int usage_step_s;         /* the per-service query's step */
   char *platforms, *services, *locks, *service_metrics;
 } ad__fleet_conf_t;
 
@@ -33,8 +35,11 @@ struct ad__fleet {
   ad__lease_t *lease;
   int metrics_indexed;      /* the load history's indexes exist */
   int usage_indexed;        /* service_metrics' indexes exist */
-  struct {                  /* usage.c's counters, in the engine stats as "usage" */
+  int usage_metrics;        /* usage from the metrics backend's per-service query */
+  atomic_llong next_usage_ms; /* its next run (usage_metrics.c) */
+  struct {                  /* usage*.c's counters, in the engine stats as "usage" */
     atomic_llong events, samples, stored, refused, bad, refreshed, store_errors;
+    atomic_llong queries, query_errors; /* the per-service query (usage_metrics.c) */
   } usage;
   /* the report kept of this engine's last cycle (cycle_report.c) */
   pthread_mutex_t last_lock;
@@ -73,5 +78,17 @@ int ad__usage_refresh(ad__fleet_t *f, const char *sid, const char *minion, int64
                       int64_t now, ad_error_t *err);
 void ad__usage_upkeep(ad__fleet_t *f, int64_t now);
 const char *ad__usage_coll(const ad__fleet_t *f);
+/* An opened service document due for a usage refresh at `now`. */
+int ad__usage_refresh_due(const ad__fleet_t *f, const json_t *doc, int64_t now);
+
+/* usage_metrics.c: usage from the metrics backend's per-service query */
+enum { AD__USAGE_FROM_AUTO, AD__USAGE_FROM_BEACON, AD__USAGE_FROM_METRICS };
+/* placement.usage_source against the backend: sets f->usage_metrics. 0 or
+ * AD_ECONFIG (metrics asked of a backend without a per-service query). */
+int ad__usage_source_resolve(ad__fleet_t *f, ad_error_t *err);
+/* When due (every usage_refresh_s, at least 60 s): the opened services
+ * due for a refresh, measured in one per-service query, their usage
+ * written. Nothing when the beacon is the source. */
+void ad__usage_metrics_tick(ad__fleet_t *f, int64_t now);
 
 #endif

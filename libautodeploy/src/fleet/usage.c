@@ -120,7 +120,8 @@ int ad__usage_decode(const char *minion, const json_t *data, ad__svc_sample_t **
 /* ---- the summary (pure) --------------------------------------------------------- */
 
 json_t *ad__usage_summary(double *cpu, size_t n_cpu, double *mem, size_t n_mem,
-                          size_t min_samples, int64_t from_ms, int64_t to_ms, int64_t now_ms)
+                          size_t min_samples, int64_t from_ms, int64_t to_ms, int64_t now_ms,
+                          const char *source)
 {
   size_t n = n_cpu > n_mem ? n_cpu : n_mem;
   if (n == 0 || n < min_samples)
@@ -132,11 +133,42 @@ json_t *ad__usage_summary(double *cpu, size_t n_cpu, double *mem, size_t n_mem,
   json_t *u = json_pack("{s:I,s:{s:s,s:s},s:I,s:I,s:b,s:s,s:I,s:s}", "samples", (json_int_t)n,
                         "window", "from", from, "to", to, "from_ms", (json_int_t)from_ms, "to_ms",
                         (json_int_t)to_ms, "final", now_ms > to_ms, "at", at, "at_ms",
-                        (json_int_t)now_ms, "source", "autodeploy_services beacon");
+                        (json_int_t)now_ms, "source", source);
   if (u && n_cpu)
     json_object_set_new(u, "cpu", json_real(ad__p95(cpu, n_cpu)));
   if (u && n_mem)
     json_object_set_new(u, "mem_mb", json_real(ad__p95(mem, n_mem)));
+  return u;
+}
+
+/* The values of pts[0..n) timed in [from, to], into a new array (*out,
+ * free()); their count, or (size_t)-1 on no memory. */
+static size_t in_window(const ad__metrics_point_t *pts, size_t n, int64_t from, int64_t to,
+                        double **out)
+{
+  size_t k = 0;
+  *out = malloc((n + 1) * sizeof **out);
+  if (!*out)
+    return (size_t)-1;
+  for (size_t i = 0; i < n; i++)
+    if (pts[i].at_ms >= from && pts[i].at_ms <= to)
+      (*out)[k++] = pts[i].v;
+  return k;
+}
+
+json_t *ad__usage_from_series(const ad__metrics_point_t *cpu, size_t n_cpu,
+                              const ad__metrics_point_t *mem, size_t n_mem, size_t min_samples,
+                              int64_t from_ms, int64_t to_ms, int64_t now_ms, const char *source)
+{
+  int64_t end = to_ms < now_ms ? to_ms : now_ms;
+  double *c = NULL, *m = NULL;
+  size_t nc = in_window(cpu, n_cpu, from_ms, end, &c);
+  size_t nm = in_window(mem, n_mem, from_ms, end, &m);
+  json_t *u = nc == (size_t)-1 || nm == (size_t)-1
+                  ? NULL
+                  : ad__usage_summary(c, nc, m, nm, min_samples, from_ms, to_ms, now_ms, source);
+  free(c);
+  free(m);
   return u;
 }
 
@@ -239,7 +271,8 @@ int ad__usage_refresh(ad__fleet_t *f, const char *sid, const char *minion, int64
   if (rc == AD_ENOMEM)
     ad__err(err, AD_ENOMEM, "fleet", "usage of %s: no memory", sid);
   json_t *u = rc ? NULL : ad__usage_summary(s.cpu.v, s.cpu.n, s.mem.v, s.mem.n,
-                                            (size_t)f->c.usage_min_samples, opened_ms, to, now);
+                                            (size_t)f->c.usage_min_samples, opened_ms, to, now,
+                                            AD__USAGE_SOURCE_BEACON);
   free(s.cpu.v);
   free(s.mem.v);
   if (rc || !u)
@@ -276,7 +309,7 @@ static json_t *services_by_id(ad__fleet_t *f, const ad__svc_sample_t *s, size_t 
 
 /* Due for a usage refresh: opened, its window not closed when the last
  * usage was written, and the last one older than usage_refresh_s. */
-static int refresh_due(const ad__fleet_t *f, const json_t *doc, int64_t now)
+int ad__usage_refresh_due(const ad__fleet_t *f, const json_t *doc, int64_t now)
 {
   json_t *op = json_object_get(doc, "opened_at_ms");
   if (strcmp(ad__jstr(doc, "state"), "opened") || !json_is_integer(op) || f->c.measure_after_hours == 0)
@@ -353,9 +386,9 @@ int ad__fleet_on_usage(ad__fleet_t *f, const char *minion, const json_t *data, c
     goto done;
   }
   f->usage.stored += (int64_t)nd;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && !f->usage_metrics; i++) { /* else usage_metrics.c writes usage */
     json_t *doc = s[i].error ? NULL : json_object_get(by, s[i].service);
-    if (!doc || !s[i].up || strcmp(ad__jstr(doc, "minion"), minion) || !refresh_due(f, doc, now))
+    if (!doc || !s[i].up || strcmp(ad__jstr(doc, "minion"), minion) || !ad__usage_refresh_due(f, doc, now))
       continue;
     int r = ad__usage_refresh(f, s[i].service, minion,
                               json_integer_value(json_object_get(doc, "opened_at_ms")), now, &err);
@@ -409,9 +442,12 @@ void ad__usage_upkeep(ad__fleet_t *f, int64_t now)
 
 json_t *ad__fleet_usage_stats(const ad__fleet_t *f)
 {
-  return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "events", (json_int_t)f->usage.events,
-                   "samples", (json_int_t)f->usage.samples, "stored", (json_int_t)f->usage.stored,
-                   "refused", (json_int_t)f->usage.refused, "bad", (json_int_t)f->usage.bad,
-                   "refreshed", (json_int_t)f->usage.refreshed, "store_errors",
-                   (json_int_t)f->usage.store_errors);
+  return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "source",
+                   f->usage_metrics ? ad__metrics_backend(f->metrics) : "beacon", "events",
+                   (json_int_t)f->usage.events, "samples", (json_int_t)f->usage.samples, "stored",
+                   (json_int_t)f->usage.stored, "refused", (json_int_t)f->usage.refused, "bad",
+                   (json_int_t)f->usage.bad, "refreshed", (json_int_t)f->usage.refreshed,
+                   "store_errors", (json_int_t)f->usage.store_errors, "queries",
+                   (json_int_t)f->usage.queries, "query_errors",
+                   (json_int_t)f->usage.query_errors);
 }

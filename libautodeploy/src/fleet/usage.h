@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "autodeploy/common.h"
+#include "metrics/metrics.h"
 
 #define AD__USAGE_MAX_SERVICES 2000 /* per event: bounds what one event costs */
 #define AD__USAGE_COLL "service_metrics"
@@ -51,9 +52,23 @@ int ad__usage_decode(const char *minion, const json_t *data, ad__svc_sample_t **
  * (nearest rank; a dimension with no sample is absent). Pure: reorders the
  * arrays. JSON {"cpu", "mem_mb", "samples", "window": {"from", "to"},
  * "from_ms", "to_ms", "final", "at", "source"} (caller decrefs), or NULL
- * when fewer than min_samples. */
+ * when fewer than min_samples. `source` says where the samples came from
+ * (AD__USAGE_SOURCE_BEACON, or the metrics backend's name). */
 json_t *ad__usage_summary(double *cpu, size_t n_cpu, double *mem, size_t n_mem,
-                          size_t min_samples, int64_t from_ms, int64_t to_ms, int64_t now_ms);
+                          size_t min_samples, int64_t from_ms, int64_t to_ms, int64_t now_ms,
+                          const char *source);
+
+#define AD__USAGE_SOURCE_BEACON "autodeploy_services beacon"
+
+/* The usage from a metrics backend's series of one service (the
+ * per-service query's cpu and mem, in time order or not): the points in
+ * [from_ms, min(to_ms, now_ms)] summed up as ad__usage_summary does, with
+ * `source` the backend's name. Pure. NULL: fewer than min_samples there,
+ * or no memory. */
+json_t *ad__usage_from_series(const ad__metrics_point_t *cpu, size_t n_cpu,
+                              const ad__metrics_point_t *mem, size_t n_mem, size_t min_samples,
+                              int64_t from_ms, int64_t to_ms, int64_t now_ms,
+                              const char *source);
 
 typedef struct {
   int64_t events, samples, stored, refused, bad, refreshed, store_errors;

@@ -204,52 +204,123 @@ static int check_hosts(const ad__metrics_host_t *hosts, size_t n, ad_error_t *er
   return 0;
 }
 
-int ad__metrics_query(ad__metrics_t *m, const ad__metrics_host_t *hosts, size_t n,
-                      const ad__metrics_query_t *q, ad__metrics_result_t **out,
-                      ad_error_t *err)
+static int bad_window(const ad__metrics_t *m, const ad__metrics_query_t *q, ad_error_t *err)
 {
-  *out = NULL;
   if (!q || q->from_ms <= 0 || q->to_ms <= q->from_ms || q->step_ms < 0)
     return ad__err(err, AD_EINVAL, "metrics",
                    "metrics %s: bad window (need 0 < from_ms < to_ms, step_ms >= 0)",
                    m->b->name);
-  int rc = check_hosts(hosts, n, err);
-  if (rc)
-    return rc;
-  ad__metrics_query_t qq = *q;
-  if (!qq.resources)
-    qq.resources = (1u << AD__RES_COUNT) - 1;
-  ad__metrics_sink_t sink = {n, calloc(n * AD__RES_COUNT + 1, sizeof(buf_t))};
+  return 0;
+}
+
+/* The sink's samples as a result keyed by keys[0..n): one summary per key
+ * and resource, the series moved over when asked. 0 + *out or AD_ENOMEM. */
+static int to_result(ad__metrics_sink_t *sink, const char *const *keys, size_t n,
+                     int want_series, ad__metrics_result_t **out, ad_error_t *err)
+{
   ad__metrics_result_t *r = calloc(1, sizeof(*r));
-  if (!sink.bufs || !r || !(r->hosts = calloc(n + 1, sizeof(*r->hosts)))) {
-    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
-    goto done;
+  if (!r || !(r->hosts = calloc(n + 1, sizeof(*r->hosts)))) {
+    free(r);
+    return ad__err(err, AD_ENOMEM, "metrics", "no memory");
   }
   r->n_hosts = n;
-  if (n && (rc = m->b->query(m->state, hosts, n, &qq, &sink, err)))
-    goto done;
   for (size_t i = 0; i < n; i++) {
-    if (!(r->hosts[i].key = strdup(hosts[i].key))) {
-      rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
-      goto done;
+    if (!(r->hosts[i].key = strdup(keys[i]))) {
+      ad__metrics_result_free(&r);
+      return ad__err(err, AD_ENOMEM, "metrics", "no memory");
     }
     for (int k = 0; k < AD__RES_COUNT; k++) {
-      buf_t *b = &sink.bufs[i * AD__RES_COUNT + k];
+      buf_t *b = &sink->bufs[i * AD__RES_COUNT + k];
       ad__metrics_summary_t *s = &r->hosts[i].res[k];
       ad__metrics_summarize(b->p, b->n, s);
-      if (q->want_series && b->n) {
+      if (want_series && b->n) {
         s->series = b->p; /* sorted by summarize; ownership moves */
         b->p = NULL;
       }
     }
   }
-done:
-  for (size_t i = 0; sink.bufs && i < n * AD__RES_COUNT; i++)
-    free(sink.bufs[i].p);
-  free(sink.bufs);
-  if (rc)
-    ad__metrics_result_free(&r);
   *out = r;
+  return 0;
+}
+
+int ad__metrics_query(ad__metrics_t *m, const ad__metrics_host_t *hosts, size_t n,
+                      const ad__metrics_query_t *q, ad__metrics_result_t **out,
+                      ad_error_t *err)
+{
+  *out = NULL;
+  int rc = bad_window(m, q, err);
+  if (rc || (rc = check_hosts(hosts, n, err)))
+    return rc;
+  ad__metrics_query_t qq = *q;
+  if (!qq.resources)
+    qq.resources = (1u << AD__RES_COUNT) - 1;
+  ad__metrics_sink_t *sink = ad__metrics_sink_new(n);
+  const char **keys = calloc(n + 1, sizeof(*keys));
+  if (!sink || !keys) {
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++)
+    keys[i] = hosts[i].key;
+  if (n && (rc = m->b->query(m->state, hosts, n, &qq, sink, err)))
+    goto done;
+  rc = to_result(sink, keys, n, q->want_series, out, err);
+done:
+  ad__metrics_sink_free(sink);
+  free(keys);
+  return rc;
+}
+
+/* Services: a key each, 1..160 printable characters, no two alike. */
+static int check_services(const ad__metrics_service_t *s, size_t n, ad_error_t *err)
+{
+  for (size_t i = 0; i < n; i++) {
+    size_t len = s[i].key ? strlen(s[i].key) : 0;
+    if (!len || len > 160)
+      return ad__err(err, AD_EINVAL, "metrics", "services[%zu]: no key, or longer than 160", i);
+    for (const char *p = s[i].key; *p; p++)
+      if ((unsigned char)*p < 0x20 || *p == 0x7f)
+        return ad__err(err, AD_EINVAL, "metrics", "services[%zu]: key is not printable", i);
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(s[i].key, s[j].key))
+        return ad__err(err, AD_EINVAL, "metrics", "service %.60s is listed twice", s[i].key);
+  }
+  return 0;
+}
+
+int ad__metrics_has_service_query(const ad__metrics_t *m)
+{
+  return m && m->b->query_services != NULL;
+}
+
+int ad__metrics_query_services(ad__metrics_t *m, const ad__metrics_service_t *svcs, size_t n,
+                               const ad__metrics_query_t *q, ad__metrics_result_t **out,
+                               ad_error_t *err)
+{
+  *out = NULL;
+  if (!m->b->query_services)
+    return ad__err(err, AD_EINVAL, "metrics",
+                   "metrics %s: no per-service query (the autodeploy_services beacon measures "
+                   "services: placement.usage_source beacon)", m->b->name);
+  int rc = bad_window(m, q, err);
+  if (rc || (rc = check_services(svcs, n, err)))
+    return rc;
+  ad__metrics_query_t qq = *q; /* cpu and mem are what a service has */
+  qq.resources = (q->resources ? q->resources : ~0u) & ((1u << AD__RES_CPU) | (1u << AD__RES_MEM));
+  ad__metrics_sink_t *sink = ad__metrics_sink_new(n);
+  const char **keys = calloc(n + 1, sizeof(*keys));
+  if (!sink || !keys) {
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++)
+    keys[i] = svcs[i].key;
+  if (n && qq.resources && (rc = m->b->query_services(m->state, svcs, n, &qq, sink, err)))
+    goto done;
+  rc = to_result(sink, keys, n, q->want_series, out, err);
+done:
+  ad__metrics_sink_free(sink);
+  free(keys);
   return rc;
 }
 
@@ -359,6 +430,119 @@ char *ad__metrics_host_id(const char *tmpl, const ad__metrics_host_t *h, ad_erro
     return NULL;
   }
   out[len] = '\0';
+  return out;
+fail:
+  free(out);
+  return NULL;
+}
+
+/* ---- per-service templates ---------------------------------------------------- */
+
+static const char *const SVC_PH[] = {"service", "host", "unit", NULL};
+
+/* At p, a placeholder "{name}" with name in [a-z_]: its length (name
+ * only) and *end after the "}"; else 0. PromQL's own braces hold label
+ * matchers (an '=' or a quote), Zabbix macros start with $ or #: neither
+ * looks like this. */
+static size_t placeholder(const char *p, const char **end)
+{
+  if (*p != '{')
+    return 0;
+  size_t n = 0;
+  while ((p[1 + n] >= 'a' && p[1 + n] <= 'z') || p[1 + n] == '_')
+    n++;
+  if (!n || p[1 + n] != '}')
+    return 0;
+  *end = p + n + 2;
+  return n;
+}
+
+static int ph_index(const char *name, size_t n)
+{
+  for (int i = 0; SVC_PH[i]; i++)
+    if (strlen(SVC_PH[i]) == n && !memcmp(SVC_PH[i], name, n))
+      return i;
+  return -1;
+}
+
+int ad__metrics_svc_template_check(const char *key, const char *tmpl, ad_error_t *err)
+{
+  int has[3] = {0, 0, 0};
+  if (!tmpl || !*tmpl)
+    return ad__err(err, AD_ECONFIG, "config", "%s: must not be empty", key);
+  for (const char *p = tmpl, *end; *p;) {
+    size_t n = placeholder(p, &end);
+    if (!n) {
+      p++;
+      continue;
+    }
+    int i = ph_index(p + 1, n);
+    if (i < 0)
+      return ad__err(err, AD_ECONFIG, "config",
+                     "%s: unknown placeholder {%.*s} (use {service}, {host}, {unit})", key,
+                     (int)(n > 40 ? 40 : n), p + 1);
+    has[i] = 1;
+    p = end;
+  }
+  if (!has[0] && !has[2])
+    return ad__err(err, AD_ECONFIG, "config",
+                   "%s: must contain {service} or {unit} (else every service gets one series)",
+                   key);
+  return 0;
+}
+
+/* Append `v` escaped for `syn`; -1: a character the syntax cannot carry. */
+static int put_value(char **o, const char *v, ad__tmpl_syntax_t syn)
+{
+  for (; *v; v++) {
+    unsigned char c = (unsigned char)*v;
+    if (c < 0x20 || c == 0x7f)
+      return -1;
+    if (syn == AD__TMPL_PROMQL && (c == '\\' || c == '"'))
+      *(*o)++ = '\\';
+    else if (syn == AD__TMPL_ZABBIX && strchr("\",[]", c))
+      return -1;
+    else if (syn == AD__TMPL_FALCON && strchr(",= ", c))
+      return -1;
+    *(*o)++ = (char)c;
+  }
+  return 0;
+}
+
+char *ad__metrics_svc_expand(const char *key, const char *tmpl, const ad__metrics_service_t *s,
+                             const char *host_id, ad__tmpl_syntax_t syn, ad_error_t *err)
+{
+  const char *val[3] = {s->key, host_id, s->unit};
+  size_t cap = strlen(tmpl) + 1;
+  for (const char *p = tmpl, *end; *p; p++) {
+    size_t n = placeholder(p, &end);
+    int i = n ? ph_index(p + 1, n) : -1;
+    if (i >= 0)
+      cap += (val[i] ? strlen(val[i]) : 0) * 2;
+  }
+  char *out = malloc(cap), *o = out;
+  if (!out)
+    return ad__err(err, AD_ENOMEM, "metrics", "no memory"), NULL;
+  for (const char *p = tmpl, *end; *p;) {
+    size_t n = placeholder(p, &end);
+    int i = n ? ph_index(p + 1, n) : -1;
+    if (i < 0) {
+      *o++ = *p++;
+      continue;
+    }
+    if (!val[i] || !*val[i]) {
+      ad__err(err, AD_EINVAL, "metrics", "service %.60s: no value for {%s} in %s", s->key,
+              SVC_PH[i], key);
+      goto fail;
+    }
+    if (put_value(&o, val[i], syn)) {
+      ad__err(err, AD_EINVAL, "metrics", "service %.60s: {%s} \"%.60s\" cannot go into %s",
+              s->key, SVC_PH[i], val[i], key);
+      goto fail;
+    }
+    p = end;
+  }
+  *o = '\0';
   return out;
 fail:
   free(out);

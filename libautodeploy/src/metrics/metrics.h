@@ -6,7 +6,9 @@
  * takes hosts, a time window and a step, and gives, per host and per
  * resource, a summary (p95, max, last, mean, sample count) and optionally
  * the raw series. Each backend asks its server once per resource (or once
- * per query) for all hosts, never once per host.
+ * per query) for all hosts, never once per host. The per-service query
+ * (ad__metrics_query_services) does the same for game servers: cpu and mem
+ * of each, from per-service templates, in one request per resource.
  *
  * Units, the same whatever the backend:
  *   cpu   cores in use (0..cores). Backends that report a percentage
@@ -102,6 +104,33 @@ int ad__metrics_query(ad__metrics_t *m, const ad__metrics_host_t *hosts, size_t 
                       const ad__metrics_query_t *q, ad__metrics_result_t **out,
                       ad_error_t *err);
 void ad__metrics_result_free(ad__metrics_result_t **r_p);
+
+/* ---- per service (issue 15): what each game server uses ------------------- */
+
+/* One service as the caller knows it. Strings are borrowed for the call. */
+typedef struct {
+  const char *key;         /* the service id ({service}); results are keyed by it */
+  ad__metrics_host_t host; /* where it runs: minion_id, private_ip ({host} is the
+                            * backend's id of it); host.key may be NULL */
+  const char *unit;        /* its systemd unit ({unit}); NULL when unknown */
+} ad__metrics_service_t;
+
+/* What `n` services used over q's window: per service, cpu (cores) and mem
+ * (MiB) summaries as the host query gives them (other resources: count 0).
+ * Each backend fills its per-service templates (placeholders {service},
+ * {host}, {unit}) for every service and asks its server once per resource
+ * (Prometheus), or once (Zabbix: its three steps; Open-Falcon) for all of
+ * them, never once per service. The result's `hosts` are the services, in
+ * the order asked, keyed by service id. 0 + *out, or <0 + *err naming the
+ * backend, the server's origin and the key (query_service_cpu,
+ * item_service_mem, ...): as ad__metrics_query, and AD_EINVAL when the
+ * backend has no per-service query (salt: the autodeploy_services beacon
+ * measures services) or a service lacks a value its templates need. */
+int ad__metrics_query_services(ad__metrics_t *m, const ad__metrics_service_t *svcs, size_t n,
+                               const ad__metrics_query_t *q, ad__metrics_result_t **out,
+                               ad_error_t *err);
+/* Whether m's backend has a per-service query (every one but salt). */
+int ad__metrics_has_service_query(const ad__metrics_t *m);
 
 /* The result as JSON (caller decrefs):
  * {"<key>": {"cpu": {"unit": "cores", "count": N, "p95": .., "max": ..,

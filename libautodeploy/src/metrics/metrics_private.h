@@ -32,6 +32,12 @@ typedef struct {
   int (*query)(void *state, const ad__metrics_host_t *hosts, size_t n,
                const ad__metrics_query_t *q, ad__metrics_sink_t *sink, ad_error_t *err);
   void (*destroy)(void *state);
+  /* The per-service query (metrics.h): cpu and mem of all `n` services,
+   * samples to `sink` row i for svcs[i], one request per resource at most.
+   * NULL: the backend has none. */
+  int (*query_services)(void *state, const ad__metrics_service_t *svcs, size_t n,
+                        const ad__metrics_query_t *q, ad__metrics_sink_t *sink,
+                        ad_error_t *err);
 } ad__metrics_backend_t;
 
 extern const ad__metrics_backend_t ad__metrics_salt;
@@ -50,6 +56,28 @@ void ad__metrics_summarize(ad__metrics_point_t *pts, size_t n, ad__metrics_summa
  * Caller frees. NULL + AD_EINVAL naming the host key and the placeholder
  * (unknown, or the host has no such value). */
 char *ad__metrics_host_id(const char *tmpl, const ad__metrics_host_t *h, ad_error_t *err);
+
+/* ---- per-service templates ------------------------------------------------ */
+
+/* Where a filled-in value goes: each backend's syntax escapes or refuses
+ * what would break it. PROMQL: inside a double-quoted string (\ and " are
+ * escaped); ZABBIX: an item key parameter (" , [ ] refused); FALCON: a
+ * counter's tag value (, = and spaces refused). */
+typedef enum { AD__TMPL_PROMQL, AD__TMPL_ZABBIX, AD__TMPL_FALCON } ad__tmpl_syntax_t;
+
+/* A per-service template of config key `key`, checked at creation: its
+ * placeholders ({name}, name in [a-z_]) are only {service}, {host} and
+ * {unit}, and it has {service} or {unit} (else every service would get the
+ * same series). 0 or AD_ECONFIG "<key>: ...". */
+int ad__metrics_svc_template_check(const char *key, const char *tmpl, ad_error_t *err);
+
+/* `tmpl` (of key `key`) filled in for `s`: {service} = s->key, {unit} =
+ * s->unit, {host} = host_id (the backend's id of s's host; may be NULL
+ * when the template has no {host}), each escaped for `syn`. Caller frees.
+ * NULL + AD_EINVAL naming the service, the placeholder and the key (no
+ * value, or a value the syntax cannot carry), or AD_ENOMEM. */
+char *ad__metrics_svc_expand(const char *key, const char *tmpl, const ad__metrics_service_t *s,
+                             const char *host_id, ad__tmpl_syntax_t syn, ad_error_t *err);
 
 /* A number from a JSON number or a numeric string (Prometheus and Zabbix
  * send strings; "NaN"/"+Inf" parse as such). 0, or -1 when it is neither. */
@@ -111,6 +139,19 @@ char *ad__metrics_prom_expand(const char *tmpl, const char *regex);
 int ad__metrics_prom_parse(const json_t *root, long status, const char *what,
                            const char *label, char *const *ids, size_t n, ad__metrics_res_t r,
                            ad__metrics_sink_t *sink, ad_error_t *err);
+
+/* The per-service query's PromQL for one resource: each service's filled-in
+ * template, labelled autodeploy_service="<id>" by label_replace, joined
+ * with `or` as a balanced tree (depth log2 n, so Prometheus's cost stays
+ * n log n). exprs[i] is svcs[i]'s filled-in template. Caller frees. */
+char *ad__metrics_prom_services_query(char *const *exprs, char *const *ids, size_t n);
+/* A query_range answer to the per-service query into `sink` (row i for
+ * ids[i], by the autodeploy_service label). More than one series for a
+ * service is AD_EDECODE naming `key` (the template must aggregate). */
+int ad__metrics_prom_parse_services(const json_t *root, long status, const char *what,
+                                    const char *key, char *const *ids, size_t n,
+                                    ad__metrics_res_t r, ad__metrics_sink_t *sink,
+                                    ad_error_t *err);
 
 /* Zabbix: the "result" of a JSON-RPC answer (borrowed from root), or NULL
  * + *err carrying error.message and error.data. */

@@ -10,6 +10,15 @@
  *     {"metric": {"instance": "10.0.0.5:9100"}, "values": [[1700000000.5, "0.25"], ...]}]}}
  * and an error is {"status": "error", "errorType": .., "error": ..}, with
  * HTTP 400, 422 or 503.
+ *
+ * Per service (game servers), one range query per resource too: each
+ * service's template (query_service_cpu, query_service_mem: {service},
+ * {host}, {unit} filled in, escaped for a PromQL string) is labelled
+ *   label_replace((<expr>), "autodeploy_service", "<id>", "", "")
+ * and the services' expressions are joined with `or`, as a balanced tree.
+ * The defaults follow the exporter (service_exporter): process-exporter
+ * (namedprocess_namegroup_*, a group named by the service id) or cAdvisor
+ * (container_* of the unit's cgroup /system.slice/<unit>).
  */
 #include <curl/curl.h>
 #include <math.h>
@@ -27,7 +36,40 @@ typedef struct {
   char *query[AD__RES_COUNT];
   char *bearer_token, *basic_user, *basic_password;
   char *auth; /* "Authorization: ..." or NULL */
+  int exporter;               /* service_exporter: EXP_* */
+  char *svc_host_id;          /* service_host_id: {host} of the service templates */
+  char *svc_query[AD__RES_MEM + 1]; /* query_service_cpu, query_service_mem */
 } prom_t;
+
+/* The per-service defaults, by exporter. process-exporter: a group per
+ * game server named by its service id (docs/metrics.md has the exporter's
+ * config); memory is resident (RSS). cAdvisor: the unit's cgroup; memory
+ * is container_memory_rss (anon on cgroup v2, what the beacon reads).
+ * cpu is irate over [5m]: the rate between the last two scrapes before each
+ * step, what the beacon measures (its rate between two readings) and right
+ * from a server's first minutes; rate(..[5m]) divides by the whole 5 m and
+ * reads a server younger than that low (measured: 0.04 for 0.5 core after
+ * 20 s), and averages away the peaks a p95 is for.
+ * node_exporter's systemd collector has unit states and tasks, no cpu or
+ * memory per unit, so it cannot be one. */
+static const char *const EXPORTERS[] = {"process-exporter", "cadvisor", NULL};
+enum { EXP_PROCESS, EXP_CADVISOR };
+static const struct {
+  const char *host_id, *cpu, *mem;
+} SVC_DEF[] = {
+    [EXP_PROCESS] = {"{ip}:9256",
+                     "sum(irate(namedprocess_namegroup_cpu_seconds_total{groupname=\"{service}\","
+                     "instance=\"{host}\"}[5m]))",
+                     "sum(namedprocess_namegroup_memory_bytes{groupname=\"{service}\","
+                     "memtype=\"resident\",instance=\"{host}\"}) / 1048576"},
+    [EXP_CADVISOR] = {"{ip}:8080",
+                      "sum(irate(container_cpu_usage_seconds_total{id=\"/system.slice/{unit}\","
+                      "instance=\"{host}\"}[5m]))",
+                      "sum(container_memory_rss{id=\"/system.slice/{unit}\","
+                      "instance=\"{host}\"}) / 1048576"},
+};
+static const char *const SVC_KEY[AD__RES_MEM + 1] = {"query_service_cpu", "query_service_mem"};
+#define SVC_LABEL "autodeploy_service"
 
 #define DEF_CPU                                                                       \
   "sum by (instance) (rate(node_cpu_seconds_total{mode!=\"idle\",instance=~\"{instances}\"}[5m]))"
@@ -50,6 +92,11 @@ static const ad__config_key_t PROM_KEYS[] = {
     {"bearer_token", AD_CT_SECRET, offsetof(prom_t, bearer_token), 0, 0, "", NULL},
     {"basic_user", AD_CT_STR, offsetof(prom_t, basic_user), 0, 0, "", NULL},
     {"basic_password", AD_CT_SECRET, offsetof(prom_t, basic_password), 0, 0, "", NULL},
+    {"service_exporter", AD_CT_ENUM, offsetof(prom_t, exporter), 0, 0, "process-exporter",
+     EXPORTERS},
+    {"service_host_id", AD_CT_STR, offsetof(prom_t, svc_host_id), 0, 0, "", NULL},
+    {"query_service_cpu", AD_CT_STR, offsetof(prom_t, svc_query[AD__RES_CPU]), 0, 0, "", NULL},
+    {"query_service_mem", AD_CT_STR, offsetof(prom_t, svc_query[AD__RES_MEM]), 0, 0, "", NULL},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
 /* the table, for the configuration reference (engine/config_keys.c) */
@@ -64,6 +111,22 @@ static void prom_destroy(void *state)
   ad__config_free(PROM_KEYS, p);
   free(p->auth);
   free(p);
+}
+
+/* The per-service keys left unset take the exporter's defaults; then each
+ * template's placeholders are checked. */
+static int svc_defaults(prom_t *p, ad_error_t *err)
+{
+  const char *def[AD__RES_MEM + 1] = {SVC_DEF[p->exporter].cpu, SVC_DEF[p->exporter].mem};
+  if (!p->svc_host_id && !(p->svc_host_id = strdup(SVC_DEF[p->exporter].host_id)))
+    return ad__err(err, AD_ENOMEM, "config", "no memory");
+  for (int r = 0; r <= AD__RES_MEM; r++) {
+    if (!p->svc_query[r] && !(p->svc_query[r] = strdup(def[r])))
+      return ad__err(err, AD_ENOMEM, "config", "no memory");
+    if (ad__metrics_svc_template_check(SVC_KEY[r], p->svc_query[r], err))
+      return AD_ECONFIG;
+  }
+  return 0;
 }
 
 static void *prom_create(const json_t *cfg, ad_error_t *err)
@@ -86,6 +149,8 @@ static void *prom_create(const json_t *cfg, ad_error_t *err)
             !p->host_id ? "host_id" : "instance_label");
     goto fail;
   }
+  if (svc_defaults(p, err))
+    goto fail;
   if (p->bearer_token && p->basic_user) {
     ad__err(err, AD_ECONFIG, "config", "bearer_token: not together with basic_user");
     goto fail;
@@ -155,30 +220,32 @@ char *ad__metrics_prom_expand(const char *tmpl, const char *regex)
   return out;
 }
 
-int ad__metrics_prom_parse(const json_t *root, long status, const char *what,
-                           const char *label, char *const *ids, size_t n, ad__metrics_res_t r,
-                           ad__metrics_sink_t *sink, ad_error_t *err)
+/* A query_range answer into `sink`, series matched to ids[] by `label`;
+ * `name` (the resource, or the per-service key) follows `what` in errors. */
+static int parse_as(const json_t *root, long status, const char *what, const char *name,
+                    const char *label, char *const *ids, size_t n, ad__metrics_res_t r,
+                    ad__metrics_sink_t *sink, ad_error_t *err)
 {
   const char *st = json_string_value(json_object_get(root, "status"));
   if (st && !strcmp(st, "error")) {
     const char *type = json_string_value(json_object_get(root, "errorType"));
     const char *msg = json_string_value(json_object_get(root, "error"));
     return ad__err(err, AD_EIO, "metrics", "%s: %s: HTTP %ld, Prometheus error %s: %.120s", what,
-                   ad__metrics_res_name(r), status, type ? type : "?", msg ? msg : "?");
+                   name, status, type ? type : "?", msg ? msg : "?");
   }
   if (status < 200 || status > 299)
-    return ad__err(err, AD_EIO, "metrics", "%s: %s: HTTP %ld", what, ad__metrics_res_name(r),
+    return ad__err(err, AD_EIO, "metrics", "%s: %s: HTTP %ld", what, name,
                    status);
   if (!st || strcmp(st, "success"))
     return ad__err(err, AD_EDECODE, "metrics", "%s: %s: no \"status\": \"success\"", what,
-                   ad__metrics_res_name(r));
+                   name);
   json_t *data = json_object_get(root, "data");
   const char *rt = json_string_value(json_object_get(data, "resultType"));
   json_t *res = json_object_get(data, "result");
   if (!rt || strcmp(rt, "matrix") || !json_is_array(res))
     return ad__err(err, AD_EDECODE, "metrics", "%s: %s: data.resultType is not \"matrix\" "
                    "with a data.result array (a range query must give a matrix)",
-                   what, ad__metrics_res_name(r));
+                   what, name);
   size_t i, j;
   json_t *series, *pt;
   json_array_foreach(res, i, series) {
@@ -186,7 +253,7 @@ int ad__metrics_prom_parse(const json_t *root, long status, const char *what,
     json_t *values = json_object_get(series, "values");
     if (!json_is_array(values))
       return ad__err(err, AD_EDECODE, "metrics", "%s: %s: data.result[%zu].values missing",
-                     what, ad__metrics_res_name(r), i);
+                     what, name, i);
     long h = inst ? ad__metrics_find(ids, n, inst) : -1;
     if (h < 0)
       continue; /* a series for another instance, or without the label */
@@ -196,7 +263,7 @@ int ad__metrics_prom_parse(const json_t *root, long status, const char *what,
           ad__metrics_json_num(json_array_get(pt, 1), &v))
         return ad__err(err, AD_EDECODE, "metrics",
                        "%s: %s: data.result[%zu].values[%zu]: not [time, \"value\"]", what,
-                       ad__metrics_res_name(r), i, j);
+                       name, i, j);
       t = json_number_value(json_array_get(pt, 0));
       if (ad__metrics_sink_add(sink, (size_t)h, r, (int64_t)llround(t * 1000.0), v))
         return ad__err(err, AD_ENOMEM, "metrics", "no memory");
@@ -205,11 +272,54 @@ int ad__metrics_prom_parse(const json_t *root, long status, const char *what,
   return 0;
 }
 
+int ad__metrics_prom_parse(const json_t *root, long status, const char *what,
+                           const char *label, char *const *ids, size_t n, ad__metrics_res_t r,
+                           ad__metrics_sink_t *sink, ad_error_t *err)
+{
+  return parse_as(root, status, what, ad__metrics_res_name(r), label, ids, n, r, sink, err);
+}
+
+/* The step: the query's, else max(15 s, window / 500), raised so that no
+ * series exceeds Prometheus's 11,000 points. */
+static int64_t step_of(const ad__metrics_query_t *q)
+{
+  int64_t range = q->to_ms - q->from_ms, step = q->step_ms;
+  if (!step)
+    step = range / 500 > 15000 ? range / 500 : 15000;
+  if (range / step > 10000)
+    step = range / 10000 + 1;
+  return step;
+}
+
+/* POST one range query; 0 + *root (caller decrefs) and *status, or <0. */
+static int post_range(prom_t *p, const char *promql, const ad__metrics_query_t *q, long *status,
+                      json_t **root, ad_error_t *err)
+{
+  const char *headers[3] = {"Content-Type: application/x-www-form-urlencoded", p->auth, NULL};
+  size_t ul = strlen(p->http.url) + 32;
+  char *url = malloc(ul), *enc = curl_easy_escape(NULL, promql, 0), *body = NULL;
+  size_t bl = (enc ? strlen(enc) : 0) + 128;
+  int rc;
+  *root = NULL;
+  if (!url || !enc || !(body = malloc(bl))) {
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  } else {
+    snprintf(url, ul, "%s/api/v1/query_range", p->http.url);
+    snprintf(body, bl, "query=%s&start=%.3f&end=%.3f&step=%.3f", enc, q->from_ms / 1000.0,
+             q->to_ms / 1000.0, step_of(q) / 1000.0);
+    rc = ad__metrics_http_post(&p->http, "prometheus", url, headers, body, q, status, root, err);
+  }
+  free(body);
+  curl_free(enc);
+  free(url);
+  return rc;
+}
+
 static int prom_query(void *state, const ad__metrics_host_t *hosts, size_t n,
                       const ad__metrics_query_t *q, ad__metrics_sink_t *sink, ad_error_t *err)
 {
   prom_t *p = state;
-  char **ids = calloc(n, sizeof(char *)), *regex = NULL, *url = NULL, what[96];
+  char **ids = calloc(n, sizeof(char *)), *regex = NULL, what[96];
   int rc = 0;
   snprintf(what, sizeof what, "prometheus at %s", p->http.origin);
   if (!ids)
@@ -219,43 +329,21 @@ static int prom_query(void *state, const ad__metrics_host_t *hosts, size_t n,
       rc = AD_EINVAL;
       goto done;
     }
-  regex = ad__metrics_prom_regex(ids, n);
-  size_t ul = strlen(p->http.url) + 32;
-  url = malloc(ul);
-  if (!regex || !url) {
+  if (!(regex = ad__metrics_prom_regex(ids, n))) {
     rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
     goto done;
   }
-  snprintf(url, ul, "%s/api/v1/query_range", p->http.url);
-  /* Prometheus refuses more than 11,000 points per series. */
-  int64_t range = q->to_ms - q->from_ms, step = q->step_ms;
-  if (!step)
-    step = range / 500 > 15000 ? range / 500 : 15000;
-  if (range / step > 10000)
-    step = range / 10000 + 1;
-  const char *headers[3] = {"Content-Type: application/x-www-form-urlencoded", p->auth, NULL};
   for (int r = 0; r < AD__RES_COUNT && !rc; r++) {
     if (!(q->resources & (1u << r)))
       continue;
     char *promql = ad__metrics_prom_expand(p->query[r], regex);
-    char *enc = promql ? curl_easy_escape(NULL, promql, 0) : NULL;
-    size_t bl = (enc ? strlen(enc) : 0) + 128;
-    char *body = enc ? malloc(bl) : NULL;
-    if (!body) {
+    long status;
+    json_t *root = NULL;
+    if (!promql)
       rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
-    } else {
-      snprintf(body, bl, "query=%s&start=%.3f&end=%.3f&step=%.3f", enc, q->from_ms / 1000.0,
-               q->to_ms / 1000.0, step / 1000.0);
-      long status;
-      json_t *root;
-      rc = ad__metrics_http_post(&p->http, "prometheus", url, headers, body, q, &status,
-                                 &root, err);
-      if (!rc)
-        rc = ad__metrics_prom_parse(root, status, what, p->label, ids, n, r, sink, err);
-      json_decref(root);
-    }
-    free(body);
-    curl_free(enc);
+    else if (!(rc = post_range(p, promql, q, &status, &root, err)))
+      rc = ad__metrics_prom_parse(root, status, what, p->label, ids, n, r, sink, err);
+    json_decref(root);
     free(promql);
   }
 done:
@@ -263,9 +351,142 @@ done:
     free(ids[i]);
   free(ids);
   free(regex);
-  free(url);
+  return rc;
+}
+
+/* ---- per service ------------------------------------------------------------- */
+
+/* Append exprs[lo..hi) as a balanced `or` tree to *o. */
+static char *or_tree(char *o, char *const *exprs, char *const *labels, size_t lo, size_t hi)
+{
+  if (hi - lo == 1) {
+    o += sprintf(o, "label_replace((%s), \"" SVC_LABEL "\", \"%s\", \"\", \"\")", exprs[lo],
+                 labels[lo]);
+    return o;
+  }
+  size_t mid = lo + (hi - lo) / 2;
+  *o++ = '(';
+  o = or_tree(o, exprs, labels, lo, mid);
+  o += sprintf(o, ") or (");
+  o = or_tree(o, exprs, labels, mid, hi);
+  *o++ = ')';
+  *o = '\0';
+  return o;
+}
+
+char *ad__metrics_prom_services_query(char *const *exprs, char *const *ids, size_t n)
+{
+  if (!n)
+    return strdup("vector(0)[0:0]"); /* never asked: the interface stops at n == 0 */
+  /* the label's value is a PromQL string and label_replace's replacement,
+   * where $ starts a group reference: \ and " escaped, $ doubled */
+  char **labels = calloc(n, sizeof(char *)), *out = NULL;
+  size_t cap = 1;
+  for (size_t i = 0; labels && i < n; i++) {
+    const char *id = ids[i];
+    char *l = labels[i] = malloc(strlen(id) * 2 + 1);
+    if (!l)
+      goto done;
+    for (; *id; id++) {
+      if (*id == '\\' || *id == '"')
+        *l++ = '\\';
+      else if (*id == '$')
+        *l++ = '$';
+      *l++ = *id;
+    }
+    *l = '\0';
+    cap += strlen(exprs[i]) + strlen(labels[i]) + 64 + 16; /* the leaf, its share of ") or (" */
+  }
+  if (labels && (out = malloc(cap)))
+    or_tree(out, exprs, labels, 0, n);
+done:
+  for (size_t i = 0; labels && i < n; i++)
+    free(labels[i]);
+  free(labels);
+  return out;
+}
+
+int ad__metrics_prom_parse_services(const json_t *root, long status, const char *what,
+                                    const char *key, char *const *ids, size_t n,
+                                    ad__metrics_res_t r, ad__metrics_sink_t *sink,
+                                    ad_error_t *err)
+{
+  unsigned char *seen = calloc(n + 1, 1);
+  if (!seen)
+    return ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  size_t i;
+  json_t *series;
+  json_array_foreach(json_object_get(json_object_get(root, "data"), "result"), i, series) {
+    const char *id =
+        json_string_value(json_object_get(json_object_get(series, "metric"), SVC_LABEL));
+    long k = id ? ad__metrics_find(ids, n, id) : -1;
+    if (k >= 0 && seen[k]++) {
+      free(seen);
+      return ad__err(err, AD_EDECODE, "metrics",
+                     "%s: %s: more than one series for service %.60s (the template must give "
+                     "one: aggregate it, e.g. sum(...))", what, key, id);
+    }
+  }
+  free(seen);
+  return parse_as(root, status, what, key, SVC_LABEL, ids, n, r, sink, err);
+}
+
+/* Each service's filled-in template of resource r, into exprs[]. */
+static int svc_exprs(prom_t *p, const ad__metrics_service_t *svcs, size_t n, int r,
+                     char **exprs, ad_error_t *err)
+{
+  int need_host = strstr(p->svc_query[r], "{host}") != NULL;
+  for (size_t i = 0; i < n; i++) {
+    char *host = need_host ? ad__metrics_host_id(p->svc_host_id, &svcs[i].host, err) : NULL;
+    if (need_host && !host) {
+      char pre[200];
+      snprintf(pre, sizeof pre, "service %.60s: service_host_id: ", svcs[i].key);
+      ad__err_prefix(err, pre);
+      return AD_EINVAL;
+    }
+    exprs[i] = ad__metrics_svc_expand(SVC_KEY[r], p->svc_query[r], &svcs[i], host,
+                                      AD__TMPL_PROMQL, err);
+    free(host);
+    if (!exprs[i])
+      return err ? err->code : AD_EINVAL;
+  }
+  return 0;
+}
+
+static int prom_query_services(void *state, const ad__metrics_service_t *svcs, size_t n,
+                               const ad__metrics_query_t *q, ad__metrics_sink_t *sink,
+                               ad_error_t *err)
+{
+  prom_t *p = state;
+  char **ids = calloc(n + 1, sizeof(char *)), **exprs = calloc(n + 1, sizeof(char *)), what[96];
+  int rc = 0;
+  snprintf(what, sizeof what, "prometheus at %s", p->http.origin);
+  if (!ids || !exprs)
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  for (size_t i = 0; !rc && i < n; i++)
+    ids[i] = (char *)svcs[i].key;
+  for (int r = 0; r <= AD__RES_MEM && !rc; r++) {
+    if (!(q->resources & (1u << r)))
+      continue;
+    char *promql = NULL;
+    long status;
+    json_t *root = NULL;
+    if (!(rc = svc_exprs(p, svcs, n, r, exprs, err)) &&
+        !(promql = ad__metrics_prom_services_query(exprs, ids, n)))
+      rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+    if (!rc && !(rc = post_range(p, promql, q, &status, &root, err)))
+      rc = ad__metrics_prom_parse_services(root, status, what, SVC_KEY[r], ids, n, r, sink, err);
+    json_decref(root);
+    free(promql);
+    for (size_t i = 0; i < n; i++) {
+      free(exprs[i]);
+      exprs[i] = NULL;
+    }
+  }
+  free(exprs);
+  free(ids);
   return rc;
 }
 
 const ad__metrics_backend_t ad__metrics_prometheus = {"prometheus", prom_create, prom_query,
-                                                      prom_destroy};
+                                                      prom_destroy, prom_query_services};

@@ -413,7 +413,9 @@ static int salt_query(void *state, const ad__metrics_host_t *hosts, size_t n,
   return rc;
 }
 
-const ad__metrics_backend_t ad__metrics_salt = {"salt", salt_create, salt_query, salt_destroy};
+/* no per-service query: the autodeploy_services beacon measures services (fleet/usage.c) */
+const ad__metrics_backend_t ad__metrics_salt = {"salt", salt_create, salt_query, salt_destroy,
+                                                NULL};
 
 int ad__metrics_salt_target(ad__metrics_t *m, ad__store_t **st, const char **coll,
                             int64_t *expire_s)

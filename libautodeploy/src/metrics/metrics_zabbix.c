@@ -12,6 +12,12 @@
  *     before now - history_days, trend.get (hourly value_avg / value_max).
  * Every request carries "auth" (the session or the API token), as 6.0
  * expects; errors come back as {"error": {"code", "message", "data"}}.
+ *
+ * Per service, the same calls: host.get for the services' hosts, one
+ * item.get for every service's item keys (item_service_cpu,
+ * item_service_mem: {service}, {host}, {unit} filled in; by default the
+ * agent's proc.cpu.util[,,,<cmdline regex>] in % of one core and
+ * proc.mem[,,,<cmdline regex>,rss] in bytes), history.get per value type.
  */
 #include <math.h>
 #include <pthread.h>
@@ -26,6 +32,8 @@
 #include "metrics/metrics_private.h"
 
 enum { IT_CPU, IT_MEM_AVAIL, IT_DISK, IT_LOAD1, IT_MEM_TOTAL, IT_COUNT };
+enum { IT_SVC_CPU = IT_COUNT, IT_SVC_MEM }; /* a service's items (not host keys) */
+static const char *const SVC_KEY[AD__RES_MEM + 1] = {"item_service_cpu", "item_service_mem"};
 static const ad__metrics_res_t IT_RES[IT_COUNT - 1] = {AD__RES_CPU, AD__RES_MEM, AD__RES_DISK,
                                                        AD__RES_LOAD1};
 static const char *const IT_KEY[IT_COUNT] = {"item_cpu", "item_mem_available", "item_disk",
@@ -39,6 +47,7 @@ typedef struct {
   char *username, *password, *api_token, *host_id;
   int host_by, trend_value, history_days;
   char *item[IT_COUNT];
+  char *svc_item[AD__RES_MEM + 1]; /* item_service_cpu, item_service_mem */
   pthread_mutex_t lock; /* session, next_id */
   char *session;
   long next_id;
@@ -61,6 +70,10 @@ static const ad__config_key_t ZBX_KEYS[] = {
     {"item_disk", AD_CT_STR, offsetof(zbx_t, item[IT_DISK]), 0, 0, "vfs.fs.size[/,pused]", NULL},
     {"item_load1", AD_CT_STR, offsetof(zbx_t, item[IT_LOAD1]), 0, 0,
      "system.cpu.load[all,avg1]", NULL},
+    {"item_service_cpu", AD_CT_STR, offsetof(zbx_t, svc_item[AD__RES_CPU]), 0, 0,
+     "proc.cpu.util[,,,{service}]", NULL},
+    {"item_service_mem", AD_CT_STR, offsetof(zbx_t, svc_item[AD__RES_MEM]), 0, 0,
+     "proc.mem[,,,{service},rss]", NULL},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
 /* the table, for the configuration reference (engine/config_keys.c) */
@@ -103,6 +116,9 @@ static void *zbx_create(const json_t *cfg, ad_error_t *err)
       ad__err(err, AD_ECONFIG, "config", "%s: must not be empty", IT_KEY[i]);
       goto fail;
     }
+  for (int r = 0; r <= AD__RES_MEM; r++)
+    if (ad__metrics_svc_template_check(SVC_KEY[r], z->svc_item[r], err))
+      goto fail;
   if (!z->host_id && !(z->host_id = strdup(z->host_by ? "{ip}" : "{minion}")))
     goto nomem;
   size_t n = strlen(z->http.url) + 20;
@@ -213,7 +229,7 @@ static json_t *strv(char *const *v, size_t n)
 
 typedef struct {
   char itemid[32];
-  size_t host;
+  size_t host; /* the sink's row: the host, or the service (IT_SVC_*) */
   int kind; /* IT_* */
   int value_type;
   double total; /* IT_MEM_AVAIL: the host's memory total in bytes, or NAN */
@@ -233,12 +249,25 @@ static int id_str(const json_t *v, char out[32])
   return -1;
 }
 
+static int by_itemid(const void *a, const void *b)
+{
+  return strcmp(((const item_t *)a)->itemid, ((const item_t *)b)->itemid);
+}
+
+/* items[] is sorted by itemid (sort_items): a history row finds its item in
+ * O(log n), which matters with thousands of service items. */
 static int find_item(const item_t *it, size_t n, const char *id)
 {
-  for (size_t i = 0; i < n; i++)
-    if (!strcmp(it[i].itemid, id))
-      return (int)i;
-  return -1;
+  item_t probe;
+  snprintf(probe.itemid, sizeof probe.itemid, "%s", id);
+  const item_t *hit = n ? bsearch(&probe, it, n, sizeof *it, by_itemid) : NULL;
+  return hit ? (int)(hit - it) : -1;
+}
+
+static void sort_items(item_t *it, size_t n)
+{
+  if (n)
+    qsort(it, n, sizeof *it, by_itemid);
 }
 
 /* Samples of `arr` (history.get or trend.get result) into the sink. */
@@ -266,12 +295,17 @@ static int take_values(zbx_t *z, const json_t *arr, const char *method, const it
     if (k < 0)
       continue;
     const item_t *it = &items[k];
-    const ad__metrics_host_t *h = &hosts[it->host];
     switch (it->kind) {
     case IT_CPU: /* percent of all CPUs */
-      if (h->cores <= 0)
+      if (hosts[it->host].cores <= 0)
         continue;
-      v = v / 100.0 * h->cores;
+      v = v / 100.0 * hosts[it->host].cores;
+      break;
+    case IT_SVC_CPU: /* proc.cpu.util: percent of one core */
+      v /= 100.0;
+      break;
+    case IT_SVC_MEM: /* bytes */
+      v /= 1048576.0;
       break;
     case IT_MEM_AVAIL:
       if (isnan(it->total))
@@ -284,7 +318,9 @@ static int take_values(zbx_t *z, const json_t *arr, const char *method, const it
     default:
       break;
     }
-    if (ad__metrics_sink_add(sink, it->host, IT_RES[it->kind], (int64_t)clock * 1000, v))
+    ad__metrics_res_t res = it->kind >= IT_SVC_CPU ? (ad__metrics_res_t)(it->kind - IT_SVC_CPU)
+                                                   : IT_RES[it->kind];
+    if (ad__metrics_sink_add(sink, it->host, res, (int64_t)clock * 1000, v))
       return ad__err(err, AD_ENOMEM, "metrics", "no memory");
   }
   return 0;
@@ -410,6 +446,7 @@ static int zq_items(zq_t *c, ad_error_t *err)
   json_array_foreach(r, i, row) zq_item(c, row, total);
   for (size_t k = 0; k < c->n_items; k++)
     c->items[k].total = total[c->items[k].host];
+  sort_items(c->items, c->n_items);
 done:
   free(total);
   json_decref(keys);
@@ -448,47 +485,23 @@ static int zq_values(zq_t *c, ad__metrics_sink_t *sink, ad_error_t *err)
   return rc;
 }
 
-static int zbx_query_once(zbx_t *z, const ad__metrics_host_t *hosts, size_t n, char **ids,
-                          const ad__metrics_query_t *q, ad__metrics_sink_t *sink,
-                          const char *auth, ad_error_t *err)
-{
-  zq_t c = {.z = z, .hosts = hosts, .n = n, .ids = ids, .q = q, .auth = auth,
-            .zid = calloc(n + 1, sizeof(char *)), .hostids = json_array()};
-  int rc = 0;
-  if (!c.zid || !c.hostids)
-    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
-  else if (!(rc = zq_hosts(&c, err)) && json_array_size(c.hostids)) /* none known: no samples */
-    if (!(rc = zq_items(&c, err)))
-      rc = zq_values(&c, sink, err);
-  json_decref(c.hostids);
-  for (size_t h = 0; c.zid && h < n; h++)
-    free(c.zid[h]);
-  free(c.zid);
-  free(c.items);
-  return rc;
-}
+/* One try of a query's calls with `auth`; with_session retries it once. */
+typedef int (*zbx_once_fn)(zbx_t *z, void *ctx, const char *auth, ad_error_t *err);
 
-static int zbx_query(void *state, const ad__metrics_host_t *hosts, size_t n,
-                     const ad__metrics_query_t *q, ad__metrics_sink_t *sink, ad_error_t *err)
+/* Run `once` with the session (or token); a session Zabbix ended (expired,
+ * logged out) is renewed by one new login and `once` runs again. */
+static int with_session(zbx_t *z, const ad__metrics_query_t *q, zbx_once_fn once, void *ctx,
+                        ad_error_t *err)
 {
-  zbx_t *z = state;
-  char **ids = calloc(n, sizeof(char *));
   int rc = 0;
-  if (!ids)
-    return ad__err(err, AD_ENOMEM, "metrics", "no memory");
-  for (size_t i = 0; i < n && !rc; i++)
-    if (!(ids[i] = ad__metrics_host_id(z->host_id, &hosts[i], err)))
-      rc = AD_EINVAL;
-  for (int attempt = 0; !rc && attempt < 2; attempt++) {
+  for (int attempt = 0; attempt < 2; attempt++) {
     ad_error_t e = {0};
     char *auth = auth_value(z, q, &e);
-    if (!auth) {
-      rc = ad__err(err, e.code ? e.code : AD_ENOMEM, "metrics", "%s", e.code ? e.message : "no memory");
-      break;
-    }
-    rc = zbx_query_once(z, hosts, n, ids, q, sink, auth, &e);
+    if (!auth)
+      return ad__err(err, e.code ? e.code : AD_ENOMEM, "metrics", "%s",
+                     e.code ? e.message : "no memory");
+    rc = once(z, ctx, auth, &e);
     free(auth);
-    /* A session Zabbix ended (expired, logged out): log in again, once. */
     if (rc && !z->api_token && attempt == 0 &&
         (strstr(e.message, "re-login") || strstr(e.message, "Not authori"))) {
       pthread_mutex_lock(&z->lock);
@@ -496,17 +509,191 @@ static int zbx_query(void *state, const ad__metrics_host_t *hosts, size_t n,
       free(z->session);
       z->session = NULL;
       pthread_mutex_unlock(&z->lock);
-      rc = 0;
       continue;
     }
     if (rc)
       ad__err(err, rc, "metrics", "%s", e.message);
     break;
   }
-  for (size_t i = 0; i < n; i++)
-    free(ids[i]);
-  free(ids);
   return rc;
 }
 
-const ad__metrics_backend_t ad__metrics_zabbix = {"zabbix", zbx_create, zbx_query, zbx_destroy};
+/* What one host query carries across its tries. */
+typedef struct {
+  const ad__metrics_host_t *hosts;
+  size_t n;
+  char **ids;
+  const ad__metrics_query_t *q;
+  ad__metrics_sink_t *sink;
+} zhost_t;
+
+static void zq_free(zq_t *c)
+{
+  json_decref(c->hostids);
+  for (size_t h = 0; c->zid && h < c->n; h++)
+    free(c->zid[h]);
+  free(c->zid);
+  free(c->items);
+}
+
+static int host_once(zbx_t *z, void *ctx, const char *auth, ad_error_t *err)
+{
+  zhost_t *x = ctx;
+  zq_t c = {.z = z, .hosts = x->hosts, .n = x->n, .ids = x->ids, .q = x->q, .auth = auth,
+            .zid = calloc(x->n + 1, sizeof(char *)), .hostids = json_array()};
+  int rc = 0;
+  if (!c.zid || !c.hostids)
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  else if (!(rc = zq_hosts(&c, err)) && json_array_size(c.hostids)) /* none known: no samples */
+    if (!(rc = zq_items(&c, err)))
+      rc = zq_values(&c, x->sink, err);
+  zq_free(&c);
+  return rc;
+}
+
+static int zbx_query(void *state, const ad__metrics_host_t *hosts, size_t n,
+                     const ad__metrics_query_t *q, ad__metrics_sink_t *sink, ad_error_t *err)
+{
+  zbx_t *z = state;
+  zhost_t x = {hosts, n, calloc(n, sizeof(char *)), q, sink};
+  int rc = 0;
+  if (!x.ids)
+    return ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  for (size_t i = 0; i < n && !rc; i++)
+    if (!(x.ids[i] = ad__metrics_host_id(z->host_id, &hosts[i], err)))
+      rc = AD_EINVAL;
+  if (!rc)
+    rc = with_session(z, q, host_once, &x, err);
+  for (size_t i = 0; i < n; i++)
+    free(x.ids[i]);
+  free(x.ids);
+  return rc;
+}
+
+/* ---- per service ------------------------------------------------------------- */
+
+/* What one per-service query carries: the services' distinct hosts (hid,
+ * by our id), each service's host (at[i]) and item keys (key[2i + r]). */
+typedef struct {
+  const ad__metrics_service_t *svcs;
+  size_t n, nh;
+  char **hid;
+  size_t *at;
+  char **key;
+  const ad__metrics_query_t *q;
+  ad__metrics_sink_t *sink;
+} zsvc_t;
+
+/* One item.get for every service's keys on their hosts. */
+static int zq_svc_items(zq_t *c, const zsvc_t *x, ad_error_t *err)
+{
+  json_t *root = NULL, *keys = json_array();
+  int rc = 0;
+  for (size_t k = 0; keys && k < 2 * x->n; k++)
+    if (x->key[k] && ad__metrics_find(x->key, k, x->key[k]) < 0)
+      json_array_append_new(keys, json_string(x->key[k]));
+  if (!keys)
+    return ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  const json_t *r = call(c->z, "item.get",
+                         json_pack("{s:[s,s,s,s],s:O,s:{s:o}}", "output", "itemid", "hostid",
+                                   "key_", "value_type", "hostids", c->hostids, "filter", "key_",
+                                   keys),
+                         c->auth, c->q, &root, err);
+  size_t i;
+  json_t *row;
+  if (!r || !json_is_array(r))
+    rc = not_array(c, r, "item.get", err);
+  else if (!(c->items = calloc(json_array_size(r) + 1, sizeof(*c->items))))
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  else
+    json_array_foreach(r, i, row) {
+      char hid[32];
+      const char *key = json_string_value(json_object_get(row, "key_"));
+      double vt;
+      item_t *it = &c->items[c->n_items];
+      if (!key || id_str(json_object_get(row, "hostid"), hid) ||
+          id_str(json_object_get(row, "itemid"), it->itemid) ||
+          ad__metrics_json_num(json_object_get(row, "value_type"), &vt))
+        continue;
+      long h = ad__metrics_find(c->zid, c->n, hid);
+      for (size_t k = 0; h >= 0 && k < 2 * x->n; k++)
+        if (x->key[k] && x->at[k / 2] == (size_t)h && !strcmp(x->key[k], key)) {
+          it->host = k / 2;
+          it->kind = IT_SVC_CPU + (int)(k % 2);
+          it->value_type = (int)vt;
+          c->n_items++;
+          break;
+        }
+    }
+  if (!rc)
+    sort_items(c->items, c->n_items);
+  json_decref(root);
+  return rc;
+}
+
+static int svc_once(zbx_t *z, void *ctx, const char *auth, ad_error_t *err)
+{
+  zsvc_t *x = ctx;
+  zq_t c = {.z = z, .n = x->nh, .ids = x->hid, .q = x->q, .auth = auth,
+            .zid = calloc(x->nh + 1, sizeof(char *)), .hostids = json_array()};
+  int rc = 0;
+  if (!c.zid || !c.hostids)
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  else if (!(rc = zq_hosts(&c, err)) && json_array_size(c.hostids))
+    if (!(rc = zq_svc_items(&c, x, err)))
+      rc = zq_values(&c, x->sink, err);
+  zq_free(&c);
+  return rc;
+}
+
+/* The services' hosts (distinct) and item keys into x. */
+static int svc_keys(zbx_t *z, zsvc_t *x, ad_error_t *err)
+{
+  for (size_t i = 0; i < x->n; i++) {
+    char *id = ad__metrics_host_id(z->host_id, &x->svcs[i].host, err);
+    if (!id) {
+      char pre[200];
+      snprintf(pre, sizeof pre, "service %.60s: host_id: ", x->svcs[i].key);
+      ad__err_prefix(err, pre);
+      return AD_EINVAL;
+    }
+    long h = ad__metrics_find(x->hid, x->nh, id);
+    if (h < 0) {
+      x->hid[h = (long)x->nh++] = id;
+    } else {
+      free(id);
+    }
+    x->at[i] = (size_t)h;
+    for (int r = 0; r <= AD__RES_MEM; r++)
+      if ((x->q->resources & (1u << r)) &&
+          !(x->key[2 * i + r] = ad__metrics_svc_expand(SVC_KEY[r], z->svc_item[r], &x->svcs[i],
+                                                       x->hid[h], AD__TMPL_ZABBIX, err)))
+        return err && err->code ? err->code : AD_ENOMEM;
+  }
+  return 0;
+}
+
+static int zbx_query_services(void *state, const ad__metrics_service_t *svcs, size_t n,
+                              const ad__metrics_query_t *q, ad__metrics_sink_t *sink,
+                              ad_error_t *err)
+{
+  zbx_t *z = state;
+  zsvc_t x = {svcs, n, 0, calloc(n + 1, sizeof(char *)), calloc(n + 1, sizeof(size_t)),
+              calloc(2 * n + 1, sizeof(char *)), q, sink};
+  int rc = 0;
+  if (!x.hid || !x.at || !x.key)
+    rc = ad__err(err, AD_ENOMEM, "metrics", "no memory");
+  if (!rc && !(rc = svc_keys(z, &x, err)))
+    rc = with_session(z, q, svc_once, &x, err);
+  for (size_t i = 0; x.hid && i < x.nh; i++)
+    free(x.hid[i]);
+  for (size_t k = 0; x.key && k < 2 * n; k++)
+    free(x.key[k]);
+  free(x.hid);
+  free(x.at);
+  free(x.key);
+  return rc;
+}
+
+const ad__metrics_backend_t ad__metrics_zabbix = {"zabbix", zbx_create, zbx_query, zbx_destroy,
+                                                  zbx_query_services};

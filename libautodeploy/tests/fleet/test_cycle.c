@@ -490,6 +490,37 @@ TEST(dry_run_writes_nothing)
   fake_free(&fk);
 }
 
+/* The footprint from a measured opening says where it was measured: a
+ * usage from a metrics backend's per-service query names the backend in the
+ * report's sources and in each decision's footprint_from (what `why` shows). */
+TEST(footprint_names_the_usage_source)
+{
+  ad__fleet_t f;
+  fake_t fk;
+  fleet_init(&f);
+  fake_init(&fk);
+  add_platform(&fk, "qq", 2);
+  add_host(&fk, "h1", 8);
+  add(&fk, "services", "{s:s,s:s,s:s,s:i,s:I,s:I,s:i,s:{s:f,s:f,s:i,s:s,s:b}}", "_id", "qq-s7",
+      "platform", "qq", "state", "opened", "rev", 0, "created_at_ms", (json_int_t)(now - 7200000),
+      "opened_at_ms", (json_int_t)(now - 3600000), "server_no", 7, "usage", "cpu", 0.5, "mem_mb",
+      700.0, "samples", 60, "source", "prometheus", "final", 0);
+  json_t *r = run(&f, &fk, NULL);
+  ASSERT(r);
+  const json_t *fp = json_object_get(plat_rep(r, 0), "footprint");
+  ASSERT(json_real_value(json_object_get(fp, "cpu")) == 0.5);
+  const json_t *cpu = json_object_get(json_object_get(fp, "sources"), "cpu");
+  ASSERT_STR(ad__jstr(cpu, "from"), "measured");
+  ASSERT_STR(ad__jstr(cpu, "service"), "qq-s7");
+  ASSERT_STR(ad__jstr(cpu, "source"), "prometheus");
+  ASSERT_EQ(json_integer_value(json_object_get(cpu, "samples")), 60);
+  const json_t *placed = stored(&fk, "services", "qq-s1");
+  const json_t *from = json_object_get(json_object_get(placed, "decision"), "footprint_from");
+  ASSERT_STR(ad__jstr(json_object_get(from, "mem_mb"), "source"), "prometheus");
+  json_decref(r);
+  fake_free(&fk);
+}
+
 /* ---- place ------------------------------------------------------------- */
 
 /* One host with room for one service (4 cores * 0.8 headroom, 1.5 taken
@@ -830,6 +861,7 @@ TEST(each_json_allocation_failure)
 }
 
 RUN(CASE(reserve_shortfall_creates_exactly_short), CASE(dry_run_writes_nothing),
+    CASE(footprint_names_the_usage_source),
     CASE(waiting_placed_before_pending), CASE(no_fit_waits_with_reason),
     CASE(placed_service_gets_one_deploy_task), CASE(lost_race_is_not_deployed_twice),
     CASE(deploy_not_started_goes_back_to_pending), CASE(deploying_without_task_is_settled),

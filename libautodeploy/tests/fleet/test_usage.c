@@ -99,8 +99,8 @@ TEST(summary_p95_min_samples_and_window)
     mem[i] = 1000 + i;
   }
   int64_t from = 1700000000000LL, to = from + 24 * 3600000LL;
-  ASSERT(!ad__usage_summary(cpu, 100, mem, 100, 101, from, to, from + 1000)); /* too few */
-  json_t *u = ad__usage_summary(cpu, 100, mem, 100, 100, from, to, from + 1000);
+  ASSERT(!ad__usage_summary(cpu, 100, mem, 100, 101, from, to, from + 1000, "x")); /* too few */
+  json_t *u = ad__usage_summary(cpu, 100, mem, 100, 100, from, to, from + 1000, AD__USAGE_SOURCE_BEACON);
   ASSERT(u);
   ASSERT(fabs(json_real_value(json_object_get(u, "cpu")) - 0.95) < 1e-12);
   ASSERT_EQ(json_real_value(json_object_get(u, "mem_mb")), 1094);
@@ -109,9 +109,29 @@ TEST(summary_p95_min_samples_and_window)
   ASSERT_STR(json_string_value(json_object_get(json_object_get(u, "window"), "from")),
              "2023-11-14T22:13:20.000Z");
   json_decref(u);
-  u = ad__usage_summary(cpu, 100, NULL, 0, 10, from, to, to + 1); /* after the window: final */
+  u = ad__usage_summary(cpu, 100, NULL, 0, 10, from, to, to + 1, "prometheus"); /* after the window: final */
   ASSERT(u && json_is_true(json_object_get(u, "final")) && !json_object_get(u, "mem_mb"));
   json_decref(u);
+}
+
+/* A metrics backend's series of one service: only the points in its window
+ * [opened, opened + measure_after_hours] (and not past now) count. */
+TEST(usage_from_a_backends_series)
+{
+  int64_t from = 1700000000000LL, to = from + 3600000LL;
+  ad__metrics_point_t cpu[40], mem[3] = {{from, 100}, {from + 60000, 300}, {to + 60000, 9000}};
+  for (int i = 0; i < 40; i++) /* one a minute from 5 min before opening */
+    cpu[i] = (ad__metrics_point_t){from + (i - 5) * 60000LL, i < 5 ? 8.0 : 0.01 * i};
+  json_t *u = ad__usage_from_series(cpu, 40, mem, 3, 30, from, to, from + 34 * 60000LL, "zabbix");
+  ASSERT(u);
+  ASSERT_EQ(json_integer_value(json_object_get(u, "samples")), 35); /* 5 before opening left out */
+  ASSERT(fabs(json_real_value(json_object_get(u, "cpu")) - 0.38) < 1e-12); /* 34th of 0.05..0.39 */
+  ASSERT_EQ(json_real_value(json_object_get(u, "mem_mb")), 300); /* the one after the window out */
+  ASSERT_STR(json_string_value(json_object_get(u, "source")), "zabbix");
+  ASSERT(json_is_false(json_object_get(u, "final")));
+  json_decref(u);
+  ASSERT(!ad__usage_from_series(cpu, 40, mem, 3, 36, from, to, from + 34 * 60000LL, "zabbix"));
+  ASSERT(!ad__usage_from_series(NULL, 0, NULL, 0, 1, from, to, to, "zabbix")); /* no series */
 }
 
 TEST(footprint_says_where_each_dimension_came_from)
@@ -131,4 +151,5 @@ TEST(footprint_says_where_each_dimension_came_from)
 }
 
 RUN(CASE(decode_up_down_and_bad_entries), CASE(decode_refuses_the_event),
-    CASE(summary_p95_min_samples_and_window), CASE(footprint_says_where_each_dimension_came_from))
+    CASE(summary_p95_min_samples_and_window), CASE(usage_from_a_backends_series),
+    CASE(footprint_says_where_each_dimension_came_from))

@@ -60,7 +60,7 @@ __virtualname__ = "autodeploy"
 __load__ = [
     "deploy", "tasks", "task", "intervene",
     "hosts", "host", "retire", "drain", "reinit",
-    "platforms", "platform", "services", "service", "why", "opened", "close", "cycle", "simulate",
+    "platforms", "platform", "services", "service", "why", "usage", "opened", "close", "cycle", "simulate",
     "status",
     "purchase", "orders", "order", "approve", "reject", "order_cancel",
 ]
@@ -535,6 +535,26 @@ def why(id=None, **kwargs):  # pylint: disable=redefined-builtin
     return {"service": svc["_id"], "state": svc.get("state"), "host": svc.get("host"),
             "reason": svc.get("reason"), "footprint": svc.get("footprint"),
             "decision": svc.get("decision")}
+
+
+def usage(id=None, **kwargs):  # pylint: disable=redefined-builtin
+    """
+    Measure an opened service's usage now (the p95 of its cpu and memory over the
+    first ``measure_after_hours`` after opening) from the placement's source: the
+    ``autodeploy_services`` beacon's samples, or the metrics backend's per-service
+    query (``placement.usage_source``, docs/usage.md); store it and show it with
+    its source. The engine does the same every ``usage_refresh_s``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run autodeploy.usage qq-s1001
+    """
+    refused = _args("usage", kwargs, ("id",))
+    if refused:
+        return refused
+    return _call("service.usage", {} if id is None else {"id": _name(id)})
 
 
 def opened(id=None, at=None, **kwargs):  # pylint: disable=redefined-builtin
