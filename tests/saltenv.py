@@ -781,6 +781,8 @@ class SaltEnv:
         argv = [fun] + self._fun_args(args, kwargs) + ["--out=json"]
         if local:
             argv.append("--local")
+        else:
+            self._wait_minion_keys(minion_id)
         argv += list(cli_args)
         res = self.run_cli("salt-call", argv, conf_dir=self.minion_conf_dir(minion_id),
                            timeout=timeout)
@@ -789,6 +791,22 @@ class SaltEnv:
         if not isinstance(res.json, dict) or "local" not in res.json:
             raise SaltEnvError(f"salt-call output is not JSON: {res!r}")
         return res.json["local"]
+
+    def _wait_minion_keys(self, minion_id, timeout=60):
+        """A salt-call that shares a starting daemon's pki dir must not race it
+        to make the key pair: the loser's key is not the one the master
+        accepted, and its sign-in hangs ("Decryption failed")."""
+        d = self._minions.get(minion_id)
+        if d is None:
+            return
+        pki = self.root / "minions" / minion_id / "pki"
+        deadline = time.monotonic() + timeout
+        while not ((pki / "minion.pem").exists() and (pki / "minion.pub").exists()):
+            if d.proc.poll() is not None:
+                raise SaltEnvError(f"salt-minion {minion_id} exited rc={d.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise SaltEnvError(f"salt-minion {minion_id} made no key pair in {timeout}s")
+            time.sleep(0.1)
 
     def salt_run(self, fun, *args, timeout=120, cli_args=(), raw=False, **kwargs):
         """``salt-run -c <master conf> fun ... --out=json``; returns parsed JSON."""

@@ -190,6 +190,7 @@ def salt_call_in(env, fabric, n, mid, *args):
     import subprocess
 
     ns, _ = fabric.host(n)
+    env._wait_minion_keys(mid)  # pylint: disable=protected-access
     argv = ["ip", "netns", "exec", ns, str(env.venv_bin / "salt-call"), "-c",
             str(env.minion_conf_dir(mid)), *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120)
