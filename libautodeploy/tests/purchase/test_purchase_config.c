@@ -119,4 +119,5 @@ TEST(refusals_name_the_key)
   }
 }
 
-RUN(CASE(defaults), CASE(preference_then_the_rest_by_name), CASE(refusals_name_the_key))
+RUN(CASE(defaults), CASE(preference_then_the_rest_by_name), CASE(time_manual_means_no_daily_run),
+    CASE(refusals_name_the_key))
