@@ -119,6 +119,12 @@ static ad_engine_t *command_engine(const char *config_json, ad_error_t *err)
   json_object_del(conf, "notify");
   /* the engine process pushes to the outside CMDB, not each runner call */
   json_object_del(json_object_get(conf, "registry"), "cmdb");
+  /* nor does a runner serve HTTP (the engine process holds the port) or take
+   * DingTalk's pushes, which come to that server */
+  json_object_del(conf, "http");
+  json_object_del(json_object_get(json_object_get(json_object_get(conf, "purchase"), "approval"),
+                                  "dingtalk"),
+                  "callback");
   return ad__engine_from_json(conf, err);
 }
 

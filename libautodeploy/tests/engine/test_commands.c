@@ -3,8 +3,12 @@
  * same needs, arguments and text, so the docs cannot drift from the code.
  * Also: an unknown command is refused naming it (no aliases for the old
  * names), and the checks ad_call makes before it needs a store. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "engine/engine_private.h"
 #include "harness.h"
@@ -146,5 +150,31 @@ TEST(arguments_and_needs_are_checked)
   ASSERT(refused(conf, "cycle.run", "{}", AD_ECONFIG, "placement: not configured"));
 }
 
+/* The engine process holds the http port (and takes DingTalk's pushes); a
+ * runner's engine, built from the same entry, must not try to listen. */
+TEST(a_runner_leaves_the_http_server_to_the_engine)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  socklen_t al = sizeof a;
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ASSERT(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0);
+  ASSERT(getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+  char conf[1200];
+  snprintf(conf, sizeof conf,
+           "{\"mongo_uri\": \"mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=50\", "
+           "\"returns\": \"off\", \"placement\": {}, \"http\": {\"listen\": \"127.0.0.1:%u\", "
+           "\"reader_tokens\": [\"reader-token-0123456789\"]}, \"purchase\": {\"profiles\": "
+           "{\"p\": {\"flavour\": \"f\", \"cpu\": 8, \"mem_mb\": 8192, \"disk_gb\": 100}}, "
+           "\"approval\": {\"dingtalk\": {\"app_key\": \"k\", \"app_secret\": \"s\", "
+           "\"process_code\": \"P\", \"originator_user_id\": \"u\", \"callback\": {\"token\": "
+           "\"t\", \"aes_key\": \"BwkLDQ8RExUXGRsdHyEjJScpKy0vMTM1Nzk7PT9BQ0U\"}}}}}",
+           ntohs(a.sin_port));
+  /* built (the port in use is not tried), then the command's own check */
+  ASSERT(refused(conf, "order.get", "{}", AD_EINVAL, "id: required"));
+  close(fd);
+}
+
 RUN(CASE(table_is_well_formed), CASE(docs_list_exactly_the_table),
-    CASE(unknown_command_is_named), CASE(arguments_and_needs_are_checked))
+    CASE(unknown_command_is_named), CASE(arguments_and_needs_are_checked),
+    CASE(a_runner_leaves_the_http_server_to_the_engine))
