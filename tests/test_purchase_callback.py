@@ -7,7 +7,8 @@ fixture's context manager and its Cloud server, imported, not copied):
    can decide;
 2. pushes forged three ways (a bad signature, another owner key, a signed body
    that does not decrypt) are answered 403, 403 and 400 with a reason, counted
-   in the engine's purchase stats, and the order is untouched;
+   in the engine's purchase stats and logged in the master's log (the token and
+   the key nowhere in it), and the order is untouched;
 3. a finish/agree push, sealed and signed here with Python's `cryptography`
    as DingTalk's SDK does, approves the first order: the answer is the
    encrypted "success" (it opens with the same keys and its signature holds),
@@ -164,6 +165,12 @@ def test_pushes_decide_orders_once_and_forgeries_are_refused(pushes):
     assert stats["callbacks_refused"] == 3 and stats["callbacks_decided"] == 0, stats
     after = db.orders.find_one({"_id": big})
     assert (after["state"], after["rev"]) == ("awaiting_approval", before["rev"]), after["history"]
+    log = env.master_log
+    wait(lambda: log.exists() and "DingTalk callback from 127.0.0.1 refused (403): callback: the "
+         "signature does not match" in log.read_text(errors="replace"), "the refusal logged", 30)
+    text = log.read_text(errors="replace")
+    assert "refused (400): callback: bad padding" in text
+    assert TOKEN not in text and AES_KEY not in text  # secrets never logged
 
     # 3. the real push approves; DingTalk's answer checks out
     status, ans = dt.push(port, agree)
