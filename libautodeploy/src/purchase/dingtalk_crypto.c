@@ -29,18 +29,10 @@ struct ad__dt_crypto {
   unsigned char key[32]; /* the IV is key[0..15] */
 };
 
-static int is_b64(unsigned char ch)
-{
-  return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-         ch == '+' || ch == '/';
-}
-
 /* aes_key -> the 32-byte key; the key's value never reaches *err. */
 static int take_key(ad__dt_crypto_t *c, const char *aes_key, const char *where, ad_error_t *err)
 {
-  size_t n = aes_key ? strlen(aes_key) : 0, bad = 0;
-  while (bad < n && is_b64((unsigned char)aes_key[bad]))
-    bad++;
+  size_t n = aes_key ? strlen(aes_key) : 0, bad = n ? ad__b64_span(aes_key, n) : 0;
   if (n != KEY_CHARS || bad < n)
     return ad__err(err, AD_ECONFIG, "config",
                    "%s.aes_key: must be the 43-character EncodingAESKey (letters, digits, + "

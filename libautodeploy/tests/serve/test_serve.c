@@ -126,12 +126,20 @@ static int dial(unsigned port)
   return fd;
 }
 
-/* One request; the answer's head and body into buf. */
-static int fetch(unsigned port, const char *req, char *buf, size_t size)
+/* Send the head and `body` (the server may close early: no SIGPIPE), then
+ * read the answer's head and body into buf until the server closes. */
+static int exchange(unsigned port, const char *head, const char *body, size_t blen, char *buf,
+                    size_t size)
 {
   int fd = dial(port);
-  if (fd < 0 || write(fd, req, strlen(req)) < 0)
-    return -1;
+  if (fd < 0 || send(fd, head, strlen(head), MSG_NOSIGNAL) < 0)
+    return fd < 0 ? -1 : (close(fd), -1);
+  for (size_t off = 0; body && off < blen;) {
+    ssize_t w = send(fd, body + off, blen - off, MSG_NOSIGNAL);
+    if (w <= 0)
+      break;
+    off += (size_t)w;
+  }
   size_t n = 0;
   ssize_t r;
   while (n + 1 < size && (r = read(fd, buf + n, size - 1 - n)) > 0)
@@ -139,6 +147,12 @@ static int fetch(unsigned port, const char *req, char *buf, size_t size)
   buf[n] = 0;
   close(fd);
   return (int)n;
+}
+
+/* One request; the answer's head and body into buf. */
+static int fetch(unsigned port, const char *req, char *buf, size_t size)
+{
+  return exchange(port, req, NULL, 0, buf, size);
 }
 
 static json_t *no_stats(void *u) { return json_pack("{s:i}", "events", 42); }
@@ -202,30 +216,6 @@ static unsigned push_cb(void *u, const char *peer, const json_t *query, const ch
   p->query = json_deep_copy(query);
   *answer = json_pack("{s:s}", "encrypt", "sealed");
   return p->status;
-}
-
-/* send everything (the server may close early: no SIGPIPE), then read
- * until it closes */
-static int exchange(unsigned port, const char *head, const char *body, size_t blen, char *buf,
-                    size_t size)
-{
-  int fd = dial(port);
-  if (fd < 0)
-    return -1;
-  send(fd, head, strlen(head), MSG_NOSIGNAL);
-  for (size_t off = 0; body && off < blen;) {
-    ssize_t w = send(fd, body + off, blen - off, MSG_NOSIGNAL);
-    if (w <= 0)
-      break;
-    off += (size_t)w;
-  }
-  size_t n = 0;
-  ssize_t r;
-  while (n + 1 < size && (r = read(fd, buf + n, size - 1 - n)) > 0)
-    n += (size_t)r;
-  buf[n] = 0;
-  close(fd);
-  return (int)n;
 }
 
 TEST(dingtalk_push_route)
