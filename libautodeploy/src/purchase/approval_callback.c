@@ -117,10 +117,10 @@ static int apply(ad__purchase_t *p, const json_t *ev, ad_error_t *err)
              ad__jstr(ev, "result"), ad__jstr(ev, "staffId"));
     return 0;
   }
-  for (int tries = 0; tries < 5; tries++) { /* 0: a note landed meanwhile; read again */
+  for (int tries = 0; tries < 5; tries++) { /* 0: the order changed meanwhile; read again */
     json_t *rows = ad__orders_find(p, json_pack("{s:s}", "approval.instance_id", iid), NULL, err);
     json_t *o = json_array_get(rows, 0);
-    int rc = 0;
+    int rc = 1;
     if (!rows)
       return AD_ECONNECT;
     if (!o)
@@ -135,9 +135,10 @@ static int apply(ad__purchase_t *p, const json_t *ev, ad_error_t *err)
                ad__jstr(ev, "staffId"));
     }
     json_decref(rows);
-    if (rc != 0)
-      return rc == 1 || rc == AD_ESTATE ? 0
-                                        : ad__err(err, rc, D, "order store: the move failed (%d)", rc);
+    if (rc == 1 || rc == AD_ESTATE) /* done, nothing to do, or decided by another */
+      return 0;
+    if (rc < 0)
+      return ad__err(err, rc, D, "order store: the move failed (%d)", rc);
   }
   return 0; /* still changing after five reads: the poll will see it */
 }
