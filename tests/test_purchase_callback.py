@@ -25,8 +25,10 @@ import json
 import os
 import socket
 import struct
+import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -38,6 +40,7 @@ from test_registry import wait
 pytestmark = netns.required()
 
 SMALL = "aliyun:cn-hangzhou:game-4c8g"
+MID = "aliyun:cn-hangzhou:game-8c16g"
 READER = "reader-token-0123456789abcdef"
 TOKEN = "callback-token-e2e"
 AES_KEY = base64.b64encode(bytes(range(100, 132))).decode()[:43]  # an EncodingAESKey
@@ -111,7 +114,9 @@ def pushes(salt_env, ferretdb, tmp_path):
         p = engine["purchase"]
         p["profiles"][SMALL] = {"flavour": "ecs.c7.xlarge", "cpu": 4, "mem_mb": 8192,
                                 "disk_gb": 100}
-        p["preference"] = [BIG, SMALL]
+        p["profiles"][MID] = {"flavour": "ecs.c7.2xlarge", "cpu": 8, "mem_mb": 16384,
+                              "disk_gb": 100}
+        p["preference"] = [BIG, MID, SMALL]
         p["approval"]["dingtalk"]["callback"] = {"token": TOKEN, "aes_key": AES_KEY}
 
     with running_loop(salt_env, ferretdb, tmp_path, tweak) as world:
@@ -136,16 +141,16 @@ def test_pushes_decide_orders_once_and_forgeries_are_refused(pushes):
     env, db, port, alerts = pushes
     st, dt = Cloud.state, DingTalk()
     # 1. services of two profiles wait: one order each, each with an OA instance
-    for code, profile, cpu in (("big", BIG, 9), ("small", SMALL, 3)):
+    for code, profile, cpu in (("big", BIG, 9), ("small", SMALL, 3), ("mid", MID, 5)):
         env.salt_run("autodeploy.platform", code, state="autodeploy.test.ok",
                      profiles=json.dumps([profile]), footprint=json.dumps({"cpu": cpu, "mem_mb": 2048}),
                      reserve=json.dumps({"min": 1, "max": 1}))
     env.salt_run("autodeploy.cycle")
-    wait(lambda: db.services.count_documents({"state": "waiting_resources"}) == 2,
-         "two services waiting", 30)
+    wait(lambda: db.services.count_documents({"state": "waiting_resources"}) == 3,
+         "three services waiting", 30)
     run = env.salt_run("autodeploy.purchase", dry_run=False)
     ids = {o["id"].rsplit("-", 1)[0]: o["id"] for o in run["orders"]}
-    big, small = ids[BIG], ids[SMALL]
+    big, small, mid = ids[BIG], ids[SMALL], ids[MID]
     big_iid = wait(lambda: instance_of(db, big), "the big order's OA instance", 30)
     small_iid = wait(lambda: instance_of(db, small), "the small order's OA instance", 30)
     wait(lambda: st["instances"][big_iid]["polls"] >= 2 and st["instances"][small_iid]["polls"] >= 2,
@@ -204,4 +209,20 @@ def test_pushes_decide_orders_once_and_forgeries_are_refused(pushes):
     assert status == 200 and dt.open(ans["encrypt"]) == "success"
     stats = purchase_stats(port)
     assert (stats["callbacks"], stats["callbacks_decided"], stats["callbacks_refused"]) == (4, 2, 3), stats
+
+    # 5. a race: the poll turns agree while eight pushes of the same agree land at
+    #    once on the server's threads: one decision, whoever wins
+    mid_iid = wait(lambda: instance_of(db, mid), "the third order's OA instance", 30)
+    assert state_of(db, mid) == "awaiting_approval"
+    st["instances"][mid_iid]["agree"] = True
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: dt.push(port, event(mid_iid, "finish", "agree")), range(8)))
+    assert all(code == 200 and dt.open(a["encrypt"]) == "success" for code, a in answers), answers
+    wait(lambda: state_of(db, mid) not in ("awaiting_approval", None), "the third approved", 30)
+    time.sleep(2)  # two more polls: they find it decided
+    hist = db.orders.find_one({"_id": mid})["history"]
+    approves = [h for h in hist if h.get("what") == "approve"]
+    assert len(approves) == 1 and approves[0]["actor"] in ("dingtalk:callback", "dingtalk:boss"), hist
+    decided = purchase_stats(port)["callbacks_decided"] - stats["callbacks_decided"]
+    assert decided == (1 if approves[0]["actor"] == "dingtalk:callback" else 0), (decided, approves)
     assert all(i["polls"] >= 2 for i in st["instances"].values())  # the poll ran all along

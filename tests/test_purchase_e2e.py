@@ -100,9 +100,9 @@ class Cloud(BaseHTTPRequestHandler):
             if not inst:
                 return self._json(404, {"code": "notFound"})
             inst["polls"] += 1
-            # running at the first poll, then approved; always running while
-            # `poll_running` (the callback tests: only the push decides)
-            done = inst["polls"] >= 2 and not st.get("poll_running")
+            # running at the first poll, then approved; while `poll_running`
+            # (the callback tests), running until the instance is marked `agree`
+            done = inst["polls"] >= 2 and (not st.get("poll_running") or inst.get("agree"))
             return self._json(200, {"success": True, "result": {
                 "status": "COMPLETED" if done else "RUNNING",
                 "result": "agree" if done else "",

@@ -49,6 +49,7 @@ ad__purchase_t *ad__purchase_new(const ad__purchase_env_t *env, const json_t *co
   if (!p)
     return ad__err(err, AD_ENOMEM, D, "no memory"), NULL;
   pthread_mutex_init(&p->lock, NULL);
+  pthread_mutex_init(&p->move_lock, NULL);
   p->env = *env;
   p->services_coll = strdup(env->services_coll ? env->services_coll : "services");
   p->platforms_coll = strdup(env->platforms_coll ? env->platforms_coll : "platforms");
@@ -82,6 +83,7 @@ void ad__purchase_destroy(ad__purchase_t **p_p)
   free(p->platforms_coll);
   free(p->key_path);
   pthread_mutex_destroy(&p->lock);
+  pthread_mutex_destroy(&p->move_lock);
   free(p);
   *p_p = NULL;
 }

@@ -27,6 +27,7 @@ struct ad__purchase {
   ad__dt_approval_t *dt;       /* NULL: no DingTalk approval configured */
   int64_t next_drive_mono;
   pthread_mutex_t lock;        /* one drive or run at a time in this process */
+  pthread_mutex_t move_lock;   /* one order move at a time in this process (orders.c) */
   ad__purchase_stats_t stats;  /* atomics */
 };
 
