@@ -16,6 +16,12 @@ alerts) and its reactors; the bus is watched live with autodeploy-events.
    fitting host and deploys them; `autodeploy.why` explains a placement; an
    opening lowers the reserve and the next cycle refills it; a simulation
    replays a history of openings.
+4. The daily purchase turns a service that fits no host into an approved order,
+   and a host of that profile arrives (stage 7); the job returns as stored
+   (stage 8).
+5. The engine's dashboard (its `http` entry) in headless Chromium: the newest
+   failed task clicked open, the screenshot saved as
+   build/artifacts/demo-dashboard.png and named in the closing lines.
 
 Each host runs in its own network namespace (its own private address) when run
 as root, as `make demo` does on the CI machine; otherwise the addresses are
@@ -31,6 +37,7 @@ import argparse
 import collections
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -43,8 +50,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+import browser  # noqa: E402
 import netns  # noqa: E402
-from ferretdb import FerretDB  # noqa: E402
+from ferretdb import FerretDB, free_port  # noqa: E402
 from saltenv import SaltEnv  # noqa: E402
 
 PROFILE = "demo-cloud:region-1:game-8c16g"
@@ -55,6 +63,7 @@ VENV = Path(os.environ.get("SALT_VENV", REPO / ".deps" / "venv3008"))
 
 
 STATE = Path(os.environ.get("AD_DEMO_STATE", "/tmp/autodeploy-demo.json"))
+SHOT = REPO / "build" / "artifacts" / "demo-dashboard.png"  # the dashboard, as the demo ends
 T0 = time.time()
 VERBOSE = False
 TTY = sys.stdout.isatty()
@@ -325,7 +334,27 @@ def stop_kept():
     return 0
 
 
-def explore(env, db, root):
+def dashboard(url):
+    """The engine's dashboard in headless Chromium, with the newest failed
+    task's per-state results opened (a click, as a person would), saved as
+    SHOT. What the page shows (browser.TABLES) and the task opened."""
+    with browser.Browser() as b:
+        b.goto(url)
+        b.wait("+document.body.dataset.loaded >= 1", what="the dashboard's first refresh")
+        task = b.eval("""(() => { const td = document.querySelector("tr.task td.failed");
+          const tr = td ? td.parentElement : document.querySelector("tr.task");
+          if (tr) tr.click();
+          return tr ? tr.dataset.task : null; })()""")
+        if task:
+            b.wait(f"!!document.getElementById('results-{task}')", what="the task's results")
+        page = b.eval(browser.TABLES)
+        b.screenshot(SHOT)
+        if b.errors:
+            raise RuntimeError(f"the page raised: {b.errors}")
+        return page, task
+
+
+def explore(env, db, root, url):
     """How to look at the kept stack."""
     cfg = env.master_config_path
     run = f"AD_LIB={LIB} {VENV / 'bin' / 'salt-run'} -c {cfg.parent}"
@@ -337,6 +366,7 @@ def explore(env, db, root):
             f"{run} autodeploy.tasks",
             f"{BIN / 'autodeploy-events'} -c {cfg} -m 'salt/*'",
             f"mongosh or pymongo: {db.uri} (database autodeploy)",
+            f"dashboard: {url}",
             f"master log: {env.master_log}"):
         print(f"   {line}")
     print(f"   (files under {root})", flush=True)
@@ -410,10 +440,13 @@ def main(argv=None, kept_child=False):
     sink = HTTPServer(("127.0.0.1", 0), AlertSink)
     sink_thread = threading.Thread(target=sink.serve_forever, daemon=True)
     sink_thread.start()
+    http_port, token = free_port(), secrets.token_urlsafe(24)
+    url = f"http://127.0.0.1:{http_port}/dashboard#token={token}"
     engine = {
         "mongo_uri": db.uri, "spool_dir": str(root / "spool"),
         "log_events": "salt/minion/*/start", "stats_interval": 30, "workers": 2,
         "watchdog_interval": 2,
+        "http": {"listen": f"127.0.0.1:{http_port}", "reader_tokens": [token]},
         "notify": {"channels": [
             {"type": "webhook", "url": f"http://127.0.0.1:{sink.server_port}/alerts"},
             {"type": "dingtalk", "url": f"http://127.0.0.1:{sink.server_port}/dingtalk"}]},
@@ -642,10 +675,25 @@ def main(argv=None, kept_child=False):
                 say(f"{doc['_id'][:36]:36} {str(doc.get('fun')):22} retcode={doc.get('retcode')}{s_}")
             st.note(f"{coll.count_documents({})} returns stored")
 
+        with stage("9. the dashboard, in headless Chromium") as st:
+            SHOT.unlink(missing_ok=True)
+            say(f"{url.split('#')[0]} with the reader token in the URL fragment")
+            page, task = dashboard(url)
+            rows = page.get("reserves-t", [])
+            say("reserves: " + ", ".join(f"{r['data']['platform']} target {r['k']['target']}, "
+                                         f"idle {r['k']['idle']}, waiting {r['k']['waiting']}"
+                                         for r in rows))
+            say(f"{sum(int(r['k']['n']) for r in page.get('fleet-sum', []))} hosts, "
+                f"{len(page.get('tasks-t', []))} recent tasks, {len(page.get('orders-t', []))} order(s); "
+                f"task {task} opened: {len(page.get(f'results-{task}', []))} state result(s)")
+            st.note(f"screenshot {SHOT.relative_to(REPO)}")
+
         ok = stage.summary()
+        if SHOT.exists():
+            print(f"   dashboard: {SHOT}  (the engine's page at the end, headless Chromium)")
         if kept_child:
             kept = True
-            explore(env, db, root)
+            explore(env, db, root, url)
             print(KEPT, flush=True)
             while True:  # until demo-stop's SIGTERM
                 time.sleep(3600)

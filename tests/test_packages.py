@@ -6,7 +6,8 @@ certificates; /proc, /sys, /dev, /run and /tmp mounted, all unmounted and
 every process inside killed at the end) gets the four packages with
 ``apt-get install ./*.deb``. Then:
 
-- test_installed_files: the files are where docs/packages.md says, the
+- test_installed_files: the files are where docs/packages.md says (the
+  beacon in the state tree a regular file, not the repository's symlink), the
   library loads by its soname from the system Python, the tools run,
   ``pkg-config autodeploy`` answers;
 - test_engine_on_real_master: Salt (pip, ``salt==3008.4``, in a venv that
@@ -14,7 +15,9 @@ every process inside killed at the end) gets the four packages with
   installed python3-saltext-autodeploy + libautodeploy0 (no AD_LIB, no
   LD_LIBRARY_PATH), a minion and FerretDB, all inside the root: the engine
   reads the job's events (its ``log_events`` line in the master log) and
-  stores the test.ping return in FerretDB.
+  stores the test.ping return in FerretDB; with the installed state tree as
+  its ``file_roots``, the minion syncs the ``autodeploy_services`` beacon
+  (``saltutil.sync_beacons``, as host init does).
 
 Needs root (debootstrap, chroot, mounts): skipped otherwise, except under
 CI=true, where it fails. The packages come from $AD_PACKAGES (default
@@ -38,6 +41,8 @@ PKG_DIR = Path(os.environ.get("AD_PACKAGES", REPO / "build" / "packages"))
 FERRETDB = Path(os.environ.get("FERRETDB", REPO / ".deps" / "bin" / "ferretdb"))
 SALT_VERSION = "3008.4"
 PACKAGES = ("libautodeploy0", "libautodeploy-dev", "autodeploy-tools", "python3-saltext-autodeploy")
+BEACON_STATE = "usr/share/autodeploy/states/_beacons/autodeploy_services.py"
+BEACON_EXT = "usr/lib/python3/dist-packages/saltext/autodeploy/beacons/autodeploy_services.py"
 IN_CHROOT_ENV = [
     "env", "-i", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb", "DEBIAN_FRONTEND=noninteractive",
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -212,6 +217,7 @@ def test_installed_files(root):
         "usr/lib/python3/dist-packages/saltext/autodeploy/engines/autodeploy.py",
         "usr/share/autodeploy/states/autodeploy/gameserver/init.sls",
         "usr/share/autodeploy/states/autodeploy/host/init.sls",
+        BEACON_STATE,
         "usr/share/autodeploy/reactor/autodeploy_task.sls",
         "usr/share/autodeploy/master.d/autodeploy.conf",
         "usr/share/autodeploy/minion.d/autodeploy.conf",
@@ -223,6 +229,11 @@ def test_installed_files(root):
     if not (p / doc).exists() and not (p / f"{doc}.gz").exists():
         missing.append(doc)
     assert not missing, f"not installed: {missing}"
+    # salt://_beacons/autodeploy_services.py: a symlink in the repository, the file itself
+    # once installed, the same bytes as the extension's beacon.
+    assert not (p / BEACON_STATE).is_symlink() and (p / BEACON_STATE).is_file()
+    assert (p / BEACON_STATE).read_bytes() == (p / BEACON_EXT).read_bytes() == \
+        (REPO / "salt-ext/src/saltext/autodeploy/beacons/autodeploy_services.py").read_bytes()
     # The minion drop-in points grains_dirs at where the grains module is.
     assert "/usr/lib/autodeploy/grains" in (p / "usr/share/autodeploy/minion.d/autodeploy.conf").read_text()
 
@@ -280,6 +291,7 @@ def test_engine_on_real_master(root):
     master.update({
         "interface": "127.0.0.1", "publish_port": publish_port, "ret_port": ret_port,
         "user": "root", "auto_accept": True, "log_level_logfile": "info",
+        "file_roots": {"base": ["/usr/share/autodeploy/states"]},  # as docs/packages.md says
         "engines": [{"autodeploy": {
             "mongo_uri": f"mongodb://127.0.0.1:{mongo_port}/",
             "spool_dir": "/var/cache/salt/master/autodeploy",
@@ -319,3 +331,9 @@ def test_engine_on_real_master(root):
     assert doc["_id"] == f"{doc['jid']}/pkg-m1"
     # The engine read the job's events itself (log_events: salt/job/*).
     assert f"salt/job/{doc['jid']}/ret/pkg-m1" in log_text, log_text[-3000:]
+
+    # The installed state tree serves the beacon as host init syncs it.
+    res = root.run("/opt/salt/bin/salt -c /etc/salt pkg-m1 saltutil.sync_beacons --out=json -t 60",
+                   check=False)
+    assert json.loads(res.stdout or "{}").get("pkg-m1") == ["beacons.autodeploy_services"], \
+        f"{res.stdout}\n{res.stderr}"

@@ -10,18 +10,25 @@ orders per ``ClientToken``, so a retry that made a second order would show.
 Checked: the action, ``ClientToken`` = the order id, ``AutoPay=false`` with
 ``InstanceChargeType=PrePaid``, the signature, an error answer (503
 ``ServiceUnavailable``) followed by a retry that makes no second order,
-``DryRun``, a bad option named, and the signed ``placed`` report. Not run
-against the real cloud. About 2 s; no Salt processes.
+``DryRun``, a bad option named; the report through the library's
+``order.placed`` (a stand-in master socket); and, on a real master with the
+engine and FerretDB, the whole runner backend: forged ``place`` and
+``placed`` events refused with evidence, then an approved order placed by
+the runner and recorded by the engine. Not run against the real cloud.
+About 40 s, most of it the real master.
 """
 
-import base64
 import hashlib
 import hmac
 import http.server
 import importlib
 import json
+import shutil
+import tempfile
 import threading
+import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -199,30 +206,62 @@ def aliyun_log():
     return logging.getLogger("test_purchase_runner")
 
 
-def test_runner_reports_a_signed_placed_event(ecs, tmp_path, monkeypatch):
+# ------------------------------------------------- the report: the library's order.placed
+PROFILE = {"flavour": "ecs.g7.2xlarge", "cpu": 8, "mem_mb": 32768, "disk_gb": 100,
+           "region": "cn-hangzhou"}
+
+
+def purchase_conf(**kw):
+    """The engine's purchase object with the runner backend, as a master would have it."""
+    conf = {"time": "manual", "drive_interval_s": 1,
+            "profiles": {"aliyun-hz": PROFILE}, "approval": {"required": True, "timeout_h": 24},
+            "backend": {"type": "runner", "runner": "autodeploy_aliyun.place",
+                        "args": {"period": 1}}}
+    conf.update(kw)
+    return conf
+
+
+class PullSocket:
+    """A stand-in master_event_pull.ipc: the frames the library fires, decoded."""
+
+    def __init__(self, sock_dir):
+        import socket  # pylint: disable=import-outside-toplevel
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(sock_dir / "master_event_pull.ipc"))
+        self.sock.listen(4)
+        self.sock.settimeout(10)
+
+    def event(self):
+        import msgpack  # pylint: disable=import-outside-toplevel
+
+        conn, _ = self.sock.accept()
+        with conn:
+            raw = b""
+            while chunk := conn.recv(65536):
+                raw += chunk
+        frame = msgpack.unpackb(raw[4:] if raw[:1] == b"\0" else raw, raw=False)
+        tag, _, data = frame["body"].partition(b"\n\n")
+        return tag.decode(), msgpack.unpackb(data, raw=False)
+
+
+def test_runner_reports_through_the_library(ecs, request, monkeypatch, ad_lib):
+    """The runner hands its result to ``order.placed`` (C) and fires nothing itself: the
+    library checks the body and fires it signed. Whether the engine takes that event is
+    test_runner_backend_on_a_real_master's to show (and the C unit test's)."""
+    monkeypatch.setenv("AD_LIB", str(ad_lib))
     runner = importlib.import_module("saltext.autodeploy.runners.autodeploy_aliyun")
-    key = b"k" * 40 + b"\n"
-    (tmp_path / ".root_key").write_bytes(key)
-    fired = []
-
-    class FakeEvent:  # what salt.utils.event.get_master_event returns, as used
-        def __init__(self, opts, sock_dir, listen):
-            assert sock_dir == str(tmp_path) and not listen
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return False
-
-        def fire_event(self, data, tag):
-            fired.append((tag, data))
-            return True
-
-    import salt.utils.event  # pylint: disable=import-outside-toplevel
-
-    monkeypatch.setattr(salt.utils.event, "get_master_event", FakeEvent)
-    opts = {"cachedir": str(tmp_path), "sock_dir": str(tmp_path), "user": "root",
+    assert runner.__virtual__() == "autodeploy_aliyun"
+    # a short dir: a Unix socket path has at most 107 bytes, pytest's tmp_path can be longer
+    sock_dir = Path(tempfile.mkdtemp(prefix="adplaced-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(sock_dir, ignore_errors=True))
+    (sock_dir / ".root_key").write_bytes(b"k" * 40 + b"\n")
+    pull = PullSocket(sock_dir)
+    request.addfinalizer(pull.sock.close)
+    engine = {"mongo_uri": "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=50",  # never reached
+              "registry": {"enabled": False}, "placement": {}, "purchase": purchase_conf()}
+    opts = {"cachedir": str(sock_dir), "sock_dir": str(sock_dir), "user": "root",
+            "engines": [{"autodeploy": engine}],
             "autodeploy_aliyun": {"access_key_id": AK, "access_key_secret": SK,
                                   "endpoint": f"127.0.0.1:{ecs.port}", "protocol": "http",
                                   "backoff_s": 0.05, "instance": {"image_id": "m-1"}}}
@@ -230,63 +269,121 @@ def test_runner_reports_a_signed_placed_event(ecs, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "__opts__", opts, raising=False)
     monkeypatch.setattr(runner, "__context__", context, raising=False)
     res = runner.place(order=ORDER, options={"period": 1})
-    assert res["ok"] and res["reported"], res
-    (tag, data), = fired
+    assert res["ok"] and res["reported"] and context["retcode"] == 0, res
+    tag, data = pull.event()
     assert tag == "autodeploy/order/aliyun-hz-20261204/placed"
-    body = json.loads(data["body"])
-    assert body == {"id": "aliyun-hz-20261204", "ok": True, "dry_run": False, "error": None,
-                    "cloud_order_id": res["cloud_order_id"]}
-    # the formula of bus/sign.h and the reactor: HMAC-SHA256(key file bytes, tag|body)
-    want = base64.b64encode(hmac.new(key, f"{tag}|{data['body']}".encode(),
-                                     hashlib.sha256).digest()).decode()
-    assert data["sig"] == want
-    assert data["body"] == json.dumps(body, sort_keys=True, separators=(",", ":"))
-    # a refusal is reported too, and sets the job's retcode
+    assert set(data) == {"body", "sig"}, data  # signed by the library, master-made (no id)
+    assert json.loads(data["body"]) == {"id": "aliyun-hz-20261204", "ok": True, "dry_run": False,
+                                        "error": None, "cloud_order_id": res["cloud_order_id"]}
+    # a refusal of the cloud is reported too, and sets the job's retcode
     res = runner.place(order={**ORDER, "flavour": ""})
-    assert not res["ok"] and context["retcode"] == 1
-    assert json.loads(fired[-1][1]["body"])["error"].startswith("order.flavour")
+    assert not res["ok"] and res["reported"] and context["retcode"] == 1, res
+    body = json.loads(pull.event()[1]["body"])
+    assert body["ok"] is False and body["error"].startswith("order.flavour"), body
+    # a report that cannot go: said in the answer, with the library's reason, retcode 1
+    pull.sock.close()
+    (sock_dir / "master_event_pull.ipc").unlink()
+    res = runner.place(order=ORDER, options={"period": 1})
+    assert res["ok"] and res["reported"] is False and context["retcode"] == 1, res
+    assert "master_event_pull.ipc" in res["report_error"], res
+    # without the engine entry (the purchase object), nothing to report through
+    opts.pop("engines")
+    res = runner.place(order=ORDER, options={"period": 1})
+    assert res["reported"] is False and "no autodeploy engine entry" in res["report_error"], res
+    assert SK not in json.dumps(res)
 
 
-# ------------------------------------------------- the reactor, on a real master
-REACTOR_PLACE = __import__("pathlib").Path(__file__).resolve().parent.parent / "reactor" / \
+# ------------------------------------------------- the loop, on a real master
+REACTOR_PLACE = Path(__file__).resolve().parent.parent / "reactor" / \
     "autodeploy_order_place.sls"
 
 
-def test_reactor_runs_the_runner_only_for_signed_events(salt_env, salt_venv, ecs, tmp_path):
-    """A signed ``autodeploy/order/<id>/place`` starts ``autodeploy_aliyun.place``, which
-    orders at the local ECS endpoint and reports a signed ``placed`` event; an unsigned one
-    or one whose id is not the tag's is refused and logged. About 15 s (one master)."""
-    from test_reactor import Bus, master_key, signed, warnings_in  # pylint: disable=import-outside-toplevel
+def order_doc(now_ms):
+    """An order awaiting approval, as the daily run leaves it (purchase/orders.c)."""
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now_ms / 1000))
+    return {"_id": ORDER["_id"], "rev": 1, "profile": "aliyun-hz", "flavour": ORDER["flavour"],
+            "region": ORDER["region"], "day": "20261204", "count": ORDER["count"],
+            "state": "awaiting_approval", "reason": ORDER["reason"], "platforms": ["qq"],
+            "plan": {}, "created_at": iso, "created_at_ms": now_ms, "arrived": [], "attempts": 0,
+            "approval": {"via": "salt", "asked_at_ms": now_ms},
+            "history": [{"at": iso, "what": "planned", "to": "planned", "cause": "test",
+                         "actor": "test"}]}
 
+
+def test_runner_backend_on_a_real_master(salt_env, salt_venv, ferretdb, ecs, tmp_path):
+    """The runner backend end to end on one master with the engine: forged events first
+    (``place`` unsigned, for another order, under another key: the reactor runs nothing;
+    ``placed`` unsigned or under another key: the engine refuses it, counts it and notes
+    it on the order, which does not move); then ``autodeploy.approve``, and the engine's
+    signed ``place`` starts ``autodeploy_aliyun.place`` (one lost answer on the way),
+    whose ``order.placed`` report the engine takes: the order is ``ordered`` with the
+    cloud's order id. About 30 s."""
+    import pymongo  # pylint: disable=import-outside-toplevel
+
+    from test_reactor import Bus, signed, warnings_in  # pylint: disable=import-outside-toplevel
+    from test_registry import wait  # pylint: disable=import-outside-toplevel
+
+    engine = {"mongo_uri": ferretdb.uri, "spool_dir": str(tmp_path / "spool"), "batch_ms": 20,
+              "stats_interval": 1, "status_interval": 1, "registry": {"enabled": False},
+              "placement": {"cycle_interval": 86400}, "purchase": purchase_conf()}
     env = salt_env(master_opts={
+        "engines": [{"autodeploy": engine}],
         "reactor": [{"autodeploy/order/*/place": [str(REACTOR_PLACE)]}],
         "autodeploy_aliyun": {"access_key_id": AK, "access_key_secret": SK,
                               "endpoint": f"127.0.0.1:{ecs.port}", "protocol": "http",
                               "backoff_s": 0.05, "instance": {"image_id": "m-1"}},
     })
+    db = pymongo.MongoClient(ferretdb.uri)["autodeploy"]
+    db.orders.insert_one(order_doc(int(time.time() * 1000)))
     env.start_master()
     bus = Bus(env, salt_venv / "bin" / "python", env.root)
+    oid = ORDER["_id"]
     try:
-        tag = "autodeploy/order/aliyun-hz-20261204/place"
-        req = {"id": ORDER["_id"], "runner": "autodeploy_aliyun.place", "dry_run": False,
+        # the reactor: refused, nothing runs
+        tag = f"autodeploy/order/{oid}/place"
+        req = {"id": oid, "runner": "autodeploy_aliyun.place", "dry_run": False,
                "args": {"period": 1}, "order": ORDER}
         bus.fire(tag, {"body": json.dumps(req)})                         # unsigned
         bus.fire(tag, signed(env, tag, {**req, "id": "other-20261204"}))  # not the tag's id
         bus.fire(tag, signed(env, tag, req, key="x" * 40))               # another key
-        ecs.fail = [(503, "ServiceUnavailable", True)]  # and one lost answer on the way
-        bus.fire(tag, signed(env, tag, req))
-        (placed,) = bus.wait("autodeploy/order/aliyun-hz-20261204/placed", timeout=90)
-        data = placed["data"]
-        body = json.loads(data["body"])
-        assert body["ok"] and body["id"] == ORDER["_id"], body
-        assert body["cloud_order_id"] == ecs.orders[ORDER["_id"]] and len(ecs.orders) == 1
-        key = master_key(env).encode()
-        want = base64.b64encode(hmac.new(key, f"{placed['tag']}|{data['body']}".encode(),
-                                         hashlib.sha256).digest()).decode()
-        assert data["sig"] == want  # signed with the master key, as the engine checks
+        # the engine: a forged report, unsigned then under another key (fired until the
+        # engine, which subscribes after the master starts, has seen one)
+        ptag = f"autodeploy/order/{oid}/placed"
+        forged = {"id": oid, "ok": True, "cloud_order_id": "forged-1", "error": None,
+                  "dry_run": False}
+        deadline = time.monotonic() + 90
+        while "not signed" not in (db.orders.find_one({"_id": oid}) or {}).get("last_refusal", ""):
+            assert time.monotonic() < deadline, "the engine never refused the unsigned placed event"
+            bus.fire(ptag, {"body": json.dumps(forged)})
+            time.sleep(1)
+        bus.fire(ptag, signed(env, ptag, forged, key="x" * 40))
+        wait(lambda: "bad signature" in db.orders.find_one({"_id": oid}).get("last_refusal", ""),
+             "the placed event under another key refused", 30)
+        order = db.orders.find_one({"_id": oid})
+        assert order["state"] == "awaiting_approval" and "cloud_order_id" not in order, order
+        notes = [h.get("cause", "") for h in order["history"]]
+        assert any("placed refused: not signed" in n for n in notes), notes
+        assert any("placed refused: bad signature" in n for n in notes), notes
+        wait(lambda: ((db.engine_status.find_one() or {}).get("stats", {}).get("purchase", {})
+                      .get("refused_unsigned", 0) >= 2), "the refusals counted", 30)
         for needle in ("not signed", "does not match the tag", "bad signature"):
-            assert warnings_in(env, needle), needle
-        assert len(ecs.requests) == 2  # the 503 and its retry: the refused events ordered nothing
+            wait(lambda n=needle: warnings_in(env, n), f"reactor warning {needle!r}", 30)
+        assert not ecs.requests  # nothing forged ordered anything
+
+        # approved: the engine fires place, the reactor runs the runner, the runner reports
+        ecs.fail = [(503, "ServiceUnavailable", True)]  # the order made, its answer lost
+        res = env.salt_run("autodeploy.approve", oid)
+        assert res.get("fired"), res
+        order = wait(lambda: (lambda o: o if o.get("state") == "ordered" else None)(
+            db.orders.find_one({"_id": oid})), "the order ordered", 120)
+        assert order["cloud_order_id"] == ecs.orders[oid] and len(ecs.orders) == 1, order
+        assert order["placed"]["ok"] is True and order["backend"] == "runner", order
+        assert {r["q"]["ClientToken"] for r in ecs.requests} == {oid}
+        # the report on the bus: master-made (no minion id), signed, the cloud's order id
+        placed = wait(lambda: [e for e in bus.events(ptag) if "sig" in e["data"] and json.loads(
+            e["data"]["body"]).get("cloud_order_id") == ecs.orders[oid]], "the report on the bus", 30)[0]
+        assert "id" not in placed["data"] and "cmd" not in placed["data"], placed
         assert SK not in env.master_log.read_text(errors="replace")
     finally:
         bus.close()
+

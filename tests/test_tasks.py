@@ -92,8 +92,19 @@ def stack(salt_env, ferretdb, ad_lib, tmp_path):
 
 
 class Caller:
+    """ad_call (the runners' entry point) with `conf`, in this process."""
+
     def __init__(self, lib, conf):
         self.lib, self.conf = lib, json.dumps(conf).encode()
+
+    @classmethod
+    def load(cls, lib_path, conf):
+        """A Caller over the library at `lib_path` (ctypes), its types declared."""
+        lib = ctypes.CDLL(str(lib_path))
+        lib.ad_call.restype = ctypes.c_void_p
+        lib.ad_call.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
+        lib.ad_free.argtypes = [ctypes.c_void_p]
+        return cls(lib, conf)
 
     def __call__(self, command, **args):
         err = ErrorT()

@@ -291,9 +291,14 @@ def load_beacon():
     return mod
 
 
-def test_beacon_copy_for_minions_is_identical():
-    """Minions get states/_beacons/ (saltutil.sync_beacons); the extension ships the same."""
-    assert (STATES / "_beacons" / "autodeploy_services.py").read_bytes() == BEACON.read_bytes()
+def test_beacon_for_minions_is_the_extension_file():
+    """Minions get states/_beacons/ (saltutil.sync_beacons): a relative symlink to the
+    extension's beacon, so there is one file (Salt's fileserver follows it:
+    ``fileserver_followsymlinks``, default True). The packages install the file itself
+    (tests/test_packages.py)."""
+    link = STATES / "_beacons" / "autodeploy_services.py"
+    assert link.is_symlink() and not os.path.isabs(os.readlink(link)), "want a relative symlink"
+    assert link.resolve() == BEACON.resolve()
 
 
 def test_beacon_reads_cgroups_v2_and_v1(tmp_path):

@@ -5,6 +5,26 @@
 
 #include "core/config.h"
 #include "core/error_private.h"
+#include "core/redact.h"
+
+/* A string field's secrets into (add) or out of (drop) the redaction set:
+ * a secret is one; any other string may be a URL with a password. */
+static void secrets(const ad__config_key_t *k, const char *s, int add)
+{
+  ad__secret_kind_t kind = k->type == AD_CT_SECRET ? AD__SECRET_VALUE : AD__SECRET_URL;
+  if (!s || (kind == AD__SECRET_URL && !strstr(s, "://")))
+    return;
+  (add ? ad__secret_add : ad__secret_drop)(kind, s);
+}
+
+static void str_free(const ad__config_key_t *k, char **s)
+{
+  secrets(k, *s, 0);
+  if (*s && k->type == AD_CT_SECRET)
+    explicit_bzero(*s, strlen(*s));
+  free(*s);
+  *s = NULL;
+}
 
 static int set_text(const ad__config_key_t *k, void *target, const char *text,
                     ad_error_t *err)
@@ -37,10 +57,12 @@ static int set_text(const ad__config_key_t *k, void *target, const char *text,
       return ad__err(err, AD_ECONFIG, "config", "%s: \"%s\" is not a boolean",
                      k->name, text);
     return 0;
-  case AD_CT_STR: {
+  case AD_CT_STR:
+  case AD_CT_SECRET: {
     char **s = (char **)at;
-    free(*s);
+    str_free(k, s);
     *s = *text ? strdup(text) : NULL;
+    secrets(k, *s, 1);
     return 0;
   }
   case AD_CT_ENUM:
@@ -86,12 +108,10 @@ int ad__config_load(const ad__config_key_t *table, void *target,
     const char *text = NULL;
     if (json_is_string(v))
       text = json_string_value(v);
-    else if (json_is_integer(v) && k->type != AD_CT_STR && k->type != AD_CT_ENUM)
+    else if (json_is_integer(v) && k->type != AD_CT_ENUM)
       snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v)), text = buf;
     else if (json_is_boolean(v) && k->type == AD_CT_BOOL)
       text = json_is_true(v) ? "true" : "false";
-    else if (json_is_integer(v) && k->type == AD_CT_STR)
-      snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v)), text = buf;
     if (!text)
       return ad__err(err, AD_ECONFIG, "config", "%s: wrong type (a JSON %s)", name,
                      json_is_object(v) ? "object" : json_is_array(v) ? "array"
@@ -106,11 +126,8 @@ int ad__config_load(const ad__config_key_t *table, void *target,
 void ad__config_free(const ad__config_key_t *table, void *target)
 {
   for (const ad__config_key_t *k = table; k->name; k++)
-    if (k->type == AD_CT_STR) {
-      char **s = (char **)((char *)target + k->offset);
-      free(*s);
-      *s = NULL;
-    }
+    if (k->type == AD_CT_STR || k->type == AD_CT_SECRET)
+      str_free(k, (char **)((char *)target + k->offset));
 }
 
 json_t *ad__config_parse(const char *text, const char *what, int code, ad_error_t *err)

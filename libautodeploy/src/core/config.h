@@ -9,7 +9,11 @@
 
 #include "autodeploy/common.h"
 
-typedef enum { AD_CT_INT, AD_CT_SIZE, AD_CT_BOOL, AD_CT_STR, AD_CT_ENUM } ad__ctype_t;
+/* AD_CT_SECRET: a string that is a credential (a password, a token): kept
+ * in the redaction set while loaded (core/redact.h), so that no message
+ * quotes it; a string holding a URL gives its password and credential-named
+ * query values to that set too. */
+typedef enum { AD_CT_INT, AD_CT_SIZE, AD_CT_BOOL, AD_CT_STR, AD_CT_ENUM, AD_CT_SECRET } ad__ctype_t;
 
 typedef struct {
   const char *name;
@@ -21,7 +25,8 @@ typedef struct {
 } ad__config_key_t;
 
 /* Apply defaults, then the JSON object's values. Strings are strdup'ed into
- * `char *` fields (free with ad__config_free). 0 or AD_ECONFIG + *err. */
+ * `char *` fields (free with ad__config_free, which also drops their
+ * secrets from the redaction set). 0 or AD_ECONFIG + *err. */
 int ad__config_load(const ad__config_key_t *table, void *target,
                     const json_t *obj, ad_error_t *err);
 void ad__config_free(const ad__config_key_t *table, void *target);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error_private.h"
+#include "core/redact.h"
 
 const char *ad_strerror(int code)
 {
@@ -25,12 +26,17 @@ const char *ad_errname(int code)
   return "AD_EUNKNOWN";
 }
 
+/* The message is made whole, rid of secrets, then cut to fit: cut first, a
+ * secret at the end would survive in part. */
 static void fill(ad_error_t *err, int code, const char *domain,
                  const char *fmt, va_list ap)
 {
+  char whole[1024];
   err->code = code;
   snprintf(err->domain, sizeof(err->domain), "%s", domain);
-  vsnprintf(err->message, sizeof(err->message), fmt, ap);
+  vsnprintf(whole, sizeof whole, fmt, ap);
+  ad__redact(whole);
+  snprintf(err->message, sizeof(err->message), "%s", whole);
 }
 
 int ad__err(ad_error_t *err, int code, const char *domain, const char *fmt, ...)
@@ -44,10 +50,19 @@ int ad__err(ad_error_t *err, int code, const char *domain, const char *fmt, ...)
   return code;
 }
 
+void ad__err_prefix(ad_error_t *err, const char *prefix)
+{
+  if (!err)
+    return;
+  char m[sizeof err->message];
+  snprintf(m, sizeof m, "%s%s", prefix, err->message);
+  memcpy(err->message, m, sizeof m);
+}
+
 int ad__err_errno(ad_error_t *err, int code, int errno_val, const char *fmt, ...)
 {
   if (err) {
-    char what[160];
+    char what[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);

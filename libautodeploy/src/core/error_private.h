@@ -13,4 +13,9 @@ int ad__err(ad_error_t *err, int code, const char *domain, const char *fmt, ...)
 int ad__err_errno(ad_error_t *err, int code, int errno_val, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Put `prefix` in front of err->message (when err is not NULL), keeping
+ * its code and domain: how a section names the key a table refused
+ * ("placement." + "top_k: must be 1..8"). */
+void ad__err_prefix(ad_error_t *err, const char *prefix);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "core/error_private.h"
 #include "core/http.h"
+#include "core/redact.h"
 
 static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow,
                        curl_off_t ultotal, curl_off_t ulnow)
@@ -172,6 +173,11 @@ int ad__http_request(const char *method, const char *url, const char *const *hea
     ad__http_resp_free(resp);
   } else {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    /* a server may quote what it was sent (a gateway echoing the
+     * Authorization header, an error page with the request line): the
+     * answer is quoted in errors and stored, so it loses our secrets here */
+    if (resp->body && ad__redact(resp->body))
+      resp->body_len = strlen(resp->body);
   }
   curl_slist_free_all(hl);
   curl_easy_cleanup(h);
@@ -187,24 +193,4 @@ void ad__http_resp_free(ad__http_resp_t *r)
   free(r->body);
   r->body = NULL;
   r->body_len = 0;
-}
-
-char *ad__http_safe_origin(const char *url)
-{
-  CURLU *u = curl_url();
-  char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
-  if (!u || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) ||
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
-      curl_url_get(u, CURLUPART_HOST, &host, 0))
-    goto done;
-  curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-  size_t n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + 5;
-  if ((out = malloc(n)))
-    snprintf(out, n, "%s://%s%s%s", scheme, host, port ? ":" : "", port ? port : "");
-done:
-  curl_free(scheme);
-  curl_free(host);
-  curl_free(port);
-  curl_url_cleanup(u);
-  return out;
 }

@@ -22,7 +22,8 @@ typedef struct {
 
 typedef struct {
   long status;     /* HTTP status (or the last SMTP reply code) */
-  char *body;      /* NUL-terminated, at most max_body bytes kept */
+  char *body;      /* NUL-terminated, at most max_body bytes kept, secrets
+                    * replaced (core/redact.h) */
   size_t body_len;
   int truncated;   /* the server sent more than max_body: body is its head */
 } ad__http_resp_t;
@@ -62,9 +63,5 @@ int ad__http_fail(CURLcode rc, const char *errbuf, const char *what,
 
 /* True for HTTP statuses worth another try: 408, 425, 429, 5xx. */
 int ad__http_status_retryable(long status);
-
-/* "scheme://host:port" of `url`, without user info, path or query (which
- * may carry tokens): safe to log. Caller frees; NULL when not a URL. */
-char *ad__http_safe_origin(const char *url);
 
 #endif

@@ -1,12 +1,14 @@
 /* log.c - the log hook. The handler is swapped under a lock; calls read a
- * consistent (fn, user) pair. */
+ * consistent (fn, user) pair. No line reaches it with a secret in it. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/log_private.h"
+#include "core/redact.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static ad_log_fn handler;
@@ -49,20 +51,27 @@ void ad__log(ad_log_level_t level, const char *domain, const char *fmt, ...)
   va_copy(again, ap);
   int n = vsnprintf(small, sizeof small, fmt, ap);
   va_end(ap);
-  /* a long line (the stats JSON) is written whole up to AD__LOG_MAX, then
-   * cut with a marker that says so: never cut silently */
+  /* a long line (the stats JSON) is made whole (up to AD__LOG_MAX and some
+   * slack), rid of secrets (core/redact.h), and only then cut, with a
+   * marker that says so: never cut silently, never half a secret left */
+  size_t room = sizeof small;
   if (n >= (int)sizeof small) {
-    size_t want = (size_t)n < AD__LOG_MAX ? (size_t)n + 1 : AD__LOG_MAX;
+    size_t want = (size_t)n + 1 < AD__LOG_MAX + 4096 ? (size_t)n + 1 : AD__LOG_MAX + 4096;
     char *big = malloc(want);
     if (big) {
       vsnprintf(big, want, fmt, again);
-      if ((size_t)n >= want)
-        snprintf(big + want - 40, 40, " ... (%d bytes cut)", n - (int)want + 40);
       msg = big;
-    } else
-      snprintf(small + sizeof small - 40, 40, " ... (%d bytes cut)", n - (int)sizeof small + 40);
+      room = want;
+    }
   }
   va_end(again);
+  int truncated = n >= (int)room;
+  ad__redact(msg);
+  size_t cap = msg == small ? sizeof small : AD__LOG_MAX, len = strlen(msg);
+  if (truncated || len >= cap) {
+    size_t at = len < cap - 40 ? len : cap - 40;
+    snprintf(msg + at, 40, " ... (%d bytes cut)", n - (int)at);
+  }
   fn(level, domain, msg, user);
   if (msg != small)
     free(msg);

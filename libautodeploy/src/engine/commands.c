@@ -85,6 +85,9 @@ static const ad__engine_command_t COMMANDS[] = {
              "Reject an order awaiting approval (a signed control event)."),
     PURCHASE("order.cancel", ad__order_cancel, "id, reason, actor",
              "Cancel an order that is not placed yet."),
+    PURCHASE("order.placed", ad__order_placed, "id, ok, cloud_order_id, error, dry_run",
+             "Report what a runner of the runner order backend did: the signed placed event "
+             "that the engine records on the order."),
 };
 #undef TASKS
 #undef REGISTRY
@@ -117,11 +120,12 @@ static ad_engine_t *command_engine(const char *config_json, ad_error_t *err)
    * batcher (or its spool_dir) of the engine process */
   json_object_set_new(conf, "returns", json_string("off"));
   json_object_del(conf, "notify");
-  /* the engine process pushes to the outside CMDB, not each runner call */
+  /* the engine process pushes to the outside CMDB and serves HTTP, not each
+   * runner call (which would find the engine on the listen address) */
   json_object_del(json_object_get(conf, "registry"), "cmdb");
-  /* nor does a runner serve HTTP (the engine process holds the port) or take
-   * DingTalk's pushes, which come to that server */
   json_object_del(conf, "http");
+  /* nor takes DingTalk's pushes, which come to that server (a callback
+   * without it would be refused) */
   json_object_del(json_object_get(json_object_get(json_object_get(conf, "purchase"), "approval"),
                                   "dingtalk"),
                   "callback");

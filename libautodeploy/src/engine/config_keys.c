@@ -55,7 +55,7 @@ static const struct {
 
 static json_t *key_json(const ad__config_key_t *k)
 {
-  static const char *const types[] = {"int", "size", "bool", "string", "enum"};
+  static const char *const types[] = {"int", "size", "bool", "string", "enum", "secret"};
   json_t *o = json_pack("{s:s,s:s,s:s}", "name", k->name, "type", types[k->type], "default",
                         k->def ? k->def : "");
   if (o && (k->type == AD_CT_INT || k->type == AD_CT_SIZE)) {

@@ -38,12 +38,6 @@ static json_t *engine_stats(void *user)
   return j;
 }
 
-static json_t *last_cycle(void *user)
-{
-  ad_engine_t *eng = user;
-  return eng->fleet ? ad__fleet_last_report(eng->fleet) : json_object();
-}
-
 /* POST /callbacks/dingtalk (purchase/approval_callback.c) */
 static unsigned dingtalk_push(void *user, const char *peer, const json_t *query,
                               const char *body, size_t len, json_t **answer)
@@ -75,7 +69,6 @@ int ad__engine_http_start(ad_engine_t *eng, const json_t *http, const json_t *re
       .registry = eng->registry,
       .fleet = eng->fleet,
       .stats = engine_stats,
-      .last_cycle = last_cycle,
       .dingtalk_callback = push ? dingtalk_push : NULL,
       .user = eng,
   };

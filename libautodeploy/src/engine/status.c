@@ -70,7 +70,7 @@ static json_t *status_doc(ad_engine_t *eng, const char *state)
       "heartbeat", iso, "heartbeat_ms", (json_int_t)now, "interval_s", eng->c.status_interval,
       "events_per_s", events_rate(eng, stats), "stats", stats, "notify",
       eng->notifier ? parse_owned(ad_notify_stats_json(eng->notifier)) : json_null(),
-      "last_cycle", eng->fleet ? ad__fleet_last_cycle(eng->fleet) : json_null());
+      "last_cycle", eng->fleet ? ad__fleet_last_cycle_summary(eng->fleet) : json_null());
   return doc;
 }
 

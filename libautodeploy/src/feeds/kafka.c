@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
+#include "core/redact.h"
 #include "feeds/canal.h"
 #include "feeds/kafka.h"
 #include "fleet/fleet.h"
@@ -62,6 +63,7 @@ struct ad__kafka {
   atomic_uint_fast64_t consumed, openings, duplicates, refused, unknown, malformed, ignored,
       retries, errors;
   atomic_int_fast64_t lag[MAX_PARTITIONS];
+  json_t *security; /* kept to drop its secrets again (core/redact.h) */
 };
 
 /* librdkafka's own log lines, into ours (never to stderr). */
@@ -86,6 +88,22 @@ static int set_prop(rd_kafka_conf_t *rc, const char *where, const char *name, co
   if (*value && strstr(es, value))
     snprintf(es, sizeof es, "librdkafka refused the value");
   return ad__err(err, AD_ECONFIG, "config", "%s%s: %s", where, name, es);
+}
+
+/* The credential-named properties of `sec` (sasl.password,
+ * ssl.key.password, ...) into (add) or out of the redaction set. */
+static void security_secrets(const json_t *sec, int add)
+{
+  const char *name;
+  json_t *v;
+  json_object_foreach((json_t *)sec, name, v) {
+    char *line = NULL;
+    if (json_is_string(v) && asprintf(&line, "%s: %s", name, json_string_value(v)) >= 0) {
+      (add ? ad__secret_add : ad__secret_drop)(AD__SECRET_NAMED, line);
+      explicit_bzero(line, strlen(line));
+      free(line);
+    }
+  }
 }
 
 /* security: {librdkafka property: value}, passed through (SASL, TLS). */
@@ -147,6 +165,10 @@ ad__kafka_t *ad__kafka_new(const json_t *conf, ad__kafka_apply_fn apply, void *u
   json_t *sec = json_incref(json_object_get(rest, "security"));
   json_object_del(rest, "mapping");
   json_object_del(rest, "security");
+  if (json_is_object(sec)) {
+    k->security = json_incref(sec);
+    security_secrets(sec, 1);
+  }
   ad_error_t e;
   rd_kafka_conf_t *rc = NULL;
   char es[512];
@@ -354,6 +376,9 @@ void ad__kafka_destroy(ad__kafka_t **k_p)
     rd_kafka_destroy(k->rk);
   ad__canal_map_free(&k->map);
   ad__config_free(KEYS, &k->c);
+  if (k->security)
+    security_secrets(k->security, 0);
+  json_decref(k->security);
   free(k);
   *k_p = NULL;
 }

@@ -16,7 +16,9 @@
  *   deploy   a placed service moves pending|waiting_resources -> deploying
  *            (a conditional update: a service is never placed twice) and a
  *            deploy task runs the platform's state on the host's minion.
- * Hosts are shared across platforms in one cycle. Reads and writes go
+ * The deploy step is cycle_deploy.c; the report kept after an engine's
+ * cycle, and the tick that runs it, cycle_report.c. Hosts are shared
+ * across platforms in one cycle. Reads and writes go
  * through ad__cycle_store_t (cycle.h): MongoDB in the engine and runners
  * (ad__fleet_cycle_store, fleet_store.c), a fake in tests/fleet/test_cycle.c.
  * dry_run computes and reports without writing or taking the lease.
@@ -29,94 +31,11 @@
 #include "core/clock.h"
 #include "store/docs.h"
 #include "core/error_private.h"
-#include "fleet/cycle.h"
+#include "fleet/cycle_private.h"
 #include "fleet/fleet_private.h"
 #include "core/log_private.h"
-#include "decide/placement.h"
-#include "decide/reserve.h"
 
-static double jnum(const json_t *o, const char *k)
-{
-  return json_number_value(json_object_get(o, k));
-}
-
-/* {service} {server_no} {platform} {host} {private_ip} {minion} in strings */
-static json_t *render(const json_t *tmpl, const json_t *vars)
-{
-  if (json_is_string(tmpl)) {
-    const char *s = json_string_value(tmpl);
-    /* "{server_no}" alone keeps the variable's type (an integer stays one) */
-    size_t sl = strlen(s);
-    if (sl > 2 && s[0] == '{' && s[sl - 1] == '}' && !strchr(s + 1, '{')) {
-      char name[40];
-      snprintf(name, sizeof name, "%.*s", (int)(sl - 2), s + 1);
-      json_t *v = json_object_get(vars, name);
-      if (json_is_integer(v))
-        return json_incref(v);
-    }
-    char out[4096];
-    size_t o = 0;
-    while (*s && o < sizeof out - 1) {
-      const char *close = *s == '{' ? strchr(s, '}') : NULL;
-      if (close && close - s - 1 < 32) {
-        char name[40];
-        snprintf(name, sizeof name, "%.*s", (int)(close - s - 1), s + 1);
-        json_t *v = json_object_get(vars, name);
-        if (v) {
-          char buf[300];
-          if (json_is_integer(v))
-            snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
-          else
-            snprintf(buf, sizeof buf, "%s", json_string_value(v) ? json_string_value(v) : "");
-          size_t n = strlen(buf);
-          if (o + n >= sizeof out)
-            break;
-          memcpy(out + o, buf, n);
-          o += n;
-          s = close + 1;
-          continue;
-        }
-      }
-      out[o++] = *s++;
-    }
-    out[o] = 0;
-    return json_string(out);
-  }
-  if (json_is_object(tmpl)) {
-    json_t *r = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)tmpl, k, v) {
-      if (!r || json_object_set_new(r, k, render(v, vars))) {
-        json_decref(r);
-        return NULL; /* no memory: no half-rendered pillar */
-      }
-    }
-    return r;
-  }
-  if (json_is_array(tmpl)) {
-    json_t *r = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(tmpl, i, v) {
-      if (!r || json_array_append_new(r, render(v, vars))) {
-        json_decref(r);
-        return NULL;
-      }
-    }
-    return r;
-  }
-  return json_deep_copy(tmpl);
-}
-
-typedef struct {
-  json_t *docs;       /* ready hosts */
-  ad__host_t *h;
-  size_t n;
-  char *load_error;   /* the load history could not be read */
-} fleet_hosts_t;
-
-static void hosts_free(fleet_hosts_t *hs)
+static void hosts_free(ad__cycle_hosts_t *hs)
 {
   json_decref(hs->docs);
   free(hs->h);
@@ -131,7 +50,7 @@ static int host_key_cmp(const void *a, const void *b)
 
 /* The hosts' p95 load over the window. When the history cannot be read,
  * the reason is kept and placement goes on capacity and footprints only. */
-static int load_p95(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, fleet_hosts_t *hs,
+static int load_p95(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, ad__cycle_hosts_t *hs,
                     int64_t now)
 {
   ad__metrics_host_t *mh = calloc(hs->n + 1, sizeof *mh);
@@ -143,7 +62,8 @@ static int load_p95(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, fleet_
     json_t *cap = json_object_get(d, "capacity");
     mh[i] = (ad__metrics_host_t){.key = ad__jstr(d, "_id"), .minion_id = ad__jstr(d, "minion"),
                                  .private_ip = ad__jstr(d, "private_ip"),
-                                 .cores = (int)jnum(cap, "cpu"), .mem_mb = (int64_t)jnum(cap, "mem_mb")};
+                                 .cores = (int)ad__jnum(cap, "cpu"),
+                                 .mem_mb = (int64_t)ad__jnum(cap, "mem_mb")};
   }
   ad__metrics_query_t q = {.from_ms = now - f->c.load_window_hours * 3600000LL, .to_ms = now,
                            .step_ms = 60000,
@@ -170,7 +90,7 @@ static int load_p95(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, fleet_
 
 /* Footprints placed but not yet in the history: services being deployed
  * or deployed (idle now, busy once opened), and those opened recently. */
-static int add_pending(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, fleet_hosts_t *hs,
+static int add_pending(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, ad__cycle_hosts_t *hs,
                        int64_t now)
 {
   json_t *svcs = st->find(
@@ -194,8 +114,8 @@ static int add_pending(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, fle
     ad__host_t probe = {.key = ad__jstr(d, "host")}, *pp = &probe;
     ad__host_t **hit = hs->n ? bsearch(&pp, by_key, hs->n, sizeof *by_key, host_key_cmp) : NULL;
     if (hit) {
-      (*hit)->pending.cpu += jnum(json_object_get(d, "footprint"), "cpu");
-      (*hit)->pending.mem += jnum(json_object_get(d, "footprint"), "mem_mb");
+      (*hit)->pending.cpu += ad__jnum(json_object_get(d, "footprint"), "cpu");
+      (*hit)->pending.mem += ad__jnum(json_object_get(d, "footprint"), "mem_mb");
     }
   }
   free(by_key);
@@ -205,7 +125,7 @@ static int add_pending(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, fle
 
 /* Ready hosts (by key) with p95 load and the footprints not yet in their
  * history. On failure *hs is empty. */
-static int load_hosts(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, fleet_hosts_t *hs,
+static int load_hosts(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, ad__cycle_hosts_t *hs,
                       int64_t now, ad_error_t *err)
 {
   memset(hs, 0, sizeof *hs);
@@ -225,7 +145,7 @@ static int load_hosts(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, flee
     json_t *cap = json_object_get(d, "capacity");
     hs->h[i] = (ad__host_t){.key = ad__jstr(d, "_id"), .placeable = 1, .profile = ad__jstr(d, "profile"),
                             .region = ad__jstr(d, "region"),
-                            .capacity = {jnum(cap, "cpu"), jnum(cap, "mem_mb")}};
+                            .capacity = {ad__jnum(cap, "cpu"), ad__jnum(cap, "mem_mb")}};
   }
   if ((hs->n && (rc = load_p95(f, st, u, hs, now))) || (rc = add_pending(f, st, u, hs, now)))
     goto fail;
@@ -238,40 +158,16 @@ fail:
 
 static const char *const SUPPLY[] = {"pending", "deploying", "deployed", "waiting_resources", NULL};
 
-/* One platform's cycle: what its steps share. */
-typedef struct {
-  ad__fleet_t *f;             /* the configuration */
-  const ad__cycle_store_t *st;
-  void *u;
-  fleet_hosts_t *hs;          /* shared by the platforms of one cycle */
-  const json_t *plat;
-  const char *code;
-  int64_t now;
-  int dry_run;
-  json_t *rep;                /* the platform's report, filled by the steps */
-  ad__reserve_t rs;           /* reserve: the size */
-  ad__res_t fp;               /* reserve: this cycle's footprint */
-  json_t *fp_sources;         /* reserve: where each dimension of fp came from */
-  int64_t supply;             /* create */
-} plat_cycle_t;
-
-/* rep.error = msg (taken). -1, so a step can `return report_error(...)`. */
-static int report_error(plat_cycle_t *pc, json_t *msg)
-{
-  json_object_set_new(pc->rep, "error", msg);
-  return -1;
-}
-
 /* reserve: the size from the openings of the window (services of any
  * state opened within window_days), and this cycle's footprint (the
  * largest measured opening, else the platform's). 0, or -1 + rep.error. */
-static int step_reserve(plat_cycle_t *pc)
+static int step_reserve(ad__plat_cycle_t *pc)
 {
   ad_error_t err = {0};
   ad__reserve_policy_t pol;
   ad__reserve_policy_default(&pol);
   if (ad__reserve_policy_from_json(&pol, json_object_get(pc->plat, "reserve"), "reserve", &err))
-    return report_error(pc, json_sprintf("reserve policy: %s", err.message));
+    return ad__cycle_report_error(pc, json_sprintf("reserve policy: %s", err.message));
   json_t *opened = pc->st->find(
       pc->u, pc->f->c.services,
       json_pack("{s:s,s:{s:I}}", "platform", pc->code, "opened_at_ms", "$gt",
@@ -284,7 +180,7 @@ static int step_reserve(plat_cycle_t *pc)
   int rc = -1;
   json_t *d, *fpd = json_object_get(pc->plat, "footprint");
   if (!ts || !usage || !measured) {
-    report_error(pc, json_string("reserve: no memory"));
+    ad__cycle_report_error(pc, json_string("reserve: no memory"));
     goto fail;
   }
   json_array_foreach(opened, i, d) {
@@ -292,17 +188,17 @@ static int step_reserve(plat_cycle_t *pc)
     json_t *m = json_object_get(d, "usage"); /* measured p95 after opening, when a source has it */
     if (json_is_object(m)) {
       measured[nu] = d;
-      usage[nu++] = (ad__res_t){jnum(m, "cpu"), jnum(m, "mem_mb")};
+      usage[nu++] = (ad__res_t){ad__jnum(m, "cpu"), ad__jnum(m, "mem_mb")};
     }
   }
   int64_t since = json_integer_value(json_object_get(pc->plat, "created_at_ms"));
   if (ad__reserve_size(&pol, ts, no, pc->now, since, &pc->rs, &err) < 0) {
-    report_error(pc, json_sprintf("reserve: %s", err.message));
+    ad__cycle_report_error(pc, json_sprintf("reserve: %s", err.message));
     goto fail;
   }
   json_object_set_new(pc->rep, "reserve", ad__reserve_to_json(&pc->rs));
   long from[2];
-  pc->fp = ad__footprint_from(usage, nu, (ad__res_t){jnum(fpd, "cpu"), jnum(fpd, "mem_mb")},
+  pc->fp = ad__footprint_from(usage, nu, (ad__res_t){ad__jnum(fpd, "cpu"), ad__jnum(fpd, "mem_mb")},
                               &from[0], &from[1]);
   json_decref(pc->fp_sources);
   pc->fp_sources = json_object();
@@ -333,12 +229,12 @@ fail:
 
 /* `n` new pending services <code>-s<no>, numbered by one $inc on the
  * platform (two cycles never get one number); their ids to `created`. */
-static void create_services(plat_cycle_t *pc, int n, json_t *created)
+static void create_services(ad__plat_cycle_t *pc, int n, json_t *created)
 {
   ad_error_t err = {0};
   json_t *nums = pc->st->next_numbers(pc->u, pc->code, n, &err);
   if (!nums) {
-    report_error(pc, json_string(err.message));
+    ad__cycle_report_error(pc, json_string(err.message));
     return;
   }
   json_int_t first = json_integer_value(json_object_get(nums, "first"));
@@ -358,8 +254,9 @@ static void create_services(plat_cycle_t *pc, int n, json_t *created)
     if (rc == 1)
       json_array_append_new(created, json_string(id));
     else
-      report_error(pc, rc == 0 ? json_sprintf("service %s exists already (first_server_no below numbers in use?)", id)
-                               : json_sprintf("creating %s: %s", id, doc ? err.message : "no memory"));
+      ad__cycle_report_error(pc, rc == 0 ? json_sprintf("service %s exists already "
+                                                        "(first_server_no below numbers in use?)", id)
+                                         : json_sprintf("creating %s: %s", id, doc ? err.message : "no memory"));
     json_decref(doc);
   }
 }
@@ -367,7 +264,7 @@ static void create_services(plat_cycle_t *pc, int n, json_t *created)
 /* create: supply and shortfall, then (unless a dry run) the new services.
  * rep.created: their ids, or "(new k)" in a dry run. 0, or -1 + rep.error
  * when the services cannot be counted. */
-static int step_create(plat_cycle_t *pc)
+static int step_create(ad__plat_cycle_t *pc)
 {
   const char *coll = pc->f->c.services, *code = pc->code;
   int64_t supply = pc->st->count(pc->u, coll,
@@ -375,7 +272,7 @@ static int step_create(plat_cycle_t *pc)
                                            SUPPLY[0], SUPPLY[1], SUPPLY[2], SUPPLY[3]));
   int64_t idle = pc->st->count(pc->u, coll, json_pack("{s:s,s:s}", "platform", code, "state", "deployed"));
   if (supply < 0 || idle < 0)
-    return report_error(pc, json_string("cannot count the platform's services (database)"));
+    return ad__cycle_report_error(pc, json_string("cannot count the platform's services (database)"));
   int shortfall = (int)(pc->rs.size > supply ? pc->rs.size - supply : 0);
   pc->supply = supply;
   json_object_set_new(pc->rep, "supply", json_integer(supply));
@@ -383,7 +280,7 @@ static int step_create(plat_cycle_t *pc)
   json_object_set_new(pc->rep, "short", json_integer(shortfall));
   json_t *created = json_array();
   if (!created)
-    return report_error(pc, json_string("create: no memory"));
+    return ad__cycle_report_error(pc, json_string("create: no memory"));
   if (shortfall > 0 && !pc->dry_run)
     create_services(pc, shortfall, created);
   else
@@ -396,7 +293,7 @@ static int step_create(plat_cycle_t *pc)
 /* A service moved to deploying whose task id was never recorded (a crash
  * between the two updates) 5 minutes ago: adopt its newest deploy task
  * (found by owner.service), or send it back to pending. */
-static void settle_stuck(plat_cycle_t *pc)
+static void settle_stuck(ad__plat_cycle_t *pc)
 {
   json_t *stuck = pc->st->find(pc->u, pc->f->c.services,
                                json_pack("{s:s,s:s,s:{s:b},s:{s:I}}", "platform", pc->code, "state",
@@ -421,128 +318,15 @@ static void settle_stuck(plat_cycle_t *pc)
   json_decref(stuck);
 }
 
-/* The platform's pillar rendered for `vars`, with autodeploy:service
- * filled in: who and where, and the port unless the template sets one.
- * NULL: no memory. */
-static json_t *deploy_pillar(const json_t *plat, const json_t *vars)
-{
-  const json_t *tmpl = json_object_get(plat, "pillar");
-  json_t *pillar = json_is_object(tmpl) ? render(tmpl, vars) : json_object();
-  if (!pillar)
-    return NULL;
-  json_t *ad = json_object_get(pillar, "autodeploy");
-  if (!json_is_object(ad) && json_object_set_new(pillar, "autodeploy", ad = json_object()))
-    goto fail;
-  json_t *sv = json_object_get(ad, "service");
-  if (!json_is_object(sv) && json_object_set_new(ad, "service", sv = json_object()))
-    goto fail;
-  const char *const FILL[] = {"id", "platform", "server_no", "host", "private_ip", "minion", NULL};
-  for (int i = 0; FILL[i]; i++)
-    if (json_object_set(sv, FILL[i], json_object_get(vars, FILL[i])))
-      goto fail;
-  if (!json_object_get(sv, "port") && json_object_set(sv, "port", json_object_get(vars, "port")))
-    goto fail;
-  return pillar;
-fail:
-  json_decref(pillar);
-  return NULL;
-}
-
-/* A deploy task for `svc` on host `hdoc`: the platform's state on the
- * host's minion with the rendered pillar. NULL + err. */
-static json_t *deploy(plat_cycle_t *pc, const json_t *svc, const json_t *hdoc, ad_error_t *err)
-{
-  const json_t *plat = pc->plat;
-  const ad__fleet_conf_t *c = &pc->f->c;
-  json_int_t no = json_integer_value(json_object_get(svc, "server_no"));
-  json_int_t port_base = json_object_get(plat, "port_base") ? json_integer_value(json_object_get(plat, "port_base")) : 10000;
-  if (port_base + no > 65535)
-    return ad__err(err, AD_EINVAL, "fleet", "port %lld (port_base %lld + server_no %lld) is over 65535",
-                   (long long)(port_base + no), (long long)port_base, (long long)no), NULL;
-  json_t *vars = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:I}", "service", ad__jstr(svc, "_id"), "id",
-                           ad__jstr(svc, "_id"), "server_no", no, "platform", ad__jstr(plat, "_id"),
-                           "host", ad__jstr(hdoc, "_id"), "private_ip", ad__jstr(hdoc, "private_ip"),
-                           "minion", ad__jstr(hdoc, "minion"), "port", port_base + no);
-  json_t *pillar = vars ? deploy_pillar(plat, vars) : NULL;
-  json_decref(vars);
-  json_t *args = !pillar ? NULL
-      : json_pack("{s:[s],s:s,s:[s],s:o,s:i,s:{s:i,s:i},s:s,s:s,s:{s:s,s:s,s:s}}", "tgt",
-                  ad__jstr(hdoc, "minion"), "tgt_type", "list", "mods", ad__jstr(plat, "state"),
-                  "pillar", pillar, "timeout", c->deploy_timeout, "retry",
-                  "max_attempts", c->deploy_attempts, "backoff_s", c->deploy_backoff_s,
-                  "created_by", "autodeploy/cycle", "reason", ad__jstr(svc, "_id"), "owner",
-                  "kind", "service_deploy", "service", ad__jstr(svc, "_id"), "platform",
-                  ad__jstr(plat, "_id"));
-  if (!args)
-    return ad__err(err, AD_ENOMEM, "fleet", "deploy task of %s: no memory", ad__jstr(svc, "_id")), NULL;
-  json_t *res = pc->st->task_create(pc->u, args, err);
-  json_decref(args);
-  return res;
-}
-
-/* The deploy task of a service just moved to deploying, and its id
- * recorded (attempts + 1); a task that cannot start sends the service
- * back to pending with the reason. Each write re-reads the service: the
- * move changed its rev. */
-static void start_task(plat_cycle_t *pc, const char *sid, const json_t *hdoc)
-{
-  ad_error_t err = {0};
-  const char *coll = pc->f->c.services;
-  json_t *doc = pc->st->get(pc->u, coll, sid, NULL);
-  json_t *res = doc ? deploy(pc, doc, hdoc, &err) : NULL;
-  json_t *now_doc = doc ? pc->st->get(pc->u, coll, sid, NULL) : NULL;
-  json_t *set = NULL;
-  if (res && now_doc) {
-    const char *tid = ad__jstr(json_object_get(res, "task"), "_id");
-    set = json_pack("{s:s,s:I}", "task", tid, "attempts",
-                    json_integer_value(json_object_get(now_doc, "attempts")) + 1);
-    if (set)
-      pc->st->cas(pc->u, coll, now_doc, set, "deploy task", tid, "autodeploy/cycle", NULL);
-  } else if (now_doc) {
-    set = json_pack("{s:s,s:s}", "state", "pending", "reason", err.message);
-    if (set)
-      pc->st->cas(pc->u, coll, now_doc, set, "deploy not started", err.message, "autodeploy/cycle", NULL);
-  }
-  json_decref(set);
-  json_decref(res);
-  json_decref(doc);
-  json_decref(now_doc);
-}
-
-/* deploy: the placed service moves to deploying by one update whose
- * condition is the _id and rev read for placement. That condition is what
- * keeps two cycles from placing one service twice: when another cycle
- * moved it first, nothing matches, and the service is left alone. */
-static void step_deploy(plat_cycle_t *pc, const json_t *svc, const json_t *hdoc,
-                        const ad__decision_t *d, const json_t *dj)
-{
-  const char *hid = ad__jstr(hdoc, "_id");
-  json_t *set = json_pack("{s:s,s:s,s:s,s:O,s:{s:f,s:f},s:s,s:I}", "state", "deploying", "host", hid,
-                          "minion", ad__jstr(hdoc, "minion"), "decision", dj, "footprint", "cpu",
-                          pc->fp.cpu, "mem_mb", pc->fp.mem, "reason", "placed", "placed_at_ms",
-                          (json_int_t)pc->now);
-  if (!set) {
-    report_error(pc, json_sprintf("placing %s: no memory", ad__jstr(svc, "_id")));
-    return;
-  }
-  char cause[300];
-  snprintf(cause, sizeof cause, "placed on %s (dominant share %.3f after placement)", hid,
-           d->top[0].score);
-  int rc = pc->st->cas(pc->u, pc->f->c.services, svc, set, "placed", cause, "autodeploy/cycle", NULL);
-  json_decref(set);
-  if (rc == 1)
-    start_task(pc, ad__jstr(svc, "_id"), hdoc);
-}
-
-/* One decision: reported, then (unless a dry run) placed -> step_deploy,
+/* One decision: reported, then (unless a dry run) placed -> ad__cycle_step_deploy,
  * no fit -> waiting_resources with the reason and the decision (written
  * only when the state or the reason changes). */
-static void settle_decision(plat_cycle_t *pc, const json_t *svc, const ad__decision_t *d,
-                            const ad__place_req_t *req, json_t *placed, json_t *waiting)
+static void settle_decision(ad__plat_cycle_t *pc, const json_t *svc, const ad__decision_t *d,
+                                const ad__place_req_t *req, json_t *placed, json_t *waiting)
 {
   json_t *dj = ad__decision_to_json(d, pc->hs->h, req);
   if (!dj) {
-    report_error(pc, json_string("placement: no memory"));
+    ad__cycle_report_error(pc, json_string("placement: no memory"));
     return;
   }
   char at[32];
@@ -558,7 +342,7 @@ static void settle_decision(plat_cycle_t *pc, const json_t *svc, const ad__decis
     json_array_append_new(placed, json_pack("{s:s,s:s,s:f}", "service", sid, "host",
                                             ad__jstr(hdoc, "_id"), "score", d->top[0].score));
     if (!pc->dry_run)
-      step_deploy(pc, svc, hdoc, d, dj);
+      ad__cycle_step_deploy(pc, svc, hdoc, d, dj);
   } else {
     json_array_append_new(waiting, json_pack("{s:s,s:s}", "service", sid, "reason", d->reason));
     json_t *set = NULL;
@@ -574,7 +358,7 @@ static void settle_decision(plat_cycle_t *pc, const json_t *svc, const ad__decis
 
 /* The services to place: waiting_resources first, then pending, each
  * oldest first; in a dry run, then the ones create would have made. */
-static json_t *placement_order(plat_cycle_t *pc)
+static json_t *placement_order(ad__plat_cycle_t *pc)
 {
   json_t *todo = json_array();
   const char *order[] = {"waiting_resources", "pending"};
@@ -598,7 +382,7 @@ typedef struct {
   const char **profs, **regs;
 } place_req_t;
 
-static int place_request(plat_cycle_t *pc, place_req_t *p)
+static int place_request(ad__plat_cycle_t *pc, place_req_t *p)
 {
   json_t *pl = json_object_get(pc->plat, "profiles"), *rl = json_object_get(pc->plat, "regions"), *d;
   size_t i;
@@ -622,7 +406,7 @@ static int place_request(plat_cycle_t *pc, place_req_t *p)
 
 /* place: ad__place over the cycle's hosts (which keep this platform's
  * placements for the next), then each decision settled in order. */
-static void step_place(plat_cycle_t *pc)
+static void step_place(ad__plat_cycle_t *pc)
 {
   ad_error_t err = {0};
   place_req_t p = {0};
@@ -631,12 +415,12 @@ static void step_place(plat_cycle_t *pc)
   ad__decision_t *dec = calloc(nt + 1, sizeof *dec);
   json_t *placed = json_array(), *waiting = json_array();
   if (!todo || !dec || !placed || !waiting || place_request(pc, &p)) {
-    report_error(pc, json_string("placement: no memory"));
+    ad__cycle_report_error(pc, json_string("placement: no memory"));
     goto fail;
   }
   long got = nt ? ad__place(pc->hs->h, pc->hs->n, &p.req, nt, dec, &err) : 0;
   if (got < 0)
-    report_error(pc, json_sprintf("placement: %s", err.message));
+    ad__cycle_report_error(pc, json_sprintf("placement: %s", err.message));
   for (size_t k = 0; got >= 0 && k < nt; k++)
     settle_decision(pc, json_array_get(todo, k), &dec[k], &p.req, placed, waiting);
   json_object_set_new(pc->rep, "placed", placed);
@@ -652,7 +436,7 @@ fail:
 }
 
 /* One platform: reserve -> create (and settle) -> place -> deploy. */
-static json_t *platform_cycle(plat_cycle_t *pc)
+static json_t *platform_cycle(ad__plat_cycle_t *pc)
 {
   if (!(pc->rep = json_pack("{s:s}", "platform", pc->code)))
     return NULL;
@@ -678,6 +462,52 @@ static json_t *find_platforms(ad__fleet_t *f, const ad__cycle_store_t *st, void 
   return st->find(u, f->c.platforms, q, opts, err);
 }
 
+/* ---- what the cycle saw, kept on the documents (the dashboard's numbers) ---- */
+
+/* {"_id": code, "set": {"last_cycle": {at, reserve, footprint}}} per
+ * platform whose reserve was computed, appended to `sets`. */
+static void platform_seen(json_t *sets, const json_t *rep, const char *at)
+{
+  json_t *rs = json_object_get(rep, "reserve");
+  if (rs && sets)
+    json_array_append_new(sets, json_pack("{s:s,s:{s:{s:s,s:O,s:O?}}}", "_id", ad__jstr(rep, "platform"),
+                                          "set", "last_cycle", "at", at, "reserve", rs, "footprint",
+                                          json_object_get(rep, "footprint")));
+}
+
+/* {"_id": key, "set": {"load": {p95, placed, limit, at}}} per ready host, as
+ * the cycle leaves it (cycle.h). NULL: no memory. */
+static json_t *hosts_seen(const ad__fleet_t *f, const ad__cycle_hosts_t *hs, const char *at)
+{
+  json_t *sets = json_array();
+  for (size_t i = 0; sets && i < hs->n; i++) {
+    const ad__host_t *h = &hs->h[i];
+    json_t *p95 = hs->load_error ? json_null()
+                                 : json_pack("{s:f,s:f}", "cpu", h->p95.cpu, "mem_mb", h->p95.mem);
+    if (json_array_append_new(sets, json_pack(
+            "{s:s,s:{s:{s:o,s:{s:f,s:f},s:{s:f,s:f},s:s}}}", "_id", h->key, "set", "load", "p95", p95,
+            "placed", "cpu", h->pending.cpu, "mem_mb", h->pending.mem, "limit", "cpu",
+            h->capacity.cpu * f->c.headroom, "mem_mb", h->capacity.mem * f->c.headroom, "at", at))) {
+      json_decref(sets);
+      return NULL;
+    }
+  }
+  return sets;
+}
+
+/* Write what the cycle saw (sets taken). An observation, not a decision:
+ * after the lease is given back, and a failure only logged. */
+static void keep_seen(const ad__cycle_store_t *st, void *u, const char *coll, json_t *sets,
+                      const char *what)
+{
+  ad_error_t err = {0};
+  size_t n = json_array_size(sets);
+  if (!sets)
+    AD_LOG_W("fleet", "cycle: no memory to keep the %s it saw", what);
+  else if (st->observe(u, coll, sets, &err) < 0)
+    AD_LOG_W("fleet", "cycle: keeping the %zu %s it saw in %s: %s", n, what, coll, err.message);
+}
+
 json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, const json_t *a,
                       ad_error_t *err)
 {
@@ -692,8 +522,11 @@ json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, cons
       return json_pack("{s:b,s:s}", "ran", 0, "skipped", holder[0] ? holder : "another cycle is running");
   }
   int64_t now = ad__now_ms(), t0 = now;
-  fleet_hosts_t hs = {0};
+  char iso[32];
+  ad__iso_ms(now, iso);
+  ad__cycle_hosts_t hs = {0};
   json_t *out = NULL, *reps = NULL, *plats = find_platforms(f, st, u, only, err), *p;
+  json_t *plat_sets = dry_run ? NULL : json_array();
   if (!plats || load_hosts(f, st, u, &hs, now, err))
     goto fail;
   if (!(reps = json_array())) {
@@ -704,13 +537,13 @@ json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, cons
   json_array_foreach(plats, i, p) {
     if (!dry_run)
       st->lease(u, 2, NULL, 0); /* renew: a long cycle must not overlap the next */
-    plat_cycle_t pc = {.f = f, .st = st, .u = u, .hs = &hs, .plat = p, .code = ad__jstr(p, "_id"),
+    ad__plat_cycle_t pc = {.f = f, .st = st, .u = u, .hs = &hs, .plat = p, .code = ad__jstr(p, "_id"),
                        .now = now, .dry_run = dry_run};
-    json_array_append_new(reps, platform_cycle(&pc));
+    json_t *rep = platform_cycle(&pc);
+    platform_seen(plat_sets, rep, iso);
+    json_array_append_new(reps, rep);
     json_decref(pc.fp_sources);
   }
-  char iso[32];
-  ad__iso_ms(now, iso);
   out = json_pack("{s:b,s:b,s:s,s:I,s:o,s:I}", "ran", 1, "dry_run", dry_run, "at", iso, "hosts",
                   (json_int_t)hs.n, "platforms", reps, "ms", (json_int_t)(ad__now_ms() - t0));
   reps = NULL; /* taken by json_pack, also when it fails */
@@ -719,115 +552,20 @@ json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, cons
   else if (hs.load_error)
     json_object_set_new(out, "load_error", json_string(hs.load_error));
 fail:
-  hosts_free(&hs);
   json_decref(plats);
   if (!dry_run)
     st->lease(u, 0, NULL, 0);
+  if (out && !dry_run) {
+    keep_seen(st, u, f->c.platforms, plat_sets, "platform reserves");
+    keep_seen(st, u, f->env.hosts_collection, hosts_seen(f, &hs, iso), "host loads");
+  } else {
+    json_decref(plat_sets);
+  }
+  hosts_free(&hs);
   return out;
 }
 
 json_t *ad__fleet_cycle(ad__fleet_t *f, const json_t *a, ad_error_t *err)
 {
   return ad__cycle_run(f, &ad__fleet_cycle_store, f, a, err);
-}
-
-/* The last cycle that ran, kept for the HTTP server's readers. */
-static void keep_report(ad__fleet_t *f, json_t *r, int64_t ms)
-{
-  if (r && !json_is_true(json_object_get(r, "ran")))
-    return; /* another engine holds the lease: its numbers are its own */
-  atomic_fetch_add(&f->cycle_runs, 1);
-  atomic_store(&f->cycle_last_ms, ms);
-  if (!r || json_object_get(r, "error")) {
-    atomic_fetch_add(&f->cycle_failures, 1);
-    if (!r)
-      return;
-  } else {
-    atomic_store(&f->cycle_last_ok_ms, ad__now_ms());
-  }
-  pthread_mutex_lock(&f->last_lock);
-  json_decref(f->last_report);
-  f->last_report = json_incref(r);
-  pthread_mutex_unlock(&f->last_lock);
-}
-
-json_t *ad__fleet_last_report(ad__fleet_t *f)
-{
-  json_t *out = json_object();
-  pthread_mutex_lock(&f->last_lock);
-  size_t i;
-  json_t *p;
-  json_array_foreach(json_object_get(f->last_report, "platforms"), i, p)
-    json_object_set_new(out, ad__jstr(p, "platform") ? ad__jstr(p, "platform") : "?", json_deep_copy(p));
-  if (f->last_report)
-    json_object_set(out, "_at", json_object_get(f->last_report, "at"));
-  pthread_mutex_unlock(&f->last_lock);
-  return out;
-}
-
-json_t *ad__fleet_cycle_stats(ad__fleet_t *f)
-{
-  long long ok = atomic_load(&f->cycle_last_ok_ms);
-  return json_pack("{s:I,s:I,s:f,s:o?,s:s}", "runs", (json_int_t)atomic_load(&f->cycle_runs),
-                   "failures", (json_int_t)atomic_load(&f->cycle_failures), "last_seconds",
-                   atomic_load(&f->cycle_last_ms) / 1000.0, "last_success_time",
-                   ok ? json_real(ok / 1000.0) : NULL, "owner", f->owner);
-}
-
-int64_t ad__fleet_tick(ad__fleet_t *f)
-{
-  int64_t now = ad__now_ms();
-  if (f->c.enabled && now >= f->next_cycle_ms) {
-    f->next_cycle_ms = now + f->c.cycle_interval * 1000LL;
-    ad_error_t err;
-    json_t *r = ad__fleet_cycle(f, NULL, &err);
-    ad__fleet_note_cycle(f, r, &err);
-    keep_report(f, r, ad__now_ms() - now);
-    if (!r) {
-      AD_LOG_E("fleet", "cycle: %s", err.message);
-    } else {
-      size_t i, placed = 0, waiting = 0, created = 0;
-      json_t *p;
-      json_array_foreach(json_object_get(r, "platforms"), i, p) {
-        placed += json_array_size(json_object_get(p, "placed"));
-        waiting += json_array_size(json_object_get(p, "waiting"));
-        created += json_array_size(json_object_get(p, "created"));
-      }
-      if (json_is_true(json_object_get(r, "ran")))
-        AD_LOG_I("fleet", "cycle: %zu platforms, %lld hosts, %zu created, %zu placed, %zu waiting (%lld ms)",
-                 json_array_size(json_object_get(r, "platforms")),
-                 (long long)json_integer_value(json_object_get(r, "hosts")), created, placed, waiting,
-                 (long long)json_integer_value(json_object_get(r, "ms")));
-      else
-        AD_LOG_I("fleet", "cycle skipped: lease held by %s", ad__jstr(r, "skipped"));
-      json_decref(r);
-    }
-  }
-  ad__store_t *st;
-  const char *coll;
-  int64_t expire;
-  int prune = now >= f->next_prune_ms;
-  if (prune) {
-    f->next_prune_ms = now + f->c.metrics_prune_interval * 1000LL;
-    ad__usage_upkeep(f, now); /* service_metrics, whatever the load source */
-  }
-  if (prune && ad__metrics_salt_target(f->metrics, &st, &coll, &expire) == 0) {
-    if (!f->metrics_indexed) {
-      ad_error_t err;
-      if (ad__metrics_salt_init(st, coll, expire, &f->metrics_ttl, &err) == 0)
-        f->metrics_indexed = 1;
-      else
-        AD_LOG_W("fleet", "load history indexes: %s (retried at the next prune)", err.message);
-    }
-    if (!f->metrics_ttl) { /* the server has no TTL indexes (FerretDB): prune ourselves */
-      ad_error_t err;
-      int64_t n = ad__metrics_salt_prune(st, coll, now - expire * 1000, &err);
-      if (n < 0)
-        AD_LOG_W("fleet", "pruning the load history: %s", err.message);
-      else if (n > 0)
-        AD_LOG_I("fleet", "pruned %lld load samples older than %llds", (long long)n, (long long)expire);
-    }
-  }
-  int64_t next = f->next_cycle_ms < f->next_prune_ms ? f->next_cycle_ms : f->next_prune_ms;
-  return next - ad__now_ms();
 }

@@ -34,6 +34,11 @@ typedef struct {
   /* the load history, as ad__metrics_query */
   int (*load)(void *u, const ad__metrics_host_t *hosts, size_t n, const ad__metrics_query_t *q,
               ad__metrics_result_t **out, ad_error_t *err);
+  /* What the cycle saw, kept on the documents: `sets` (taken) is [{"_id",
+   * "set"}, ...], each a plain $set (no rev, no history, no fence: the
+   * platform's last_cycle and each ready host's load are observations, not
+   * moves). The matched count, or <0 + err. */
+  int64_t (*observe)(void *u, const char *coll, json_t *sets, ad_error_t *err);
 } ad__cycle_store_t;
 
 /* The MongoDB store, the task system and the metrics source of `f`
@@ -42,7 +47,13 @@ extern const ad__cycle_store_t ad__fleet_cycle_store;
 
 /* The cycle (ad__fleet_cycle's args and report) with its reads and writes
  * going to `st`; `f` gives only the configuration (f->c, the hosts and
- * tasks collection names). NULL + err when nothing could run. */
+ * tasks collection names). NULL + err when nothing could run.
+ * Unless a dry run, it leaves what it saw on the documents (docs/placement.md):
+ * each platform's `last_cycle` {at, reserve, footprint} and each ready
+ * host's `load` {p95: {cpu, mem_mb} (null when the history could not be
+ * read), placed: {cpu, mem_mb} (footprints not yet in the history, this
+ * cycle's placements included), limit: {cpu, mem_mb} (capacity x headroom),
+ * at}, whoever ran it (the engine or a runner). */
 json_t *ad__cycle_run(ad__fleet_t *f, const ad__cycle_store_t *st, void *u, const json_t *args,
                       ad_error_t *err);
 

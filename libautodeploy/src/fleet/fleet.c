@@ -46,29 +46,20 @@ static const ad__config_key_t FLEET_KEYS[] = {
 /* the table, for the configuration reference (engine/config_keys.c) */
 const ad__config_key_t *ad__fleet_keys(void) { return FLEET_KEYS; }
 
-ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_error_t *err)
+/* The "placement" keys into f->c: the table, then headroom (a number in
+ * (0, 1], which the table cannot say) and the checks across keys. The
+ * metrics object is open_metrics' to read. */
+static int load_conf(ad__fleet_t *f, const json_t *conf, ad_error_t *err)
 {
-  ad__fleet_t *f = calloc(1, sizeof *f);
-  if (!f)
-    return ad__err(err, AD_ENOMEM, "fleet", "no memory"), NULL;
-  f->env = *env;
-  pthread_mutex_init(&f->last_lock, NULL);
-  f->hosts_coll = strdup(env->hosts_collection ? env->hosts_collection : "hosts");
-  f->env.hosts_collection = f->hosts_coll;
-  char host[48] = "?";
-  gethostname(host, sizeof host - 1);
-  snprintf(f->owner, sizeof f->owner, "%.40s:%d:%p", host, (int)getpid(), (void *)f);
   json_t *c = json_is_object(conf) ? json_deep_copy(conf) : json_object();
-  json_t *metrics = json_incref(json_object_get(c, "metrics"));
+  if (!c)
+    return ad__err(err, AD_ENOMEM, "fleet", "no memory for the configuration");
   json_t *headroom = json_incref(json_object_get(c, "headroom"));
   json_object_del(c, "metrics");
   json_object_del(c, "headroom");
   int rc = ad__config_load(FLEET_KEYS, &f->c, c, err);
-  if (rc && err) {
-    char m[sizeof err->message];
-    snprintf(m, sizeof m, "placement.%s", err->message);
-    snprintf(err->message, sizeof err->message, "%s", m);
-  }
+  if (rc)
+    ad__err_prefix(err, "placement."); /* config.c names the key without our prefix */
   f->c.headroom = 0.8;
   if (rc == 0 && headroom) {
     if (!json_is_number(headroom) || json_number_value(headroom) <= 0 ||
@@ -82,56 +73,69 @@ ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_er
                  "placement.service_metrics_expire_s: %d is shorter than measure_after_hours "
                  "(%d h): usage would be computed from pruned samples",
                  f->c.service_metrics_expire_s, f->c.measure_after_hours);
-  if (rc == 0) {
-    /* the load history source; the default is Salt beacons in our own MongoDB */
-    json_t *mc = json_is_object(metrics) ? json_deep_copy(metrics) : json_object();
-    const char *backend = json_string_value(json_object_get(mc, "backend"));
-    char be[32];
-    snprintf(be, sizeof be, "%s", backend ? backend : "salt");
-    json_object_del(mc, "backend");
-    if (!strcmp(be, "salt")) {
-      if (!json_object_get(mc, "mongo_uri") && env->mongo_uri)
-        json_object_set_new(mc, "mongo_uri", json_string(env->mongo_uri));
-      if (!json_object_get(mc, "db") && env->mongo_db)
-        json_object_set_new(mc, "db", json_string(env->mongo_db));
-    }
-    f->metrics = ad__metrics_new(be, mc, err);
-    json_decref(mc);
-    if (!f->metrics) {
-      if (err) {
-        char m[sizeof err->message];
-        snprintf(m, sizeof m, "placement.metrics: %s", err->message);
-        snprintf(err->message, sizeof err->message, "%s", m);
-      }
-      rc = AD_ECONFIG;
-    }
-  }
-  json_decref(metrics);
   json_decref(headroom);
   json_decref(c);
-  if (rc == 0) {
-    f->lease_store = (ad__lease_mongo_t){env->store, f->c.locks};
-    f->lease = ad__lease_new(&ad__lease_mongo, &f->lease_store, "cycle", f->owner,
-                             f->c.lease_s * 1000, 1000, NULL, NULL);
-    if (!f->lease)
-      rc = ad__err(err, AD_ENOMEM, "fleet", "no memory");
+  return rc;
+}
+
+/* The load history source, placement.metrics; the default is Salt
+ * beacons in our own MongoDB. */
+static int open_metrics(ad__fleet_t *f, const json_t *metrics, ad_error_t *err)
+{
+  json_t *mc = json_is_object(metrics) ? json_deep_copy(metrics) : json_object();
+  if (!mc)
+    return ad__err(err, AD_ENOMEM, "fleet", "no memory for placement.metrics");
+  const char *backend = json_string_value(json_object_get(mc, "backend"));
+  char be[32];
+  snprintf(be, sizeof be, "%s", backend ? backend : "salt");
+  json_object_del(mc, "backend");
+  const ad__fleet_env_t *env = &f->env;
+  if (!strcmp(be, "salt") &&
+      ((!json_object_get(mc, "mongo_uri") && env->mongo_uri &&
+        json_object_set_new(mc, "mongo_uri", json_string(env->mongo_uri))) ||
+       (!json_object_get(mc, "db") && env->mongo_db &&
+        json_object_set_new(mc, "db", json_string(env->mongo_db))))) {
+    json_decref(mc);
+    return ad__err(err, AD_ENOMEM, "fleet", "no memory for placement.metrics");
   }
-  if (rc) {
-    ad__fleet_destroy(&f);
-    return NULL;
+  f->metrics = ad__metrics_new(be, mc, err);
+  json_decref(mc);
+  if (f->metrics)
+    return 0;
+  ad__err_prefix(err, "placement.metrics: ");
+  return AD_ECONFIG;
+}
+
+ad__fleet_t *ad__fleet_new(const ad__fleet_env_t *env, const json_t *conf, ad_error_t *err)
+{
+  ad__fleet_t *f = calloc(1, sizeof *f);
+  if (!f)
+    return ad__err(err, AD_ENOMEM, "fleet", "no memory"), NULL;
+  f->env = *env;
+  pthread_mutex_init(&f->last_lock, NULL);
+  char host[48] = "?";
+  gethostname(host, sizeof host - 1);
+  snprintf(f->owner, sizeof f->owner, "%.40s:%d:%p", host, (int)getpid(), (void *)f);
+  if (!(f->hosts_coll = strdup(env->hosts_collection ? env->hosts_collection : "hosts"))) {
+    ad__err(err, AD_ENOMEM, "fleet", "no memory");
+    goto fail;
   }
-  ad__store_t *st;
-  const char *coll;
-  int64_t expire;
-  if (ad__metrics_salt_target(f->metrics, &st, &coll, &expire) == 0) {
-    ad_error_t e2;
-    if (ad__metrics_salt_init(st, coll, expire, &f->metrics_ttl, &e2))
-      AD_LOG_W("fleet", "load history indexes: %s (retried at the next prune)", e2.message);
-    else
-      f->metrics_indexed = 1;
+  f->env.hosts_collection = f->hosts_coll;
+  if (load_conf(f, conf, err) || open_metrics(f, json_object_get(conf, "metrics"), err))
+    goto fail;
+  f->lease_store = (ad__lease_mongo_t){env->store, f->c.locks};
+  f->lease = ad__lease_new(&ad__lease_mongo, &f->lease_store, "cycle", f->owner,
+                           f->c.lease_s * 1000, 1000, NULL, NULL);
+  if (!f->lease) {
+    ad__err(err, AD_ENOMEM, "fleet", "no memory");
+    goto fail;
   }
+  ad__fleet_index_metrics(f);
   f->next_cycle_ms = ad__now_ms() + 5000; /* let the registry settle first */
   return f;
+fail:
+  ad__fleet_destroy(&f);
+  return NULL;
 }
 
 void ad__fleet_destroy(ad__fleet_t **p)
@@ -140,11 +144,10 @@ void ad__fleet_destroy(ad__fleet_t **p)
     return;
   ad__fleet_t *f = *p;
   ad__metrics_destroy(&f->metrics);
-  json_decref(f->last_cycle);
   ad__lease_destroy(&f->lease);
   ad__config_free(FLEET_KEYS, &f->c);
   free(f->hosts_coll);
-  json_decref(f->last_report);
+  json_decref(f->last);
   pthread_mutex_destroy(&f->last_lock);
   free(f);
   *p = NULL;

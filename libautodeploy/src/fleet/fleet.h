@@ -52,19 +52,19 @@ void ad__fleet_task_end(void *f, const json_t *task);
  * store_errors} as a new object (caller decrefs). */
 json_t *ad__fleet_usage_stats(const ad__fleet_t *f);
 
-/* Status (fleet_status.c). The engine's last cycle, summed up: {at, ran,
- * ms, hosts, created, placed, waiting, skipped | error, platforms: {code:
- * {reserve_target, created, placed, waiting}}}, a new reference; null
- * before the first cycle. */
-json_t *ad__fleet_last_cycle(const ad__fleet_t *f);
-/* The fleet's state from the store: {"services": {platform: {state: n}},
- * "waiting": n, "lease": {holder, until, held} | null}. NULL + err. */
-json_t *ad__fleet_status(ad__fleet_t *f, ad_error_t *err);
-/* The last cycle this engine ran, per platform code ({code: report,
- * "_at": time}); a new object, empty before the first cycle. */
-json_t *ad__fleet_last_report(ad__fleet_t *f);
+/* The report kept of the engine's last cycle (cycle_report.c), summed up
+ * for the status document (the API and /metrics read what each cycle leaves
+ * on the documents: docs/placement.md): {at, ran, ms, hosts, created,
+ * placed, waiting, skipped | error, platforms: {code: {reserve_target,
+ * created, placed, waiting}}}, a new reference; null before the first
+ * cycle. */
+json_t *ad__fleet_last_cycle_summary(ad__fleet_t *f);
 /* {runs, failures, last_seconds, last_success_time (null before one), owner} */
 json_t *ad__fleet_cycle_stats(ad__fleet_t *f);
+/* Status (fleet_status.c). The fleet's state from the store: {"services":
+ * {platform: {state: n}}, "waiting": n, "lease": {holder, until, held} |
+ * null}. NULL + err. */
+json_t *ad__fleet_status(ad__fleet_t *f, ad_error_t *err);
 
 /* Runner commands. */
 json_t *ad__fleet_cycle(ad__fleet_t *f, const json_t *args, ad_error_t *err);

@@ -32,14 +32,13 @@ struct ad__fleet {
   ad__lease_mongo_t lease_store; /* the cycle lease: `cycle` in locks */
   ad__lease_t *lease;
   int metrics_indexed;      /* the load history's indexes exist */
-  json_t *last_cycle;       /* the engine's last cycle, summed up (fleet_status.c) */
   int usage_indexed;        /* service_metrics' indexes exist */
   struct {                  /* usage.c's counters, in the engine stats as "usage" */
     atomic_llong events, samples, stored, refused, bad, refreshed, store_errors;
   } usage;
-  /* the last cycle this engine ran, for /metrics and /api/v1/platforms */
+  /* the report kept of this engine's last cycle (cycle_report.c) */
   pthread_mutex_t last_lock;
-  json_t *last_report;      /* ad__cycle_run's answer; guarded by last_lock */
+  json_t *last;             /* {at, ran, error | skipped, report}; guarded by last_lock */
   atomic_llong cycle_runs, cycle_failures, cycle_last_ms, cycle_last_ok_ms;
 };
 
@@ -55,9 +54,15 @@ int ad__fleet_lease(ad__fleet_t *f, int take, char *holder, size_t size);
 json_t *ad__fleet_next_numbers(ad__fleet_t *f, const char *code, int n, ad_error_t *err);
 void ad__fleet_alert(ad__fleet_t *f, const char *subject, const char *what, const char *text);
 
-/* fleet_status.c: keep a summary of the cycle report `r` (NULL: it failed
- * with `err`) as f->last_cycle, for the status document. */
-void ad__fleet_note_cycle(ad__fleet_t *f, const json_t *r, const ad_error_t *err);
+/* cycle_report.c: count and keep the outcome `r` (borrowed; NULL: the
+ * cycle failed with `err`) of a cycle that took `ms`, for the two views of
+ * the last cycle (fleet.h). The tick calls it after each cycle. */
+void ad__fleet_keep_cycle(ad__fleet_t *f, json_t *r, const ad_error_t *err, int64_t ms);
+
+/* cycle_report.c: the salt source's indexes, once (f->metrics_indexed,
+ * f->metrics_ttl); a failure is logged and tried again at the next prune.
+ * Nothing for the other sources. */
+void ad__fleet_index_metrics(ad__fleet_t *f);
 
 /* The key tables (NULL-terminated, static), for the configuration reference
  * (engine/config_keys.c). */

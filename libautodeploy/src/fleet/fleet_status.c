@@ -1,67 +1,14 @@
 /*
- * fleet_status.c - what `salt-run autodeploy.status` shows of the fleet:
- * the engine's last cycle (kept in memory by the engine's tick and
- * published in its status document), services by state per platform, the
- * waiting ones and the cycle lease, read from the store.
+ * fleet_status.c - what `salt-run autodeploy.status` shows of the fleet
+ * from the store: services by state per platform, the waiting ones and the
+ * cycle lease. (The engine's last cycle is its status document's
+ * `last_cycle`: ad__fleet_last_cycle_summary, cycle_report.c.)
  */
 #include "core/clock.h"
 #include "core/error_private.h"
 #include "fleet/fleet_private.h"
 #include "store/docs.h"
 #include "store/group.h"
-
-static json_int_t sum_sizes(const json_t *platforms, const char *key, json_t *per, const char *as)
-{
-  size_t i;
-  json_t *p;
-  json_int_t n = 0;
-  json_array_foreach(platforms, i, p) {
-    size_t k = json_array_size(json_object_get(p, key));
-    n += (json_int_t)k;
-    json_object_set_new(json_object_get(per, ad__jstr(p, "platform")), as, json_integer((json_int_t)k));
-  }
-  return n;
-}
-
-void ad__fleet_note_cycle(ad__fleet_t *f, const json_t *r, const ad_error_t *err)
-{
-  char iso[32];
-  ad__iso_ms(ad__now_ms(), iso);
-  json_t *s = json_pack("{s:s,s:b}", "at", iso, "ran", r && json_is_true(json_object_get(r, "ran")));
-  if (!s)
-    return;
-  if (!r) {
-    json_object_set_new(s, "error", json_string(err ? err->message : "failed"));
-  } else if (!json_is_true(json_object_get(r, "ran"))) {
-    json_object_set_new(s, "skipped", json_string(ad__jstr(r, "skipped")));
-  } else {
-    json_t *plats = json_object_get(r, "platforms"), *per = json_object(), *p;
-    size_t i;
-    json_array_foreach(plats, i, p) {
-      json_t *res = json_object_get(json_object_get(p, "reserve"), "size");
-      json_object_set_new(per, ad__jstr(p, "platform"),
-                          json_pack("{s:O}", "reserve_target", res ? res : json_null()));
-      if (json_object_get(p, "error"))
-        json_object_set(json_object_get(per, ad__jstr(p, "platform")), "error",
-                        json_object_get(p, "error"));
-    }
-    json_object_set_new(s, "ms", json_integer(json_integer_value(json_object_get(r, "ms"))));
-    json_object_set_new(s, "hosts", json_integer(json_integer_value(json_object_get(r, "hosts"))));
-    json_object_set_new(s, "created", json_integer(sum_sizes(plats, "created", per, "created")));
-    json_object_set_new(s, "placed", json_integer(sum_sizes(plats, "placed", per, "placed")));
-    json_object_set_new(s, "waiting", json_integer(sum_sizes(plats, "waiting", per, "waiting")));
-    json_object_set_new(s, "platforms", per);
-    if (json_object_get(r, "load_error"))
-      json_object_set(s, "load_error", json_object_get(r, "load_error"));
-  }
-  json_decref(f->last_cycle);
-  f->last_cycle = s;
-}
-
-json_t *ad__fleet_last_cycle(const ad__fleet_t *f)
-{
-  return f->last_cycle ? json_deep_copy(f->last_cycle) : json_null();
-}
 
 /* {platform: {state: n}} */
 static json_t *services_by_state(ad__fleet_t *f, ad_error_t *err)

@@ -206,8 +206,13 @@ static int cs_load(void *u, const ad__metrics_host_t *hosts, size_t n, const ad_
   return ad__metrics_query(((ad__fleet_t *)u)->metrics, hosts, n, q, out, err);
 }
 
+static int64_t cs_observe(void *u, const char *coll, json_t *sets, ad_error_t *err)
+{
+  return ad__docs_set_many(((ad__fleet_t *)u)->env.store, coll, sets, err);
+}
+
 const ad__cycle_store_t ad__fleet_cycle_store = {
     .find = cs_find, .get = cs_get, .count = cs_count, .insert = cs_insert, .cas = cs_cas,
     .next_numbers = cs_next_numbers, .lease = cs_lease, .task_create = cs_task_create,
-    .load = cs_load,
+    .load = cs_load, .observe = cs_observe,
 };

@@ -12,6 +12,7 @@
 
 #include "core/encoding.h"
 #include "core/error_private.h"
+#include "core/redact.h"
 #include "metrics/metrics_private.h"
 
 int ad__metrics_http_check(ad__metrics_http_conf_t *c, ad_error_t *err)
@@ -20,7 +21,7 @@ int ad__metrics_http_check(ad__metrics_http_conf_t *c, ad_error_t *err)
     return ad__err(err, AD_ECONFIG, "config", "url: required (e.g. http://prometheus:9090)");
   if (strncasecmp(c->url, "http://", 7) && strncasecmp(c->url, "https://", 8))
     return ad__err(err, AD_ECONFIG, "config", "url: must start with http:// or https://");
-  if (!(c->origin = ad__http_safe_origin(c->url)))
+  if (!(c->origin = ad__redact_origin(c->url)))
     return ad__err(err, AD_ECONFIG, "config", "url: not a URL");
   size_t n = strlen(c->url);
   while (n > 0 && c->url[n - 1] == '/') /* base URL: we append paths */

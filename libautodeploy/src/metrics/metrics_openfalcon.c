@@ -40,7 +40,7 @@ static const ad__config_key_t FALCON_KEYS[] = {
     {"cf", AD_CT_ENUM, offsetof(falcon_t, cf), 0, 0, "AVERAGE", CF},
     {"host_id", AD_CT_STR, offsetof(falcon_t, host_id), 0, 0, "{minion}", NULL},
     {"api_token_name", AD_CT_STR, offsetof(falcon_t, token_name), 0, 0, "", NULL},
-    {"api_token_sig", AD_CT_STR, offsetof(falcon_t, token_sig), 0, 0, "", NULL},
+    {"api_token_sig", AD_CT_SECRET, offsetof(falcon_t, token_sig), 0, 0, "", NULL},
     {"counter_cpu", AD_CT_STR, offsetof(falcon_t, counter[AD__RES_CPU]), 0, 0, "cpu.busy", NULL},
     {"counter_mem", AD_CT_STR, offsetof(falcon_t, counter[AD__RES_MEM]), 0, 0, "mem.memused",
      NULL},

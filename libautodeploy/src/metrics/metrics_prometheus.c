@@ -47,9 +47,9 @@ static const ad__config_key_t PROM_KEYS[] = {
     {"query_mem", AD_CT_STR, offsetof(prom_t, query[AD__RES_MEM]), 0, 0, DEF_MEM, NULL},
     {"query_disk", AD_CT_STR, offsetof(prom_t, query[AD__RES_DISK]), 0, 0, DEF_DISK, NULL},
     {"query_load1", AD_CT_STR, offsetof(prom_t, query[AD__RES_LOAD1]), 0, 0, DEF_LOAD1, NULL},
-    {"bearer_token", AD_CT_STR, offsetof(prom_t, bearer_token), 0, 0, "", NULL},
+    {"bearer_token", AD_CT_SECRET, offsetof(prom_t, bearer_token), 0, 0, "", NULL},
     {"basic_user", AD_CT_STR, offsetof(prom_t, basic_user), 0, 0, "", NULL},
-    {"basic_password", AD_CT_STR, offsetof(prom_t, basic_password), 0, 0, "", NULL},
+    {"basic_password", AD_CT_SECRET, offsetof(prom_t, basic_password), 0, 0, "", NULL},
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 
 /* the table, for the configuration reference (engine/config_keys.c) */

@@ -20,6 +20,7 @@
 
 #include "core/clock.h"
 #include "core/error_private.h"
+#include "core/redact.h"
 #include "metrics/metrics_private.h"
 #include "store/cursor.h"
 #include "store/store.h"
@@ -55,6 +56,7 @@ static void salt_destroy(void *state)
   if (!s)
     return;
   ad__store_destroy(&s->st);
+  ad__secret_drop(AD__SECRET_URL, s->mongo_uri); /* taken over from the loaded config */
   free(s->mongo_uri);
   free(s->db);
   free(s->coll);

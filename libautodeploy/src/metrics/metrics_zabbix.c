@@ -22,6 +22,7 @@
 
 #include "core/clock.h"
 #include "core/error_private.h"
+#include "core/redact.h"
 #include "metrics/metrics_private.h"
 
 enum { IT_CPU, IT_MEM_AVAIL, IT_DISK, IT_LOAD1, IT_MEM_TOTAL, IT_COUNT };
@@ -46,8 +47,8 @@ typedef struct {
 static const ad__config_key_t ZBX_KEYS[] = {
     AD__METRICS_HTTP_KEYS(zbx_t, http),
     {"username", AD_CT_STR, offsetof(zbx_t, username), 0, 0, "", NULL},
-    {"password", AD_CT_STR, offsetof(zbx_t, password), 0, 0, "", NULL},
-    {"api_token", AD_CT_STR, offsetof(zbx_t, api_token), 0, 0, "", NULL},
+    {"password", AD_CT_SECRET, offsetof(zbx_t, password), 0, 0, "", NULL},
+    {"api_token", AD_CT_SECRET, offsetof(zbx_t, api_token), 0, 0, "", NULL},
     {"host_by", AD_CT_ENUM, offsetof(zbx_t, host_by), 0, 0, "host", HOST_BY},
     {"host_id", AD_CT_STR, offsetof(zbx_t, host_id), 0, 0, "", NULL},
     {"history_days", AD_CT_INT, offsetof(zbx_t, history_days), 1, 3650, "7", NULL},
@@ -73,6 +74,7 @@ static void zbx_destroy(void *state)
   ad__metrics_http_conf_free(&z->http);
   ad__config_free(ZBX_KEYS, z);
   free(z->endpoint);
+  ad__secret_drop(AD__SECRET_VALUE, z->session);
   free(z->session);
   pthread_mutex_destroy(&z->lock);
   free(z);
@@ -191,8 +193,10 @@ static char *auth_value(zbx_t *z, const ad__metrics_query_t *q, ad_error_t *err)
             z->http.origin);
   if (r && json_is_string(r) && (s = strdup(json_string_value(r)))) {
     pthread_mutex_lock(&z->lock);
+    ad__secret_drop(AD__SECRET_VALUE, z->session);
     free(z->session);
     z->session = strdup(s);
+    ad__secret_add(AD__SECRET_VALUE, z->session); /* a credential, as the password is */
     pthread_mutex_unlock(&z->lock);
   }
   json_decref(root);
@@ -488,6 +492,7 @@ static int zbx_query(void *state, const ad__metrics_host_t *hosts, size_t n,
     if (rc && !z->api_token && attempt == 0 &&
         (strstr(e.message, "re-login") || strstr(e.message, "Not authori"))) {
       pthread_mutex_lock(&z->lock);
+      ad__secret_drop(AD__SECRET_VALUE, z->session);
       free(z->session);
       z->session = NULL;
       pthread_mutex_unlock(&z->lock);

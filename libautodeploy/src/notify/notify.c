@@ -22,6 +22,7 @@
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
+#include "core/redact.h"
 #include "notify/notify_private.h"
 
 static const ad__notify_backend_t *const BACKENDS[] = {
@@ -218,7 +219,7 @@ static int channel_init(ad_notifier_t *n, channel_t *ch, int i, const json_t *sp
     rc = ad__err(err, AD_ECONFIG, "config", "channels[%d] (%s): \"url\" is required", i,
                  ch->c.name);
   if (!rc) {
-    ch->origin = ad__http_safe_origin(ch->c.url);
+    ch->origin = ad__redact_origin(ch->c.url);
     const char *colon = ch->origin ? strchr(ch->origin, ':') : NULL;
     char scheme[16] = "";
     if (colon && colon - ch->origin < (int)sizeof scheme)

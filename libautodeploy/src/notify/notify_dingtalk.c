@@ -44,7 +44,7 @@ typedef struct {
 #define K(name, type, field, def) \
   {name, type, offsetof(dingtalk_t, field), 0, 0, def, NULL}
 static const ad__config_key_t DINGTALK_KEYS[] = {
-    K("secret", AD_CT_STR, secret, ""),
+    K("secret", AD_CT_SECRET, secret, ""),
     K("at_all", AD_CT_BOOL, at_all, "false"),
     {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K

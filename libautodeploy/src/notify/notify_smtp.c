@@ -38,7 +38,7 @@ typedef struct {
 static const ad__config_key_t SMTP_KEYS[] = {
     K("starttls", AD_CT_BOOL, starttls, "true"),
     K("username", AD_CT_STR, username, ""),
-    K("password", AD_CT_STR, password, ""),
+    K("password", AD_CT_SECRET, password, ""),
     K("from", AD_CT_STR, from, ""),
     K("auth", AD_CT_STR, auth, ""),
     {NULL, 0, 0, 0, 0, NULL, NULL}};

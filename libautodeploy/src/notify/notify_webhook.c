@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/error_private.h"
+#include "core/redact.h"
 #include "notify/notify_private.h"
 
 typedef struct {
@@ -29,6 +30,8 @@ static void wh_destroy(void *state)
   webhook_t *w = state;
   if (!w)
     return;
+  for (size_t i = 0; w->headers && w->headers[i]; i++)
+    ad__secret_drop(AD__SECRET_NAMED, w->headers[i]);
   ad__notify_strv_free(w->headers);
   free(w->url);
   free(w);
@@ -68,7 +71,8 @@ static int take_headers(webhook_t *w, json_t *obj, ad_error_t *err)
     size_t n = strlen(name) + strlen(val) + 3;
     if (!(w->headers[i] = malloc(n)))
       return ad__err(err, AD_ENOMEM, "config", "no memory");
-    snprintf(w->headers[i++], n, "%s: %s", name, val);
+    snprintf(w->headers[i], n, "%s: %s", name, val);
+    ad__secret_add(AD__SECRET_NAMED, w->headers[i++]); /* Authorization, X-Api-Key... */
   }
 done:
   json_object_del(obj, "headers");

@@ -36,6 +36,7 @@
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/http.h"
+#include "core/redact.h"
 #include "purchase/approval_dingtalk.h"
 #include "purchase/dingtalk_crypto.h"
 #include "purchase/notices.h"
@@ -59,6 +60,7 @@ struct ad__dt_approval {
   char *token;
   int64_t token_until_ms; /* monotonic */
   ad__dt_crypto_t *callback; /* NULL: no callback configured */
+  char *cb_token, *cb_aes_key; /* its secrets, in the redaction set while we live */
 };
 
 typedef struct {
@@ -70,7 +72,7 @@ typedef struct {
 static const ad__config_key_t DT_KEYS[] = {
     K("base_url", AD_CT_STR, base_url, 0, 0, "https://api.dingtalk.com"),
     K("app_key", AD_CT_STR, app_key, 0, 0, ""),
-    K("app_secret", AD_CT_STR, app_secret, 0, 0, ""),
+    K("app_secret", AD_CT_SECRET, app_secret, 0, 0, ""),
     K("process_code", AD_CT_STR, process_code, 0, 0, ""),
     K("originator_user_id", AD_CT_STR, originator, 0, 0, ""),
     K("dept_id", AD_CT_INT, dept_id, -1, 2147483647, "-1"),
@@ -90,9 +92,10 @@ typedef struct {
   char *token, *aes_key, *owner_key;
 } cb_keys_t;
 
-#define K(name, field) {name, AD_CT_STR, offsetof(cb_keys_t, field), 0, 0, "", NULL}
-static const ad__config_key_t CB_KEYS[] = {K("token", token), K("aes_key", aes_key),
-                                           K("owner_key", owner_key),
+#define K(name, type, field) {name, type, offsetof(cb_keys_t, field), 0, 0, "", NULL}
+static const ad__config_key_t CB_KEYS[] = {K("token", AD_CT_SECRET, token),
+                                           K("aes_key", AD_CT_SECRET, aes_key),
+                                           K("owner_key", AD_CT_STR, owner_key),
                                            {NULL, 0, 0, 0, 0, NULL, NULL}};
 #undef K
 
@@ -100,11 +103,27 @@ const ad__config_key_t *ad__approval_dingtalk_callback_keys(void) { return CB_KE
 
 #define PFX "purchase.approval.dingtalk."
 
+/* a secret out of the redaction set, wiped, freed */
+static void forget(char **s)
+{
+  if (!*s)
+    return;
+  ad__secret_drop(AD__SECRET_VALUE, *s);
+  OPENSSL_cleanse(*s, strlen(*s));
+  free(*s);
+  *s = NULL;
+}
+
 void ad__dt_approval_destroy(ad__dt_approval_t **a_p)
 {
   ad__dt_approval_t *a = a_p ? *a_p : NULL;
   if (!a)
     return;
+  forget(&a->cb_token); /* added as the callback's keys were loaded */
+  forget(&a->cb_aes_key);
+  ad__secret_drop(AD__SECRET_VALUE, a->app_secret); /* added as the config was loaded */
+  ad__secret_drop(AD__SECRET_URL, a->base_url);
+  ad__secret_drop(AD__SECRET_VALUE, a->token);
   if (a->app_secret)
     OPENSSL_cleanse(a->app_secret, strlen(a->app_secret));
   if (a->token)
@@ -171,12 +190,14 @@ static int take_callback(ad__dt_approval_t *a, const json_t *cb, ad_error_t *err
                                                k.owner_key ? k.owner_key : a->app_key,
                                                PFX "callback", err)))
     rc = AD_ECONFIG;
-  if (k.token)
-    OPENSSL_cleanse(k.token, strlen(k.token));
-  if (k.aes_key)
-    OPENSSL_cleanse(k.aes_key, strlen(k.aes_key));
-  ad__config_free(CB_KEYS, &k);
-  return rc;
+  if (rc) {
+    ad__config_free(CB_KEYS, &k); /* drops the secrets the load added */
+    return rc;
+  }
+  a->cb_token = k.token; /* kept in the redaction set until destroy */
+  a->cb_aes_key = k.aes_key;
+  free(k.owner_key);
+  return 0;
 }
 
 ad__dt_approval_t *ad__dt_approval_new(const json_t *conf, ad_error_t *err)
@@ -334,8 +355,10 @@ static char *get_token(ad__dt_approval_t *a, ad_error_t *err)
   }
   t = strdup(tok);
   pthread_mutex_lock(&a->lock);
+  ad__secret_drop(AD__SECRET_VALUE, a->token);
   free(a->token);
   a->token = t ? strdup(t) : NULL;
+  ad__secret_add(AD__SECRET_VALUE, a->token); /* no message may quote it from now on */
   /* a minute early: a token must not expire between here and the call */
   a->token_until_ms = ad__mono_ms() + (ttl > 120 ? ttl - 60 : ttl > 0 ? ttl / 2 : 60) * 1000;
   pthread_mutex_unlock(&a->lock);
@@ -348,6 +371,7 @@ static char *get_token(ad__dt_approval_t *a, ad_error_t *err)
 static void drop_token(ad__dt_approval_t *a)
 {
   pthread_mutex_lock(&a->lock);
+  ad__secret_drop(AD__SECRET_VALUE, a->token);
   if (a->token)
     OPENSSL_cleanse(a->token, strlen(a->token));
   free(a->token);

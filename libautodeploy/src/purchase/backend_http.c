@@ -44,6 +44,7 @@
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/http.h"
+#include "core/redact.h"
 #include "core/log_private.h"
 #include "purchase/backend.h"
 #include "purchase/notices.h"
@@ -65,7 +66,7 @@ static const ad__config_key_t HTTP_KEYS[] = {
     K("type", AD_CT_STR, type, 0, 0, "http"),
     K("url", AD_CT_STR, url, 0, 0, ""),
     {"method", AD_CT_ENUM, offsetof(http_be_t, method), 0, 0, "POST", METHODS},
-    K("secret", AD_CT_STR, secret, 0, 0, ""),
+    K("secret", AD_CT_SECRET, secret, 0, 0, ""),
     K("signature_header", AD_CT_STR, sig_header, 0, 0, "X-Autodeploy-Signature"),
     K("timestamp_header", AD_CT_STR, ts_header, 0, 0, "X-Autodeploy-Timestamp"),
     K("idempotency_header", AD_CT_STR, idem_header, 0, 0, "Idempotency-Key"),
@@ -93,8 +94,10 @@ static void http_destroy(void *self)
     OPENSSL_cleanse(h->secret, strlen(h->secret));
   ad__config_free(HTTP_KEYS, h);
   json_decref(h->body);
-  for (size_t i = 0; i < h->n_headers; i++)
+  for (size_t i = 0; i < h->n_headers; i++) {
+    ad__secret_drop(AD__SECRET_NAMED, h->headers[i]);
     free(h->headers[i]);
+  }
   free(h->headers);
   free(h->origin);
   free(h);
@@ -133,7 +136,8 @@ static int take_headers(http_be_t *h, const json_t *obj, ad_error_t *err)
     size_t n = strlen(k) + strlen(s) + 3;
     if (!(h->headers[h->n_headers] = malloc(n)))
       return ad__err(err, AD_ENOMEM, "config", "no memory");
-    snprintf(h->headers[h->n_headers++], n, "%s: %s", k, s);
+    snprintf(h->headers[h->n_headers], n, "%s: %s", k, s);
+    ad__secret_add(AD__SECRET_NAMED, h->headers[h->n_headers++]); /* X-Api-Key... */
   }
   return 0;
 }
@@ -167,7 +171,7 @@ static void *http_create(const json_t *conf, ad_error_t *err)
   if (!rc && (!h->url || (strncmp(h->url, "http://", 7) && strncmp(h->url, "https://", 8))))
     rc = ad__err(err, AD_ECONFIG, "config", PFX "url: %s", h->url ?
                  "must be an http:// or https:// URL" : "is required");
-  if (!rc && !(h->origin = ad__http_safe_origin(h->url)))
+  if (!rc && !(h->origin = ad__redact_origin(h->url)))
     rc = ad__err(err, AD_ECONFIG, "config", PFX "url: not a URL");
   if (!rc && (!h->secret || strlen(h->secret) < 16))
     rc = ad__err(err, AD_ECONFIG, "config", PFX "secret: %s", h->secret ?

@@ -160,28 +160,39 @@ static int runner_place(void *self, const json_t *order, json_t **result, ad_err
   return AD__PLACE_LATER;
 }
 
+/* The placed body's rules, one home for the engine's check of the event and
+ * the order.placed command that makes it: NULL, or "<field>: <why>". */
+static const char *placed_bad(const json_t *b, const char *tag_id)
+{
+  const json_t *id = json_object_get(b, "id"), *ok = json_object_get(b, "ok"),
+               *dry = json_object_get(b, "dry_run"), *cid = json_object_get(b, "cloud_order_id"),
+               *e = json_object_get(b, "error");
+  if (!json_is_object(b))
+    return "body: not a JSON object";
+  if (!json_is_string(id) || strcmp(json_string_value(id), tag_id ? tag_id : ""))
+    return "id: not the tag's order id";
+  if (!json_is_boolean(ok))
+    return "ok: must be true or false";
+  if (dry && !json_is_null(dry) && !json_is_boolean(dry))
+    return "dry_run: must be true or false";
+  if (cid && !json_is_null(cid) && !json_is_string(cid))
+    return "cloud_order_id: must be a string or null";
+  if (e && !json_is_null(e) && !json_is_string(e))
+    return "error: must be a string or null";
+  if (json_is_true(ok) && !json_is_true(dry) && (!json_is_string(cid) || !*json_string_value(cid)))
+    return "cloud_order_id: required when ok (unless dry_run)";
+  if (json_is_false(ok) && !json_is_string(e))
+    return "error: required (a string) when not ok";
+  return NULL;
+}
+
 int ad__order_placed_check(const char *tag_id, const char *body, size_t len, json_t **result,
                            ad_error_t *err)
 {
   json_error_t je;
   json_t *b = json_loadb(body, len, 0, &je);
-  const char *bad = NULL;
+  const char *bad = placed_bad(b, tag_id);
   *result = NULL;
-  if (!json_is_object(b))
-    bad = "body: not a JSON object";
-  else if (!json_is_string(json_object_get(b, "id")) ||
-           strcmp(json_string_value(json_object_get(b, "id")), tag_id ? tag_id : ""))
-    bad = "id: not the tag's order id";
-  else if (!json_is_boolean(json_object_get(b, "ok")))
-    bad = "ok: must be true or false";
-  else if (json_is_true(json_object_get(b, "ok")) &&
-           !json_is_true(json_object_get(b, "dry_run")) &&
-           (!json_is_string(json_object_get(b, "cloud_order_id")) ||
-            !*json_string_value(json_object_get(b, "cloud_order_id"))))
-    bad = "cloud_order_id: required when ok (unless dry_run)";
-  else if (json_is_false(json_object_get(b, "ok")) &&
-           !json_is_string(json_object_get(b, "error")))
-    bad = "error: required (a string) when not ok";
   if (bad) {
     json_decref(b);
     return ad__err(err, AD_EINVAL, "purchase", "placed event for %.60s: %s",
@@ -195,6 +206,45 @@ int ad__order_placed_check(const char *tag_id, const char *body, size_t len, jso
                       json_is_true(json_object_get(b, "dry_run")));
   json_decref(b);
   return *result ? 0 : ad__err(err, AD_ENOMEM, "purchase", "no memory");
+}
+
+json_t *ad__order_placed_body(const json_t *args, ad_error_t *err)
+{
+  static const char *const KEYS[] = {"id", "ok", "cloud_order_id", "error", "dry_run", NULL};
+  const char *k;
+  const json_t *v;
+  json_object_foreach((json_t *)args, k, v) {
+    int known = 0;
+    for (int i = 0; KEYS[i]; i++)
+      known |= !strcmp(k, KEYS[i]);
+    if (!known) {
+      ad__err(err, AD_EINVAL, "args", "%.60s: unknown argument (order.placed takes id, ok, "
+              "cloud_order_id, error, dry_run)", k);
+      return NULL;
+    }
+  }
+  const char *id = json_string_value(json_object_get(args, "id"));
+  if (!id_ok(id)) {
+    ad__err(err, AD_EINVAL, "args", "id: required, an order id (1-128 of A-Z a-z 0-9 _ . : -)");
+    return NULL;
+  }
+  json_t *b = json_pack("{s:s,s:O?,s:O?,s:O?,s:O?}", "id", id, "ok", json_object_get(args, "ok"),
+                        "cloud_order_id", json_object_get(args, "cloud_order_id"), "error",
+                        json_object_get(args, "error"), "dry_run",
+                        json_object_get(args, "dry_run"));
+  if (!b) {
+    ad__err(err, AD_ENOMEM, "args", "no memory");
+    return NULL;
+  }
+  if (!json_object_get(b, "dry_run") || json_is_null(json_object_get(b, "dry_run")))
+    json_object_set_new(b, "dry_run", json_false());
+  const char *bad = placed_bad(b, id);
+  if (bad) {
+    json_decref(b);
+    ad__err(err, AD_EINVAL, "args", "%s", bad);
+    return NULL;
+  }
+  return b;
 }
 
 const ad__order_backend_t ad__order_backend_runner = {"runner", runner_create, runner_place,

@@ -13,8 +13,9 @@
  *    "order": {"_id", "profile", "flavour", "region", "count", "reason"}}
  * reactor/autodeploy_order_place.sls checks the signature and runs the
  * runner, whose result comes back as a signed autodeploy/order/<_id>/placed
- * event {id, ok, cloud_order_id, error, dry_run} (ad__order_placed_check
- * reads it). */
+ * event {id, ok, cloud_order_id, error, dry_run}: the runner calls the
+ * order.placed command (ad__order_placed_body makes the body, orders.c fires
+ * it), and ad__order_placed_check reads it. */
 #ifndef AD_PURCHASE_BACKEND_RUNNER_H
 #define AD_PURCHASE_BACKEND_RUNNER_H
 
@@ -42,5 +43,12 @@ int ad__order_fire_signed(void *env, const char *tag, const json_t *body, ad_err
  * error, dry_run} (new reference), or AD_EINVAL + *err naming the field. */
 int ad__order_placed_check(const char *tag_id, const char *body, size_t len, json_t **result,
                            ad_error_t *err);
+
+/* The body of an autodeploy/order/<id>/placed event made from the
+ * order.placed command's arguments {id, ok, cloud_order_id, error, dry_run}
+ * (dry_run false when absent), checked by the same rules as
+ * ad__order_placed_check. A new reference, or NULL + AD_EINVAL (domain
+ * "args") naming the argument. */
+json_t *ad__order_placed_body(const json_t *args, ad_error_t *err);
 
 #endif

@@ -2,7 +2,7 @@
  * document of a plan line, insert (the _id "<profile>-<YYYYMMDD>" makes a
  * rerun, a restart or a second engine "already planned"), every change a
  * conditional update that ad__order_can_move allowed first, notices, and
- * the runner commands that read or cancel. */
+ * the runner commands that read, decide, cancel or report a placed order. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +217,22 @@ json_t *ad__order_approve(ad__purchase_t *p, const json_t *a, ad_error_t *err)
 json_t *ad__order_reject(ad__purchase_t *p, const json_t *a, ad_error_t *err)
 {
   return fire_decision(p, a, "reject", err);
+}
+
+/* A runner's answer for the runner backend (backend_runner.h): the signed
+ * placed event, fired here so that its body and signature are made where
+ * the engine's check of them lives, not again in Python. The order itself
+ * is the engine's to move when the event arrives. */
+json_t *ad__order_placed(ad__purchase_t *p, const json_t *a, ad_error_t *err)
+{
+  json_t *body = ad__order_placed_body(a, err);
+  if (!body)
+    return NULL;
+  char tag[200];
+  snprintf(tag, sizeof tag, "autodeploy/order/%s/placed", ad__jstr(body, "id"));
+  int rc = ad__fire_signed(p->env.bus, p->key_path, tag, body, err);
+  json_decref(body);
+  return rc ? NULL : json_pack("{s:b,s:s}", "fired", 1, "tag", tag);
 }
 
 json_t *ad__order_cancel(ad__purchase_t *p, const json_t *a, ad_error_t *err)

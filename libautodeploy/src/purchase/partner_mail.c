@@ -42,7 +42,7 @@ static const ad__config_key_t MAIL_KEYS[] = {
     K("url", AD_CT_STR, url, 0, 0, ""),
     K("from", AD_CT_STR, from, 0, 0, ""),
     K("username", AD_CT_STR, username, 0, 0, ""),
-    K("password", AD_CT_STR, password, 0, 0, ""),
+    K("password", AD_CT_SECRET, password, 0, 0, ""),
     K("auth", AD_CT_STR, auth, 0, 0, ""),
     K("starttls", AD_CT_BOOL, starttls, 0, 0, "true"),
     K("ca_file", AD_CT_STR, ca_file, 0, 0, ""),

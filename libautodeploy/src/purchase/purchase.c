@@ -18,11 +18,6 @@
 #define D "purchase"
 #define ACTOR "autodeploy/purchase"
 
-static json_int_t jint(const json_t *o, const char *k)
-{
-  return json_integer_value(json_object_get(o, k));
-}
-
 /* ---- life cycle ------------------------------------------------------------ */
 
 static int start_outbound(ad__purchase_t *p, ad_error_t *err)
@@ -135,7 +130,7 @@ static json_t *write_orders(ad__purchase_t *p, const json_t *plan, const char *d
   json_t *out = json_array(), *line;
   size_t i;
   json_array_foreach(json_object_get(plan, "lines"), i, line) {
-    if (jint(line, "to_order") <= 0)
+    if (ad__jint(line, "to_order") <= 0)
       continue;
     json_t *doc = ad__orders_doc(p, line, day, now);
     ad_error_t err = {0};
@@ -146,10 +141,10 @@ static json_t *write_orders(ad__purchase_t *p, const json_t *plan, const char *d
     else if (rc == 0)
       AD__PCOUNT(p, already_planned);
     AD_LOG_I(D, "order %s: %s (%lld hosts of %s)%s%s", ad__jstr(doc, "_id"), what,
-             (long long)jint(line, "to_order"), ad__jstr(line, "profile"), rc < 0 ? ": " : "",
+             (long long)ad__jint(line, "to_order"), ad__jstr(line, "profile"), rc < 0 ? ": " : "",
              rc < 0 ? err.message : "");
     json_array_append_new(out, json_pack("{s:s,s:s,s:I,s:s?}", "id", ad__jstr(doc, "_id"), "result",
-                                         what, "count", jint(line, "to_order"), "error",
+                                         what, "count", ad__jint(line, "to_order"), "error",
                                          rc < 0 ? err.message : NULL));
     json_decref(doc);
   }
@@ -280,7 +275,7 @@ static void daily_run(ad__purchase_t *p, int64_t now)
       AD_LOG_E(D, "daily run %s: %s", day, err.message);
       ad__docs_delete(p->env.store, AD__PURCHASE_RUNS, day); /* try again next tick */
     } else
-      AD_LOG_I(D, "daily run %s: %lld hosts to order", day, (long long)jint(r, "to_order"));
+      AD_LOG_I(D, "daily run %s: %lld hosts to order", day, (long long)ad__jint(r, "to_order"));
   }
   json_decref(r);
   if (p->env.lease)
@@ -379,7 +374,7 @@ static void drive_awaiting(drive_t *d, const json_t *o)
 {
   ad__purchase_t *p = d->p;
   const json_t *ap = json_object_get(o, "approval");
-  int64_t asked = jint(ap, "asked_at_ms");
+  int64_t asked = ad__jint(ap, "asked_at_ms");
   if (d->now - asked > (int64_t)(p->c.approval_timeout_h * 3600000.0)) {
     char why[200];
     snprintf(why, sizeof why, "not decided within %.3g h (purchase.approval.timeout_h)",
@@ -444,12 +439,12 @@ static void drive_approved(drive_t *d, const json_t *o)
     if (move(d, o, AD__OC_PLACE, set, why, ACTOR) == 1)
       notice_after(d, o, "placed", why);
   } else if (rc == AD__PLACE_LATER) {
-    if (!jint(o, "place_sent_at_ms"))
+    if (!ad__jint(o, "place_sent_at_ms"))
       move(d, o, AD__OC_NOTE, json_pack("{s:I}", "place_sent_at_ms", (json_int_t)d->now),
            "sent to the backend; its answer comes back as an event", ACTOR);
   } else if (rc == AD_EAGAIN) { /* the claim set the retry time already */
     AD__PCOUNT(p, place_retries);
-    int n = (int)jint(o, "attempts");
+    int n = (int)ad__jint(o, "attempts");
     move(d, o, AD__OC_NOTE, json_pack("{s:s}", "last_error", err.message), err.message, ACTOR);
     if (n == 1 || n % 5 == 0)
       notice_after(d, o, "placing failed, retrying", err.message);
@@ -477,7 +472,7 @@ static void drive_ordered(drive_t *d, const json_t *o)
     if (move(d, o, AD__OC_NOTIFY, NULL, "partner email sent", ACTOR) == 1)
       notice_after(d, o, "partner notified", "The partner was emailed the order.");
   } else { /* the outbox is the order: the claim set the next try */
-    int n = (int)jint(o, "mail_attempts");
+    int n = (int)ad__jint(o, "mail_attempts");
     move(d, o, AD__OC_NOTE, json_pack("{s:s}", "last_error", err.message), err.message, ACTOR);
     if (n == 1 || n % 5 == 0)
       notice_after(d, o, "partner email failed, retrying", err.message);
@@ -488,13 +483,13 @@ static void drive_ordered(drive_t *d, const json_t *o)
 /* Hosts still to come after unfulfilled_alert_days: one alert, noted. */
 static void alert_unfulfilled(drive_t *d, const json_t *o)
 {
-  int64_t since = jint(o, "ordered_at_ms");
+  int64_t since = ad__jint(o, "ordered_at_ms");
   if (!since || json_object_get(o, "unfulfilled_alerted_at_ms") ||
       d->now - since < d->p->c.unfulfilled_alert_days * 86400000LL)
     return;
   char why[300];
   snprintf(why, sizeof why, "%zu of %lld hosts arrived %d days after the order",
-           json_array_size(json_object_get(o, "arrived")), (long long)jint(o, "count"),
+           json_array_size(json_object_get(o, "arrived")), (long long)ad__jint(o, "count"),
            d->p->c.unfulfilled_alert_days);
   if (move(d, o, AD__OC_NOTE, json_pack("{s:I}", "unfulfilled_alerted_at_ms", (json_int_t)d->now),
            why, ACTOR) == 1)
@@ -732,10 +727,10 @@ void ad__purchase_host_ready(void *user, const json_t *host)
         arrived = json_array();
       }
       json_array_append_new(arrived, json_string(key));
-      int full = (json_int_t)json_array_size(arrived) >= jint(o, "count");
+      int full = (json_int_t)json_array_size(arrived) >= ad__jint(o, "count");
       char why[300];
       snprintf(why, sizeof why, "host %s of profile %s ready (%zu of %lld)", key, profile,
-               json_array_size(arrived), (long long)jint(o, "count"));
+               json_array_size(arrived), (long long)ad__jint(o, "count"));
       json_t *set = json_pack("{s:o}", "arrived", arrived);
       if (full)
         json_object_set_new(set, "fulfilled_at_ms", json_integer(ad__now_ms()));

@@ -91,5 +91,6 @@ json_t *ad__order_get(ad__purchase_t *p, const json_t *args, ad_error_t *err);
 json_t *ad__order_approve(ad__purchase_t *p, const json_t *args, ad_error_t *err);
 json_t *ad__order_reject(ad__purchase_t *p, const json_t *args, ad_error_t *err);
 json_t *ad__order_cancel(ad__purchase_t *p, const json_t *args, ad_error_t *err);
+json_t *ad__order_placed(ad__purchase_t *p, const json_t *args, ad_error_t *err);
 
 #endif

@@ -36,7 +36,7 @@ typedef struct {
   {name, type, offsetof(cmdb_conf_t, field), min, max, def, NULL}
 static const ad__config_key_t CMDB_KEYS[] = {
     K("url", AD_CT_STR, url, 0, 0, ""),
-    K("token", AD_CT_STR, token, 0, 0, ""),
+    K("token", AD_CT_SECRET, token, 0, 0, ""),
     K("ca_file", AD_CT_STR, ca_file, 0, 0, ""),
     K("insecure", AD_CT_BOOL, insecure, 0, 1, "false"),
     K("timeout_ms", AD_CT_INT, timeout_ms, 100, 600000, "5000"),

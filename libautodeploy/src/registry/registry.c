@@ -108,14 +108,8 @@ ad__registry_t *ad__registry_new(const ad__registry_env_t *env, const json_t *co
   json_object_del(c, "private_ip");
   json_object_del(c, "cmdb");
   int rc = ad__config_load(REG_KEYS, &reg->c, c, err);
-  if (rc) {
-    /* config.c names the key without our prefix: add it */
-    if (err) {
-      char m[sizeof err->message];
-      snprintf(m, sizeof m, "registry.%s", err->message);
-      snprintf(err->message, sizeof err->message, "%s", m);
-    }
-  }
+  if (rc)
+    ad__err_prefix(err, "registry."); /* config.c names the key without our prefix */
   if (rc == 0)
     rc = ad__host_rules_load(&reg->rules, pip, profiles, err);
   if (rc == 0 && reg->c.enabled && (!reg->rules.profiles || !reg->rules.profiles[0]))

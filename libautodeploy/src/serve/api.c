@@ -156,21 +156,20 @@ static json_t *count_where(ad__serve_t *s, const char *coll, json_t *q, ad_error
   return json_integer(n);
 }
 
-/* platforms with what the fleet computes: the last cycle's reserve and
- * footprint, and the services idle, deploying and waiting now */
+/* platforms with what the last cycle left on them (last_cycle: reserve,
+ * footprint, at; whoever ran it) and the services idle, deploying, waiting
+ * and opened now */
 static json_t *platforms(ad__serve_t *s, ad_error_t *err, int *code)
 {
   bson_t all = BSON_INITIALIZER;
   json_t *rows = ad__store_find_json(s->env.store, s->env.platforms_collection, &all, NULL, err);
   if (!rows)
     return *code = err->code, NULL;
-  json_t *cyc = s->env.last_cycle ? s->env.last_cycle(s->env.user) : NULL;
   size_t i;
   json_t *p;
   json_array_foreach(rows, i, p) {
     const char *code_ = ad__jstr(p, "_id");
-    json_t *rep = json_object_get(cyc, code_);
-    json_t *rs = json_object_get(rep, "reserve");
+    json_t *rs = json_object_get(json_object_get(p, "last_cycle"), "reserve");
     static const char *const ST[][2] = {{"idle", "deployed"}, {"deploying", "deploying"},
                                         {"waiting", "waiting_resources"}, {"opened", "opened"}};
     json_t *now = json_object();
@@ -178,7 +177,7 @@ static json_t *platforms(ad__serve_t *s, ad_error_t *err, int *code)
       json_t *n = count_where(s, s->env.services_collection,
                               json_pack("{s:s,s:s}", "platform", code_, "state", ST[k][1]), err);
       if (!n) {
-        json_decref(now), json_decref(cyc), json_decref(rows);
+        json_decref(now), json_decref(rows);
         return *code = AD_ECONNECT, NULL;
       }
       json_object_set_new(now, ST[k][0], n);
@@ -187,13 +186,10 @@ static json_t *platforms(ad__serve_t *s, ad_error_t *err, int *code)
     json_object_set_new(p, "reserve_target", rs ? json_incref(json_object_get(rs, "size")) : json_null());
     json_object_set_new(p, "opening_rate_per_day",
                         rs ? json_incref(json_object_get(rs, "rate_per_day")) : json_null());
-    json_object_set_new(p, "last_cycle", rep ? json_pack("{s:O?,s:O?,s:O?}", "reserve", rs,
-                                                          "footprint", json_object_get(rep, "footprint"),
-                                                          "at", json_object_get(cyc, "_at"))
-                                             : json_null());
+    if (!json_object_get(p, "last_cycle"))
+      json_object_set_new(p, "last_cycle", json_null());
     json_object_del(p, "history");
   }
-  json_decref(cyc);
   return json_pack("{s:o}", "platforms", rows);
 }
 

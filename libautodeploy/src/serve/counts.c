@@ -47,19 +47,22 @@ static int group(ad__serve_t *s, json_t *snap, const char *name, const char *col
   return rc;
 }
 
+/* Per platform: the reserve target the last cycle left on it (whoever ran
+ * it), the services waiting now and the longest wait. */
 static int reserve(ad__serve_t *s, json_t *snap)
 {
-  json_t *r = json_object(), *cyc = s->env.last_cycle ? s->env.last_cycle(s->env.user) : NULL;
-  const char *code;
-  json_t *rep;
-  json_object_foreach(cyc, code, rep) {
-    if (code[0] == '_')
-      continue;
-    json_object_set_new(r, code, json_pack("{s:O?,s:I}", "target",
-                                           json_object_get(json_object_get(rep, "reserve"), "size"),
-                                           "waiting", (json_int_t)json_array_size(json_object_get(rep, "waiting"))));
+  json_t *r = json_object();
+  bson_t *pq = bson_new();
+  bson_t *po = BCON_NEW("projection", "{", "last_cycle.reserve.size", BCON_INT32(1), "}");
+  json_t *plats = ad__store_find_json(s->env.store, s->env.platforms_collection, pq, po, NULL);
+  bson_destroy(pq);
+  bson_destroy(po);
+  size_t i;
+  json_t *d;
+  json_array_foreach(plats, i, d) {
+    json_t *size = json_object_get(json_object_get(json_object_get(d, "last_cycle"), "reserve"), "size");
+    json_object_set_new(r, ad__jstr(d, "_id"), json_pack("{s:O?,s:i}", "target", size, "waiting", 0));
   }
-  json_decref(cyc);
   /* the longest wait per platform, from the services themselves */
   json_t *waiting = NULL;
   bson_t *q = BCON_NEW("state", BCON_UTF8("waiting_resources"));
@@ -67,8 +70,6 @@ static int reserve(ad__serve_t *s, json_t *snap)
   waiting = ad__store_find_json(s->env.store, s->env.services_collection, q, o, NULL);
   bson_destroy(q);
   bson_destroy(o);
-  size_t i;
-  json_t *d;
   int64_t now = ad__now_ms();
   json_array_foreach(waiting, i, d) {
     const char *p = ad__jstr(d, "platform");
@@ -77,12 +78,14 @@ static int reserve(ad__serve_t *s, json_t *snap)
     if (!json_object_get(r, p))
       json_object_set_new(r, p, json_object());
     json_t *pr = json_object_get(r, p);
+    json_object_set_new(pr, "waiting", json_integer(json_integer_value(json_object_get(pr, "waiting")) + 1));
     double w = (now - json_integer_value(json_object_get(d, "created_at_ms"))) / 1000.0;
     if (w > json_number_value(json_object_get(pr, "waited_seconds")))
       json_object_set_new(pr, "waited_seconds", json_real(w));
   }
   json_object_set_new(snap, "reserve", r);
-  int rc = waiting ? 0 : -1;
+  int rc = plats && waiting ? 0 : -1;
+  json_decref(plats);
   json_decref(waiting);
   return rc;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "serve/serve.h"
+#include "store/docs.h"
 
 static void family(FILE *f, const char *name, const char *type, const char *help)
 {
@@ -50,11 +51,6 @@ static void num(FILE *f, double v)
     fprintf(f, " %.17g\n", v);
 }
 
-static double jnum(const json_t *o, const char *k)
-{
-  return json_number_value(json_object_get(o, k));
-}
-
 /* One unlabelled sample from stats[obj][key] (obj NULL: stats itself). */
 static void scalar(FILE *f, const json_t *stats, const char *obj, const char *key,
                    const char *name, const char *type, const char *help)
@@ -65,7 +61,7 @@ static void scalar(FILE *f, const json_t *stats, const char *obj, const char *ke
   family(f, name, type, help);
   fputs(name, f);
   num(f, json_is_boolean(json_object_get(o, key)) ? json_is_true(json_object_get(o, key))
-                                                  : jnum(o, key));
+                                                  : ad__jnum(o, key));
 }
 
 /* {value: n} as one sample per label value */
@@ -152,7 +148,7 @@ static void notify(FILE *f, const json_t *s)
       fputc(',', f);
       label(f, "type", json_string_value(json_object_get(ch, "type")));
       fputc('}', f);
-      num(f, jnum(ch, C[c][0]));
+      num(f, ad__jnum(ch, C[c][0]));
     }
   }
 }
@@ -173,8 +169,8 @@ static void per_platform(FILE *f, const json_t *snap)
     }
   }
   static const char *const R[][3] = {
-      {"target", "autodeploy_reserve_target", "Reserve target (idle services wanted) per platform, from the last cycle."},
-      {"waiting", "autodeploy_services_waiting", "Services waiting for resources per platform, from the last cycle."},
+      {"target", "autodeploy_reserve_target", "Reserve target (idle services wanted) per platform, from the last cycle (whoever ran it)."},
+      {"waiting", "autodeploy_services_waiting", "Services waiting for resources per platform."},
       {"waited_seconds", "autodeploy_services_waited_max_seconds", "Longest wait of a service waiting for resources, per platform."}};
   for (size_t r = 0; r < 3; r++) {
     family(f, R[r][1], "gauge", R[r][2]);
@@ -185,7 +181,7 @@ static void per_platform(FILE *f, const json_t *snap)
       fprintf(f, "%s{", R[r][1]);
       label(f, "platform", p);
       fputc('}', f);
-      num(f, jnum(o, R[r][0]));
+      num(f, ad__jnum(o, R[r][0]));
     }
   }
 }
@@ -205,11 +201,11 @@ static void histogram(FILE *f, const json_t *h, const char *name, const char *he
     num(f, json_number_value(json_array_get(counts, i)));
   }
   fprintf(f, "%s_bucket{le=\"+Inf\"}", name);
-  num(f, jnum(h, "count"));
+  num(f, ad__jnum(h, "count"));
   fprintf(f, "%s_sum", name);
-  num(f, jnum(h, "sum"));
+  num(f, ad__jnum(h, "sum"));
   fprintf(f, "%s_count", name);
-  num(f, jnum(h, "count"));
+  num(f, ad__jnum(h, "count"));
 }
 
 static void cycle_and_lease(FILE *f, const json_t *snap)
@@ -248,7 +244,7 @@ char *ad__serve_metrics_text(const json_t *snap)
   fputs("autodeploy_up 1\n", f);
   family(f, "autodeploy_store_up", "gauge", "1 when MongoDB answered this scrape's queries.");
   fputs("autodeploy_store_up", f);
-  num(f, jnum(snap, "store_up"));
+  num(f, ad__jnum(snap, "store_up"));
   bus(f, s);
   returns(f, s);
   if (json_is_object(json_object_get(snap, "tasks")))

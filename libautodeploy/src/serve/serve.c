@@ -26,6 +26,7 @@
 #include "core/config.h"
 #include "core/error_private.h"
 #include "core/log_private.h"
+#include "core/redact.h"
 #include "serve/serve_private.h"
 
 /* an empty string key is stored as NULL */
@@ -37,7 +38,7 @@ static const ad__config_key_t SERVE_KEYS[] = {
     K("listen", AD_CT_STR, listen, 0, 0, "127.0.0.1:9420"),
     K("tls_cert", AD_CT_STR, tls_cert, 0, 0, ""),
     K("tls_key", AD_CT_STR, tls_key, 0, 0, ""),
-    K("scrape_token", AD_CT_STR, scrape_token, 0, 0, ""),
+    K("scrape_token", AD_CT_SECRET, scrape_token, 0, 0, ""),
     K("max_connections", AD_CT_INT, max_connections, 1, 10000, "64"),
     K("timeout_s", AD_CT_INT, timeout_s, 1, 3600, "10"),
     K("max_request_bytes", AD_CT_SIZE, max_request_bytes, 4096, 1 << 20, "16384"),
@@ -67,6 +68,7 @@ static int tokens_from(ad__serve_t *s, const json_t *arr, ad_error_t *err)
                      "http.reader_tokens[%zu]: must be a string of at least 16 characters", i);
     if (!(s->tokens[i] = strdup(json_string_value(v))))
       return ad__err(err, AD_ENOMEM, "config", "no memory");
+    ad__secret_add(AD__SECRET_VALUE, s->tokens[i]);
   }
   return 0;
 }
@@ -417,8 +419,10 @@ void ad__serve_destroy(ad__serve_t **s_p)
   ad__serve_t *s = *s_p;
   if (s->d)
     MHD_stop_daemon(s->d);
-  for (size_t i = 0; s->tokens && s->tokens[i]; i++)
+  for (size_t i = 0; s->tokens && s->tokens[i]; i++) {
+    ad__secret_drop(AD__SECRET_VALUE, s->tokens[i]);
     free(s->tokens[i]);
+  }
   free(s->tokens);
   if (s->key)
     memset(s->key, 0, strlen(s->key)); /* the private key does not linger */

@@ -35,9 +35,6 @@ typedef struct {
   /* The engine's counters (ad_engine_stats_json's object, plus "cycle");
    * a new reference or NULL. Called on the server's thread. */
   json_t *(*stats)(void *user);
-  /* The last cycle's report per platform code (reserve, footprint,
-   * waiting); a new reference or NULL. */
-  json_t *(*last_cycle)(void *user);
   /* POST /callbacks/dingtalk, DingTalk's event push (NULL: the path is not
    * served). No bearer token: the push's signature authenticates it, which
    * the callee checks. `peer` the client's address, `query` the query

@@ -41,6 +41,56 @@ int64_t ad__docs_update(ad__store_t *st, const char *coll, json_t *query, json_t
   return n;
 }
 
+int64_t ad__docs_set_many(ad__store_t *st, const char *coll_name, json_t *sets, ad_error_t *err)
+{
+  if (!json_array_size(sets)) {
+    json_decref(sets);
+    return 0;
+  }
+  mongoc_client_t *c = ad__store_pop(st);
+  mongoc_collection_t *coll = ad__store_coll(st, c, coll_name);
+  bson_t opts = BSON_INITIALIZER, reply = BSON_INITIALIZER;
+  BSON_APPEND_BOOL(&opts, "ordered", false);
+  mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(coll, &opts);
+  int64_t n = -1;
+  size_t i;
+  json_t *one;
+  json_array_foreach(sets, i, one) {
+    json_t *q = json_pack("{s:O}", "_id", json_object_get(one, "_id"));
+    json_t *u = json_pack("{s:O}", "$set", json_object_get(one, "set"));
+    bson_t *bq = q && u ? ad__json_to_bson(q, err) : NULL, *bu = bq ? ad__json_to_bson(u, err) : NULL;
+    json_decref(q);
+    json_decref(u);
+    int ok = bu && mongoc_bulk_operation_update_one_with_opts(bulk, bq, bu, NULL, NULL);
+    if (bq)
+      bson_destroy(bq);
+    if (bu)
+      bson_destroy(bu);
+    if (!ok) {
+      if (!q || !u)
+        ad__err(err, AD_ENOMEM, "store", "no memory");
+      goto done;
+    }
+  }
+  bson_error_t be;
+  bson_destroy(&reply);
+  if (mongoc_bulk_operation_execute(bulk, &reply, &be)) {
+    bson_iter_t it;
+    n = bson_iter_init_find(&it, &reply, "nMatched") ? bson_iter_as_int64(&it) : 0;
+  } else {
+    ad__err(err, ad__store_error_is_transient(&be) ? AD_ECONNECT : AD_EIO, "store",
+            "updating %zu documents in %s: %s", json_array_size(sets), coll_name, be.message);
+  }
+done:
+  bson_destroy(&reply);
+  bson_destroy(&opts);
+  mongoc_bulk_operation_destroy(bulk);
+  mongoc_collection_destroy(coll);
+  ad__store_push(st, c);
+  json_decref(sets);
+  return n;
+}
+
 json_t *ad__docs_get(ad__store_t *st, const char *coll, const char *id, const char *what,
                      ad_error_t *err)
 {

@@ -17,6 +17,16 @@ static inline const char *ad__jstr(const json_t *o, const char *k)
   const char *s = json_string_value(json_object_get(o, k));
   return s ? s : "";
 }
+/* The integer at o[k], or 0 when absent or not an integer. */
+static inline json_int_t ad__jint(const json_t *o, const char *k)
+{
+  return json_integer_value(json_object_get(o, k));
+}
+/* The number (integer or real) at o[k], or 0.0 when absent or not a number. */
+static inline double ad__jnum(const json_t *o, const char *k)
+{
+  return json_number_value(json_object_get(o, k));
+}
 
 /* Rows matching `query` (taken), with find `opts` (taken, may be NULL). */
 json_t *ad__docs_find(ad__store_t *st, const char *coll, json_t *query, json_t *opts,
@@ -25,6 +35,11 @@ json_t *ad__docs_find(ad__store_t *st, const char *coll, json_t *query, json_t *
  * -1 + err (a document that does not encode, a store error). */
 int64_t ad__docs_update(ad__store_t *st, const char *coll, json_t *query, json_t *update,
                         ad_error_t *err);
+/* `sets` (taken): [{"_id", "set"}, ...], each an updateOne({_id}, {$set:
+ * set}), sent as one unordered bulk write (one round trip however many).
+ * The matched count, or -1 + err (a document that does not encode, a store
+ * error: some may have been written). An empty list writes nothing. */
+int64_t ad__docs_set_many(ad__store_t *st, const char *coll, json_t *sets, ad_error_t *err);
 /* The document with _id `id`, or NULL + AD_ENOTFOUND naming `what`. */
 json_t *ad__docs_get(ad__store_t *st, const char *coll, const char *id, const char *what,
                      ad_error_t *err);

@@ -48,13 +48,14 @@ typedef struct {
   ad__tasks_stats_t *stats; /* counters (may be NULL): the caller owns them */
 } ad__tasks_ctx_t;
 
-/* Runner commands (JSON in, JSON out). NULL + err naming the argument. */
+/* Runner commands (task_cmds.c; JSON in, JSON out). NULL + err naming the
+ * argument. */
 json_t *ad__task_create(const ad__tasks_ctx_t *t, const json_t *args, ad_error_t *err);
 json_t *ad__task_list(const ad__tasks_ctx_t *t, const json_t *args, ad_error_t *err);
 json_t *ad__task_get(const ad__tasks_ctx_t *t, const json_t *args, ad_error_t *err);
 json_t *ad__task_intervene(const ad__tasks_ctx_t *t, const json_t *args, ad_error_t *err);
 
-/* Engine side. */
+/* Engine side (tasks.c). */
 /* salt/job/<jid>/new for a task job: remember which minions must answer. */
 int ad__tasks_on_new(const ad__tasks_ctx_t *t, ad_event_t *ev);
 /* salt/job/<jid>/ret/<minion> carrying metadata.autodeploy_task. */

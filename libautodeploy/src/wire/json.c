@@ -65,6 +65,85 @@ static char *key_text(const msgpack_object *k)
   return s;
 }
 
+/* ext 79: Salt's constant, msgpack [name, value] inside the ext, as
+ * {"$const": name, "value": value}; NULL when it is not one. */
+static json_t *const_json(const msgpack_object *o, int depth, ad_error_t *err)
+{
+  msgpack_zone z;
+  msgpack_object c;
+  json_t *out = NULL;
+  if (!msgpack_zone_init(&z, 256))
+    return NULL;
+  if (ad__msgpack_decode(o->via.ext.ptr, o->via.ext.size, &z, &c, NULL) == 0 &&
+      c.type == MSGPACK_OBJECT_ARRAY && c.via.array.size == 2) {
+    json_t *name = to_json(&c.via.array.ptr[0], depth + 1, err);
+    json_t *val = to_json(&c.via.array.ptr[1], depth + 1, err);
+    if (name && val)
+      out = json_pack("{s:o,s:o}", "$const", name, "value", val);
+    else
+      json_decref(name), json_decref(val);
+  }
+  msgpack_zone_destroy(&z);
+  return out;
+}
+
+/* ext 78 as ISO text, ext 79 as a constant; any other ext, or one of
+ * those that does not parse, as {"$ext": type, "$bin": base64}. */
+static json_t *ext_json(const msgpack_object *o, int depth, ad_error_t *err)
+{
+  if (o->via.ext.type == AD_EXT_DATETIME) {
+    char iso[32];
+    if (ad__salt_datetime_iso(o->via.ext.ptr, o->via.ext.size, iso, sizeof(iso)) == 0)
+      return json_string(iso);
+  }
+  if (o->via.ext.type == AD_EXT_CONSTANT) {
+    json_t *out = const_json(o, depth, err);
+    if (out)
+      return out;
+  }
+  return bin_json(o->via.ext.ptr, o->via.ext.size, o->via.ext.type, 1);
+}
+
+static json_t *array_json(const msgpack_object *o, int depth, ad_error_t *err)
+{
+  json_t *a = json_array();
+  for (uint32_t i = 0; a && i < o->via.array.size; i++) {
+    json_t *e = to_json(&o->via.array.ptr[i], depth + 1, err);
+    if (!e || json_array_append_new(a, e)) {
+      json_decref(a);
+      return NULL;
+    }
+  }
+  return a;
+}
+
+/* Keys that are not strings become their text (key_text). */
+static json_t *map_json(const msgpack_object *o, int depth, ad_error_t *err)
+{
+  json_t *m = json_object();
+  for (uint32_t i = 0; m && i < o->via.map.size; i++) {
+    const msgpack_object_kv *kv = &o->via.map.ptr[i];
+    json_t *val = to_json(&kv->val, depth + 1, err);
+    int bad = !val;
+    if (!bad) {
+      char *k = key_text(&kv->key);
+      bad = !k || json_object_set_new(m, k, val); /* steals val */
+      if (!k)
+        json_decref(val);
+      val = NULL;
+      free(k);
+    }
+    if (bad) {
+      json_decref(val);
+      json_decref(m);
+      if (err && err->code == 0)
+        ad__err(err, AD_EDECODE, "json", "map key %u cannot be a JSON key", i);
+      return NULL;
+    }
+  }
+  return m;
+}
+
 static json_t *to_json(const msgpack_object *o, int depth, ad_error_t *err)
 {
   if (depth > 512) {
@@ -86,69 +165,9 @@ static json_t *to_json(const msgpack_object *o, int depth, ad_error_t *err)
     return s ? s : bin_json(o->via.str.ptr, o->via.str.size, 0, 0);
   }
   case MSGPACK_OBJECT_BIN: return bin_json(o->via.bin.ptr, o->via.bin.size, 0, 0);
-  case MSGPACK_OBJECT_EXT: {
-    if (o->via.ext.type == AD_EXT_DATETIME) {
-      char iso[32];
-      if (ad__salt_datetime_iso(o->via.ext.ptr, o->via.ext.size, iso,
-                                sizeof(iso)) == 0)
-        return json_string(iso);
-    }
-    if (o->via.ext.type == AD_EXT_CONSTANT) {
-      msgpack_zone z;
-      msgpack_object c;
-      json_t *out = NULL;
-      if (msgpack_zone_init(&z, 256)) {
-        if (ad__msgpack_decode(o->via.ext.ptr, o->via.ext.size, &z, &c, NULL) == 0 &&
-            c.type == MSGPACK_OBJECT_ARRAY && c.via.array.size == 2) {
-          json_t *name = to_json(&c.via.array.ptr[0], depth + 1, err);
-          json_t *val = to_json(&c.via.array.ptr[1], depth + 1, err);
-          if (name && val)
-            out = json_pack("{s:o,s:o}", "$const", name, "value", val);
-          else
-            json_decref(name), json_decref(val);
-        }
-        msgpack_zone_destroy(&z);
-      }
-      if (out)
-        return out;
-    }
-    return bin_json(o->via.ext.ptr, o->via.ext.size, o->via.ext.type, 1);
-  }
-  case MSGPACK_OBJECT_ARRAY: {
-    json_t *a = json_array();
-    for (uint32_t i = 0; a && i < o->via.array.size; i++) {
-      json_t *e = to_json(&o->via.array.ptr[i], depth + 1, err);
-      if (!e || json_array_append_new(a, e)) {
-        json_decref(a);
-        return NULL;
-      }
-    }
-    return a;
-  }
-  case MSGPACK_OBJECT_MAP: {
-    json_t *m = json_object();
-    for (uint32_t i = 0; m && i < o->via.map.size; i++) {
-      const msgpack_object_kv *kv = &o->via.map.ptr[i];
-      json_t *val = to_json(&kv->val, depth + 1, err);
-      int bad = !val;
-      if (!bad) {
-        char *k = key_text(&kv->key);
-        bad = !k || json_object_set_new(m, k, val); /* steals val */
-        if (!k)
-          json_decref(val);
-        val = NULL;
-        free(k);
-      }
-      if (bad) {
-        json_decref(val);
-        json_decref(m);
-        if (err && err->code == 0)
-          ad__err(err, AD_EDECODE, "json", "map key %u cannot be a JSON key", i);
-        return NULL;
-      }
-    }
-    return m;
-  }
+  case MSGPACK_OBJECT_EXT: return ext_json(o, depth, err);
+  case MSGPACK_OBJECT_ARRAY: return array_json(o, depth, err);
+  case MSGPACK_OBJECT_MAP: return map_json(o, depth, err);
   }
   return NULL;
 }

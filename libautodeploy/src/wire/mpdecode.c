@@ -116,41 +116,11 @@ static int ext(dec_t *d, msgpack_object *o, uint32_t n)
   return 0;
 }
 
-static int obj(dec_t *d, msgpack_object *o, int depth)
+/* float 32/64, uint 8..64 and int 8..64: 0xca..0xd3. */
+static int number(dec_t *d, msgpack_object *o, uint8_t b)
 {
-  if (depth > MAX_DEPTH) {
-    d->why = "nested deeper than 64 levels";
-    return -1;
-  }
-  NEED(d, 1);
-  uint8_t b = *d->p++;
-  if (b <= 0x7f) {
-    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-    o->via.u64 = b;
-    return 0;
-  }
-  if (b >= 0xe0) {
-    o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
-    o->via.i64 = (int8_t)b;
-    return 0;
-  }
-  switch (b >> 4) {
-  case 0x8: return map(d, o, b & 0x0f, depth);
-  case 0x9: return array(d, o, b & 0x0f, depth);
-  case 0xa:
-  case 0xb: return raw(d, o, MSGPACK_OBJECT_STR, b & 0x1f);
-  }
   const uint8_t *p = d->p;
   switch (b) {
-  case 0xc0: o->type = MSGPACK_OBJECT_NIL; return 0;
-  case 0xc2: o->type = MSGPACK_OBJECT_BOOLEAN; o->via.boolean = false; return 0;
-  case 0xc3: o->type = MSGPACK_OBJECT_BOOLEAN; o->via.boolean = true; return 0;
-  case 0xc4: NEED(d, 1); d->p += 1; return raw(d, o, MSGPACK_OBJECT_BIN, p[0]);
-  case 0xc5: NEED(d, 2); d->p += 2; return raw(d, o, MSGPACK_OBJECT_BIN, be16(p));
-  case 0xc6: NEED(d, 4); d->p += 4; return raw(d, o, MSGPACK_OBJECT_BIN, be32(p));
-  case 0xc7: NEED(d, 1); d->p += 1; return ext(d, o, p[0]);
-  case 0xc8: NEED(d, 2); d->p += 2; return ext(d, o, be16(p));
-  case 0xc9: NEED(d, 4); d->p += 4; return ext(d, o, be32(p));
   case 0xca: {
     NEED(d, 4);
     uint32_t u = be32(p);
@@ -175,7 +145,7 @@ static int obj(dec_t *d, msgpack_object *o, int depth)
   case 0xcd: NEED(d, 2); o->type = MSGPACK_OBJECT_POSITIVE_INTEGER; o->via.u64 = be16(p); d->p += 2; return 0;
   case 0xce: NEED(d, 4); o->type = MSGPACK_OBJECT_POSITIVE_INTEGER; o->via.u64 = be32(p); d->p += 4; return 0;
   case 0xcf: NEED(d, 8); o->type = MSGPACK_OBJECT_POSITIVE_INTEGER; o->via.u64 = be64(p); d->p += 8; return 0;
-  case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+  default: { /* 0xd0..0xd3 */
     int n = 1 << (b - 0xd0);
     NEED(d, n);
     int64_t v = n == 1 ? (int8_t)p[0] : n == 2 ? (int16_t)be16(p)
@@ -191,6 +161,21 @@ static int obj(dec_t *d, msgpack_object *o, int depth)
     }
     return 0;
   }
+  }
+}
+
+/* The types whose length follows the first byte (bin, ext, str 8..32,
+ * array and map 16/32) or is in it (fixext), and the reserved 0xc1. */
+static int sized(dec_t *d, msgpack_object *o, uint8_t b, int depth)
+{
+  const uint8_t *p = d->p;
+  switch (b) {
+  case 0xc4: NEED(d, 1); d->p += 1; return raw(d, o, MSGPACK_OBJECT_BIN, p[0]);
+  case 0xc5: NEED(d, 2); d->p += 2; return raw(d, o, MSGPACK_OBJECT_BIN, be16(p));
+  case 0xc6: NEED(d, 4); d->p += 4; return raw(d, o, MSGPACK_OBJECT_BIN, be32(p));
+  case 0xc7: NEED(d, 1); d->p += 1; return ext(d, o, p[0]);
+  case 0xc8: NEED(d, 2); d->p += 2; return ext(d, o, be16(p));
+  case 0xc9: NEED(d, 4); d->p += 4; return ext(d, o, be32(p));
   case 0xd4: return ext(d, o, 1);
   case 0xd5: return ext(d, o, 2);
   case 0xd6: return ext(d, o, 4);
@@ -207,6 +192,40 @@ static int obj(dec_t *d, msgpack_object *o, int depth)
     d->why = "reserved byte 0xc1";
     return -1;
   }
+}
+
+static int obj(dec_t *d, msgpack_object *o, int depth)
+{
+  if (depth > MAX_DEPTH) {
+    d->why = "nested deeper than 64 levels";
+    return -1;
+  }
+  NEED(d, 1);
+  uint8_t b = *d->p++;
+  if (b <= 0x7f) {
+    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.u64 = b;
+    return 0;
+  }
+  if (b >= 0xe0) {
+    o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    o->via.i64 = (int8_t)b;
+    return 0;
+  }
+  switch (b >> 4) {
+  case 0x8: return map(d, o, b & 0x0f, depth);
+  case 0x9: return array(d, o, b & 0x0f, depth);
+  case 0xa:
+  case 0xb: return raw(d, o, MSGPACK_OBJECT_STR, b & 0x1f);
+  }
+  switch (b) {
+  case 0xc0: o->type = MSGPACK_OBJECT_NIL; return 0;
+  case 0xc2: o->type = MSGPACK_OBJECT_BOOLEAN; o->via.boolean = false; return 0;
+  case 0xc3: o->type = MSGPACK_OBJECT_BOOLEAN; o->via.boolean = true; return 0;
+  }
+  if (b >= 0xca && b <= 0xd3)
+    return number(d, o, b);
+  return sized(d, o, b, depth);
 }
 
 int ad__msgpack_decode(const char *data, size_t len, msgpack_zone *zone,

@@ -150,9 +150,25 @@ TEST(arguments_and_needs_are_checked)
   ASSERT(refused(conf, "cycle.run", "{}", AD_ECONFIG, "placement: not configured"));
 }
 
-/* The engine process holds the http port (and takes DingTalk's pushes); a
- * runner's engine, built from the same entry, must not try to listen. */
-TEST(a_runner_leaves_the_http_server_to_the_engine)
+/* A runner's engine does not serve HTTP: the engine process listens on the
+ * address already (every runner call failed "cannot listen" while it ran). */
+TEST(runner_does_not_listen)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  ASSERT(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0);
+  ASSERT(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+  char conf[200];
+  snprintf(conf, sizeof conf, "{\"http\": {\"listen\": \"127.0.0.1:%u\", "
+           "\"reader_tokens\": [\"0123456789abcdef\"]}}", (unsigned)ntohs(a.sin_port));
+  ASSERT(refused(conf, "task.deploy", "{}", AD_ECONFIG, "mongo_uri: required for task.deploy"));
+  close(fd);
+}
+
+/* Nor does it take DingTalk's pushes: a purchase callback without the http
+ * object would be refused, which would fail every runner call. */
+TEST(runner_takes_no_dingtalk_push)
 {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET};
@@ -177,4 +193,4 @@ TEST(a_runner_leaves_the_http_server_to_the_engine)
 
 RUN(CASE(table_is_well_formed), CASE(docs_list_exactly_the_table),
     CASE(unknown_command_is_named), CASE(arguments_and_needs_are_checked),
-    CASE(a_runner_leaves_the_http_server_to_the_engine))
+    CASE(runner_does_not_listen), CASE(runner_takes_no_dingtalk_push))

@@ -72,7 +72,8 @@ static char *render(void)
           "page named under each table; [configuration.md](configuration.md) introduces the engine\n"
           "entry. Objects and arrays a module reads by hand (`notify.channels`, webhook `headers`,\n"
           "`registry.profiles`, `private_ip` rules, the platform documents) are on their pages.\n"
-          "Types: `size` is bytes; a `string` default `\"\"` means none.\n");
+          "Types: `size` is bytes; a `string` default `\"\"` means none; a `secret` is a string\n"
+          "that no log line, error, event or stored document shows ([security.md](security.md#secrets)).\n");
   size_t i;
   json_array_foreach(json_object_get(all, "tables"), i, t) {
     put(&b, "\n## `%s`\n\nSee [%s](%s).\n\n| key | type | default | range / values |\n|---|---|---|---|\n",

@@ -27,6 +27,8 @@ typedef struct {
   int task_fails;      /* task_create refuses */
   int load_fails;      /* the load history cannot be read */
   int find_fails;      /* every find fails (the database is gone) */
+  int observed;        /* observe calls (what the cycle saw, kept) */
+  double load_cpu, load_mem; /* every host's p95 in the load history (0: no samples) */
   json_t *tasks;       /* task_create's args, in order */
 } fake_t;
 
@@ -279,13 +281,38 @@ static int f_load(void *u, const ad__metrics_host_t *hosts, size_t n, const ad__
     free(r);
     return ad__err(err, AD_ENOMEM, "metrics", "no memory");
   }
-  r->n_hosts = n; /* no samples: idle */
+  r->n_hosts = n; /* no samples (idle) unless the test set a load */
+  for (size_t i = 0; i < n && (fk->load_cpu > 0 || fk->load_mem > 0); i++) {
+    r->hosts[i].res[AD__RES_CPU] = (ad__metrics_summary_t){.count = 1, .p95 = fk->load_cpu};
+    r->hosts[i].res[AD__RES_MEM] = (ad__metrics_summary_t){.count = 1, .p95 = fk->load_mem};
+  }
   *out = r;
   return 0;
 }
 
+/* a plain $set per document, no rev: what the cycle saw */
+static int64_t f_observe(void *u, const char *coll, json_t *sets, ad_error_t *err)
+{
+  fake_t *fk = u;
+  int64_t n = 0;
+  size_t i;
+  json_t *one;
+  fk->observed++;
+  json_array_foreach(sets, i, one) {
+    json_t *d = stored(fk, coll, ad__jstr(one, "_id"));
+    if (d && json_object_update(d, json_object_get(one, "set"))) {
+      json_decref(sets);
+      return ad__err(err, AD_ENOMEM, "fake", "no memory");
+    }
+    n += d != NULL;
+  }
+  json_decref(sets);
+  return n;
+}
+
 static const ad__cycle_store_t FAKE = {f_find, f_get, f_count, f_insert, f_cas,
-                                       f_next_numbers, f_lease, f_task_create, f_load};
+                                       f_next_numbers, f_lease, f_task_create, f_load,
+                                       f_observe};
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -692,6 +719,60 @@ TEST(store_failures_are_reported)
   fake_free(&fk);
 }
 
+/* ---- what the cycle saw ------------------------------------------------- */
+
+static double seen(fake_t *fk, const char *host, const char *part, const char *res)
+{
+  const json_t *load = json_object_get(stored(fk, "hosts", host), "load");
+  return json_number_value(json_object_get(json_object_get(load, part), res));
+}
+
+/* What the dashboard shows, left on the documents: each platform's
+ * last_cycle (its reserve), each ready host's load: the p95 from the
+ * history, the footprints placed and not yet measured (from before and this
+ * cycle's), and the limit (capacity x headroom). Nothing for a dry run;
+ * p95 null when the history could not be read. */
+TEST(what_the_cycle_saw_is_kept)
+{
+  ad__fleet_t f;
+  fake_t fk;
+  fleet_init(&f);
+  fake_init(&fk);
+  add_platform(&fk, "qq", 3);
+  add_host(&fk, "h1", 8);
+  add_host(&fk, "h2", 4);
+  add_service(&fk, "qq-s9", "qq", "deployed", 600);
+  json_t *on_h1 = json_pack("{s:s,s:{s:f,s:f}}", "host", "h1", "footprint", "cpu", 0.5, "mem_mb", 512.0);
+  json_object_update(stored(&fk, "services", "qq-s9"), on_h1);
+  json_decref(on_h1);
+  fk.load_cpu = 2.0;
+  fk.load_mem = 4096.0;
+  json_t *r = run(&f, &fk, "{\"dry_run\": true}");
+  ASSERT(r && fk.observed == 0 && !json_object_get(stored(&fk, "hosts", "h1"), "load"));
+  json_decref(r);
+  r = run(&f, &fk, NULL);
+  ASSERT(r);
+  ASSERT_EQ(fk.observed, 2); /* platforms, hosts: one bulk write each */
+  const json_t *lc = json_object_get(stored(&fk, "platforms", "qq"), "last_cycle");
+  ASSERT_EQ(json_integer_value(json_object_get(json_object_get(lc, "reserve"), "size")), 3);
+  ASSERT_STR(ad__jstr(lc, "at"), ad__jstr(r, "at"));
+  ASSERT(json_object_get(json_object_get(lc, "footprint"), "cpu"));
+  ASSERT_EQ(json_integer_value(json_object_get(stored(&fk, "platforms", "qq"), "rev")), 0);
+  /* 2 new services of 1 cpu / 1 GiB: h1 (2 + 0.5 + 1) / 8 < h2 (2 + 1) / 4, twice */
+  ASSERT_EQ(json_array_size(fk.tasks), 2);
+  ASSERT(seen(&fk, "h1", "p95", "cpu") == 2.0 && seen(&fk, "h1", "p95", "mem_mb") == 4096.0);
+  ASSERT(seen(&fk, "h1", "placed", "cpu") == 2.5 && seen(&fk, "h1", "placed", "mem_mb") == 2560.0);
+  ASSERT(seen(&fk, "h1", "limit", "cpu") == 8 * 0.8 && seen(&fk, "h1", "limit", "mem_mb") == 16384 * 0.8);
+  ASSERT(seen(&fk, "h2", "placed", "cpu") == 0.0 && seen(&fk, "h2", "limit", "cpu") == 4 * 0.8);
+  ASSERT_STR(ad__jstr(json_object_get(stored(&fk, "hosts", "h2"), "load"), "at"), ad__jstr(r, "at"));
+  json_decref(r);
+  fk.load_fails = 1;
+  r = run(&f, &fk, NULL);
+  ASSERT(r && json_is_null(json_object_get(json_object_get(stored(&fk, "hosts", "h2"), "load"), "p95")));
+  json_decref(r);
+  fake_free(&fk);
+}
+
 /* ---- allocation failures ---------------------------------------------- */
 
 static long alloc_left = -1; /* fail the allocation when this reaches 0 */
@@ -753,4 +834,4 @@ RUN(CASE(reserve_shortfall_creates_exactly_short), CASE(dry_run_writes_nothing),
     CASE(placed_service_gets_one_deploy_task), CASE(lost_race_is_not_deployed_twice),
     CASE(deploy_not_started_goes_back_to_pending), CASE(deploying_without_task_is_settled),
     CASE(lease_renewed_per_platform_and_released), CASE(store_failures_are_reported),
-    CASE(each_json_allocation_failure))
+    CASE(what_the_cycle_saw_is_kept), CASE(each_json_allocation_failure))

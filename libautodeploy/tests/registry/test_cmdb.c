@@ -1,25 +1,22 @@
 /* test_cmdb.c - the CMDB outbox (cmdb.c): the push thread against an
  * in-memory outbox (the host documents' cmdb_* fields, marked conditionally
- * on `rev` as hosts_store.c's query does) and a local HTTP responder.
+ * on `rev` as hosts_store.c's query does) and the tests' loopback HTTP
+ * responder (http_srv.h).
  * - a 2xx clears cmdb_dirty, records the pushed rev, resets the error;
  * - a change made during the push keeps the flag: pushed again, cleared then;
  * - a failure backs off per host (retry_min_s << attempts, at most
  *   retry_max_s) and records the error; the other hosts are pushed;
  * - an unreachable CMDB stops the pass; the rest say they were not tried;
  * - a new push thread (a restart) resumes from the flags. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "http_srv.h"
 #include "registry/cmdb.h"
 #include "store/docs.h"
 #include "core/clock.h"
@@ -105,40 +102,21 @@ static void field_str(box_t *b, const char *id, const char *k, char *out, size_t
   pthread_mutex_unlock(&b->lock);
 }
 
-/* ---- the CMDB: a local HTTP responder ------------------------------------------------- */
+/* ---- the CMDB: the tests' loopback responder (http_srv.h) ------------------------------ */
 
 typedef struct {
-  int fd, port;
-  pthread_t thread;
-  atomic_int stop;
+  srv_t srv;
   pthread_mutex_t lock;
   json_t *bodies;     /* what was posted, in order */
   const char *fail;   /* answer 500 for this host key */
   box_t *bump;        /* while answering the first push: a change to the host (rev+1) */
 } cmdb_srv_t;
 
-static void srv_answer(cmdb_srv_t *s, int c)
+/* on the server's thread: record the body, answer 200 "okay" or 500 "oops" */
+static int cmdb_answer(void *user, const srv_req_t *r, char *out, size_t n)
 {
-  char req[65536];
-  size_t n = 0;
-  const char *body = NULL;
-  long len = -1;
-  while (n < sizeof req - 1) {
-    ssize_t r = read(c, req + n, sizeof req - 1 - n);
-    if (r <= 0)
-      break;
-    n += (size_t)r;
-    req[n] = 0;
-    char *end = strstr(req, "\r\n\r\n");
-    if (!end)
-      continue;
-    char *cl = strcasestr(req, "content-length:");
-    len = cl ? strtol(cl + 15, NULL, 10) : 0;
-    body = end + 4;
-    if ((long)(n - (size_t)(body - req)) >= len)
-      break;
-  }
-  json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+  cmdb_srv_t *s = user;
+  json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
   int status = 200;
   pthread_mutex_lock(&s->lock);
   if (j) {
@@ -155,55 +133,26 @@ static void srv_answer(cmdb_srv_t *s, int c)
   }
   pthread_mutex_unlock(&s->lock);
   json_decref(j);
-  char resp[200];
-  int k = snprintf(resp, sizeof resp,
-                   "HTTP/1.1 %d X\r\nContent-Length: 4\r\nConnection: close\r\n\r\n%s", status,
-                   status == 200 ? "okay" : "oops");
-  if (write(c, resp, (size_t)k) < 0)
-    perror("write");
+  snprintf(out, n, "%s", status == 200 ? "okay" : "oops");
+  return status;
 }
 
-static void *srv_run(void *arg)
-{
-  cmdb_srv_t *s = arg;
-  while (!s->stop) {
-    struct pollfd p = {s->fd, POLLIN, 0};
-    if (poll(&p, 1, 50) <= 0)
-      continue;
-    int c = accept(s->fd, NULL, NULL);
-    if (c < 0)
-      continue;
-    srv_answer(s, c);
-    close(c);
-  }
-  return NULL;
-}
-
-static int srv_start(cmdb_srv_t *s)
+static int cmdb_start(cmdb_srv_t *s)
 {
   memset(s, 0, sizeof *s);
   pthread_mutex_init(&s->lock, NULL);
   s->bodies = json_array();
-  s->fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t al = sizeof a;
-  if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&a, sizeof a) || listen(s->fd, 16) ||
-      getsockname(s->fd, (struct sockaddr *)&a, &al))
-    return -1;
-  s->port = ntohs(a.sin_port);
-  return pthread_create(&s->thread, NULL, srv_run, s);
+  return srv_start(&s->srv, cmdb_answer, s);
 }
 
-static void srv_stop(cmdb_srv_t *s)
+static void cmdb_stop(cmdb_srv_t *s)
 {
-  s->stop = 1;
-  pthread_join(s->thread, NULL);
-  close(s->fd);
+  srv_stop(&s->srv);
   json_decref(s->bodies);
   pthread_mutex_destroy(&s->lock);
 }
 
-static size_t srv_count(cmdb_srv_t *s, const char *key)
+static size_t cmdb_count(cmdb_srv_t *s, const char *key)
 {
   size_t n = 0, i;
   json_t *b;
@@ -248,17 +197,6 @@ static int wait_int(box_t *b, const char *id, const char *k, json_int_t v)
   return wait_for(b, id, k, v, 0);
 }
 
-static int closed_port(void)
-{
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t al = sizeof a;
-  bind(fd, (struct sockaddr *)&a, sizeof a);
-  getsockname(fd, (struct sockaddr *)&a, &al);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 /* ---- tests ------------------------------------------------------------------------------- */
 
 TEST(a_2xx_clears_the_flag)
@@ -266,8 +204,8 @@ TEST(a_2xx_clears_the_flag)
   box_t b;
   cmdb_srv_t s;
   box_init(&b, "h1");
-  ASSERT_EQ(srv_start(&s), 0);
-  ad__cmdb_t *cm = start(&b, s.port, 5, 300);
+  ASSERT_EQ(cmdb_start(&s), 0);
+  ad__cmdb_t *cm = start(&b, s.srv.port, 5, 300);
   ASSERT(cm != NULL);
   ASSERT(wait_int(&b, "h1", "cmdb_dirty", 0));
   ad__cmdb_destroy(&cm);
@@ -280,8 +218,8 @@ TEST(a_2xx_clears_the_flag)
   ASSERT_STR(ad__jstr(body, "state"), "ready");
   ASSERT(!json_object_get(body, "history") && !json_object_get(body, "cmdb_dirty") &&
          !json_object_get(body, "_id") && !json_object_get(body, "rev"));
-  ASSERT_EQ(srv_count(&s, NULL), 1); /* clean: not pushed again */
-  srv_stop(&s);
+  ASSERT_EQ(cmdb_count(&s, NULL), 1); /* clean: not pushed again */
+  cmdb_stop(&s);
   box_free(&b);
 }
 
@@ -290,19 +228,19 @@ TEST(a_change_during_the_push_is_pushed_again)
   box_t b;
   cmdb_srv_t s;
   box_init(&b, "h1");
-  ASSERT_EQ(srv_start(&s), 0);
+  ASSERT_EQ(cmdb_start(&s), 0);
   s.bump = &b; /* the first answer comes after h1 changed (rev 4) */
-  ad__cmdb_t *cm = start(&b, s.port, 5, 300);
+  ad__cmdb_t *cm = start(&b, s.srv.port, 5, 300);
   ASSERT(cm != NULL);
   ASSERT(wait_int(&b, "h1", "cmdb_pushed_rev", 4));
   ad__cmdb_destroy(&cm);
   ASSERT_EQ(field_int(&b, "h1", "cmdb_dirty"), 0);
-  ASSERT_EQ(srv_count(&s, "h1"), 2);
+  ASSERT_EQ(cmdb_count(&s, "h1"), 2);
   json_t *first = json_array_get(s.bodies, 0), *second = json_array_get(s.bodies, 1);
   ASSERT_EQ(json_integer_value(json_object_get(first, "version")), 3);
   ASSERT_EQ(json_integer_value(json_object_get(second, "version")), 4);
   ASSERT_STR(ad__jstr(second, "state"), "draining");
-  srv_stop(&s);
+  cmdb_stop(&s);
   box_free(&b);
 }
 
@@ -311,10 +249,10 @@ TEST(a_failure_backs_off_per_host)
   box_t b;
   cmdb_srv_t s;
   box_init(&b, "h1,h2");
-  ASSERT_EQ(srv_start(&s), 0);
+  ASSERT_EQ(cmdb_start(&s), 0);
   s.fail = "h1";
   int64_t t0 = ad__now_ms();
-  ad__cmdb_t *cm = start(&b, s.port, 1, 2);
+  ad__cmdb_t *cm = start(&b, s.srv.port, 1, 2);
   ASSERT(cm != NULL);
   ASSERT(wait_int(&b, "h1", "cmdb_attempts", 1));
   int64_t t1 = ad__now_ms();
@@ -328,14 +266,14 @@ TEST(a_failure_backs_off_per_host)
   /* a kick does not hurry a host that is backing off */
   ad__cmdb_kick(cm);
   usleep(300000);
-  ASSERT_EQ(srv_count(&s, "h1"), 1);
+  ASSERT_EQ(cmdb_count(&s, "h1"), 1);
   ASSERT(wait_int(&b, "h1", "cmdb_attempts", 2));
   int64_t t2 = ad__now_ms();
   next = field_int(&b, "h1", "cmdb_next_ms");
   ASSERT(next >= t2 - 200 + 2000 && next <= t2 + 2000); /* 1 << 1 = 2, = retry_max_s */
   ad__cmdb_destroy(&cm);
-  ASSERT_EQ(srv_count(&s, "h2"), 1);
-  srv_stop(&s);
+  ASSERT_EQ(cmdb_count(&s, "h2"), 1);
+  cmdb_stop(&s);
   box_free(&b);
 }
 
@@ -343,7 +281,7 @@ TEST(an_unreachable_cmdb_is_not_hammered)
 {
   box_t b;
   box_init(&b, "h1,h2");
-  ad__cmdb_t *cm = start(&b, closed_port(), 5, 300);
+  ad__cmdb_t *cm = start(&b, srv_closed_port(), 5, 300);
   ASSERT(cm != NULL);
   ASSERT(wait_int(&b, "h2", "cmdb_attempts", 1));
   ad__cmdb_destroy(&cm);
@@ -362,13 +300,13 @@ TEST(a_restart_resumes_from_the_flags)
   box_t b;
   cmdb_srv_t s;
   box_init(&b, "h1");
-  ad__cmdb_t *cm = start(&b, closed_port(), 0, 1); /* down: h1 stays dirty */
+  ad__cmdb_t *cm = start(&b, srv_closed_port(), 0, 1); /* down: h1 stays dirty */
   ASSERT(cm != NULL);
   ASSERT(wait_for(&b, "h1", "cmdb_attempts", 1, 1));
   ad__cmdb_destroy(&cm);
   ASSERT_EQ(field_int(&b, "h1", "cmdb_dirty"), 1);
-  ASSERT_EQ(srv_start(&s), 0);
-  cm = start(&b, s.port, 0, 1); /* a new thread: nothing kicks it */
+  ASSERT_EQ(cmdb_start(&s), 0);
+  cm = start(&b, s.srv.port, 0, 1); /* a new thread: nothing kicks it */
   ASSERT(cm != NULL);
   ASSERT(wait_int(&b, "h1", "cmdb_dirty", 0));
   ad__cmdb_destroy(&cm);
@@ -376,7 +314,7 @@ TEST(a_restart_resumes_from_the_flags)
   char e[300];
   field_str(&b, "h1", "cmdb_error", e, sizeof e);
   ASSERT_STR(e, "");
-  srv_stop(&s);
+  cmdb_stop(&s);
   box_free(&b);
 }
 

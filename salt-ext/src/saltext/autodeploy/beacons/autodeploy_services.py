@@ -23,8 +23,9 @@ Once per interval, one event for the whole host:
 * Bounded: at most ``max_services`` services per event (sorted by id); the rest are
   counted in ``left_out``.
 
-This file is self-contained (minions need not have the extension installed): the host
-init state ships a copy as ``salt://_beacons/autodeploy_services.py`` and syncs it with
+This file is self-contained (minions need not have the extension installed): the state
+tree serves it as ``salt://_beacons/autodeploy_services.py`` (``states/_beacons/`` links
+here; the packages install the file itself) and host init syncs it with
 ``saltutil.sync_beacons``. Configuration (docs/usage.md):
 
     beacons:

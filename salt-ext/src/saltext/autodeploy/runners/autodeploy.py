@@ -67,16 +67,8 @@ __load__ = [
 
 
 def __virtual__():
-    try:
-        libautodeploy.load()
-    except libautodeploy.LibraryNotFound as exc:
-        return False, f"the autodeploy runner needs libautodeploy: {exc}"
-    if not libautodeploy.has_call():
-        return False, (
-            f"the autodeploy runner needs ad_call, which the libautodeploy at "
-            f"{libautodeploy.library_path()} does not have (too old)"
-        )
-    return __virtualname__
+    why = _runner.unavailable(__virtualname__)
+    return (False, why) if why else __virtualname__
 
 
 # ------------------------------------------------------------------ helpers

@@ -6,8 +6,11 @@ Run by the shipped reactor (``reactor/autodeploy_order_place.sls``) for the
 run by hand too. The order is one ``RunInstances`` call with
 ``AutoPay=false`` (an unpaid order the partner pays), ``ClientToken`` = the
 order id and ``DryRun=true`` for dry runs (``utils/aliyun.py``). The result
-goes back to the engine as a signed ``autodeploy/order/<id>/placed`` event
-``{id, ok, cloud_order_id, error, dry_run}`` and is returned.
+``{id, ok, cloud_order_id, error, dry_run}`` goes back to the engine through
+the library's ``order.placed`` command, which checks it and fires the signed
+``autodeploy/order/<id>/placed`` event (so it needs the master's
+``autodeploy`` engine entry with its ``purchase`` object, as the backend does),
+and is returned.
 
 Master configuration::
 
@@ -29,7 +32,8 @@ Master configuration::
 
 import logging
 
-from saltext.autodeploy.utils import aliyun, signed
+from saltext.autodeploy.utils import aliyun
+from saltext.autodeploy.utils import runner as _runner
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,8 @@ def __virtual__():
     why = aliyun.available()
     if why:
         return False, f"the autodeploy_aliyun runner needs the Alibaba Cloud SDK: {why}"
-    return __virtualname__
+    why = _runner.unavailable(__virtualname__)  # it reports through order.placed
+    return (False, why) if why else __virtualname__
 
 
 def place(order=None, dry_run=False, options=None, report=True, **kwargs):
@@ -57,7 +62,10 @@ def place(order=None, dry_run=False, options=None, report=True, **kwargs):
         RunInstances parameters (snake_case) over the master's
         ``autodeploy_aliyun:instance``.
     report
-        Fire the signed ``autodeploy/order/<id>/placed`` event (default True).
+        Report the result to the engine (default True): the ``order.placed``
+        command fires the signed ``autodeploy/order/<id>/placed`` event.
+        ``reported`` in the answer says whether it went; when it did not,
+        ``report_error`` says why and the job's retcode is 1.
     """
     if not isinstance(order, dict):
         result = {"ok": False, "error": "order: required (a mapping with _id, flavour, count, "
@@ -72,13 +80,13 @@ def place(order=None, dry_run=False, options=None, report=True, **kwargs):
         result = aliyun.run_instances(conf, order, options, bool(dry_run), log=log)
     result["id"] = order.get("_id")
     if report and isinstance(result["id"], str) and result["id"]:
-        tag = f"autodeploy/order/{result['id']}/placed"
         body = {k: result.get(k) for k in ("id", "ok", "cloud_order_id", "error", "dry_run")}
-        try:
-            result["reported"] = signed.fire_signed(__opts__, tag, body)  # pylint: disable=undefined-variable
-        except OSError as exc:
-            log.error("autodeploy_aliyun: order %s: cannot report %s: %s", result["id"], tag, exc)
-            result["reported"] = False
+        answer = _runner.call(__opts__, __context__, "order.placed", body)  # pylint: disable=undefined-variable
+        result["reported"] = bool(answer.get("fired"))
+        if not result["reported"]:
+            result["report_error"] = answer.get("error")
+            log.error("autodeploy_aliyun: order %s: cannot report it: %s", result["id"],
+                      answer.get("error"))
     if not result["ok"]:
         log.error("autodeploy_aliyun: order %s: %s", result["id"], result["error"])
         __context__["retcode"] = 1  # pylint: disable=undefined-variable

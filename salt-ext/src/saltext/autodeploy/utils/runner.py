@@ -10,6 +10,7 @@ a command's JSON; this module holds the rest, so that it is written once:
   :func:`structured`, :func:`name`, :func:`text`); judging them is the
   library's job;
 * unknown arguments refused (:func:`check_kwargs`);
+* whether the library is there to call (:func:`unavailable`, for ``__virtual__``);
 * the call itself and its refusal (:func:`call`): a library error is
   returned as data, the C ``ad_error_t`` unchanged,
   ``{"error": message, "code": "AD_E...", "domain": ..., "retcode": 1}``,
@@ -143,6 +144,21 @@ def text(value):
 
 
 # --------------------------------------------------------------------- call
+def unavailable(module):
+    """Why runner ``module`` cannot load, for its ``__virtual__``: no libautodeploy, or one
+    without ``ad_call``; None when it can."""
+    try:
+        libautodeploy.load()
+    except libautodeploy.LibraryNotFound as exc:
+        return f"the {module} runner needs libautodeploy: {exc}"
+    if not libautodeploy.has_call():
+        return (
+            f"the {module} runner needs ad_call, which the libautodeploy at "
+            f"{libautodeploy.library_path()} does not have (too old)"
+        )
+    return None
+
+
 def failed(context, exc):
     """The refusal as the runner's answer: the C error's fields, and retcode 1."""
     context["retcode"] = 1

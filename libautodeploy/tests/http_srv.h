@@ -1,6 +1,14 @@
-/* http_srv.h - a loopback HTTP/1.1 responder for the purchase tests: one
- * thread, one request per connection (Connection: close), the answer made
- * by the test's callback. Not a test itself (no test_ prefix). */
+/* http_srv.h - the C tests' loopback HTTP/1.1 responder (next to harness.h,
+ * found through -Ilibautodeploy/tests): one thread, one request per
+ * connection (Connection: close), the answer's status and body made by the
+ * test's callback, which runs on the server's thread (guard what it shares
+ * with the test). Used by the purchase backends' tests and the CMDB push
+ * (registry/test_cmdb.c). Not a test itself (no test_ prefix).
+ *
+ *   srv_t s;
+ *   ASSERT_EQ(srv_start(&s, answer, &state), 0);   ... http://127.0.0.1:<s.port>/
+ *   srv_stop(&s);
+ */
 #ifndef AD_TEST_HTTP_SRV_H
 #define AD_TEST_HTTP_SRV_H
 
@@ -27,12 +35,16 @@ typedef struct {
 /* Fill `out` (size n) with the answer's body; return the status. */
 typedef int (*srv_fn)(void *user, const srv_req_t *r, char *out, size_t n);
 
+#define SRV_REQ_MAX (1 << 20) /* a request, head and body */
+#define SRV_OUT_MAX 65536     /* an answer's body */
+
 typedef struct {
   int fd, port;
   pthread_t thread;
   atomic_int stop;
   srv_fn fn;
   void *user;
+  char *buf, *out; /* this server's own buffers (SRV_REQ_MAX, SRV_OUT_MAX) */
 } srv_t;
 
 /* The value of header `name` in r->head into out (""), 1 when present. */
@@ -61,16 +73,16 @@ static __attribute__((unused)) int srv_header(const srv_req_t *r, const char *na
 
 static void srv_one(srv_t *s, int c)
 {
-  static char buf[1 << 20];
+  char *buf = s->buf, *out = s->out;
   srv_req_t *r = calloc(1, sizeof *r);
   size_t n = 0;
   long len = -1;
   char *end = NULL;
-  while (r && n < sizeof buf - 1) {
+  while (r && n < SRV_REQ_MAX - 1) {
     struct pollfd p = {c, POLLIN, 0};
     if (poll(&p, 1, 2000) <= 0)
       break;
-    ssize_t k = read(c, buf + n, sizeof buf - 1 - n);
+    ssize_t k = read(c, buf + n, SRV_REQ_MAX - 1 - n);
     if (k <= 0)
       break;
     n += (size_t)k;
@@ -91,9 +103,8 @@ static void srv_one(srv_t *s, int c)
   sscanf(buf, "%15s %1023s", r->method, r->target);
   r->body = end + 4;
   r->body_len = n - (size_t)(end + 4 - buf);
-  static char out[65536];
   out[0] = '\0';
-  int status = s->fn(s->user, r, out, sizeof out);
+  int status = s->fn(s->user, r, out, SRV_OUT_MAX);
   char head[256];
   int k = snprintf(head, sizeof head,
                    "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
@@ -124,14 +135,24 @@ static __attribute__((unused)) int srv_start(srv_t *s, srv_fn fn, void *user)
   memset(s, 0, sizeof *s);
   s->fn = fn;
   s->user = user;
+  s->buf = malloc(SRV_REQ_MAX);
+  s->out = malloc(SRV_OUT_MAX);
   s->fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t al = sizeof a;
-  if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&a, sizeof a) || listen(s->fd, 16) ||
-      getsockname(s->fd, (struct sockaddr *)&a, &al))
-    return -1;
+  if (!s->buf || !s->out || s->fd < 0 || bind(s->fd, (struct sockaddr *)&a, sizeof a) ||
+      listen(s->fd, 16) || getsockname(s->fd, (struct sockaddr *)&a, &al))
+    goto fail;
   s->port = ntohs(a.sin_port);
-  return pthread_create(&s->thread, NULL, srv_run, s);
+  if (pthread_create(&s->thread, NULL, srv_run, s))
+    goto fail;
+  return 0;
+fail:
+  if (s->fd >= 0)
+    close(s->fd);
+  free(s->buf);
+  free(s->out);
+  return -1;
 }
 
 static __attribute__((unused)) void srv_stop(srv_t *s)
@@ -139,6 +160,8 @@ static __attribute__((unused)) void srv_stop(srv_t *s)
   s->stop = 1;
   pthread_join(s->thread, NULL);
   close(s->fd);
+  free(s->buf);
+  free(s->out);
 }
 
 /* A loopback port nobody listens on. */
