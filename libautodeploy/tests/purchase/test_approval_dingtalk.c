@@ -10,6 +10,7 @@
 
 #include "harness.h"
 #include "http_srv.h"
+#include "core/redact.h"
 #include "purchase/approval_dingtalk.h"
 #include "purchase/notices.h"
 
@@ -248,6 +249,17 @@ TEST(callback_keys_are_checked_and_named)
   json_decref(m);
   ad__dt_crypto_destroy(&sealer);
   ad__dt_approval_destroy(&a);
+  /* the token and the key are in the redaction set while the approval lives */
+  c = json_loads(CB_BASE "{\"token\": \"tok-callback-7\", \"aes_key\": \"" AES43 "\"}}", 0, NULL);
+  a = ad__dt_approval_new(c, &err);
+  json_decref(c);
+  ASSERT(a);
+  char said[200] = "quoted: tok-callback-7 and " AES43;
+  ASSERT_EQ(ad__redact(said), 2);
+  ASSERT_STR(said, "quoted: *** and ***");
+  ad__dt_approval_destroy(&a);
+  snprintf(said, sizeof said, "quoted: tok-callback-7");
+  ASSERT_EQ(ad__redact(said), 0); /* dropped with the approval */
   /* none configured: no crypto */
   c = json_loads("{\"app_key\": \"k\", \"app_secret\": \"s\", \"process_code\": \"P\", "
                  "\"originator_user_id\": \"u\"}", 0, NULL);
