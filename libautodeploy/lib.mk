@@ -99,9 +99,11 @@ test-asan: $(addprefix $(B)/asan/,$(C_TESTS))
 # of real masters (tests/data/salt3006, salt3008: every *.bin is one frame
 # stream as the master sent it); the configuration loaders, seeded from
 # $(LIB_DIR)/fuzz/config_seeds (every key table at its default, and the
-# hand-read objects).
+# hand-read objects); DingTalk's push, seeded from $(LIB_DIR)/fuzz/dingtalk_seeds
+# (a frame that opens, and an `encrypt` text).
 FUZZ_SECS ?= 60
 FUZZ_CONFIG_SECS ?= $(FUZZ_SECS)
+FUZZ_DINGTALK_SECS ?= $(FUZZ_CONFIG_SECS)
 FUZZ_SEEDS := $(wildcard tests/data/salt3006/*.bin tests/data/salt3008/*.bin)
 FUZZ_CONFIG_SEEDS := $(wildcard $(LIB_DIR)/fuzz/config_seeds/*.json)
 FUZZ_FLAGS = $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -114,12 +116,14 @@ fuzz-corpus: | $(B)/fuzz
 	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/config_corpus && for f in $(FUZZ_SEEDS); do \
 	  cp "$$f" "$(B)/fuzz/corpus/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
 	@cp $(FUZZ_CONFIG_SEEDS) $(B)/fuzz/config_corpus/
+	@mkdir -p $(B)/fuzz/dingtalk_corpus && cp $(LIB_DIR)/fuzz/dingtalk_seeds/*.bin $(B)/fuzz/dingtalk_corpus/
 	@echo "fuzz-corpus: $(words $(FUZZ_SEEDS)) seeds from real-master captures, $(words $(FUZZ_CONFIG_SEEDS)) configurations"
-fuzz: $(B)/fuzz/fuzz_decoder $(B)/fuzz/fuzz_config fuzz-corpus
+fuzz: $(B)/fuzz/fuzz_decoder $(B)/fuzz/fuzz_config $(B)/fuzz/fuzz_dingtalk fuzz-corpus
 	$(B)/fuzz/fuzz_decoder -max_total_time=$(FUZZ_SECS) -max_len=262144 -rss_limit_mb=1024 $(B)/fuzz/corpus
 	$(B)/fuzz/fuzz_config -max_total_time=$(FUZZ_CONFIG_SECS) -max_len=16384 -rss_limit_mb=1024 $(B)/fuzz/config_corpus
+	$(B)/fuzz/fuzz_dingtalk -max_total_time=$(FUZZ_DINGTALK_SECS) -max_len=4096 -rss_limit_mb=1024 $(B)/fuzz/dingtalk_corpus
 fuzz-short:
-	$(MAKE) --no-print-directory fuzz FUZZ_SECS=20 FUZZ_CONFIG_SECS=15
+	$(MAKE) --no-print-directory fuzz FUZZ_SECS=20 FUZZ_CONFIG_SECS=15 FUZZ_DINGTALK_SECS=10
 
 # Exported symbols must be exactly the documented API (jansson's check-exports):
 # nm -D == exports.txt == the AD_EXPORT declarations == the functions

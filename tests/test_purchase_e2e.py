@@ -22,6 +22,7 @@ the real services).
 
 Runtime: about 60 s.
 """
+import contextlib
 import email
 import hashlib
 import hmac
@@ -99,7 +100,9 @@ class Cloud(BaseHTTPRequestHandler):
             if not inst:
                 return self._json(404, {"code": "notFound"})
             inst["polls"] += 1
-            done = inst["polls"] >= 2  # running at the first poll, then approved
+            # running at the first poll, then approved; while `poll_running`
+            # (the callback tests), running until the instance is marked `agree`
+            done = inst["polls"] >= 2 and (not st.get("poll_running") or inst.get("agree"))
             return self._json(200, {"success": True, "result": {
                 "status": "COMPLETED" if done else "RUNNING",
                 "result": "agree" if done else "",
@@ -110,8 +113,12 @@ class Cloud(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def e2e(salt_env, ferretdb, tmp_path):
+@contextlib.contextmanager
+def running_loop(salt_env, ferretdb, tmp_path, tweak=None):
+    """The loop's world (the Cloud server, SMTP not yet started, the alert
+    webhook, a master with the engine), torn down after. `tweak(engine)` may
+    change the engine entry before the master starts (tests that build on
+    this one: test_purchase_callback.py)."""
     from aiosmtpd.controller import Controller
 
     mails = []
@@ -155,6 +162,8 @@ def e2e(salt_env, ferretdb, tmp_path):
               "purchase": purchase,
               "notify": {"channels": [{"type": "webhook", "url": alerts.url}],
                          "timeout_ms": 2000}}
+    if tweak:
+        tweak(engine)
     env = salt_env(host=fabric.master_ip, master_opts={
         "engines": [{"autodeploy": engine}],
         "reactor": [{k: [str(v)]} for k, v in REACTORS.items()],
@@ -171,6 +180,12 @@ def e2e(salt_env, ferretdb, tmp_path):
         cloud.shutdown()
         if getattr(smtp, "_thread", None):
             smtp.stop()
+
+
+@pytest.fixture
+def e2e(salt_env, ferretdb, tmp_path):
+    with running_loop(salt_env, ferretdb, tmp_path) as world:
+        yield world
 
 
 def state_of(db, oid):

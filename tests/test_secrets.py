@@ -10,7 +10,8 @@ every outside party the engine talks to, each given a distinctive secret:
 * the purchase loop: DingTalk OA (app secret; the access token it hands back is a secret
   too), the `http` order backend (an API key header and the HMAC secret), the partner mail
   over SMTP with a password;
-* the outside CMDB's token; the HTTP server's reader and scrape tokens.
+* the outside CMDB's token; the HTTP server's reader and scrape tokens; the token and AES
+  key of DingTalk's push (a forged push and the URL check are sent).
 
 Every outside party fails first, and quotes the credentials it was sent in its error
 answer, as careless servers do (a gateway echoing the Authorization header, an error page
@@ -47,6 +48,7 @@ import netns
 from saltenv import free_ports
 from test_reactor import Bus
 from test_registry import REACTORS, STATES, wait  # noqa: F401
+from test_purchase_callback import DingTalk
 from test_tasks import Alerts, Caller, ErrorT
 
 
@@ -70,6 +72,8 @@ SECRETS = {
     "webhook bearer": "webhookBearer-7Jv3Mq9Ea2",
     "http reader token": "httpReaderToken-2Uc6Rw8Zo4",
     "http scrape token": "httpScrapeToken-8Ni1Sd5Pf7",
+    "dingtalk callback token": "dtCallbackToken-3Hq8Wm2Ky5",
+    "dingtalk callback aes key": "dtCallbackAesKey7Rm4Xz9Pq2Bv6Nc1Lw8Ys3Jd5Gh",  # 43 characters
 }
 S = SECRETS
 SMTP_USER = "alerts@ops.example"
@@ -272,7 +276,9 @@ def world(salt_env, ferretdb, salt_venv, ad_lib, tmp_path):
         "caps": {"day": 5},
         "approval": {"required": True, "timeout_h": 24, "dingtalk": {
             "base_url": base, "app_key": "dingkey-public", "app_secret": S["dingtalk app secret"],
-            "process_code": "PROC-AUTODEPLOY", "originator_user_id": "sre-1"}},
+            "process_code": "PROC-AUTODEPLOY", "originator_user_id": "sre-1",
+            "callback": {"token": S["dingtalk callback token"],
+                         "aes_key": S["dingtalk callback aes key"]}}},
         "backend": {"type": "http", "url": f"{base}/orders", "secret": S["order hmac secret"],
                     "headers": {"X-Api-Key": S["order api key"]}, "retries": 2,
                     "backoff_ms": 50, "timeout_s": 10,
@@ -405,6 +411,14 @@ def test_no_secret_reaches_any_output(world, tmp_path):
     api["wrong token"] = http_get(base + "/api/v1/status", "not-the-token-0123456789")
     api["/metrics"] = http_get(base + "/metrics", S["http scrape token"])
     assert api["/api/v1/status"].startswith("200") and api["wrong token"].startswith("401"), api
+    #    DingTalk's push: a forged one (refused, logged) and the URL check (a sealed answer)
+    dt = DingTalk(token=S["dingtalk callback token"], aes_key=S["dingtalk callback aes key"],
+                  owner="dingkey-public")
+    port = int(base.rsplit(":", 1)[1])
+    for name, kw in (("push forged", {"sig": "0" * 40}), ("push check_url", {})):
+        code, ans = dt.push(port, {"EventType": "check_url"}, **kw)
+        api[name] = f"{code} {json.dumps(ans)}"
+    assert api["push forged"].startswith("403") and api["push check_url"].startswith("200"), api
 
     # every runner that reads, and some that act
     threads = [threading.Thread(target=run, args=a, kwargs=k) for a, k in [
@@ -440,7 +454,8 @@ def test_no_secret_reaches_any_output(world, tmp_path):
     evidence = {
         "master log": ["spooling returns", "partner email failed", "DingTalk robot refused it",
                        "answered HTTP 401", "answered HTTP 500", "status document not written",
-                       "push of", "DingTalk approval", "access_token=***"],
+                       "push of", "DingTalk approval", "access_token=***",
+                       "DingTalk callback from 127.0.0.1 refused (403)"],
         "minion log": ["test.ping"],
         "bus events": ["autodeploy/task/", "salt/run/"],
         "fan-out": ["autodeploy/task/", "salt/job/"],
@@ -448,7 +463,7 @@ def test_no_secret_reaches_any_output(world, tmp_path):
         "documents": ["HTTP 401", "Login denied", "last_error", "cmdb_error", "cloud-",
                       "X-Api-Key ***"],
         "runners": ["engine", "orders", '"error"'],
-        "http api": ["hosts", "401"],
+        "http api": ["hosts", "401", "signature does not match", "msg_signature"],
         "alerts": ["failed", "order", "Subject:"],  # the webhook, the robot, the SMTP mails
     }
     out = tmp_path / "captured"  # kept by pytest for a look after a failure

@@ -36,6 +36,14 @@ static int is_b64(unsigned char c)
          c == '+' || c == '/';
 }
 
+size_t ad__b64_span(const char *s, size_t n)
+{
+  size_t i = 0;
+  while (i < n && is_b64((unsigned char)s[i]))
+    i++;
+  return i;
+}
+
 /* Strict RFC 4648 form; EVP_DecodeBlock alone would take '=' anywhere (as
  * zero bits) and trim white space. 0 and the padding count, or AD_EINVAL. */
 static int check(const char *s, size_t n, size_t *pad, ad_error_t *err)

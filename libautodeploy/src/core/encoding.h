@@ -23,6 +23,10 @@ size_t ad__b64_encode_into(char *out, const void *p, size_t n);
  * memory. */
 char *ad__b64_encode(const void *p, size_t n);
 
+/* How many of the first `n` characters of `s` are in the alphabet (no '='):
+ * to check a key's form without decoding it or echoing it. */
+size_t ad__b64_span(const char *s, size_t n);
+
 /* Decode `n` characters of `s` (the whole of it: no white space, length a
  * multiple of 4, '=' only as the last one or two). Returns the bytes
  * (caller frees; NUL-terminated for convenience, *out_n not counting it),

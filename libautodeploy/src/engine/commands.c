@@ -127,6 +127,11 @@ static ad_engine_t *command_engine(const char *config_json, ad_error_t *err)
    * runner call (which would find the engine on the listen address) */
   json_object_del(json_object_get(conf, "registry"), "cmdb");
   json_object_del(conf, "http");
+  /* nor takes DingTalk's pushes, which come to that server (a callback
+   * without it would be refused) */
+  json_object_del(json_object_get(json_object_get(json_object_get(conf, "purchase"), "approval"),
+                                  "dingtalk"),
+                  "callback");
   return ad__engine_from_json(conf, err);
 }
 

@@ -1,7 +1,8 @@
 /*
  * config.c - the engine's configuration table and its constructor: the
  * keys, then the notifier, the store, the bus, the task system, the
- * registry and the fleet, then the routes. One teardown path: whatever was
+ * registry and the fleet, the Kafka feed, the purchase loop, the HTTP
+ * server, then the routes. One teardown path: whatever was
  * built is undone by ad_engine_destroy, which is NULL-safe field by field.
  */
 #include <errno.h>
@@ -226,8 +227,8 @@ ad_engine_t *ad__engine_from_json(json_t *obj, ad_error_t *err)
       start_bus(eng, err) ||
       (eng->store && start_services(eng, registry, placement, err)) ||
       start_kafka(eng, kafka, err) ||
-      ad__engine_http_start(eng, http, registry, placement, err) ||
-      ad__engine_start_purchase(eng, purchase, err))
+      ad__engine_start_purchase(eng, purchase, err) || /* before http: it may take pushes */
+      ad__engine_http_start(eng, http, registry, placement, err))
     goto fail;
   eng->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (eng->stop_fd < 0) {

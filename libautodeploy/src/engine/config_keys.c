@@ -50,6 +50,7 @@ static const struct {
     {"purchase.backend (type runner)", "purchase.md", ad__purchase_runner_keys},
     {"purchase.partner_mail", "purchase.md", ad__partner_mail_keys},
     {"purchase.approval.dingtalk", "purchase.md", ad__approval_dingtalk_keys},
+    {"purchase.approval.dingtalk.callback", "purchase.md", ad__approval_dingtalk_callback_keys},
 };
 
 static json_t *key_json(const ad__config_key_t *k)

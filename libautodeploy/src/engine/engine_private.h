@@ -107,7 +107,8 @@ struct ad_engine {
 };
 
 /* http.c: the HTTP server from the engine's `http` object (NULL or absent:
- * off), and a task's end into its duration histogram. */
+ * off; refused when the purchase loop, built before it, has a DingTalk
+ * callback to serve), and a task's end into its duration histogram. */
 int ad__engine_http_start(ad_engine_t *eng, const json_t *http, const json_t *registry,
                           const json_t *placement, ad_error_t *err);
 void ad__engine_http_task_end(ad_engine_t *eng, const json_t *task);

@@ -1,12 +1,14 @@
 /*
  * http.c - the engine's side of the HTTP server (serve/): what it may read
  * (the store, the collections the other modules were configured with, the
- * counters) handed over as an ad__serve_env_t, so serve/ never calls up
+ * counters) and DingTalk's push (to the purchase loop, when its approval has
+ * a callback) handed over as an ad__serve_env_t, so serve/ never calls up
  * into the engine.
  */
 #include <stdlib.h>
 
 #include "core/clock.h"
+#include "core/error_private.h"
 #include "engine/engine_private.h"
 
 static const char *coll_of(const json_t *conf, const char *key, const char *def)
@@ -36,9 +38,21 @@ static json_t *engine_stats(void *user)
   return j;
 }
 
+/* POST /callbacks/dingtalk (purchase/approval_callback.c) */
+static unsigned dingtalk_push(void *user, const char *peer, const json_t *query,
+                              const char *body, size_t len, json_t **answer)
+{
+  ad_engine_t *eng = user;
+  return ad__purchase_dt_callback(eng->purchase, peer, query, body, len, answer);
+}
+
 int ad__engine_http_start(ad_engine_t *eng, const json_t *http, const json_t *registry,
                           const json_t *placement, ad_error_t *err)
 {
+  int push = ad__purchase_dt_callback_on(eng->purchase); /* the purchase loop is built first */
+  if ((!http || json_is_null(http)) && push)
+    return ad__err(err, AD_ECONFIG, "config", "purchase.approval.dingtalk.callback: needs the "
+                   "engine's http object (DingTalk pushes to its /callbacks/dingtalk)");
   if (!http || json_is_null(http))
     return 0;
   /* the strings stay valid: the engine's config (c) and these objects'
@@ -55,6 +69,7 @@ int ad__engine_http_start(ad_engine_t *eng, const json_t *http, const json_t *re
       .registry = eng->registry,
       .fleet = eng->fleet,
       .stats = engine_stats,
+      .dingtalk_callback = push ? dingtalk_push : NULL,
       .user = eng,
   };
   eng->serve = ad__serve_new(&env, http, err);

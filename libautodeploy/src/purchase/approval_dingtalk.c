@@ -18,6 +18,11 @@
  * an answer says it is not valid (HTTP 401, or a code naming the token),
  * after which the call is tried once more with a fresh one. The app secret
  * and the token never reach an error or the log.
+ *
+ * `callback` ({token, aes_key, owner_key}) configures the other way to
+ * learn a result: DingTalk's encrypted HTTP push of bpms_instance_change
+ * (dingtalk_crypto.h; approval_callback.c handles it). Only its keys are
+ * read here.
  */
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -33,6 +38,7 @@
 #include "core/http.h"
 #include "core/redact.h"
 #include "purchase/approval_dingtalk.h"
+#include "purchase/dingtalk_crypto.h"
 #include "purchase/notices.h"
 
 /* The form's fields, in order; each label can be renamed with form.<key>
@@ -53,6 +59,8 @@ struct ad__dt_approval {
   pthread_mutex_t lock; /* the token cache */
   char *token;
   int64_t token_until_ms; /* monotonic */
+  ad__dt_crypto_t *callback; /* NULL: no callback configured */
+  char *cb_token, *cb_aes_key; /* its secrets, in the redaction set while we live */
 };
 
 typedef struct {
@@ -77,13 +85,42 @@ static const ad__config_key_t DT_KEYS[] = {
 /* the table, for the configuration reference (engine/config_keys.c) */
 const ad__config_key_t *ad__approval_dingtalk_keys(void) { return DT_KEYS; }
 
+/* callback: the event subscription's token and EncodingAESKey, and the key
+ * DingTalk seals its pushes for (default: app_key, as for an internal app's
+ * subscription set in the developer console) */
+typedef struct {
+  char *token, *aes_key, *owner_key;
+} cb_keys_t;
+
+#define K(name, type, field) {name, type, offsetof(cb_keys_t, field), 0, 0, "", NULL}
+static const ad__config_key_t CB_KEYS[] = {K("token", AD_CT_SECRET, token),
+                                           K("aes_key", AD_CT_SECRET, aes_key),
+                                           K("owner_key", AD_CT_STR, owner_key),
+                                           {NULL, 0, 0, 0, 0, NULL, NULL}};
+#undef K
+
+const ad__config_key_t *ad__approval_dingtalk_callback_keys(void) { return CB_KEYS; }
+
 #define PFX "purchase.approval.dingtalk."
+
+/* a secret out of the redaction set, wiped, freed */
+static void forget(char **s)
+{
+  if (!*s)
+    return;
+  ad__secret_drop(AD__SECRET_VALUE, *s);
+  OPENSSL_cleanse(*s, strlen(*s));
+  free(*s);
+  *s = NULL;
+}
 
 void ad__dt_approval_destroy(ad__dt_approval_t **a_p)
 {
   ad__dt_approval_t *a = a_p ? *a_p : NULL;
   if (!a)
     return;
+  forget(&a->cb_token); /* added as the callback's keys were loaded */
+  forget(&a->cb_aes_key);
   ad__secret_drop(AD__SECRET_VALUE, a->app_secret); /* added as the config was loaded */
   ad__secret_drop(AD__SECRET_URL, a->base_url);
   ad__secret_drop(AD__SECRET_VALUE, a->token);
@@ -100,6 +137,7 @@ void ad__dt_approval_destroy(ad__dt_approval_t **a_p)
   free(a->token);
   for (int i = 0; i < F_N; i++)
     free(a->labels[i]);
+  ad__dt_crypto_destroy(&a->callback);
   pthread_mutex_destroy(&a->lock);
   free(a);
   *a_p = NULL;
@@ -130,6 +168,38 @@ static int take_form(ad__dt_approval_t *a, const json_t *form, ad_error_t *err)
   return 0;
 }
 
+/* A key table's refusal as "<where>.<key>: why" or "<where>: unknown key". */
+static int table_error(const char *where, ad_error_t *err)
+{
+  char m[sizeof err->message];
+  snprintf(m, sizeof m, "%s", err ? err->message : "");
+  return ad__err(err, AD_ECONFIG, "config", "%s%s%s", where,
+                 strcspn(m, " ") < strcspn(m, ":") ? ": " : ".", m);
+}
+
+static int take_callback(ad__dt_approval_t *a, const json_t *cb, ad_error_t *err)
+{
+  if (!cb || json_is_null(cb))
+    return 0;
+  if (!json_is_object(cb))
+    return ad__err(err, AD_ECONFIG, "config", PFX "callback: must be an object {token, "
+                   "aes_key, owner_key}");
+  cb_keys_t k = {0};
+  int rc = ad__config_load(CB_KEYS, &k, cb, err) ? table_error(PFX "callback", err) : 0;
+  if (!rc && !(a->callback = ad__dt_crypto_new(k.token, k.aes_key,
+                                               k.owner_key ? k.owner_key : a->app_key,
+                                               PFX "callback", err)))
+    rc = AD_ECONFIG;
+  if (rc) {
+    ad__config_free(CB_KEYS, &k); /* drops the secrets the load added */
+    return rc;
+  }
+  a->cb_token = k.token; /* kept in the redaction set until destroy */
+  a->cb_aes_key = k.aes_key;
+  free(k.owner_key);
+  return 0;
+}
+
 ad__dt_approval_t *ad__dt_approval_new(const json_t *conf, ad_error_t *err)
 {
   ad__dt_approval_t *a = calloc(1, sizeof *a);
@@ -148,12 +218,10 @@ ad__dt_approval_t *ad__dt_approval_new(const json_t *conf, ad_error_t *err)
   if (!rc)
     rc = take_form(a, json_object_get(rest, "form"), err);
   json_object_del(rest, "form");
-  if (!rc && ad__config_load(DT_KEYS, &k, rest, err)) {
-    char m[sizeof err->message];
-    snprintf(m, sizeof m, "%s", err ? err->message : "");
-    rc = ad__err(err, AD_ECONFIG, "config", "purchase.approval.dingtalk%s%s",
-                 strcspn(m, " ") < strcspn(m, ":") ? ": " : ".", m);
-  }
+  json_t *cb = json_incref(json_object_get(rest, "callback"));
+  json_object_del(rest, "callback");
+  if (!rc && ad__config_load(DT_KEYS, &k, rest, err))
+    rc = table_error("purchase.approval.dingtalk", err);
   /* what a process instance cannot be made without, in the order a
    * reader fills them in */
   const char *missing = rc ? NULL : !k.app_key ? "app_key" : !k.app_secret ? "app_secret"
@@ -179,10 +247,23 @@ ad__dt_approval_t *ad__dt_approval_new(const json_t *conf, ad_error_t *err)
     while (n > 0 && a->base_url[n - 1] == '/')
       a->base_url[--n] = '\0';
   }
+  if (!rc)
+    rc = take_callback(a, cb, err);
+  json_decref(cb);
   json_decref(rest);
   if (rc)
     ad__dt_approval_destroy(&a);
   return a;
+}
+
+const ad__dt_crypto_t *ad__dt_approval_callback(const ad__dt_approval_t *a)
+{
+  return a ? a->callback : NULL;
+}
+
+const char *ad__dt_approval_process_code(const ad__dt_approval_t *a)
+{
+  return a ? a->process_code : NULL;
 }
 
 /* ---- calls ------------------------------------------------------------------------ */

@@ -3,6 +3,7 @@
  * rerun, a restart or a second engine "already planned"), every change a
  * conditional update that ad__order_can_move allowed first, notices, and
  * the runner commands that read, decide, cancel or report a placed order. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,18 @@ int ad__orders_move(ad__purchase_t *p, const json_t *order, int cause, const jso
     return ad__err(err, AD_ENOMEM, D, "no memory");
   if (to != from)
     json_object_set_new(fields, "state", json_string(ad__order_state_name(to)));
+  /* One move at a time in this process: the drive, the bus workers (signed
+   * decisions, the runner's answer, arrivals) and the HTTP threads
+   * (DingTalk's push) all move orders. MongoDB applies the {_id, rev}
+   * filter and the write atomically; FerretDB v1.24 does not (its update
+   * reads with the filter, then writes by _id: internal/handler/
+   * msg_update.go), so two moves from one rev both "landed" there, the
+   * second overwriting the first. Serialised, the second one's read sees
+   * the new rev and matches nothing. */
+  pthread_mutex_lock(&p->move_lock);
   int rc = ad__docs_cas(p->env.store, p->c.collection, order, fields, ad__order_cause_name(cause),
                         why, actor, AD__ORDER_HISTORY_MAX, D, err);
+  pthread_mutex_unlock(&p->move_lock);
   json_decref(fields);
   return rc;
 }

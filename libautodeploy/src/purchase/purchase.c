@@ -1,6 +1,7 @@
 /* purchase.c - the purchase loop's life cycle, the daily run, the drive
  * that moves each order along, the signed decisions, the fulfilment hook
  * and the run command. See purchase.h and docs/purchase.md. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ ad__purchase_t *ad__purchase_new(const ad__purchase_env_t *env, const json_t *co
   if (!p)
     return ad__err(err, AD_ENOMEM, D, "no memory"), NULL;
   pthread_mutex_init(&p->lock, NULL);
+  pthread_mutex_init(&p->move_lock, NULL);
   p->env = *env;
   p->services_coll = strdup(env->services_coll ? env->services_coll : "services");
   p->platforms_coll = strdup(env->platforms_coll ? env->platforms_coll : "platforms");
@@ -76,6 +78,7 @@ void ad__purchase_destroy(ad__purchase_t **p_p)
   free(p->platforms_coll);
   free(p->key_path);
   pthread_mutex_destroy(&p->lock);
+  pthread_mutex_destroy(&p->move_lock);
   free(p);
   *p_p = NULL;
 }
@@ -389,13 +392,26 @@ static void drive_awaiting(drive_t *d, const json_t *o)
   char actor[200];
   snprintf(actor, sizeof actor, "dingtalk:%s", who ? who : "?");
   free(who);
-  if (rc == 1 && move(d, o, AD__OC_APPROVE, NULL, "approved in DingTalk OA", actor) == 1)
-    notice_after(d, o, "approved", "Approved in the DingTalk OA approval.");
-  else if (rc == 2 && move(d, o, AD__OC_REJECT, json_pack("{s:s}", "end_reason", "rejected in DingTalk OA"),
-                           "rejected in DingTalk OA", actor) == 1)
-    notice_after(d, o, "rejected", "Rejected in the DingTalk OA approval.");
+  if (rc == 1 || rc == 2)
+    ad__purchase_dt_decide(p, o, rc, rc == 1 ? "approved" : "rejected", "", actor);
   else if (rc < 0)
     AD_LOG_W(D, "order %s: DingTalk approval %s: %s", ad__jstr(o, "_id"), inst, err.message);
+}
+
+int ad__purchase_dt_decide(ad__purchase_t *p, const json_t *o, int result, const char *what,
+                           const char *via, const char *actor)
+{
+  drive_t d = {p, ad__now_ms()};
+  char why[300], text[400];
+  int approve = result == 1;
+  snprintf(why, sizeof why, "%s in DingTalk OA%s", what, via);
+  snprintf(text, sizeof text, "%c%s in the DingTalk OA approval%s.", toupper((unsigned char)*what),
+           what + 1, via);
+  int rc = move(&d, o, approve ? AD__OC_APPROVE : AD__OC_REJECT,
+                approve ? NULL : json_pack("{s:s}", "end_reason", why), why, actor);
+  if (rc == 1)
+    notice_after(&d, o, approve ? "approved" : "rejected", text);
+  return rc;
 }
 
 static void drive_approved(drive_t *d, const json_t *o)
@@ -736,9 +752,11 @@ void ad__purchase_host_ready(void *user, const json_t *host)
 json_t *ad__purchase_stats_json(ad__purchase_t *p)
 {
 #define L(f) (json_int_t) __atomic_load_n(&p->stats.f, __ATOMIC_RELAXED)
-  return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "runs", L(runs), "planned", L(planned),
-                   "already_planned", L(already_planned), "refused_unsigned", L(refused_unsigned),
-                   "refused_decisions", L(refused_decisions), "placed", L(placed),
-                   "place_retries", L(place_retries), "arrivals", L(arrivals));
+  return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "runs", L(runs), "planned",
+                   L(planned), "already_planned", L(already_planned), "refused_unsigned",
+                   L(refused_unsigned), "refused_decisions", L(refused_decisions), "placed",
+                   L(placed), "place_retries", L(place_retries), "arrivals", L(arrivals),
+                   "callbacks", L(callbacks), "callbacks_refused", L(callbacks_refused),
+                   "callbacks_decided", L(callbacks_decided));
 #undef L
 }

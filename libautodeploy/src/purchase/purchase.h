@@ -12,6 +12,7 @@
  *   backend*.c     where an approved order goes                 (backend.h)
  *   orders.c       the orders collection: insert, move, list, get, cancel
  *   purchase.c     life cycle, the daily run, the drive, hooks, commands
+ *   approval_callback.c  DingTalk's bpms_instance_change push
  *
  * The engine owns one ad__purchase_t when its configuration has a
  * `purchase` object (and a store and a placement object: the services
@@ -45,10 +46,13 @@ typedef struct {
   const char *zoneinfo;      /* TZif directory; NULL: the system's */
 } ad__purchase_env_t;
 
-/* Counters for the stats JSON (positive evidence of refusals). */
+/* Counters for the stats JSON (positive evidence of refusals). callbacks:
+ * DingTalk pushes that were authentic; callbacks_refused: those that were
+ * not (a bad signature, another owner key, undecryptable, malformed);
+ * callbacks_decided: orders a push approved or rejected. */
 typedef struct {
   int64_t runs, planned, already_planned, refused_unsigned, refused_decisions, placed,
-      place_retries, arrivals;
+      place_retries, arrivals, callbacks, callbacks_refused, callbacks_decided;
 } ad__purchase_stats_t;
 
 /* conf: the engine's `purchase` object. NULL + *err naming the key. */
@@ -63,6 +67,19 @@ int64_t ad__purchase_tick(ad__purchase_t *p);
 int ad__purchase_on_placed(ad__purchase_t *p, ad_event_t *ev);
 /* autodeploy/order/<id>/approve|reject: a signed decision. 0 done, 1 refused. */
 int ad__purchase_on_decision(ad__purchase_t *p, ad_event_t *ev);
+/* DingTalk's encrypted HTTP push (POST /callbacks/dingtalk, which the
+ * engine's HTTP server routes here; approval_callback.c): `peer` the
+ * client's address (for the log), `query` its query parameters (name ->
+ * string: msg_signature or signature, timestamp or timeStamp, nonce), the
+ * body ({"encrypt": ...}). Returns the HTTP status with *answer (a new
+ * object): 200 and the encrypted "success" map; 400 (malformed or
+ * undecryptable) or 403 (a bad signature, another owner key) with
+ * {status, reason}, counted and logged, no order touched; 503 when the
+ * store does not answer (DingTalk pushes again). Any thread. */
+unsigned ad__purchase_dt_callback(ad__purchase_t *p, const char *peer, const json_t *query,
+                                  const char *body, size_t len, json_t **answer);
+/* Is a DingTalk callback configured (purchase.approval.dingtalk.callback)? */
+int ad__purchase_dt_callback_on(const ad__purchase_t *p);
 /* The registry's ready hook: `host` (borrowed: _id, profile, ready_at). */
 void ad__purchase_host_ready(void *p, const json_t *host);
 json_t *ad__purchase_stats_json(ad__purchase_t *p);

@@ -1,4 +1,5 @@
-/* purchase_private.h - shared by orders.c and purchase.c. */
+/* purchase_private.h - shared by orders.c, purchase.c and
+ * approval_callback.c. */
 #ifndef AD_PURCHASE_PRIVATE_H
 #define AD_PURCHASE_PRIVATE_H
 
@@ -26,6 +27,7 @@ struct ad__purchase {
   ad__dt_approval_t *dt;       /* NULL: no DingTalk approval configured */
   int64_t next_drive_mono;
   pthread_mutex_t lock;        /* one drive or run at a time in this process */
+  pthread_mutex_t move_lock;   /* one order move at a time in this process (orders.c) */
   ad__purchase_stats_t stats;  /* atomics */
 };
 
@@ -47,5 +49,15 @@ json_t *ad__orders_doc(const ad__purchase_t *p, const json_t *line, const char *
 /* A notice about `order` through the alert hook: "order <id>: <what>". */
 void ad__orders_notice(ad__purchase_t *p, const json_t *order, const char *what,
                        const char *text);
+
+/* purchase.c: DingTalk's word on an order awaiting approval, however it was
+ * learnt (the drive's poll, or the bpms_instance_change push): one path, so
+ * the two decide once. result 1 approves, 2 rejects; "<what> in DingTalk
+ * OA<via>" is the history's cause (and the end_reason of a rejection), with
+ * `actor`; the notice follows a move. 1 moved, 0 the order changed
+ * meanwhile (the other path decided first), <0 refused by the rules
+ * (AD_ESTATE) or a store error. */
+int ad__purchase_dt_decide(ad__purchase_t *p, const json_t *o, int result, const char *what,
+                           const char *via, const char *actor);
 
 #endif

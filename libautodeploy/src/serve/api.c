@@ -53,6 +53,14 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k
   return MHD_YES;
 }
 
+json_t *ad__serve_args(struct MHD_Connection *c)
+{
+  json_t *raw = json_object();
+  if (raw)
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, raw);
+  return raw;
+}
+
 /* An ad_error_t as the HTTP answer it stands for. */
 static int fail(struct MHD_Connection *c, const ad_error_t *err, int code)
 {
@@ -217,8 +225,7 @@ int ad__serve_api(ad__serve_t *s, struct MHD_Connection *c, const char *path)
                                 : !strcmp(res, "orders")   ? ORDERS_Q
                                                            : NONE_Q;
   ad_error_t err = {0};
-  json_t *raw = json_object();
-  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, raw);
+  json_t *raw = ad__serve_args(c);
   json_t *args = ad__serve_query(pp, raw, &err);
   json_decref(raw);
   if (!args)

@@ -8,7 +8,10 @@
  * so nothing here takes a lock the bus, the workers or the cycle hold. A
  * client is bounded by max_connections, timeout_s (an idle or half-sent
  * request is closed) and max_request_bytes (the connection's memory: the
- * request line and headers; bodies are refused: the API is read-only).
+ * request line and headers). Bodies are refused (the API is read-only),
+ * except DingTalk's push (POST /callbacks/dingtalk, when the engine gives a
+ * dingtalk_callback): up to AD__SERVE_MAX_BODY bytes, buffered per request,
+ * no bearer token (its signature is checked by the callee).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -205,6 +208,90 @@ static int metrics(ad__serve_t *s, struct MHD_Connection *c)
   return ad__serve_answer(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 }
 
+/* ---- DingTalk's push ------------------------------------------------------------ */
+
+#define PUSH_PATH "/callbacks/dingtalk"
+
+/* The push's body, between libmicrohttpd's calls (*con_cls; every other
+ * request has the server itself there). */
+typedef struct {
+  char *buf;
+  size_t len;
+} push_body_t;
+
+static int is_push(const ad__serve_t *s, const char *url, const char *method)
+{
+  return s->env.dingtalk_callback && !strcmp(url, PUSH_PATH) && !strcmp(method, "POST");
+}
+
+static void peer_of(struct MHD_Connection *c, char *out, size_t n)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  snprintf(out, n, "?");
+  if (sa && sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+  else if (sa && sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* The headers are in: a declared body over the bound is answered now (the
+ * rest is discarded and the connection closed); else a buffer for it. */
+static enum MHD_Result push_start(ad__serve_t *s, struct MHD_Connection *c, void **con_cls)
+{
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl && strtoull(cl, NULL, 10) > AD__SERVE_MAX_BODY) {
+    *con_cls = s;
+    atomic_fetch_add(&s->requests, 1);
+    return ad__serve_error(c, 413, "the body is larger than 65536 bytes");
+  }
+  push_body_t *b = calloc(1, sizeof *b);
+  if (!b)
+    return MHD_NO;
+  *con_cls = b;
+  return MHD_YES;
+}
+
+static enum MHD_Result push_data(push_body_t *b, const char *data, size_t *n)
+{
+  if (*n > AD__SERVE_MAX_BODY - b->len)
+    return MHD_NO; /* a chunked body past the bound: close the connection */
+  char *grown = realloc(b->buf, b->len + *n + 1);
+  if (!grown)
+    return MHD_NO;
+  memcpy(grown + b->len, data, *n);
+  b->buf = grown;
+  b->len += *n;
+  b->buf[b->len] = '\0';
+  *n = 0;
+  return MHD_YES;
+}
+
+static enum MHD_Result push_done(ad__serve_t *s, struct MHD_Connection *c, push_body_t *b)
+{
+  char peer[INET6_ADDRSTRLEN + 1];
+  json_t *query = ad__serve_args(c), *answer = NULL;
+  peer_of(c, peer, sizeof peer);
+  unsigned st = s->env.dingtalk_callback(s->env.user, peer, query, b->buf ? b->buf : "", b->len,
+                                         &answer);
+  json_decref(query);
+  return answer ? ad__serve_json(c, st, answer) : ad__serve_error(c, 500, "no answer");
+}
+
+/* libmicrohttpd's end of a request: the push's buffer goes. */
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+  if (con_cls && *con_cls && *con_cls != cls) {
+    push_body_t *b = *con_cls;
+    free(b->buf);
+    free(b);
+  }
+  if (con_cls)
+    *con_cls = NULL;
+}
+
 /* ---- routing -------------------------------------------------------------------- */
 
 static int authorized(ad__serve_t *s, struct MHD_Connection *c, int scrape)
@@ -224,14 +311,27 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 {
   ad__serve_t *s = cls;
   if (!*con_cls) { /* headers are in; answer on the next call */
+    if (is_push(s, url, method))
+      return push_start(s, c, con_cls);
     *con_cls = s;
     return MHD_YES;
+  }
+  if (*con_cls != s) { /* DingTalk's push: take the body, then answer */
+    if (*upload_size)
+      return push_data(*con_cls, upload, upload_size);
+    atomic_fetch_add(&s->requests, 1);
+    return push_done(s, c, *con_cls);
   }
   if (*upload_size) { /* a body on a read-only API: refuse, do not buffer it */
     *upload_size = 0;
     return MHD_YES;
   }
   atomic_fetch_add(&s->requests, 1);
+  if (!strcmp(url, PUSH_PATH))
+    return s->env.dingtalk_callback
+               ? ad__serve_error(c, 405, "DingTalk pushes with POST")
+               : ad__serve_error(c, 404, "no such path (no purchase.approval.dingtalk.callback "
+                                         "configured)");
   if (strcmp(method, "GET") && strcmp(method, "HEAD"))
     return ad__serve_error(c, 405, "read-only: writes go through salt-api (docs/api-http.md)");
   if (!strcmp(url, "/") || !strcmp(url, "/dashboard"))
@@ -287,6 +387,7 @@ ad__serve_t *ad__serve_new(const ad__serve_env_t *env, const json_t *conf, ad_er
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->c.max_request_bytes,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->c.threads,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+      MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
       MHD_OPTION_ARRAY, s->cert ? tls : tls + 2, MHD_OPTION_END);
   if (!s->d) {
     ad__err(err, AD_EIO, "engine", "http: cannot listen on %s (in use, or a bad TLS pair)",

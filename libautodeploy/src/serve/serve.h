@@ -1,5 +1,6 @@
 /* serve.h - the engine's HTTP server (GNU libmicrohttpd): the read API
- * (/api/v1), /metrics and the dashboard. Off unless the engine entry has an
+ * (/api/v1), /metrics, the dashboard, and DingTalk's event push
+ * (/callbacks/dingtalk, when configured). Off unless the engine entry has an
  * `http` object. It runs on libmicrohttpd's own polling thread, reads
  * MongoDB through store/ and the engine's counters through a callback, so a
  * slow or stalled client holds only its own connection (bounded in number,
@@ -34,8 +35,21 @@ typedef struct {
   /* The engine's counters (ad_engine_stats_json's object, plus "cycle");
    * a new reference or NULL. Called on the server's thread. */
   json_t *(*stats)(void *user);
+  /* POST /callbacks/dingtalk, DingTalk's event push (NULL: the path is not
+   * served). No bearer token: the push's signature authenticates it, which
+   * the callee checks. `peer` the client's address, `query` the query
+   * parameters (name -> string), the body (at most AD__SERVE_MAX_BODY
+   * bytes). Returns the HTTP status with *answer, a new JSON object. Called
+   * on the server's threads. */
+  unsigned (*dingtalk_callback)(void *user, const char *peer, const json_t *query,
+                                const char *body, size_t len, json_t **answer);
   void *user;
 } ad__serve_env_t;
+
+/* The largest request body taken (the DingTalk push; every other path
+ * refuses bodies). A bigger Content-Length is answered 413 before the body
+ * is read; a chunked body that grows past it closes the connection. */
+#define AD__SERVE_MAX_BODY 65536
 
 /* The `http` object's keys (docs/api-http.md). */
 typedef struct {

@@ -29,6 +29,8 @@ int ad__serve_json(struct MHD_Connection *c, unsigned status, json_t *doc);
 /* {"status": N, "reason": "..."} */
 int ad__serve_error(struct MHD_Connection *c, unsigned status, const char *reason);
 
+/* api.c: the query parameters, name -> string (a new object). */
+json_t *ad__serve_args(struct MHD_Connection *c);
 /* api.c: /api/v1/<path> (path after the prefix). */
 int ad__serve_api(ad__serve_t *s, struct MHD_Connection *c, const char *path);
 /* api.c: counts by state into `snap` (tasks, hosts, services, orders,

@@ -81,5 +81,14 @@ TEST(bad_input_refused)
   ASSERT(ad__b64_decode(NULL, 0, &(size_t){0}, NULL) == NULL);
 }
 
+TEST(alphabet_span)
+{
+  ASSERT_EQ(ad__b64_span("Zm9v+/09", 8), 8);
+  ASSERT_EQ(ad__b64_span("Zm9v=", 5), 4); /* padding is not the alphabet */
+  ASSERT_EQ(ad__b64_span("ab-c", 4), 2);
+  ASSERT_EQ(ad__b64_span("abc", 2), 2);   /* stops at n */
+  ASSERT_EQ(ad__b64_span("", 0), 0);
+}
+
 RUN(CASE(rfc4648_encode), CASE(rfc4648_decode), CASE(binary_round_trip),
-    CASE(bad_input_refused))
+    CASE(bad_input_refused), CASE(alphabet_span))

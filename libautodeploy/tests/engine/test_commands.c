@@ -166,6 +166,31 @@ TEST(runner_does_not_listen)
   close(fd);
 }
 
+/* Nor does it take DingTalk's pushes: a purchase callback without the http
+ * object would be refused, which would fail every runner call. */
+TEST(runner_takes_no_dingtalk_push)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  socklen_t al = sizeof a;
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ASSERT(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0);
+  ASSERT(getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+  char conf[1200];
+  snprintf(conf, sizeof conf,
+           "{\"mongo_uri\": \"mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=50\", "
+           "\"returns\": \"off\", \"placement\": {}, \"http\": {\"listen\": \"127.0.0.1:%u\", "
+           "\"reader_tokens\": [\"reader-token-0123456789\"]}, \"purchase\": {\"profiles\": "
+           "{\"p\": {\"flavour\": \"f\", \"cpu\": 8, \"mem_mb\": 8192, \"disk_gb\": 100}}, "
+           "\"approval\": {\"dingtalk\": {\"app_key\": \"k\", \"app_secret\": \"s\", "
+           "\"process_code\": \"P\", \"originator_user_id\": \"u\", \"callback\": {\"token\": "
+           "\"t\", \"aes_key\": \"BwkLDQ8RExUXGRsdHyEjJScpKy0vMTM1Nzk7PT9BQ0U\"}}}}}",
+           ntohs(a.sin_port));
+  /* built (the port in use is not tried), then the command's own check */
+  ASSERT(refused(conf, "order.get", "{}", AD_EINVAL, "id: required"));
+  close(fd);
+}
+
 RUN(CASE(table_is_well_formed), CASE(docs_list_exactly_the_table),
     CASE(unknown_command_is_named), CASE(arguments_and_needs_are_checked),
-    CASE(runner_does_not_listen))
+    CASE(runner_does_not_listen), CASE(runner_takes_no_dingtalk_push))

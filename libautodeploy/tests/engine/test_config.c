@@ -110,8 +110,34 @@ TEST(teardown_when_the_fleet_fails)
           AD_ECONFIG, "placement.", "bogus");
 }
 
+/* a purchase loop whose DingTalk approval takes pushes */
+#define PURCHASE_CB(aes)                                                                        \
+  "\"purchase\": {\"profiles\": {\"p\": {\"flavour\": \"f\", \"cpu\": 8, \"mem_mb\": 8192, "       \
+  "\"disk_gb\": 100}}, \"approval\": {\"dingtalk\": {\"app_key\": \"k\", \"app_secret\": \"s\", "  \
+  "\"process_code\": \"P\", \"originator_user_id\": \"u\", \"callback\": {\"token\": \"t\", "      \
+  "\"aes_key\": \"" aes "\"}}}}"
+#define AES43 "BwkLDQ8RExUXGRsdHyEjJScpKy0vMTM1Nzk7PT9BQ0U"
+#define HTTP "\"http\": {\"listen\": \"127.0.0.1:0\", \"reader_tokens\": [\"reader-token-0123456789\"]}"
+
+TEST(a_dingtalk_callback_needs_the_http_server)
+{
+  /* the purchase loop is built, then the check refuses: torn down (ASan) */
+  REFUSED("{" MONGO ", \"returns\": \"off\", \"placement\": {}, " PURCHASE_CB(AES43) "}",
+          AD_ECONFIG, "purchase.approval.dingtalk.callback: needs the engine's http object");
+  REFUSED("{" MONGO ", \"returns\": \"off\", \"placement\": {}, " HTTP ", " PURCHASE_CB("short") "}",
+          AD_ECONFIG, "purchase.approval.dingtalk.callback.aes_key: must be the 43-character");
+  ad_error_t err;
+  ad_engine_t *eng = ad_engine_new("{" MONGO ", \"returns\": \"off\", \"placement\": {}, " HTTP
+                                   ", " PURCHASE_CB(AES43) "}", &err);
+  if (!eng)
+    fprintf(stderr, "  %s\n", err.message);
+  ASSERT(eng);
+  ad_engine_destroy(&eng);
+}
+
 RUN(CASE(bad_type_names_the_key), CASE(unknown_key_names_it),
     CASE(out_of_range_names_the_key_and_range), CASE(not_an_object),
     CASE(defaults_build_and_destroy), CASE(teardown_when_the_notifier_fails),
     CASE(teardown_when_the_store_fails), CASE(teardown_when_the_bus_fails),
-    CASE(teardown_when_the_registry_fails), CASE(teardown_when_the_fleet_fails))
+    CASE(teardown_when_the_registry_fails), CASE(teardown_when_the_fleet_fails),
+    CASE(a_dingtalk_callback_needs_the_http_server))

@@ -10,6 +10,7 @@
 
 #include "harness.h"
 #include "http_srv.h"
+#include "core/redact.h"
 #include "purchase/approval_dingtalk.h"
 #include "purchase/notices.h"
 
@@ -212,6 +213,62 @@ TEST(bad_config_names_the_key)
       "purchase.approval.dingtalk: unknown key \"procss_code\"");
 }
 
+#define CB_BASE "{\"app_key\": \"dingkey\", \"app_secret\": \"s\", \"process_code\": \"P\", " \
+                "\"originator_user_id\": \"u\", \"callback\": "
+#define AES43 "BwkLDQ8RExUXGRsdHyEjJScpKy0vMTM1Nzk7PT9BQ0U"
+
+TEST(callback_keys_are_checked_and_named)
+{
+  bad(CB_BASE "{\"aes_key\": \"" AES43 "\"}}",
+      "purchase.approval.dingtalk.callback.token: is required");
+  bad(CB_BASE "{\"token\": \"t\", \"aes_key\": \"short\"}}",
+      "purchase.approval.dingtalk.callback.aes_key: must be the 43-character EncodingAESKey");
+  bad(CB_BASE "{\"token\": \"t\"}}", "purchase.approval.dingtalk.callback.aes_key: must be");
+  bad(CB_BASE "{\"token\": \"t\", \"aes_key\": \"" AES43 "\", \"ownerkey\": \"x\"}}",
+      "purchase.approval.dingtalk.callback: unknown key \"ownerkey\"");
+  bad(CB_BASE "{\"token\": 5, \"aes_key\": \"" AES43 "\", \"owner_key\": [1]}}",
+      "purchase.approval.dingtalk.callback.owner_key: wrong type");
+  bad(CB_BASE "\"yes\"}", "purchase.approval.dingtalk.callback: must be an object");
+  ad_error_t err = {0};
+  json_t *c = json_loads(CB_BASE "{\"token\": \"t0k\", \"aes_key\": \"" AES43 "\"}}", 0, NULL);
+  ad__dt_approval_t *a = ad__dt_approval_new(c, &err);
+  json_decref(c);
+  ASSERT(a);
+  const ad__dt_crypto_t *cb = ad__dt_approval_callback(a);
+  ASSERT(cb);
+  ASSERT_STR(ad__dt_approval_process_code(a), "P");
+  /* the owner key defaults to the app key: what is sealed for "dingkey" opens */
+  ad__dt_crypto_t *sealer = ad__dt_crypto_new("t0k", AES43, "dingkey", "test", NULL);
+  json_t *m = ad__dt_encrypted_map(sealer, "{\"EventType\":\"check_url\"}", "17", "n", NULL, NULL);
+  char *msg = NULL;
+  size_t len = 0;
+  ASSERT_EQ(ad__dt_decrypt(cb, json_string_value(json_object_get(m, "msg_signature")), "17", "n",
+                           json_string_value(json_object_get(m, "encrypt")), &msg, &len, &err), 0);
+  ASSERT_STR(msg, "{\"EventType\":\"check_url\"}");
+  free(msg);
+  json_decref(m);
+  ad__dt_crypto_destroy(&sealer);
+  ad__dt_approval_destroy(&a);
+  /* the token and the key are in the redaction set while the approval lives */
+  c = json_loads(CB_BASE "{\"token\": \"tok-callback-7\", \"aes_key\": \"" AES43 "\"}}", 0, NULL);
+  a = ad__dt_approval_new(c, &err);
+  json_decref(c);
+  ASSERT(a);
+  char said[200] = "quoted: tok-callback-7 and " AES43;
+  ASSERT_EQ(ad__redact(said), 2);
+  ASSERT_STR(said, "quoted: *** and ***");
+  ad__dt_approval_destroy(&a);
+  snprintf(said, sizeof said, "quoted: tok-callback-7");
+  ASSERT_EQ(ad__redact(said), 0); /* dropped with the approval */
+  /* none configured: no crypto */
+  c = json_loads("{\"app_key\": \"k\", \"app_secret\": \"s\", \"process_code\": \"P\", "
+                 "\"originator_user_id\": \"u\"}", 0, NULL);
+  a = ad__dt_approval_new(c, &err);
+  json_decref(c);
+  ASSERT(a && !ad__dt_approval_callback(a));
+  ad__dt_approval_destroy(&a);
+}
+
 /* The robot-only case: the message says what is asked and how to answer. */
 TEST(robot_text_says_how_to_approve)
 {
@@ -231,4 +288,5 @@ TEST(robot_text_says_how_to_approve)
 }
 
 RUN(CASE(create_then_poll_until_decided), CASE(refused_token_is_renewed_once_and_errors_keep_secrets),
-    CASE(bad_config_names_the_key), CASE(robot_text_says_how_to_approve))
+    CASE(bad_config_names_the_key), CASE(callback_keys_are_checked_and_named),
+    CASE(robot_text_says_how_to_approve))

@@ -1,7 +1,9 @@
 /* test_serve.c - the HTTP server's pure parts (token check, query
  * parameters, metrics text) and a live server on 127.0.0.1:0: 401 without
  * a token, a client stalled half-way through its request does not hold
- * the others, and the stalled one is closed after timeout_s. */
+ * the others, and the stalled one is closed after timeout_s; DingTalk's
+ * push route: served only when configured, no token, the query and the
+ * body handed over whole (chunked too), bounded at 64 KiB. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -124,12 +126,20 @@ static int dial(unsigned port)
   return fd;
 }
 
-/* One request; the answer's head and body into buf. */
-static int fetch(unsigned port, const char *req, char *buf, size_t size)
+/* Send the head and `body` (the server may close early: no SIGPIPE), then
+ * read the answer's head and body into buf until the server closes. */
+static int exchange(unsigned port, const char *head, const char *body, size_t blen, char *buf,
+                    size_t size)
 {
   int fd = dial(port);
-  if (fd < 0 || write(fd, req, strlen(req)) < 0)
-    return -1;
+  if (fd < 0 || send(fd, head, strlen(head), MSG_NOSIGNAL) < 0)
+    return fd < 0 ? -1 : (close(fd), -1);
+  for (size_t off = 0; body && off < blen;) {
+    ssize_t w = send(fd, body + off, blen - off, MSG_NOSIGNAL);
+    if (w <= 0)
+      break;
+    off += (size_t)w;
+  }
   size_t n = 0;
   ssize_t r;
   while (n + 1 < size && (r = read(fd, buf + n, size - 1 - n)) > 0)
@@ -137,6 +147,12 @@ static int fetch(unsigned port, const char *req, char *buf, size_t size)
   buf[n] = 0;
   close(fd);
   return (int)n;
+}
+
+/* One request; the answer's head and body into buf. */
+static int fetch(unsigned port, const char *req, char *buf, size_t size)
+{
+  return exchange(port, req, NULL, 0, buf, size);
 }
 
 static json_t *no_stats(void *u) { return json_pack("{s:i}", "events", 42); }
@@ -178,6 +194,97 @@ TEST(live_server_and_a_stalled_client)
   ASSERT(!s);
 }
 
+/* ---- DingTalk's push: POST /callbacks/dingtalk ---- */
+
+typedef struct {
+  int calls;
+  char peer[64], body[128];
+  size_t len;
+  json_t *query;
+  unsigned status;
+} push_t;
+
+static unsigned push_cb(void *u, const char *peer, const json_t *query, const char *body,
+                        size_t len, json_t **answer)
+{
+  push_t *p = u;
+  p->calls++;
+  snprintf(p->peer, sizeof p->peer, "%s", peer);
+  snprintf(p->body, sizeof p->body, "%.*s", (int)(len < 127 ? len : 127), body);
+  p->len = len;
+  json_decref(p->query);
+  p->query = json_deep_copy(query);
+  *answer = json_pack("{s:s}", "encrypt", "sealed");
+  return p->status;
+}
+
+TEST(dingtalk_push_route)
+{
+  ad_error_t err;
+  char buf[16384];
+  json_t *conf = json_pack("{s:s,s:[s]}", "listen", "127.0.0.1:0", "reader_tokens", TOK);
+  /* not configured: no such path */
+  ad__serve_env_t off = {.stats = no_stats};
+  ad__serve_t *s = ad__serve_new(&off, conf, &err);
+  ASSERT(s);
+  ASSERT(fetch(ad__serve_port(s), "POST /callbacks/dingtalk HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}",
+               buf, sizeof buf) > 0);
+  ASSERT(strstr(buf, " 404 ") && strstr(buf, "no purchase.approval.dingtalk.callback"));
+  ad__serve_destroy(&s);
+
+  push_t p = {.status = 200};
+  ad__serve_env_t env = {.stats = no_stats, .dingtalk_callback = push_cb, .user = &p};
+  s = ad__serve_new(&env, conf, &err);
+  json_decref(conf);
+  ASSERT(s);
+  unsigned port = ad__serve_port(s);
+  /* no bearer token: the callee checks the push's signature */
+  ASSERT(fetch(port, "POST /callbacks/dingtalk?msg_signature=abc&timestamp=17&nonce=n%201 HTTP/1.0\r\n"
+               "Content-Type: application/json\r\nContent-Length: 18\r\n\r\n{\"encrypt\":\"xyz=\"}",
+               buf, sizeof buf) > 0);
+  ASSERT(strstr(buf, " 200 ") && strstr(buf, "{\"encrypt\":\"sealed\"}"));
+  ASSERT_EQ(p.calls, 1);
+  ASSERT_STR(p.peer, "127.0.0.1");
+  ASSERT_STR(p.body, "{\"encrypt\":\"xyz=\"}");
+  ASSERT_STR(json_string_value(json_object_get(p.query, "msg_signature")), "abc");
+  ASSERT_STR(json_string_value(json_object_get(p.query, "nonce")), "n 1");
+  /* the callee's refusal is the answer's status */
+  p.status = 403;
+  ASSERT(fetch(port, "POST /callbacks/dingtalk HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}", buf, sizeof buf) > 0);
+  ASSERT(strstr(buf, " 403 "));
+  ASSERT_EQ(p.calls, 2);
+  ASSERT_EQ(p.len, 2);
+  /* a chunked body, in pieces */
+  p.status = 200;
+  const char *chunked = "5\r\n{\"enc\r\nc\r\nrypt\":\"abc\"}\r\n0\r\n\r\n";
+  ASSERT(exchange(port, "POST /callbacks/dingtalk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n", chunked, strlen(chunked), buf, sizeof buf) > 0);
+  ASSERT(strstr(buf, " 200 "));
+  ASSERT_STR(p.body, "{\"encrypt\":\"abc\"}");
+  ASSERT_EQ(p.calls, 3);
+  /* bounded: a declared body over 64 KiB is refused before it is read */
+  ASSERT(exchange(port, "POST /callbacks/dingtalk HTTP/1.1\r\nHost: x\r\nContent-Length: 65537\r\n\r\n",
+                  NULL, 0, buf, sizeof buf) > 0);
+  ASSERT(strstr(buf, " 413 ") && strstr(buf, "larger than 65536"));
+  /* a chunked one that grows past it: the connection is closed, unanswered */
+  static char big[70000 + 64];
+  int k = snprintf(big, sizeof big, "%x\r\n", 70000);
+  memset(big + k, 'a', 70000);
+  memcpy(big + k + 70000, "\r\n0\r\n\r\n", 8);
+  exchange(port, "POST /callbacks/dingtalk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n", big, (size_t)k + 70008, buf, sizeof buf);
+  ASSERT(!strstr(buf, " 200 "));
+  ASSERT_EQ(p.calls, 3);
+  /* GET is not DingTalk's; the read API still wants its token */
+  ASSERT(fetch(port, "GET /callbacks/dingtalk HTTP/1.0\r\n\r\n", buf, sizeof buf) > 0);
+  ASSERT(strstr(buf, " 405 "));
+  ASSERT(fetch(port, "GET /api/v1/hosts HTTP/1.0\r\n\r\n", buf, sizeof buf) > 0);
+  ASSERT(strstr(buf, " 401 "));
+  ASSERT_EQ(p.calls, 3);
+  ad__serve_destroy(&s);
+  json_decref(p.query);
+}
+
 TEST(config_is_checked)
 {
   ad_error_t err;
@@ -197,4 +304,4 @@ TEST(config_is_checked)
 }
 
 RUN(CASE(token_check), CASE(query_parameters), CASE(metrics_text),
-    CASE(live_server_and_a_stalled_client), CASE(config_is_checked))
+    CASE(live_server_and_a_stalled_client), CASE(dingtalk_push_route), CASE(config_is_checked))
