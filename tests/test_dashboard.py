@@ -65,7 +65,9 @@ def stack(salt_env, ferretdb, ad_lib, tmp_path):
     # the engine's own cycle, every 3 s (the first 5 s after it starts)
     placement = {"cycle_interval": 3, "headroom": HEADROOM, "deploy_timeout": 120,
                  "deploy_attempts": 1}
+    # orders in a collection of its own name: the API and /metrics read it there
     purchase = {"time": "manual", "timezone": "Asia/Shanghai", "drive_interval_s": 1,
+                "collection": "host_orders",
                 "profiles": {BIG: {"flavour": "ecs.c7.4xlarge", "cpu": 16, "mem_mb": 32768,
                                    "disk_gb": 100}},
                 "approval": {"required": True, "timeout_h": 24}}
@@ -158,7 +160,7 @@ def test_dashboard_shows_what_mongodb_holds(stack):
     wait(lambda: db.services.count_documents({"platform": "big", "state": "waiting_resources"}) == 1,
          "big-s1 waiting", 30)
     call("purchase.run", dry_run=False)
-    wait(lambda: db.orders.count_documents({"state": "awaiting_approval"}) == 1,
+    wait(lambda: db.host_orders.count_documents({"state": "awaiting_approval"}) == 1,
          "the order awaiting approval", 30)
     bad = call("task.deploy", tgt="h1", mods="autodeploy.test.fail", created_by="dashboard-test",
                reason="a broken build")["task"]
@@ -232,7 +234,7 @@ def test_dashboard_shows_what_mongodb_holds(stack):
         sorted((ret["minion"], sid, str(st["result"]).lower()) for sid, st in states.items())
     assert [r["k"]["result"] for r in detail] == ["false"], detail
     # the orders with their state and approval
-    orders = {o["_id"]: o for o in db.orders.find()}
+    orders = {o["_id"]: o for o in db.host_orders.find()}
     rows = {r["data"]["order"]: r["k"] for r in page["orders-t"]}
     assert sorted(rows) == sorted(orders) and len(rows) == 1
     for oid, k in rows.items():

@@ -64,7 +64,7 @@ int ad__engine_http_start(ad_engine_t *eng, const json_t *http, const json_t *re
       .platforms_collection = coll_of(placement, "platforms_collection", "platforms"),
       .services_collection = coll_of(placement, "services_collection", "services"),
       .locks_collection = coll_of(placement, "locks_collection", "locks"),
-      .orders_collection = coll_of(json_object_get(placement, "purchase"), "orders_collection", "orders"),
+      .orders_collection = ad__purchase_orders_collection(eng->purchase), /* built first */
       .tasks = eng->store ? &eng->tasks : NULL,
       .registry = eng->registry,
       .fleet = eng->fleet,

@@ -17,6 +17,11 @@
 
 #define D "purchase"
 
+const char *ad__purchase_orders_collection(const ad__purchase_t *p)
+{
+  return p && p->c.collection ? p->c.collection : "orders";
+}
+
 json_t *ad__orders_find(ad__purchase_t *p, json_t *query, json_t *opts, ad_error_t *err)
 {
   return ad__docs_find(p->env.store, p->c.collection, query, opts, err);

@@ -80,6 +80,8 @@ unsigned ad__purchase_dt_callback(ad__purchase_t *p, const char *peer, const jso
                                   const char *body, size_t len, json_t **answer);
 /* Is a DingTalk callback configured (purchase.approval.dingtalk.callback)? */
 int ad__purchase_dt_callback_on(const ad__purchase_t *p);
+/* The orders collection (purchase.collection; "orders" without a purchase loop). */
+const char *ad__purchase_orders_collection(const ad__purchase_t *p);
 /* The registry's ready hook: `host` (borrowed: _id, profile, ready_at). */
 void ad__purchase_host_ready(void *p, const json_t *host);
 json_t *ad__purchase_stats_json(ad__purchase_t *p);
