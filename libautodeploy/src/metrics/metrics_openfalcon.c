@@ -126,17 +126,28 @@ fail:
   return NULL;
 }
 
+/* graph/history's answer as a whole: a 2xx without an "error", and a list.
+ * `call` names the request in the error (the host or the service query). */
+static int check_answer(const json_t *root, long status, const char *what, const char *call,
+                        ad_error_t *err)
+{
+  const char *emsg = json_string_value(json_object_get(root, "error"));
+  if (emsg || status < 200 || status > 299)
+    return ad__err(err, AD_EIO, "metrics", "%s: %s: HTTP %ld: %.160s", what, call, status,
+                   emsg ? emsg : "(no error message)");
+  if (!json_is_array(root))
+    return ad__err(err, AD_EDECODE, "metrics", "%s: graph/history: answer is not a list", what);
+  return 0;
+}
+
 int ad__metrics_falcon_parse(const json_t *root, long status, const char *what,
                              char *const *ids, size_t n, char *const *counters,
                              const ad__metrics_host_t *hosts, ad__metrics_sink_t *sink,
                              ad_error_t *err)
 {
-  const char *emsg = json_string_value(json_object_get(root, "error"));
-  if (emsg || status < 200 || status > 299)
-    return ad__err(err, AD_EIO, "metrics", "%s: graph/history: HTTP %ld: %.160s", what, status,
-                   emsg ? emsg : "(no error message)");
-  if (!json_is_array(root))
-    return ad__err(err, AD_EDECODE, "metrics", "%s: graph/history: answer is not a list", what);
+  int rc = check_answer(root, status, what, "graph/history", err);
+  if (rc)
+    return rc;
   size_t i, j;
   json_t *item, *pt;
   json_array_foreach(root, i, item) {
@@ -269,12 +280,9 @@ static int falcon_query(void *state, const ad__metrics_host_t *hosts, size_t n,
 static int parse_services(const json_t *root, long status, const char *what, char *const *eps,
                           char *const *ctrs, size_t np, ad__metrics_sink_t *sink, ad_error_t *err)
 {
-  const char *emsg = json_string_value(json_object_get(root, "error"));
-  if (emsg || status < 200 || status > 299)
-    return ad__err(err, AD_EIO, "metrics", "%s: graph/history (counter_service_*): HTTP %ld: "
-                   "%.160s", what, status, emsg ? emsg : "(no error message)");
-  if (!json_is_array(root))
-    return ad__err(err, AD_EDECODE, "metrics", "%s: graph/history: answer is not a list", what);
+  int rc = check_answer(root, status, what, "graph/history (counter_service_*)", err);
+  if (rc)
+    return rc;
   size_t i, j;
   json_t *item, *pt;
   json_array_foreach(root, i, item) {
