@@ -14,12 +14,12 @@ came out.
 import ctypes
 import json
 import threading
-import time
 
 import pymongo
 import pytest
 
 import kafkabroker
+from waiting import wait_for
 
 pytestmark = pytest.mark.skipif(kafkabroker.available() is not None,
                                 reason=str(kafkabroker.available()))
@@ -28,15 +28,6 @@ TOPIC = "gm.game_server"
 MAPPING = {"database": "gm", "table": "game_server", "id_column": "server_id",
            "online_column": "status", "online_value": "1"}
 LOGFN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
-
-
-def wait(cond, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def canal(kind, rows, old=None, table="game_server"):
@@ -112,7 +103,7 @@ def test_canal_updates_open_services_once_and_resume_after_restart(kafka_env):
 
     eng = Engine(lib, conf)
     try:
-        wait(lambda: eng.stats()["kafka"]["consumed"] == 5, "5 messages consumed", 60)
+        wait_for(lambda: eng.stats()["kafka"]["consumed"] == 5, "5 messages consumed", timeout=60)
         k = eng.stats()["kafka"]
         assert (k["openings"], k["ignored"], k["malformed"], k["duplicates"]) == (2, 2, 1, 0), k
         state = {d["_id"]: d for d in db.services.find()}
@@ -127,7 +118,7 @@ def test_canal_updates_open_services_once_and_resume_after_restart(kafka_env):
         rev = state["qq-s1"]["rev"]
         producer.produce(TOPIC, canal("UPDATE", [row(1, "1")], [{"status": "0"}]))
         producer.flush()
-        wait(lambda: eng.stats()["kafka"]["duplicates"] == 1, "the duplicate counted")
+        wait_for(lambda: eng.stats()["kafka"]["duplicates"] == 1, "the duplicate counted")
         assert db.services.find_one({"_id": "qq-s1"})["rev"] == rev
         assert eng.stats()["kafka"]["openings"] == 2
     finally:
@@ -138,7 +129,7 @@ def test_canal_updates_open_services_once_and_resume_after_restart(kafka_env):
     producer.flush()
     eng = Engine(lib, conf)
     try:
-        wait(lambda: eng.stats()["kafka"]["openings"] == 1, "qq-s5 opened after the restart", 60)
+        wait_for(lambda: eng.stats()["kafka"]["openings"] == 1, "qq-s5 opened after the restart", timeout=60)
         assert db.services.find_one({"_id": "qq-s5"})["state"] == "opened"
         k = eng.stats()["kafka"]
         assert (k["consumed"], k["duplicates"], k["malformed"]) == (1, 0, 0), k

@@ -43,6 +43,7 @@ import pymongo
 import pytest
 
 from test_tasks import Alerts, Caller, REACTOR_KILL, REACTOR_RUN, STATES
+from waiting import wait_for
 
 LEASE_S = 3
 SKEW_MS = 300
@@ -55,16 +56,6 @@ PURCHASE = {"time": "00:00", "timezone": "UTC", "drive_interval_s": 1,
             "profiles": {PROFILE: {"flavour": "ecs.c7.xlarge", "cpu": 4, "mem_mb": 8192,
                                    "disk_gb": 50}},
             "approval": {"required": True, "timeout_h": 24}}
-
-
-def wait_for(pred, what, timeout=30, interval=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def last_stats(env):

@@ -42,6 +42,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from waiting import wait_for
+
 AD_EFULL = -12
 AD_ETIMEOUT = -15
 
@@ -173,14 +175,6 @@ def notifier(lib):
     yield make
     for n in made:
         n.close()
-
-
-def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def logs_text():
@@ -703,7 +697,7 @@ def test_hung_server_times_out_and_blocks_nobody(notifier, http_server, hung):
     assert time.monotonic() - t0 < 0.2, "ad_notify_send waited on the network"
     # The good channel gets all three while the hung one is still on its
     # first (which takes 3 x timeout_ms + backoff).
-    wait_for(lambda: len(good.state.get("accepted", [])) == 3, 5, "the good channel")
+    wait_for(lambda: len(good.state.get("accepted", [])) == 3, "the good channel", timeout=5)
     st = n.stats(0)
     assert (st["failed"], st["depth"]) == (0, 3), st
     assert n.flush() == 0
@@ -751,8 +745,8 @@ def test_max_per_minute_paces_one_channel(notifier, http_server):
         {"type": "webhook", "url": fast.base, "name": "free"}]})
     for i in range(4):
         assert n.send(f"m{i}", "x")[0] == 0
-    wait_for(lambda: len(fast.state.get("accepted", [])) == 4, 5, "the unpaced channel")
-    wait_for(lambda: len(slow.state.get("accepted", [])) == 2, 5, "two paced messages")
+    wait_for(lambda: len(fast.state.get("accepted", [])) == 4, "the unpaced channel", timeout=5)
+    wait_for(lambda: len(slow.state.get("accepted", [])) == 2, "two paced messages", timeout=5)
     time.sleep(0.5)
     assert len(slow.state["accepted"]) == 2  # the third waits for the minute to pass
     assert n.stats(0)["depth"] == 2
@@ -764,7 +758,7 @@ def test_dedup_key_coalesces_waiting_messages(notifier, hung):
     n = notifier({"channels": [{"type": "webhook", "url": hung.url}],
                   "timeout_ms": 10000, "retries": 0})
     assert n.send("first", "x", "a")[0] == 0
-    wait_for(lambda: hung.conns, 5, "the first try")  # "a" is in flight now
+    wait_for(lambda: hung.conns, "the first try", timeout=5)  # "a" is in flight now
     for key in ("b", "b", "c", "b", "a"):
         assert n.send("again", "x", key)[0] == 0
     st = n.stats(0)

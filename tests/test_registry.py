@@ -17,7 +17,6 @@ HTTP that is down at first.
 """
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pytest
 
 import netns
 from test_tasks import Alerts, Caller
+from waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 STATES = REPO / "states"
@@ -96,17 +96,6 @@ def host_pillar(env, mid, bad=False):
     if bad:
         h["user"] = "Not A User!"
     return {"autodeploy": {"host": h}}
-
-
-def wait(fn, what, timeout=60, interval=0.3):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last={last!r}")
 
 
 def start_looks(db):
@@ -180,8 +169,7 @@ def stop(env, mid):
 
     env.stop_minion(mid, timeout=10)
     conf = str(env.minion_conf_dir(mid))
-    wait(lambda: subprocess.run(["pgrep", "-f", conf], capture_output=True).returncode != 0,
-         f"{mid} gone", 30)
+    wait_for(lambda: subprocess.run(["pgrep", "-f", conf], capture_output=True).returncode != 0, f"{mid} gone", timeout=30)
 
 
 def salt_call_in(env, fabric, n, mid, *args):
@@ -211,7 +199,7 @@ def test_registration_lifecycle(reg):
     # 1. both register under <profile>:<private ip> and are initialised to ready
     for k, mid, n, prof in ((k1, "m1", 1, P1), (k2, "m2", 2, P2)):
         try:
-            wait(lambda k=k: host(db, k), f"{k} registered", 60)
+            wait_for(lambda k=k: host(db, k), f"{k} registered", timeout=60)
         except AssertionError:
             # Never registered at all, although the registry reconciles every
             # 3 s over the accepted keys: the minion did not sign in (seen now
@@ -224,7 +212,7 @@ def test_registration_lifecycle(reg):
                   sep="\n  ")
             stop(env, mid)
             start(env, fabric, mid, n, prof)
-        wait(lambda k=k: (host(db, k) or {}).get("state") == "ready", f"{k} ready", 120)
+        wait_for(lambda k=k: (host(db, k) or {}).get("state") == "ready", f"{k} ready", timeout=120)
     h1 = host(db, k1)
     assert h1["minion"] == "m1" and h1["private_ip"] == ip1 and h1["profile"] == P1
     assert h1["provider"] == "aliyun" and h1["region"] == "cn-hangzhou"
@@ -257,8 +245,8 @@ def test_registration_lifecycle(reg):
     # the evidence: the restart's decision, recorded in the host's history by the
     # same conditional update that would have started an init (decide.c applies
     # a decision in one pass), so once it is there no init can follow from it
-    wait(lambda: host(db, k1)["rev"] > h1["rev"] and host(db, k1)["state"] == "ready"
-         and host(db, k1)["history"][-1]["what"] in ("seen", "reachable"), "m1 seen again", 60)
+    wait_for(lambda: host(db, k1)["rev"] > h1["rev"] and host(db, k1)["state"] == "ready"
+         and host(db, k1)["history"][-1]["what"] in ("seen", "reachable"), "m1 seen again", timeout=60)
     h1b = host(db, k1)
     assert h1b["state"] == "ready" and h1b["init_task"] == h1["init_task"]
     assert db.tasks.count_documents({}) == tasks_before
@@ -276,14 +264,14 @@ def test_registration_lifecycle(reg):
     r = salt_call_in(env, fabric, 1, "m1", "event.fire_master", "{}", "x",
                      "preload=" + json.dumps(forged))
     assert r.returncode == 0, r.stderr
-    wait(lambda: db.host_refusals.find_one({"minion": "ghost"}), "ghost refused", 20)
+    wait_for(lambda: db.host_refusals.find_one({"minion": "ghost"}), "ghost refused", timeout=20)
     ref = db.host_refusals.find_one({"minion": "ghost"})
     assert "key is not accepted" in ref["reason"]
     # the evidence that both forged starts were handled: the registry's own
     # count of start events looked at (the event's data is never read: the
     # master's files for m2 say nothing new, and the ghost's key is refused)
-    after = wait(lambda: (lambda a: a if a["looked"] >= before["looked"] + 2 else None)(
-        start_looks(db)), "both forged starts looked at", 20)
+    after = wait_for(lambda: (lambda a: a if a["looked"] >= before["looked"] + 2 else None)(
+        start_looks(db)), "both forged starts looked at", timeout=20)
     assert after["refused"] >= before["refused"] + 1, (before, after)
     assert after["unchanged"] + after["decided"] >= before["unchanged"] + before["decided"] + 1
     assert host(db, k2)["rev"] == rev2 and host(db, k2)["profile"] == P2
@@ -294,25 +282,23 @@ def test_registration_lifecycle(reg):
     assert cmdb.posts == 0 and host(db, k1)["cmdb_attempts"] >= 1
     assert "127.0.0.1" in host(db, k1)["cmdb_error"]
     cmdb.up()
-    wait(lambda: all(k in cmdb.got and cmdb.got[k]["version"] == host(db, k)["rev"]
-                     for k in (k1, k2)), "CMDB caught up", 30)
+    wait_for(lambda: all(k in cmdb.got and cmdb.got[k]["version"] == host(db, k)["rev"]
+                     for k in (k1, k2)), "CMDB caught up", timeout=30)
     assert cmdb.got[k1]["state"] == "ready" and "history" not in cmdb.got[k1]
     assert not host(db, k1)["cmdb_dirty"]
 
     # 5. a second minion at m1's address (a reused IP): quarantined while m1 lives
     start(env, fabric, "m3", 1, P1)
-    wait(lambda: (host(db, "quarantine:m3") or {}).get("state") == "quarantined",
-         "m3 quarantined", 60)
+    wait_for(lambda: (host(db, "quarantine:m3") or {}).get("state") == "quarantined", "m3 quarantined", timeout=60)
     q = host(db, "quarantine:m3")
     assert q["wants_key"] == k1 and q["conflict_with"] == "m1"
     assert host(db, k1)["minion"] == "m1"
     assert any("conflict" in h["what"] for h in host(db, k1)["history"])
-    wait(lambda: any("conflict" in t and k1 in t for t in alerts.titles()), "conflict alert")
+    wait_for(lambda: any("conflict" in t and k1 in t for t in alerts.titles()), "conflict alert", timeout=60)
     #    ... and takes the key over once m1's key is deleted
     stop(env, "m1")
     env.run_cli("salt-key", ["-d", "m1", "-y"])
-    wait(lambda: host(db, k1)["minion"] == "m3" and host(db, k1)["state"] == "ready",
-         "m3 took over and is initialised", 120)
+    wait_for(lambda: host(db, k1)["minion"] == "m3" and host(db, k1)["state"] == "ready", "m3 took over and is initialised", timeout=120)
     h = host(db, k1)
     assert h["previous_minion"] == "m1" and host(db, "quarantine:m3") is None
     assert any(e["what"] == "taken over" and "no longer accepted" in e["cause"]
@@ -321,20 +307,20 @@ def test_registration_lifecycle(reg):
 
     # 6. stop m2: unreachable (+ alert), then back to ready
     stop(env, "m2")
-    wait(lambda: host(db, k2)["state"] == "unreachable", "m2 unreachable", 30)
-    wait(lambda: any("unreachable" in t and k2 in t for t in alerts.titles()), "alert")
+    wait_for(lambda: host(db, k2)["state"] == "unreachable", "m2 unreachable", timeout=30)
+    wait_for(lambda: any("unreachable" in t and k2 in t for t in alerts.titles()), "alert", timeout=60)
     assert call("host.list", state="ready")["count"] == 1
     env.start_minion("m2")
-    wait(lambda: host(db, k2)["state"] == "ready", "m2 ready again", 60)
+    wait_for(lambda: host(db, k2)["state"] == "ready", "m2 ready again", timeout=60)
     moves = [(e.get("from"), e.get("to")) for e in host(db, k2)["history"] if e.get("to")]
     assert ("ready", "unreachable") in moves and ("unreachable", "ready") in moves
 
     # 7. init failure -> init_failed + alert
     ip4 = start(env, fabric, "m4", 4, P1)
     k4 = f"{P1}:{ip4}"
-    wait(lambda: (host(db, k4) or {}).get("state") == "init_failed", "m4 init_failed", 120)
+    wait_for(lambda: (host(db, k4) or {}).get("state") == "init_failed", "m4 init_failed", timeout=120)
     assert "failed" in host(db, k4)["reason"]
-    wait(lambda: any("init_failed" in t and k4 in t for t in alerts.titles()), "alert")
+    wait_for(lambda: any("init_failed" in t and k4 in t for t in alerts.titles()), "alert", timeout=60)
 
     # 8. runners: drain, undrain, reinit refused while draining, retire
     d = call("host.drain", key=k2, reason="disk", actor="alice")["host"]

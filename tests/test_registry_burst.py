@@ -13,7 +13,6 @@ About 15-25 s (one master start, FerretDB).
 """
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,18 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import bench_register as br  # noqa: E402  (the minions and events the benchmark uses)
+from waiting import wait_for
 
 N = 40
-
-
-def wait(cond, what, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def bursts(log):
@@ -68,9 +58,9 @@ def test_burst_bulk_inserts_and_conflicts(burst_env):
     for mid, g in minions.items():
         tag, data = br.start_event(mid, g)
         bus.fire_event(data, tag)
-    wait(lambda: db["hosts"].count_documents({"state": "ready"}) >= N, f"{N} hosts ready")
-    new, full = wait(lambda: bursts(env.master_log)[0] >= N and bursts(env.master_log),
-                     "burst lines for every host")
+    wait_for(lambda: db["hosts"].count_documents({"state": "ready"}) >= N, f"{N} hosts ready", timeout=60)
+    new, full = wait_for(lambda: bursts(env.master_log)[0] >= N and bursts(env.master_log),
+                     "burst lines for every host", timeout=60)
     assert (new, full) == (N, 0), (new, full)
     assert db["host_minions"].count_documents({}) == N
     doc = db["hosts"].find_one({"minion": "m0003"})
@@ -86,7 +76,7 @@ def test_burst_bulk_inserts_and_conflicts(burst_env):
     (keys / "dup3").write_bytes((keys / "m0003").read_bytes())
     tag, data = br.start_event("dup3", g)
     bus.fire_event(data, tag)
-    q = wait(lambda: db["hosts"].find_one({"_id": "quarantine:dup3"}), "dup3 quarantined")
+    q = wait_for(lambda: db["hosts"].find_one({"_id": "quarantine:dup3"}), "dup3 quarantined", timeout=60)
     assert q["state"] == "quarantined" and q["conflict_with"] == "m0003"
     assert bursts(env.master_log)[1] == full + 1  # it went the full way, one by one
     assert db["hosts"].find_one({"minion": "m0003", "state": "ready"})

@@ -8,10 +8,11 @@
   exactly once (spooled, replayed in order, spool emptied).
 """
 import json
-import time
 import urllib.parse
 
 import pytest
+
+from waiting import wait_for
 
 STATE = """
 dotted.conf:
@@ -27,16 +28,6 @@ will-fail:
 
 def unescape(key):
     return urllib.parse.unquote(key)
-
-
-def wait_for(pred, timeout=30, interval=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    return pred()
 
 
 def engine_env(salt_env, ferretdb, tmp_path, **extra):

@@ -36,6 +36,7 @@ import pytest
 
 from saltenv import _kill_tree, free_ports  # pylint: disable=import-error
 from saltext.autodeploy.utils import config as adconfig
+from waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 REACTOR_RUN = REPO / "reactor" / "autodeploy_task.sls"
@@ -49,15 +50,6 @@ API_USERS = {
     "viewer": [{"@runner": [r"autodeploy\.tasks?$"]}],
     "nobody": ["test.ping"],
 }
-
-
-def wait_for(pred, timeout=60.0, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 # ------------------------------------------------------------------ salt-api
@@ -824,7 +816,7 @@ def test_opened_through_the_salt_api_webhook(salt_env, salt_api, ferretdb, tmp_p
                            {"salt/netapi/hook/autodeploy/opened": [str(hook)]}]})
     api = salt_api(env)
     token = api.login()
-    assert wait_for(lambda: api.runner(token, "autodeploy.hosts", state="ready")[1]["return"][0]["hosts"])
+    assert wait_for(lambda: api.runner(token, "autodeploy.hosts", state="ready")[1]["return"][0]["hosts"], timeout=60)
     status, body = api.runner(token, "autodeploy.platform", code="qq", state="autodeploy.test.ok",
                               reserve={"min": 1, "max": 1})
     assert status == 200 and body["return"][0]["platform"]["_id"] == "qq", body

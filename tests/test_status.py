@@ -20,18 +20,10 @@ from pathlib import Path
 import yaml
 
 from saltenv import free_ports  # pylint: disable=import-error
+from waiting import wait_for
 
 SECTIONS = ("engine", "bus", "spool", "returns", "tasks", "services", "waiting", "orders",
             "cycle", "lease", "notify")
-
-
-def wait_for(pred, timeout=30, interval=0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def status(env, *args, out="json"):

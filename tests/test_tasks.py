@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from waiting import wait_for
+
 REPO = Path(__file__).resolve().parents[1]
 REACTOR_RUN = REPO / "reactor" / "autodeploy_task.sls"
 REACTOR_KILL = REPO / "reactor" / "autodeploy_kill.sls"
@@ -131,16 +133,6 @@ def history(task):
     return [(h.get("from"), h.get("to"), h.get("note")) for h in task["history"]]
 
 
-def wait_for(pred, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 STATS = re.compile(r"stats (\{.*\})\s*$")
 
 
@@ -189,10 +181,8 @@ def test_success_and_failure_with_alert(stack):
     assert "retcode 2" in failed["history"][-1]["cause"]
     res = call("task.get", id=bad["_id"])["results"][0]
     assert res["retcode"] == 2 and res["states"][0]["result"] is False  # failed first
-    deadline = time.time() + 30
-    while not any(bad["_id"] in t and "failed" in t for t in alerts.titles()) and time.time() < deadline:
-        time.sleep(0.2)
-    assert any(bad["_id"] in t and "failed" in t for t in alerts.titles()), alerts.got
+    wait_for(lambda: any(bad["_id"] in t and "failed" in t for t in alerts.titles()),
+             f"the failed alert; got {alerts.got}")
     listed = call("task.list", status="failed")["tasks"]
     assert [t["_id"] for t in listed] == [bad["_id"]]
 
@@ -205,35 +195,19 @@ def test_timeout_kills_and_alerts_then_retry(stack):
     timed = call.wait_state(t["_id"], {"timed_out"}, timeout=30)
     moved = [h for h in timed["history"] if h.get("to") == "timed_out"]
     assert moved and moved[0]["actor"] == "watchdog"
-    deadline = time.time() + 30
-    while not any("timed_out" in x for x in alerts.titles()) and time.time() < deadline:
-        time.sleep(0.2)
-    assert any(t["_id"] in x and "timed_out" in x for x in alerts.titles())
+    wait_for(lambda: any(t["_id"] in x and "timed_out" in x for x in alerts.titles()),
+             "the timed_out alert")
     # the sleep was killed on the minion: it is no longer running there
-    deadline = time.time() + 30
-    while True:
-        running = env.salt("m1", "saltutil.running")
-        gone = not any(j.get("jid") == first_jid for j in running.get("m1", []))
-        if gone or time.time() > deadline:
-            break
-        time.sleep(1)
-    assert gone, running
+    wait_for(lambda: not running_on(env, "m1", first_jid), "the sleep gone from m1", interval=1)
     # the kill job's answer is the probe, recorded on the task
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        notes = [h.get("note") or "" for h in call("task.get", id=t["_id"])["task"]["history"]]
-        if any("job was alive and was killed" in n for n in notes):
-            break
-        time.sleep(0.3)
-    assert any("probe on m1: job was alive and was killed" in n for n in notes), notes
+    wait_for(lambda: any("probe on m1: job was alive and was killed" in n
+                         for n in notes_of(call, t["_id"])), "the kill probe's note")
     # retry: a new attempt with a new jid
     call("task.intervene", id=t["_id"], action="retry", reason="try again", actor="carol")
     again = call.wait_state(t["_id"], {"running"}, timeout=20)
-    deadline = time.time() + 20
-    while again["attempt"] != 2 and time.time() < deadline:
-        again = call("task.get", id=t["_id"])["task"]
-        time.sleep(0.2)
-    assert again["attempt"] == 2 and again["jid"] != first_jid
+    again = wait_for(lambda: (lambda a: a if a["attempt"] == 2 else None)(
+        call("task.get", id=t["_id"])["task"]), "attempt 2", timeout=20)
+    assert again["jid"] != first_jid
     call("task.intervene", id=t["_id"], action="cancel", reason="enough", actor="carol")
     call.wait_state(t["_id"], {"cancelled"}, timeout=20)
 
@@ -266,13 +240,8 @@ def test_pause_resume_between_steps_and_cancel(stack):
     assert done["step"] == 2
     # invalid transition: a refusal recorded in the audit trail
     call("task.intervene", id=t["_id"], action="resume", reason="again", actor="dave")
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        notes = [h.get("note") or "" for h in call("task.get", id=t["_id"])["task"]["history"]]
-        if any("resume refused" in n for n in notes):
-            break
-        time.sleep(0.3)
-    assert any("resume refused" in n for n in notes)
+    wait_for(lambda: any("resume refused" in n for n in notes_of(call, t["_id"])),
+             "the refused resume's note", timeout=10)
 
     # cancel a long running step: the job is killed
     long = call("task.deploy", tgt="m1", mods="autodeploy.test.sleep",
@@ -284,14 +253,7 @@ def test_pause_resume_between_steps_and_cancel(stack):
     assert [h for h in c["history"] if h.get("to") == "cancelled"][0]["actor"] == "dave"
     wait_for(lambda: any("probe on m1: job was alive and was killed" in n
                          for n in notes_of(call, long["_id"])), "the kill probe's note")
-    deadline = time.time() + 30
-    while True:
-        running = env.salt("m1", "saltutil.running")
-        gone = not any(j.get("jid") == long["jid"] for j in running.get("m1", []))
-        if gone or time.time() > deadline:
-            break
-        time.sleep(1)
-    assert gone, running
+    wait_for(lambda: not running_on(env, "m1", long["jid"]), "the step gone from m1", interval=1)
 
 
 def test_minion_cannot_intervene(stack):

@@ -21,15 +21,7 @@ import signal
 import time
 from pathlib import Path
 
-
-def wait_for(pred, timeout=30, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    return pred()
+from waiting import wait_for
 
 
 def engine_conf(ferretdb, tmp_path, **extra):
