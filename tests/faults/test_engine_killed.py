@@ -66,12 +66,16 @@ def test_engine_sigkill_mid_stream_loses_nothing(salt_env, ferretdb, tmp_path):
 
 
 def test_task_step_returned_while_engine_dead_completes(salt_env, ferretdb, ad_lib, tmp_path):
-    """Fault: the engine is frozen (SIGSTOP) while a task's step runs, the
-    minion's return reaches the master (written to its job cache, the event
-    left unread in the frozen engine's socket), then the engine is killed
-    (SIGKILL: the unread event dies with it). Invariant: the restarted
-    engine backfills that return and the task moves on to succeeded; it is
-    not left running (nor timed out by the watchdog)."""
+    """Fault: the engine is frozen (SIGSTOP), then a task's step is started
+    (by salt-run's side, as an operator would): the job's
+    salt/job/<jid>/new and the minion's return both reach the master (the
+    job cache has the job's minions and the return, the events sit unread
+    in the frozen engine's socket), then the engine is killed (SIGKILL: the
+    unread events die with it). Invariant: the restarted engine backfills
+    the return, learns the job's minions from the job cache, and the task
+    moves on to succeeded; it is not left running (nor timed out by the
+    watchdog). Red before the minions were read from the job cache: the
+    task stayed running with no minions known."""
     import ctypes  # pylint: disable=import-outside-toplevel
     import json  # pylint: disable=import-outside-toplevel
     import os  # pylint: disable=import-outside-toplevel
@@ -95,12 +99,12 @@ def test_task_step_returned_while_engine_dead_completes(salt_env, ferretdb, ad_l
                         "master_key_path": os.path.join(env.master_opts["cachedir"],
                                                         ".root_key")})
     last_stats(env, lambda st: st.get("backfill", {}).get("runs", 0) >= 1)
+    pid = wait_for(lambda: engine_pids(env), timeout=20)[0]
+    os.kill(pid, signal.SIGSTOP)
     t = call("task.deploy", tgt="m1", mods="autodeploy.test.sleep", timeout=120,
              pillar={"autodeploy": {"test": {"seconds": 4}}}, created_by="faults")["task"]
     running = call.wait_state(t["_id"], ("running",), timeout=60)
     jid = running["jid"]
-    pid = wait_for(lambda: engine_pids(env), timeout=20)[0]
-    os.kill(pid, signal.SIGSTOP)
     ret = os.path.join(salt.utils.jid.jid_dir(jid, os.path.join(env.master_opts["cachedir"],
                                                                  "jobs"), "sha256"),
                        "m1", "return.p")
@@ -112,6 +116,8 @@ def test_task_step_returned_while_engine_dead_completes(salt_env, ferretdb, ad_l
     wait_engine_restarted(env, pid)
     done = call.wait_state(t["_id"], ("succeeded", "failed", "timed_out"), timeout=60)
     assert done["state"] == "succeeded", json.dumps(done["history"], indent=1)
+    assert done["minions"] == ["m1"], done
+    assert f"the minions of job {jid} read from the master's job cache" in log_text(env)
     st = last_stats(env, lambda s: s.get("tasks", {}).get("settled_from_store", 0) >= 1)
     assert st["backfill"]["task_returns"] >= 1, st["backfill"]
     print(f"\ntask {t['_id']}: return written while the engine was frozen then killed; "

@@ -13,6 +13,7 @@
 #ifndef AD_JOBCACHE_H
 #define AD_JOBCACHE_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 /* 1 and *retcode when <job_dir> holds minion's return of jid; 0 when not
@@ -20,5 +21,14 @@
  * (Salt's default) or "md5"... as the master's hash_type. */
 int ad__jobcache_return(const char *job_dir, const char *hash_type, const char *jid,
                         const char *minion, int64_t *retcode);
+
+/* 1 and *minions (a new JSON array of strings) when <job_dir> holds the
+ * minions the master targeted with jid (`.minions.p`, written by the
+ * master's local_cache save_minions when it publishes the job, before any
+ * minion runs it); 0 when not there; -1 when unreadable or not a list of
+ * strings. The master's own record: what salt/job/<jid>/new says, for an
+ * engine that missed that event (dead or reconnecting when it went by). */
+int ad__jobcache_minions(const char *job_dir, const char *hash_type, const char *jid,
+                         json_t **minions);
 
 #endif

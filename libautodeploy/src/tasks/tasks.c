@@ -31,26 +31,23 @@
       __atomic_fetch_add(&(t)->stats->field, 1, __ATOMIC_RELAXED);            \
   } while (0)
 
-int ad__tasks_on_new(const ad__tasks_ctx_t *t, ad_event_t *ev)
+/* Record the minions that job `jid` targets on the running task of that
+ * job, unless they are known already: the first record wins (the master
+ * publishes the real salt/job/<jid>/new before the job reaches any minion,
+ * and writes the same list to its job cache; a minion can send this tag
+ * too: there is no blacklist on the plain fire_master path,
+ * docs/registration-research.md). `append` writes the list into `set`. */
+static int record_minions(const ad__tasks_ctx_t *t, const char *jid, size_t jn,
+                          void (*append)(bson_t *set, const void *list), const void *list)
 {
-  const char *jid;
-  size_t jn;
-  if (ad_event_get_str(ev, "jid", &jid, &jn) || !memmem(jid, jn, "_ad", 3))
-    return 0; /* not one of ours */
-  const ad_value_t *minions = ad_event_find(ev, "minions");
-  if (!minions)
-    return 0;
   bson_t *q = bson_new(), *u = bson_new(), set, none;
   bson_append_utf8(q, "jid", 3, jid, (int)jn);
   BSON_APPEND_UTF8(q, "state", "running");
-  /* the first /new wins: the master publishes the real one before the job
-   * reaches any minion, and a minion can send this tag too (no blacklist on
-   * the plain fire_master path: docs/registration-research.md) */
   BSON_APPEND_DOCUMENT_BEGIN(q, "minions.0", &none);
   BSON_APPEND_BOOL(&none, "$exists", false);
   bson_append_document_end(q, &none);
   BSON_APPEND_DOCUMENT_BEGIN(u, "$set", &set);
-  ad__bson_append_value(&set, "minions", minions, NULL);
+  append(&set, list);
   bson_append_document_end(u, &set);
   ad_error_t err;
   int64_t n = ad__store_update_one(t->store, t->collection, q, u, &err);
@@ -59,6 +56,59 @@ int ad__tasks_on_new(const ad__tasks_ctx_t *t, ad_event_t *ev)
   if (n < 0)
     AD_LOG_E("tasks", "recording minions of job %.*s: %s", (int)jn, jid, err.message);
   return n < 0 ? 1 : 0;
+}
+
+static void append_event_list(bson_t *set, const void *list)
+{
+  ad__bson_append_value(set, "minions", list, NULL);
+}
+
+static void append_json_list(bson_t *set, const void *list)
+{
+  bson_t arr;
+  size_t i;
+  const json_t *m;
+  BSON_APPEND_ARRAY_BEGIN(set, "minions", &arr);
+  json_array_foreach((const json_t *)list, i, m) {
+    char key[16];
+    const char *k;
+    bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+    BSON_APPEND_UTF8(&arr, k, json_string_value(m));
+  }
+  bson_append_array_end(set, &arr);
+}
+
+int ad__tasks_on_new(const ad__tasks_ctx_t *t, ad_event_t *ev)
+{
+  const char *jid;
+  size_t jn;
+  if (ad_event_get_str(ev, "jid", &jid, &jn) || !memmem(jid, jn, "_ad", 3))
+    return 0; /* not one of ours */
+  const ad_value_t *minions = ad_event_find(ev, "minions");
+  return minions ? record_minions(t, jid, jn, append_event_list, minions) : 0;
+}
+
+/* The task's job went by while we did not listen (its salt/job/<jid>/new
+ * with it): learn the minions it targets from the master's job cache,
+ * record them, and put them on `task`. 1 when `task` now knows them. */
+static int learn_minions(const ad__tasks_ctx_t *t, json_t *task)
+{
+  if (json_array_size(ad__task_expected(task)) > 0)
+    return 1;
+  const char *jid = ad__jstr(task, "jid");
+  json_t *list = NULL;
+  if (!*t->job_dir || !*jid ||
+      ad__jobcache_minions(t->job_dir, t->hash_type, jid, &list) != 1)
+    return 0;
+  int ok = json_array_size(list) > 0 &&
+           record_minions(t, jid, strlen(jid), append_json_list, list) == 0;
+  if (ok) {
+    AD_LOG_I("tasks", "task %s: the minions of job %s read from the master's job cache "
+             "(its salt/job/%s/new went by unseen)", ad__jstr(task, "_id"), jid, jid);
+    json_object_set(task, "minions", list);
+  }
+  json_decref(list);
+  return ok;
 }
 
 /* ad__task_cache_fn over Salt's job cache: only what the master
@@ -152,6 +202,8 @@ static int follow_return(const ad__tasks_ctx_t *t, const char *tid, const char *
     json_t *task = *task_p = ad__task_load(t, tid, NULL);
     if (!task || strcmp(ad__jstr(task, "jid"), jid) || strcmp(ad__jstr(task, "state"), "running"))
       return -1;
+    if (tries > 0)
+      learn_minions(t, task); /* its /new may have gone by unseen */
     json_t *rets = current_returns(t, task);
     if (rets) {
       ad__task_tally_t tl;
@@ -399,6 +451,7 @@ void ad__tasks_settle(const ad__tasks_ctx_t *t)
   size_t i;
   json_t *task;
   json_array_foreach(running, i, task) {
+    learn_minions(t, task);
     json_t *rets = current_returns(t, task);
     ad__task_tally_t tl;
     if (rets) {

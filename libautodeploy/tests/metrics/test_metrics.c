@@ -194,8 +194,8 @@ TEST(openfalcon_parse)
       "{}", "[{\"counter\":\"cpu.busy\"}]",
       "[{\"endpoint\":\"game-01\",\"counter\":\"cpu.busy\",\"Values\":{}}]",
       "[{\"endpoint\":\"game-01\",\"counter\":\"cpu.busy\",\"Values\":[{\"value\":1}]}]",
-      "[{\"endpoint\":\"game-01\",\"counter\":\"cpu.busy\",\"Values\":"
-      "[{\"timestamp\":1,\"value\":\"1\"}]}]",
+      ("[{\"endpoint\":\"game-01\",\"counter\":\"cpu.busy\",\"Values\":"
+       "[{\"timestamp\":1,\"value\":\"1\"}]}]"),
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     j = json_loads(bad[i], 0, NULL);
