@@ -3,7 +3,8 @@
 #
 #   make deps         Debian packages, two Salt venvs, FerretDB (idempotent)
 #   make              library, tools
-#   make check        every test (C units, ASan/UBSan, fuzz smoke, Python + real Salt)
+#   make check        every test (C units, ASan/UBSan, fuzz smoke, Python + real Salt,
+#                     the fault suite)
 #   make check-compat the integration tests against the Salt 3006 LTS too
 #   make demo         the mission end to end (DEMO_ARGS=--keep leaves it running,
 #                     --verbose prints the bus); make demo-stop stops a kept one
@@ -103,6 +104,7 @@ check: deps lib tools
 	$(MAKE) --no-print-directory check-exports
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory check-py
+	$(MAKE) --no-print-directory check-faults
 
 check-py: deps lib tools
 	AD_LIB=$(abspath $(B)/libautodeploy.so) AD_BIN=$(abspath $(B)/bin) \
