@@ -243,3 +243,28 @@ def test_bad_engine_options_are_logged_by_key(salt_env):
     )
     assert env.master_running()  # a broken engine does not take the master down
     assert not ENGINE_LINE.search(log.read_text(errors="replace"))
+
+
+def test_a_killed_process_leaves_nothing_in_dev_shm(ad_lib, salt_venv):
+    """Debian's libmongoc keeps counters in /dev/shm/mongoc-<pid>, removed
+    only on a clean exit: every engine or salt-run that was SIGKILLed left
+    one behind, and a later process with that pid printed "Falling back to
+    malloc for counters" on stderr. Loading libautodeploy unlinks the name
+    (store.c): a process killed while it holds the library leaves nothing,
+    and its store still works (the counters stay mapped)."""
+    code = ("import ctypes, os, sys, time\n"
+            f"lib = ctypes.CDLL({str(ad_lib)!r})\n"
+            "print(os.getpid(), flush=True)\n"
+            "time.sleep(60)\n")
+    proc = subprocess.Popen([str(salt_venv / "bin" / "python"), "-c", code],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(proc.stdout.readline())
+        # libmongoc made the file at load (its own constructor ran first) ...
+        shm = f"/dev/shm/mongoc-{pid}"
+        assert os.path.isdir("/dev/shm")
+    finally:
+        proc.kill()
+        proc.wait()
+    # ... and our constructor took the name away: nothing left after SIGKILL
+    assert not os.path.exists(shm), f"{shm} left by a SIGKILLed process"

@@ -1,7 +1,11 @@
 /* store.c - see store.h. */
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/error_private.h"
 #include "core/log_private.h"
@@ -36,6 +40,22 @@ static void mongo_init_once(void)
 }
 
 void ad__store_global_init(void) { pthread_once(&mongo_once, mongo_init_once); }
+
+/* Debian's libmongoc initialises itself when it is loaded (before any code
+ * of ours) and keeps its performance counters in a shared memory file,
+ * /dev/shm/mongoc-<pid>, removed only by a clean exit. Every engine Salt
+ * SIGKILLs, or salt-run killed, left one behind (300 on a test machine in
+ * six hours), and a later process given the same pid found it there and
+ * printed "Falling back to malloc for counters" on stderr, past our log
+ * handler, into salt-run's output. Nothing reads those counters
+ * (mongoc-stat is not shipped): unlink the name at load; the mapping
+ * stays valid for this process and nothing is left when it dies. */
+__attribute__((constructor)) static void unlink_mongoc_counters(void)
+{
+  char name[32];
+  snprintf(name, sizeof name, "/mongoc-%ld", (long)getpid());
+  shm_unlink(name);
+}
 
 /* Two '@' before the path: an unescaped '@' in the user or the password.
  * libmongoc splits at the first, takes the password's tail for a host name
