@@ -47,6 +47,7 @@ from saltext.autodeploy.utils import runner as _runner
 from saltext.autodeploy.utils import status as _status
 from saltext.autodeploy.utils.runner import as_bool as _bool
 from saltext.autodeploy.utils.runner import as_int as _int
+from saltext.autodeploy.utils.runner import given as _given
 from saltext.autodeploy.utils.runner import name as _name
 from saltext.autodeploy.utils.runner import structured as _structured
 from saltext.autodeploy.utils.runner import text as _text
@@ -214,14 +215,8 @@ def tasks(status=None, since=None, limit=50, **kwargs):
     refused = _args("tasks", kwargs, ("status", "since", "limit"))
     if refused:
         return refused
-    args = {}
-    if status is not None:
-        args["status"] = _text(status)
-    if since is not None:
-        args["since"] = _int(since)
-    if limit is not None:
-        args["limit"] = _int(limit)
-    return _call("task.list", args)
+    return _call("task.list", _given(status=(status, _text), since=(since, _int),
+                                     limit=(limit, _int)))
 
 
 def task(id=None, **kwargs):  # pylint: disable=redefined-builtin
@@ -245,7 +240,7 @@ def task(id=None, **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("task", kwargs, ("id",))
     if refused:
         return refused
-    args = {} if id is None else {"id": _name(id)}
+    args = _given(id=(id, _name))
     return _call("task.get", args)
 
 
@@ -277,12 +272,8 @@ def intervene(id=None, action=None, reason="", **kwargs):  # pylint: disable=red
     refused = _args("intervene", kwargs, ("id", "action", "reason"))
     if refused:
         return refused
-    args = {"reason": _text(reason), "actor": _caller(kwargs)}
-    if id is not None:
-        args["id"] = _name(id)
-    if action is not None:
-        args["action"] = _text(action)
-    return _call("task.intervene", args)
+    return _call("task.intervene", {"reason": _text(reason), "actor": _caller(kwargs),
+                                    **_given(id=(id, _name), action=(action, _text))})
 
 
 # ------------------------------------------------------------- host registry
@@ -312,14 +303,8 @@ def hosts(state=None, profile=None, limit=1000, **kwargs):
     refused = _args("hosts", kwargs, ("state", "profile", "limit"))
     if refused:
         return refused
-    args = {}
-    if state is not None:
-        args["state"] = _text(state)
-    if profile is not None:
-        args["profile"] = _text(profile)
-    if limit is not None:
-        args["limit"] = _int(limit)
-    return _call("host.list", args)
+    return _call("host.list", _given(state=(state, _text), profile=(profile, _text),
+                                     limit=(limit, _int)))
 
 
 def host(key=None, **kwargs):
@@ -337,7 +322,7 @@ def host(key=None, **kwargs):
     refused = _args("host", kwargs, ("key",))
     if refused:
         return refused
-    return _call("host.get", {} if key is None else {"key": _name(key)})
+    return _call("host.get", _given(key=(key, _name)))
 
 
 def _host_args(key, reason, kwargs):
@@ -417,7 +402,7 @@ def platforms(code=None, **kwargs):
     refused = _args("platforms", kwargs, ("code",))
     if refused:
         return refused
-    return _call("platform.list", {} if code is None else {"code": _name(code)})
+    return _call("platform.list", _given(code=(code, _name)))
 
 
 def platform(code=None, state=None, pillar=None, profiles=None, regions=None, footprint=None,
@@ -488,14 +473,8 @@ def services(platform=None, state=None, limit=1000, **kwargs):  # pylint: disabl
     refused = _args("services", kwargs, ("platform", "state", "limit"))
     if refused:
         return refused
-    args = {}
-    if platform is not None:
-        args["platform"] = _name(platform)
-    if state is not None:
-        args["state"] = _text(state)
-    if limit is not None:
-        args["limit"] = _int(limit)
-    return _call("service.list", args)
+    return _call("service.list", _given(platform=(platform, _name), state=(state, _text),
+                                        limit=(limit, _int)))
 
 
 def service(id=None, **kwargs):  # pylint: disable=redefined-builtin
@@ -511,7 +490,7 @@ def service(id=None, **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("service", kwargs, ("id",))
     if refused:
         return refused
-    return _call("service.get", {} if id is None else {"id": _name(id)})
+    return _call("service.get", _given(id=(id, _name)))
 
 
 def why(id=None, **kwargs):  # pylint: disable=redefined-builtin
@@ -528,7 +507,7 @@ def why(id=None, **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("why", kwargs, ("id",))
     if refused:
         return refused
-    res = _call("service.get", {} if id is None else {"id": _name(id)})
+    res = _call("service.get", _given(id=(id, _name)))
     if "error" in res:
         return res
     svc = res["service"]
@@ -554,7 +533,7 @@ def usage(id=None, **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("usage", kwargs, ("id",))
     if refused:
         return refused
-    return _call("service.usage", {} if id is None else {"id": _name(id)})
+    return _call("service.usage", _given(id=(id, _name)))
 
 
 def opened(id=None, at=None, **kwargs):  # pylint: disable=redefined-builtin
@@ -578,12 +557,8 @@ def opened(id=None, at=None, **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("opened", kwargs, ("id", "at"))
     if refused:
         return refused
-    args = {"actor": _caller(kwargs)}
-    if id is not None:
-        args["id"] = _name(id)
-    if at is not None:
-        args["at"] = _int(at)
-    return _call("service.opened", args)
+    return _call("service.opened", {"actor": _caller(kwargs),
+                                    **_given(id=(id, _name), at=(at, _int))})
 
 
 def close(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
@@ -599,10 +574,8 @@ def close(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("close", kwargs, ("id", "reason"))
     if refused:
         return refused
-    args = {"actor": _caller(kwargs), "reason": _text(reason)}
-    if id is not None:
-        args["id"] = _name(id)
-    return _call("service.close", args)
+    return _call("service.close", {"actor": _caller(kwargs), "reason": _text(reason),
+                                   **_given(id=(id, _name))})
 
 
 def cycle(dry_run=False, platform=None, **kwargs):  # pylint: disable=redefined-outer-name
@@ -619,10 +592,7 @@ def cycle(dry_run=False, platform=None, **kwargs):  # pylint: disable=redefined-
     refused = _args("cycle", kwargs, ("dry_run", "platform"))
     if refused:
         return refused
-    args = {"dry_run": _bool(dry_run)}
-    if platform is not None:
-        args["platform"] = _name(platform)
-    return _call("cycle.run", args)
+    return _call("cycle.run", {"dry_run": _bool(dry_run), **_given(platform=(platform, _name))})
 
 
 def simulate(input=None, path=None, csv=None, **kwargs):  # pylint: disable=redefined-builtin
@@ -721,10 +691,7 @@ def orders(state=None, limit=100, **kwargs):
     refused = _args("orders", kwargs, ("state", "limit"))
     if refused:
         return refused
-    args = {"limit": _int(limit)}
-    if state is not None:
-        args["state"] = _text(state)
-    return _call("order.list", args)
+    return _call("order.list", {"limit": _int(limit), **_given(state=(state, _text))})
 
 
 def order(id=None, **kwargs):  # pylint: disable=redefined-builtin
@@ -741,7 +708,7 @@ def order(id=None, **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("order", kwargs, ("id",))
     if refused:
         return refused
-    return _call("order.get", {} if id is None else {"id": _name(id)})
+    return _call("order.get", _given(id=(id, _name)))
 
 
 def approve(id=None, **kwargs):  # pylint: disable=redefined-builtin
@@ -761,10 +728,7 @@ def approve(id=None, **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("approve", kwargs, ("id",))
     if refused:
         return refused
-    args = {"actor": _caller(kwargs)}
-    if id is not None:
-        args["id"] = _name(id)
-    return _call("order.approve", args)
+    return _call("order.approve", {"actor": _caller(kwargs), **_given(id=(id, _name))})
 
 
 def reject(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
@@ -783,10 +747,8 @@ def reject(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
     refused = _args("reject", kwargs, ("id", "reason"))
     if refused:
         return refused
-    args = {"reason": _text(reason), "actor": _caller(kwargs)}
-    if id is not None:
-        args["id"] = _name(id)
-    return _call("order.reject", args)
+    return _call("order.reject", {"reason": _text(reason), "actor": _caller(kwargs),
+                                  **_given(id=(id, _name))})
 
 
 def order_cancel(id=None, reason="", **kwargs):  # pylint: disable=redefined-builtin
@@ -804,10 +766,8 @@ def order_cancel(id=None, reason="", **kwargs):  # pylint: disable=redefined-bui
     refused = _args("order_cancel", kwargs, ("id", "reason"))
     if refused:
         return refused
-    args = {"reason": _text(reason), "actor": _caller(kwargs)}
-    if id is not None:
-        args["id"] = _name(id)
-    return _call("order.cancel", args)
+    return _call("order.cancel", {"reason": _text(reason), "actor": _caller(kwargs),
+                                  **_given(id=(id, _name))})
 
 
 def _read(arg, path):
@@ -850,7 +810,7 @@ def status(master=None, **kwargs):
     refused = _args("status", kwargs, ("master",))
     if refused:
         return refused
-    args = {} if master is None else {"master": _name(master)}
+    args = _given(master=(master, _name))
     ret = _call("status", args)
     if isinstance(ret, dict) and "error" not in ret:
         down = ret["engine"]["state"] != "up"

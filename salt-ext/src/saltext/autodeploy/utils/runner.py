@@ -110,6 +110,14 @@ def as_int(value):
     return value
 
 
+def given(**fields):
+    """The arguments the caller gave, converted: ``name=(value, convert)``
+    becomes ``{name: convert(value)}`` unless value is None (not given: the
+    library applies its default and names a missing required one)."""
+    return {name: convert(value) for name, (value, convert) in fields.items()
+            if value is not None}
+
+
 def structured(value):
     """A map or list given as JSON/YAML text (salt-api form posts) is parsed."""
     if not isinstance(value, str) or value.strip()[:1] not in ("{", "["):
