@@ -490,6 +490,15 @@ def main():
     return 0 if ok else 1
 
 
+def resummarize(path):
+    """Recompute the summary of a written load.json (the figures are untouched)."""
+    res = json.loads(Path(path).read_text())
+    for k in ("notes", "bottleneck"):
+        res.pop(k, None)
+    res.update(summarize(res))
+    Path(path).write_text(json.dumps(res, indent=1) + "\n")
+
+
 def summarize(res):
     """The headline: ratios at the top rate and which component is the bottleneck."""
     out = {"notes": []}
@@ -525,7 +534,10 @@ def summarize(res):
                          f"{c['other_processes']}%); engine stored {e['stored']:,} of "
                          f"{e['received']:,} received, peak backlog {backlog} "
                          f"(returns queue + bus queue), spooled {e['spooled']}, bus dropped "
-                         f"{e['bus_dropped']}; {sat['lost']} lost")}
+                         f"{e['bus_dropped']}; {sat['lost']} lost; requests in flight (acked/s x p50 "
+                         f"latency) about {sat['achieved_rate'] * sat['lat_p50_ms'] / 1000:,.0f}, "
+                         f"with {res.get('minions')} minions of one request each: the queue is "
+                         "at the master")}
     if res.get("load1_start", 0) > 0.5:
         out["notes"].append(f"machine busy: load1 {res['load1_start']} at the start, "
                             f"{res.get('load1_end')} at the end (2 CPUs, shared with other work)")
