@@ -117,17 +117,50 @@ def rows_register(out):
             "when": r.get("measured_at", "not recorded"), "load": r.get("load1_start")})
 
 
+def rows_load(out):
+    r = load("load.json")
+    if not r:
+        return
+    at = r.get("sustained")
+    if not at:
+        return
+    common = {"when": r.get("measured_at", "not recorded"), "load": r.get("load1_start")}
+    stored_rate = at["achieved_rate"] * min(at["stored"], at["acked"]) / max(at["acked"], 1)
+    sat = next((s for s in r.get("steps", []) if s["offered_rate"] == r.get("first_not_kept_up")),
+               None)
+    out.append(dict(common, **{
+        "what": f"job returns through a real master (Salt {r['salt_version']}, "
+                f"{r['worker_threads']} MWorkers), {num(at['seconds'])} s sustained "
+                "(returns/s, lost)",
+        "ours": f"{num(stored_rate, 1)} /s stored, {num(at['lost'])} lost",
+        "peer": f"the master's acknowledged rate: {num(at['achieved_rate'], 1)} /s, "
+                f"p99 {num(at['lat_p99_ms'] / 1000, 2)} s",
+        "ratio": ratio(stored_rate / at["achieved_rate"], 2) if at["achieved_rate"] else "-",
+        "ceiling": (f"the master at its limit: {num(sat['achieved_rate'], 1)} /s acked of "
+                    f"{num(sat['offered_rate'])} offered" if sat else "-"),
+        "of_ceiling": pct(at["achieved_rate"] / sat["achieved_rate"]) if sat else "-"}))
+    if at.get("engine_cpu_per_1k"):
+        out.append(dict(common, **{
+            "what": "the same run: CPU per 1,000 returns/s (% of a core), engine vs master",
+            "ours": f"engine {num(at['engine_cpu_per_1k'], 1)}%, RSS "
+                    f"{num(at['engine_peak']['engine_rss_kb'] / 1024, 0)} MB",
+            "peer": f"salt-master, every process but the engine: {num(at['master_cpu_per_1k'], 1)}%",
+            "ratio": ratio(at["master_cpu_per_1k"] / at["engine_cpu_per_1k"]),
+            "ceiling": "-", "of_ceiling": "-"}))
+
+
 def render():
     rows = []
-    for fn in (rows_events, rows_returns, rows_placement, rows_register):
+    for fn in (rows_events, rows_returns, rows_placement, rows_register, rows_load):
         fn(rows)
     detail = load("events_detail.json") or {}
     lines = [START, "",
              f"Machine: {machine_text(detail.get('machine'))}; FerretDB v1.24.2 (SQLite) for "
              "the store rows. Each row's peer and ceiling were measured in the same run as ours "
              "(method: [bench/README.md](bench/README.md)); speed vs peer is our rate / the "
-             "peer's (for the placement row, the peer's time / ours), so above 1x we are "
-             "faster; `load` is the 1-minute load "
+             "peer's (for the placement row, the peer's time / ours; for the load rows, "
+             "returns stored / returns the master acknowledged, and the master's CPU per "
+             "return / the engine's), so above 1x we are faster; `load` is the 1-minute load "
              "average at the start of that run (2 CPUs: above 1 the machine was shared).", "",
              "| benchmark | ours | peer | speed vs peer | ceiling | of ceiling | measured | load |",
              "|---|---|---|---|---|---|---|---|"]

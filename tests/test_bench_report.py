@@ -36,6 +36,9 @@ def test_every_result_file_is_quoted():
         assert f"| {r['ad_rps']:,.0f} |" in block, r["mix"]
     register = json.loads((REPO / "bench" / "results" / "register.json").read_text())
     assert f"{register['ready_eps']:,.1f} /s" in block
+    load = json.loads((REPO / "bench" / "results" / "load.json").read_text())
+    assert f"the master's acknowledged rate: {load['sustained']['achieved_rate']:,.1f} /s" in block
+    assert f"{load['sustained']['lost']:,} lost" in block
     for name in ("events.json", "placement.json"):
         assert (REPO / "bench" / "results" / name).exists()
 
