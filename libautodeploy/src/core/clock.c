@@ -25,6 +25,23 @@ int64_t ad__mono_ms(void)
   return ms_of(CLOCK_MONOTONIC);
 }
 
+int64_t ad__boot_ms(void)
+{
+  return ms_of(CLOCK_BOOTTIME);
+}
+
+int64_t ad__clock_watch(ad__clock_watch_t *w, int64_t wall, int64_t boot, int64_t *since)
+{
+  int64_t step = w->boot ? (wall - w->wall) - (boot - w->boot) : 0;
+  if (step > -AD__CLOCK_STEP_MS && step < AD__CLOCK_STEP_MS)
+    step = 0;
+  else if (since)
+    *since = w->wall + step;
+  w->wall = wall;
+  w->boot = boot;
+  return step;
+}
+
 void ad__iso_format(int64_t ms, ad__iso_precision_t p, char out[32])
 {
   int64_t frac = ms % 1000;

@@ -16,6 +16,29 @@ int64_t ad__now_ms(void);
  * differences between two readings mean anything. Never decreases. */
 int64_t ad__mono_ms(void);
 
+/* CLOCK_BOOTTIME in milliseconds: monotonic like ad__mono_ms, and it also
+ * counts the time the host was suspended. The reference a step of the wall
+ * clock is measured against (a suspended host's wall clock did not step). */
+int64_t ad__boot_ms(void);
+
+/* Watching the wall clock for steps (an operator's `date -s`, NTP's step
+ * after a long drift, a VM restored): each reading of both clocks is
+ * compared with the one before. Zero it to start. */
+typedef struct {
+  int64_t wall, boot; /* the previous reading; boot 0: none yet */
+} ad__clock_watch_t;
+
+/* A difference larger than this between the two clocks' deltas is a step:
+ * NTP's slew moves the wall clock by at most 0.5 ms a second. */
+#define AD__CLOCK_STEP_MS 1000
+
+/* Feed one reading (ad__now_ms, ad__boot_ms). The wall clock's step since
+ * the previous reading (positive: set forward), or 0 when it kept within
+ * AD__CLOCK_STEP_MS of the time that passed. On a step, *since (may be
+ * NULL) is the previous reading's time on the stepped wall clock: what was
+ * stored after it was written on the new clock already. */
+int64_t ad__clock_watch(ad__clock_watch_t *w, int64_t wall, int64_t boot, int64_t *since);
+
 /* How much of the second an ISO-8601 time shows. */
 typedef enum {
   AD__ISO_MS,        /* "2026-11-27T13:50:00.123Z": stored and logged times */

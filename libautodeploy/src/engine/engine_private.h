@@ -18,6 +18,7 @@
 
 #include "autodeploy/engine.h"
 #include "autodeploy/notify.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "feeds/kafka.h"
 #include "fleet/fleet.h"
@@ -39,6 +40,19 @@ typedef struct {
   uint64_t runs, backfilled, task_returns, failures;
   char mark_path[1024]; /* <spool_dir>/listening.mark; "" = off */
 } ad__engine_backfill_t;
+
+/* clockstep.c: steps of the wall clock, seen on the engine loop's thread. */
+typedef struct {
+  ad__clock_watch_t watch;
+  int64_t (*wall)(void), (*boot)(void); /* NULL: ad__now_ms, ad__boot_ms (tests: fakes) */
+  /* move the stored times by step_ms (ad__tasks_shift): how many, or -1 + err */
+  int64_t (*shift)(void *user, int64_t step_ms, int64_t since, ad_error_t *err);
+  void *user;
+  int64_t owed_ms, since_ms; /* a step whose move is still owed, and its `since` */
+  int failing;               /* the move failed (logged once) */
+  long long steps, moved;    /* for the stats line (atomic) */
+  int64_t last_step_ms;
+} ad__clock_steps_t;
 
 typedef struct {
   char *sock_dir;
@@ -101,6 +115,7 @@ struct ad_engine {
   ad__purchase_t *purchase; /* NULL without a purchase entry */
 
   ad__engine_backfill_t backfill;
+  ad__clock_steps_t clock;  /* clockstep.c */
   ad__lease_mongo_t leader_store;
   ad__lease_t *leader;      /* NULL without mongo_uri, and until ad_engine_run */
   long long loop_passes, loop_skips; /* periodic passes run / skipped as a follower (atomic) */
@@ -174,6 +189,15 @@ void ad__engine_backfill_init(ad_engine_t *eng);
 int64_t ad__engine_backfill_tick(void *user);
 void ad__engine_backfill_stop(ad_engine_t *eng);
 json_t *ad__engine_backfill_stats(const ad_engine_t *eng);
+/* clockstep.c: read both clocks; on a step, log it, count it and move
+ * the stored times (c->shift; NULL: only logged). 0, or -1 while a move is
+ * owed (it failed): the caller must not compare stored wall times yet. */
+int ad__clock_steps_check(ad__clock_steps_t *c);
+/* {steps, last_step_ms, deadlines_moved}: the stats line's "clock". */
+json_t *ad__clock_steps_stats(const ad__clock_steps_t *c);
+/* The engine's c->shift (user: the engine): on the leader, ad__tasks_shift. */
+int64_t ad__engine_clock_shift(void *user, int64_t step_ms, int64_t since, ad_error_t *err);
+
 /* leader.c: the `leader` lease (with the store; ad_engine_run makes it).
  * 0 or AD_ENOMEM. */
 int ad__engine_leader_new(ad_engine_t *eng, ad_error_t *err);

@@ -95,6 +95,13 @@ char *ad_engine_stats_json(ad_engine_t *eng)
       return NULL;
     }
   }
+  if (j) { /* steps of the wall clock seen, task times moved (docs/reliability.md) */
+    json_t *c = ad__clock_steps_stats(&eng->clock);
+    if (!c || json_object_set_new(j, "clock", c)) {
+      json_decref(j);
+      return NULL;
+    }
+  }
   if (j && eng->leader) { /* this engine's view of the leader lease */
     json_t *l = ad__engine_leader_stats(eng);
     if (!l || json_object_set_new(j, "leader", l)) {

@@ -69,10 +69,19 @@ static int64_t fire_status(void *user)
   return eng->c.status_interval * 1000LL;
 }
 
+/* Every second, so that a step is seen before much is written on the new
+ * clock (clockstep.c). */
+static int64_t fire_clock(void *user)
+{
+  ad__clock_steps_check(&((ad_engine_t *)user)->clock);
+  return 1000;
+}
+
 static int64_t fire_watchdog(void *user)
 {
   ad_engine_t *eng = user;
-  if (ad__engine_leads(eng, "watchdog pass"))
+  /* deadlines are wall-clock times: not while a step's move is owed */
+  if (ad__clock_steps_check(&eng->clock) == 0 && ad__engine_leads(eng, "watchdog pass"))
     ad__tasks_watchdog(&eng->tasks);
   return eng->c.watchdog_interval * 1000LL;
 }
@@ -112,7 +121,12 @@ void ad__engine_loop(ad_engine_t *eng)
   if (eng->leader) /* claim before the first pass, not a renewal period later */
     ad__engine_leader_tick(eng);
   int64_t now = mono_ms();
+  eng->clock.shift = ad__engine_clock_shift;
+  eng->clock.user = eng;
+  ad__clock_steps_check(&eng->clock); /* the first reading */
   ad__timer_t timers[] = {
+      /* first: a step is seen before any other pass of the round */
+      {"clock", now + 1000, fire_clock},
       {"stats", eng->c.stats_interval > 0 ? now + eng->c.stats_interval * 1000LL : INT64_MAX,
        fire_stats},
       {"status", eng->store && eng->c.status_interval > 0 ? now : INT64_MAX, fire_status},

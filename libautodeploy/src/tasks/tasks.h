@@ -68,6 +68,15 @@ int ad__tasks_on_intervene(const ad__tasks_ctx_t *t, ad_event_t *ev);
 void ad__tasks_settle(const ad__tasks_ctx_t *t);
 /* Every watchdog tick: settle, deadlines, due retries, queued tasks. */
 void ad__tasks_watchdog(const ad__tasks_ctx_t *t);
+/* The wall clock stepped by step_ms (core/clock.h): move the stored
+ * wall-clock times the watchdog compares with it, each running step's
+ * deadline_ms and each queued retry's retry_at_ms, by the step, so that each
+ * keeps the time it had left; a task changed in [since, now] is left alone
+ * (its times were written on the new clock). Each move is conditional on the
+ * time read, bumps `rev` and notes the step in `history`. How many moved, or
+ * -1 + err (the caller tries again: the watchdog must not run meanwhile). */
+int64_t ad__tasks_shift(const ad__tasks_ctx_t *t, int64_t step_ms, int64_t since,
+                        ad_error_t *err);
 /* The counters as {refused_forged_returns, ...} (new reference), or NULL. */
 json_t *ad__tasks_stats_json(const ad__tasks_ctx_t *t);
 

@@ -164,3 +164,65 @@ int ad__task_note_refusal(const ad__tasks_ctx_t *t, const char *id, const char *
     AD_LOG_E("tasks", "recording a refusal on task %s: %s", id, q && u ? err.message : "no memory");
   return n < 0 ? AD_ECONNECT : (int)n;
 }
+
+/* ---- a step of the wall clock ------------------------------------------- */
+
+/* Move one task's `field` by step_ms, only while it still holds the value
+ * read (a move since wrote a new one, on the new clock), with a note in
+ * `history`. 1 moved, 0 changed meanwhile, <0 store error. */
+static int64_t shift_one(const ad__tasks_ctx_t *t, const char *id, const char *field,
+                         int64_t was, int64_t step_ms, ad_error_t *err)
+{
+  char now[32], note[160];
+  ad__iso_ms(ad__now_ms(), now);
+  snprintf(note, sizeof note, "wall clock stepped by %+.1f s: %s moved with it, the time "
+           "left kept", (double)step_ms / 1000.0, field);
+  bson_t *q = BCON_NEW("_id", BCON_UTF8(id), field, BCON_INT64(was));
+  bson_t *u = BCON_NEW("$inc", "{", field, BCON_INT64(step_ms), "rev", BCON_INT32(1), "}",
+                       "$push", "{", "history", "{", "at", BCON_UTF8(now), "note", BCON_UTF8(note),
+                       "cause", BCON_UTF8("clock step"), "actor", BCON_UTF8("watchdog"), "}", "}");
+  int64_t n = q && u ? ad__store_update_one(t->store, t->collection, q, u, err)
+                     : ad__err(err, AD_ENOMEM, "tasks", "moving task %s", id);
+  if (q)
+    bson_destroy(q);
+  if (u)
+    bson_destroy(u);
+  return n;
+}
+
+/* Tasks in `state` with a time in `field`, all moved by step_ms but those
+ * changed in [since, now]: they were written on the new clock. */
+static int64_t shift_field(const ad__tasks_ctx_t *t, const char *state, const char *field,
+                           int64_t step_ms, int64_t since, ad_error_t *err)
+{
+  bson_t *q = BCON_NEW("state", BCON_UTF8(state), field, "{", "$gt", BCON_INT64(0), "}");
+  bson_t *o = BCON_NEW("projection", "{", field, BCON_INT32(1), "updated_at", BCON_INT32(1), "}");
+  json_t *rows = ad__store_find_json(t->store, t->collection, q, o, err);
+  bson_destroy(q);
+  bson_destroy(o);
+  if (!rows)
+    return -1;
+  int64_t moved = 0, now = ad__now_ms(), at;
+  size_t i;
+  json_t *row;
+  json_array_foreach(rows, i, row) {
+    if (!ad__time_parse(ad__jstr(row, "updated_at"), &at) && at >= since && at <= now)
+      continue;
+    int64_t n = shift_one(t, ad__jstr(row, "_id"), field, ad__jint(row, field), step_ms, err);
+    if (n < 0) {
+      moved = -1;
+      break;
+    }
+    moved += n;
+  }
+  json_decref(rows);
+  return moved;
+}
+
+int64_t ad__tasks_shift(const ad__tasks_ctx_t *t, int64_t step_ms, int64_t since,
+                        ad_error_t *err)
+{
+  int64_t a = shift_field(t, "running", "deadline_ms", step_ms, since, err);
+  int64_t b = a < 0 ? -1 : shift_field(t, "queued", "retry_at_ms", step_ms, since, err);
+  return b < 0 ? -1 : a + b;
+}

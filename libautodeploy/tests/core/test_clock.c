@@ -105,5 +105,59 @@ TEST(monotonic_never_decreases)
   ASSERT(later - start < 10000);
 }
 
+/* The step watch on a fake pair of clocks: `wall` is what the wall clock
+ * says, `boot` the time that really passed. */
+TEST(clock_watch_sees_steps_not_slew)
+{
+  ad__clock_watch_t w = {0};
+  int64_t wall = 1700000000000LL, boot = 5000, since = 42;
+  ASSERT_EQ(ad__clock_watch(&w, wall, boot, &since), 0); /* the first reading: nothing to compare */
+  for (int i = 0; i < 60; i++) { /* a minute of 1 s ticks, NTP slewing at its 500 ppm limit */
+    wall += 1000 + 1; /* 0.5 ms slew, rounded up */
+    boot += 1000;
+    ASSERT_EQ(ad__clock_watch(&w, wall, boot, &since), 0);
+  }
+  ASSERT_EQ(since, 42); /* untouched without a step */
+  /* set forward an hour between two ticks */
+  int64_t before = wall;
+  wall += 1000 + 3600000;
+  boot += 1000;
+  ASSERT_EQ(ad__clock_watch(&w, wall, boot, &since), 3600000);
+  ASSERT_EQ(since, before + 3600000); /* the previous reading on the new clock */
+  wall += 1000, boot += 1000;
+  ASSERT_EQ(ad__clock_watch(&w, wall, boot, NULL), 0); /* once: the new clock is the reference */
+  /* set back two hours, seen after a long tick (the loop was busy 30 s) */
+  before = wall;
+  wall += 30000 - 7200000;
+  boot += 30000;
+  ASSERT_EQ(ad__clock_watch(&w, wall, boot, &since), -7200000);
+  ASSERT_EQ(since, before - 7200000);
+  /* at the threshold: not a step; just over it: a step, either way */
+  wall += 1000 + 999, boot += 1000;
+  ASSERT_EQ(ad__clock_watch(&w, wall, boot, NULL), 0);
+  wall += 1000 - 999, boot += 1000;
+  ASSERT_EQ(ad__clock_watch(&w, wall, boot, NULL), 0);
+  wall += 1000 + AD__CLOCK_STEP_MS, boot += 1000;
+  ASSERT_EQ(ad__clock_watch(&w, wall, boot, NULL), AD__CLOCK_STEP_MS);
+  wall += 1000 - AD__CLOCK_STEP_MS, boot += 1000;
+  ASSERT_EQ(ad__clock_watch(&w, wall, boot, NULL), -AD__CLOCK_STEP_MS);
+}
+
+/* A suspended host: the wall clock and CLOCK_BOOTTIME both ran on, so
+ * that is no step (on CLOCK_MONOTONIC, which stops in a suspend, it
+ * would look like one). */
+TEST(clock_watch_suspend_is_not_a_step)
+{
+  ad__clock_watch_t w = {0};
+  ASSERT_EQ(ad__clock_watch(&w, 1700000000000LL, 5000, NULL), 0);
+  ASSERT_EQ(ad__clock_watch(&w, 1700000000000LL + 3600000, 5000 + 3600000, NULL), 0);
+  int64_t wall = ad__now_ms(), boot = ad__boot_ms(), mono = ad__mono_ms();
+  ASSERT(boot > 0 && boot >= mono);
+  ad__clock_watch_t real = {0};
+  ASSERT_EQ(ad__clock_watch(&real, wall, boot, NULL), 0);
+  ASSERT_EQ(ad__clock_watch(&real, ad__now_ms(), ad__boot_ms(), NULL), 0);
+}
+
 RUN(CASE(iso_format), CASE(iso_precisions), CASE(iso_round_trip), CASE(parse_forms), CASE(parse_refuses),
-    CASE(wall_clock_is_the_epoch), CASE(monotonic_never_decreases))
+    CASE(wall_clock_is_the_epoch), CASE(monotonic_never_decreases),
+    CASE(clock_watch_sees_steps_not_slew), CASE(clock_watch_suspend_is_not_a_step))
