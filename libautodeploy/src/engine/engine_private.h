@@ -7,6 +7,7 @@
  *   stats.c     the counters as JSON
  *   commands.c  ad_call: one table of commands (name, handler, args, doc)
  *   leader.c    which engine runs the periodic loops (the `leader` lease)
+ *   clockstep.c steps of the wall clock, and the stored task times moved with them
  *   engine.c    the public lifecycle: new, run, stop, destroy */
 #ifndef AD_ENGINE_PRIVATE_H
 #define AD_ENGINE_PRIVATE_H

@@ -6,23 +6,16 @@
  *
  * Intervals are measured on CLOCK_MONOTONIC: a wall clock stepped by NTP
  * or an operator would stall the watchdog (set back) or fire every timer at
- * once (set forward). The modules' own timestamps stay on the wall clock.
+ * once (set forward). The modules' own timestamps stay on the wall clock;
+ * a step of it is watched for every second (clockstep.c).
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "core/clock.h"
 #include "core/log_private.h"
 #include "engine/engine_private.h"
-
-static int64_t mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int ad__timers_wait(const ad__timer_t *t, size_t n, int64_t now)
 {
@@ -120,7 +113,7 @@ void ad__engine_loop(ad_engine_t *eng)
 {
   if (eng->leader) /* claim before the first pass, not a renewal period later */
     ad__engine_leader_tick(eng);
-  int64_t now = mono_ms();
+  int64_t now = ad__mono_ms();
   eng->clock.shift = ad__engine_clock_shift;
   eng->clock.user = eng;
   ad__clock_steps_check(&eng->clock); /* the first reading */
@@ -143,9 +136,9 @@ void ad__engine_loop(ad_engine_t *eng)
   size_t n = sizeof timers / sizeof timers[0];
   struct pollfd p = {.fd = eng->stop_fd, .events = POLLIN};
   for (;;) {
-    int r = poll(&p, 1, ad__timers_wait(timers, n, mono_ms()));
+    int r = poll(&p, 1, ad__timers_wait(timers, n, ad__mono_ms()));
     if (r > 0 || (r < 0 && errno != EINTR))
       break;
-    ad__timers_run(timers, n, mono_ms(), mono_ms, eng);
+    ad__timers_run(timers, n, ad__mono_ms(), ad__mono_ms, eng);
   }
 }
