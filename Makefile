@@ -40,7 +40,7 @@ KAFKA_LIBS := $(DEPS)/kafka/libs
 APT_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
   libzmq3-dev libmsgpack-dev libcurl4-openssl-dev libmongoc-dev libbson-dev \
   libjansson-dev libssl-dev python3-venv python3-dev iproute2 procps prometheus prometheus-node-exporter prometheus-process-exporter \
-  librdkafka-dev openjdk-17-jre-headless maven libmicrohttpd-dev chromium tzdata
+  librdkafka-dev openjdk-17-jre-headless maven libmicrohttpd-dev chromium tzdata libfaketime
 
 .PHONY: all deps lib tools check check-c check-py check-compat check-faults demo bench bench-load fuzz \
   fuzz-short fuzz-corpus test-c test-asan check-exports check-fresh demo-stop clean

@@ -495,10 +495,11 @@ class SaltEnv:
         return opts
 
     # --------------------------------------------------------------- daemons
-    def _spawn(self, name, argv, console_log):
+    def _spawn(self, name, argv, console_log, extra_env=None):
         console_log.parent.mkdir(parents=True, exist_ok=True)
         out = open(console_log, "ab")
         env = dict(os.environ)
+        env.update(extra_env or {})
         env["PATH"] = str(self.venv_bin) + os.pathsep + env.get("PATH", "")
         env.pop("PYTHONPATH", None)
         env["PYTHONUNBUFFERED"] = "1"
@@ -559,8 +560,12 @@ class SaltEnv:
         except OSError:
             return False
 
-    def start_master(self, timeout=60):
-        """Start salt-master; return once its ports and event bus accept connections."""
+    def start_master(self, timeout=60, env=None):
+        """Start salt-master; return once its ports and event bus accept connections.
+
+        :param env: more environment variables for the master's processes
+            (the engine's too), e.g. libfaketime's ``LD_PRELOAD``.
+        """
         if self._master and self._master.proc.poll() is None:
             raise SaltEnvError("master already running")
         for key in ("pki_dir", "cachedir", "sock_dir"):
@@ -576,6 +581,7 @@ class SaltEnv:
             "master",
             self._daemon_argv("salt-master", self.master_conf_dir, self.master_log),
             self.master_console_log,
+            env,
         )
         deadline = t0 + timeout
         while True:

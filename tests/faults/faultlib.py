@@ -38,9 +38,11 @@ def engine_conf(ferretdb, tmp_path, **extra):
     return conf
 
 
-def start_env(salt_env, conf, minions=(), **master_opts):
+def start_env(salt_env, conf, minions=(), master_env=None, **master_opts):
+    """A master running the engine with `conf` (`master_env`: more environment
+    for its processes), and `minions` accepted."""
     env = salt_env(master_opts={"engines": [{"autodeploy": conf}], **master_opts})
-    env.start_master()
+    env.start_master(env=master_env)
     for m in minions:
         env.start_minion(m)
     for m in minions:
