@@ -73,8 +73,10 @@ void ad__tasks_watchdog(const ad__tasks_ctx_t *t);
  * deadline_ms and each queued retry's retry_at_ms, by the step, so that each
  * keeps the time it had left; a task changed in [since, now] is left alone
  * (its times were written on the new clock). Each move is conditional on the
- * time read, bumps `rev` and notes the step in `history`. How many moved, or
- * -1 + err (the caller tries again: the watchdog must not run meanwhile). */
+ * time read, bumps `rev`, sets updated_at and notes the step in `history`.
+ * How many moved, or -1 + err (the caller tries again with the same
+ * `since`, which skips those already moved; the watchdog must not run
+ * meanwhile). */
 int64_t ad__tasks_shift(const ad__tasks_ctx_t *t, int64_t step_ms, int64_t since,
                         ad_error_t *err);
 /* The counters as {refused_forged_returns, ...} (new reference), or NULL. */

@@ -169,7 +169,9 @@ int ad__task_note_refusal(const ad__tasks_ctx_t *t, const char *id, const char *
 
 /* Move one task's `field` by step_ms, only while it still holds the value
  * read (a move since wrote a new one, on the new clock), with a note in
- * `history`. 1 moved, 0 changed meanwhile, <0 store error. */
+ * `history`. updated_at is set too: should a later task fail to move, the
+ * try again leaves this one alone (changed since `since`). 1 moved, 0
+ * changed meanwhile, <0 store error. */
 static int64_t shift_one(const ad__tasks_ctx_t *t, const char *id, const char *field,
                          int64_t was, int64_t step_ms, ad_error_t *err)
 {
@@ -179,6 +181,7 @@ static int64_t shift_one(const ad__tasks_ctx_t *t, const char *id, const char *f
            "left kept", (double)step_ms / 1000.0, field);
   bson_t *q = BCON_NEW("_id", BCON_UTF8(id), field, BCON_INT64(was));
   bson_t *u = BCON_NEW("$inc", "{", field, BCON_INT64(step_ms), "rev", BCON_INT32(1), "}",
+                       "$set", "{", "updated_at", BCON_UTF8(now), "}",
                        "$push", "{", "history", "{", "at", BCON_UTF8(now), "note", BCON_UTF8(note),
                        "cause", BCON_UTF8("clock step"), "actor", BCON_UTF8("watchdog"), "}", "}");
   int64_t n = q && u ? ad__store_update_one(t->store, t->collection, q, u, err)
