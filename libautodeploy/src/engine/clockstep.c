@@ -54,10 +54,10 @@ int ad__clock_steps_check(ad__clock_steps_t *c)
 json_t *ad__clock_steps_stats(const ad__clock_steps_t *c)
 {
   ad__clock_steps_t *m = (ad__clock_steps_t *)c;
-  return json_pack("{s:I,s:I,s:I}", "steps",
-                   (json_int_t)__atomic_load_n(&m->steps, __ATOMIC_RELAXED), "last_step_ms",
-                   (json_int_t)__atomic_load_n(&m->last_step_ms, __ATOMIC_RELAXED), "deadlines_moved",
-                   (json_int_t)__atomic_load_n(&m->moved, __ATOMIC_RELAXED));
+#define L(f) (json_int_t) __atomic_load_n(&m->f, __ATOMIC_RELAXED)
+  return json_pack("{s:I,s:I,s:I}", "steps", L(steps), "last_step_ms", L(last_step_ms),
+                   "deadlines_moved", L(moved));
+#undef L
 }
 
 int64_t ad__engine_clock_shift(void *user, int64_t step_ms, int64_t since, ad_error_t *err)
