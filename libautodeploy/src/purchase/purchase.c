@@ -560,8 +560,10 @@ int64_t ad__purchase_tick(ad__purchase_t *p)
 static void note_refusal(ad__purchase_t *p, const char *id, const char *note)
 {
   json_t *o = ad__orders_get(p, id, NULL);
-  if (o)
-    ad__orders_move(p, o, AD__OC_NOTE, json_pack("{s:s}", "last_refusal", note), note, "guard", NULL);
+  json_t *set = o ? json_pack("{s:s}", "last_refusal", note) : NULL; /* borrowed by the move */
+  if (set)
+    ad__orders_move(p, o, AD__OC_NOTE, set, note, "guard", NULL);
+  json_decref(set);
   json_decref(o);
 }
 
@@ -609,11 +611,9 @@ int ad__purchase_on_decision(ad__purchase_t *p, ad_event_t *ev)
   snprintf(why, sizeof why, "%s through Salt%s%s", action, *ad__jstr(req, "reason") ? ": " : "",
            ad__jstr(req, "reason"));
   json_t *o = ad__orders_get(p, id, &err);
-  int rc = o && cause >= 0
-               ? ad__orders_move(p, o, cause,
-                                 cause == AD__OC_REJECT ? json_pack("{s:s}", "end_reason", why) : NULL,
-                                 why, actor, &err)
-               : AD_EINVAL;
+  json_t *set = cause == AD__OC_REJECT ? json_pack("{s:s}", "end_reason", why) : NULL;
+  int rc = o && cause >= 0 ? ad__orders_move(p, o, cause, set, why, actor, &err) : AD_EINVAL;
+  json_decref(set); /* the move borrows it */
   if (rc == 1)
     notice_after(&(drive_t){p, ad__now_ms()}, o, cause == AD__OC_APPROVE ? "approved" : "rejected",
                  why);
