@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus/dispatch.h"
 #include "bus/sign.h"
 #include "core/clock.h"
 #include "core/error_private.h"
@@ -579,13 +580,22 @@ static int tag_parts(const char *tag, char *id, size_t size, const char **action
   return 0;
 }
 
+/* autodeploy/order/<id>/... whose <id> is empty or too long: nothing to
+ * note it on, but counted and logged as every refusal is. */
+static int refuse_tag(ad__purchase_t *p, const char *tag)
+{
+  AD__PCOUNT(p, refused_unsigned);
+  AD_LOG_W(D, "%.*s%s refused: the tag names no order", AD__TAG_SHOW(tag));
+  return 1;
+}
+
 int ad__purchase_on_decision(ad__purchase_t *p, ad_event_t *ev)
 {
   char id[200], note[400];
   const char *action, *body, *who = "?";
   size_t blen, wn = 1;
   if (tag_parts(ad_event_tag(ev), id, sizeof id, &action))
-    return 1;
+    return refuse_tag(p, ad_event_tag(ev));
   ad_error_t err = {0};
   if (ad__verify_signed(ev, p->key_path, &body, &blen, &err)) {
     ad_event_get_str(ev, "id", &who, &wn);
@@ -679,7 +689,7 @@ int ad__purchase_on_placed(ad__purchase_t *p, ad_event_t *ev)
   const char *action, *body;
   size_t blen;
   if (tag_parts(ad_event_tag(ev), id, sizeof id, &action))
-    return 1;
+    return refuse_tag(p, ad_event_tag(ev));
   ad_error_t err = {0};
   json_t *res = NULL;
   if (ad__verify_signed(ev, p->key_path, &body, &blen, &err) ||
