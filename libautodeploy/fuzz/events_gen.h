@@ -47,8 +47,8 @@ static size_t any_str(in_t *in, char *out, size_t size)
     snprintf(out, size, "%s", ODD[pick(in, sizeof ODD / sizeof ODD[0])]);
     return strlen(out);
   }
-  if (how == 1) { /* long */
-    n = (size_t)(u8(in) + 1) * 16;
+  if (how == 1) { /* long: any length up to 4 KiB, past every bound a handler has */
+    n = (size_t)u8(in) * 16 + pick(in, 17);
     n = n < size - 1 ? n : size - 1;
     memset(out, 'a' + (int)pick(in, 26), n);
     out[n] = 0;

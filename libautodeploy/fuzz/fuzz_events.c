@@ -454,8 +454,8 @@ enum { F_START, F_RET, F_RET_TASK, F_NEW, F_INTERVENE, F_REFRESH, F_PING, F_PRES
        F_OPENED, F_BEACON, F_APPROVE, F_REJECT, F_PLACED, F_COUNT };
 
 typedef struct {
-  char tag[AD__TAG_MAX + 64];
-  char id[600];      /* the tag's id: minion, task, service or order */
+  char tag[2 * AD__TAG_MAX + 64]; /* longer than a reader passes */
+  char id[AD__TAG_MAX + 64]; /* the tag's id: minion, task, service or order */
   int is_signed, forged;
   const char *coll;  /* the document a forged event must not move */
 } event_t;
@@ -480,7 +480,7 @@ static const char *const PLACED_REQ[] = {"id", "ok", "cloud_order_id", "error", 
 /* Put back what the family touches, and write its tag and data. */
 static void build(in_t *in, int fam, event_t *e, msgpack_packer *pk)
 {
-  char a[600], b[600];
+  char a[AD__TAG_MAX + 64], b[AD__TAG_MAX + 64];
   const char *const *req = NULL;
   const char *action = "";
   switch (fam) {
