@@ -12,6 +12,8 @@
 #include <string.h>
 
 /* ---- the input, read as choices -------------------------------------------- */
+/* A choice of 0 is the typical one, so that input which runs out (it reads
+ * as zeros) still makes a complete, well-formed event. */
 
 typedef struct {
   const uint8_t *p;

@@ -109,7 +109,7 @@ static void pack_sensible(msgpack_packer *pk, in_t *in, const char *key, int dep
       pack_str(pk, "file_|-x_|-/x_|-managed", 23);
       msgpack_pack_map(pk, 4);
       pack_str(pk, "result", 6);
-      if (u8(in) & 1)
+      if (!(u8(in) & 1))
         msgpack_pack_true(pk);
       else
         pack_any(pk, in, depth + 1);
@@ -143,14 +143,14 @@ static void pack_sensible(msgpack_packer *pk, in_t *in, const char *key, int dep
       pack_str(pk, s, n);
       msgpack_pack_map(pk, 3);
       pack_str(pk, "state", 5);
-      if (u8(in) & 1)
+      if (!(u8(in) & 1))
         pack_str(pk, "up", 2);
       else
         pack_str(pk, "down", 4);
       pack_str(pk, "cpu", 3);
-      pack_sensible(pk, in, u8(in) & 3 ? "cpu" : "", depth + 1);
+      pack_sensible(pk, in, (u8(in) & 3) != 3 ? "cpu" : "", depth + 1);
       pack_str(pk, "mem_mb", 6);
-      pack_sensible(pk, in, u8(in) & 3 ? "mem_mb" : "", depth + 1);
+      pack_sensible(pk, in, (u8(in) & 3) != 3 ? "mem_mb" : "", depth + 1);
     }
   } else {
     pack_any(pk, in, depth);
@@ -165,7 +165,9 @@ static void pack_body(msgpack_packer *pk, in_t *in, const char *const *want, int
   size_t nw = 0;
   while (want[nw])
     nw++;
-  unsigned mask = u8(in) | u8(in) << 8, extra = pick(in, 4), n = 0;
+  /* a set bit leaves a field out: input that runs out (zeros) is a
+   * complete, typical event */
+  unsigned mask = ~(u8(in) | u8(in) << 8), extra = pick(in, 4), n = 0;
   if (force_first)
     mask |= 1;
   for (size_t i = 0; i < nw; i++)
@@ -175,7 +177,7 @@ static void pack_body(msgpack_packer *pk, in_t *in, const char *const *want, int
     if (!((mask >> i & 1) || (mask & 0x8000)))
       continue;
     pack_str(pk, want[i], strlen(want[i]));
-    if (pick(in, 4))
+    if (pick(in, 4) != 3)
       pack_sensible(pk, in, want[i], 0);
     else
       pack_any(pk, in, 0);
@@ -197,7 +199,7 @@ static void pack_body(msgpack_packer *pk, in_t *in, const char *const *want, int
 static char *request_text(in_t *in, const char *const *keys, const char *id, const char *action)
 {
   char s[512];
-  if (pick(in, 10) == 0) {
+  if (pick(in, 10) == 9) {
     size_t n = any_str(in, s, sizeof s);
     return strndup(s, n);
   }
@@ -209,12 +211,12 @@ static char *request_text(in_t *in, const char *const *keys, const char *id, con
     if (mask >> i & 1 && i)
       continue;
     json_t *v;
-    if (pick(in, 4) == 0)
+    if (pick(in, 4) == 3)
       v = json_any(in, 0);
     else if (i == 0) /* the id the tag names */
-      v = pick(in, 4) ? json_string(id) : json_stringn(s, any_str(in, s, sizeof s));
+      v = pick(in, 4) != 3 ? json_string(id) : json_stringn(s, any_str(in, s, sizeof s));
     else if (!strcmp(keys[i], "action")) /* the tag's, or any */
-      v = *action && pick(in, 2) ? json_string(action) : json_stringn(s, id_of(in, ACTIONS, s, sizeof s));
+      v = *action && !pick(in, 2) ? json_string(action) : json_stringn(s, id_of(in, ACTIONS, s, sizeof s));
     else if (!strcmp(keys[i], "at_ms"))
       v = json_integer((json_int_t)u64(in) >> pick(in, 64));
     else if (!strcmp(keys[i], "ok") || !strcmp(keys[i], "dry_run"))
