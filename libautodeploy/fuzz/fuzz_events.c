@@ -13,14 +13,18 @@
  * other worker would have, so a task's return is judged at once instead of
  * after up to 5 s of waiting for it.
  *
- * The input is read as choices (events_gen.h, and build() below): the event family
- * (one per route: start, job return with and without metadata.autodeploy_task,
- * job new, intervene, refresh, ping, presence, key, opened, beacon, order
- * approve/reject/placed), the ids in the tag and body (mostly the ones the
- * target seeded: a registered minion, a running task, deployed and opened
- * services, orders awaiting approval and approved; else any string: empty,
- * long, NUL, non-UTF-8, glob and path characters) and a msgpack body map whose
- * keys are the fields the handlers read and whose values are of any type.
+ * The input is read as choices (events_gen.h, and build() below; zeros
+ * choose the typical event): the event family (one per route: start, job
+ * return with and without metadata.autodeploy_task, job new, intervene,
+ * refresh, ping, presence, key, opened, beacon, order approve/reject/
+ * placed), the ids in the tag and body (mostly the ones the target seeded: a
+ * minion with an accepted key and cached grains, a running task, deployed
+ * and opened services, orders awaiting approval and approved; else any
+ * string: empty, up to 4 KiB, NUL, non-UTF-8, glob and path characters) and
+ * a msgpack body map whose keys are the fields the handlers read and whose
+ * values are of any type. A tag the reader would drop (a NUL, over 4096
+ * bytes) is not handed on; one that matches no route reaches no handler,
+ * as on the bus. Every log line is formatted (AD_FUZZ_LOG=1 prints them).
  * Signed events (interventions, openings, orders) are signed with the key
  * the target configured in some inputs, so the checks behind the signature
  * see arbitrary bodies, and forged (a wrong or missing signature, a minion's
@@ -35,7 +39,6 @@
  * handler's answer), and does not move the state of the task, order or
  * service it names; a refused signed intervention or order decision moves
  * one of its refusal counters. */
-#include <fcntl.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <stdint.h>
@@ -43,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "bus/bus_private.h"
 #include "bus/sign.h"
