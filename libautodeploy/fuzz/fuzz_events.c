@@ -360,7 +360,12 @@ static void store_return(ad_event_t *ev)
     return;
   mongoc_client_t *c = ad__store_pop(eng->store);
   mongoc_collection_t *mc = ad__store_coll(eng->store, c, "returns");
-  mongoc_collection_insert_one(mc, doc, NULL, NULL, NULL); /* a duplicate: stored already */
+  bson_error_t be;
+  if (!mongoc_collection_insert_one(mc, doc, NULL, NULL, &be) && getenv("AD_FUZZ_LOG")) {
+    char *j = bson_as_relaxed_extended_json(doc, NULL); /* a duplicate: stored already */
+    fprintf(stderr, "fuzz_events: return not stored: %s: %.2000s\n", be.message, j ? j : "?");
+    bson_free(j);
+  }
   mongoc_collection_destroy(mc);
   ad__store_push(eng->store, c);
   bson_destroy(doc);
@@ -640,6 +645,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       continue;
     ad_event_t ev;
     ad__event_view(&ev, e.tag, tag_len, sb.data, sb.size, &zone);
+    if (getenv("AD_FUZZ_LOG")) { /* triage: the event as the handler sees it */
+      ad_error_t jerr = {0};
+      char *j = ad_event_to_json_text(&ev, 0, &jerr);
+      fprintf(stderr, "fuzz_events: %s%s%s\n", j ? j : e.tag, j ? "" : ": ", j ? "" : jerr.message);
+      free(j);
+    }
     if (fam == F_RET || fam == F_RET_TASK)
       store_return(&ev);
     int rc = eng->bus->routes.r[i].fn(&ev, eng->bus->routes.r[i].user);
