@@ -351,24 +351,32 @@ static void state_of(const char *coll, const char *id, char *out, size_t size)
   json_decref(d);
 }
 
-/* The job return as returns.c would have stored it on another worker. */
-static void store_return(ad_event_t *ev)
+/* The job return as returns.c would have stored it on another worker. 0,
+ * or -1 when the store refused its document (FerretDB's limits: duplicate
+ * keys once non-string keys are text), which a task then waits 5 s for. */
+static int store_return(ad_event_t *ev)
 {
   ad_error_t err = {0};
   bson_t *doc = ad__returns_doc(ev, 0, &err);
+  int rc = 0;
   if (!doc)
-    return;
+    return 0;
   mongoc_client_t *c = ad__store_pop(eng->store);
   mongoc_collection_t *mc = ad__store_coll(eng->store, c, "returns");
   bson_error_t be;
-  if (!mongoc_collection_insert_one(mc, doc, NULL, NULL, &be) && getenv("AD_FUZZ_LOG")) {
-    char *j = bson_as_relaxed_extended_json(doc, NULL); /* a duplicate: stored already */
-    fprintf(stderr, "fuzz_events: return not stored: %s: %.2000s\n", be.message, j ? j : "?");
-    bson_free(j);
+  if (!mongoc_collection_insert_one(mc, doc, NULL, NULL, &be) &&
+      !strstr(be.message, "duplicate key error")) { /* stored already: as the batcher */
+    rc = -1;
+    if (getenv("AD_FUZZ_LOG")) {
+      char *j = bson_as_relaxed_extended_json(doc, NULL);
+      fprintf(stderr, "fuzz_events: return not stored: %s: %.2000s\n", be.message, j ? j : "?");
+      bson_free(j);
+    }
   }
   mongoc_collection_destroy(mc);
   ad__store_push(eng->store, c);
   bson_destroy(doc);
+  return rc;
 }
 
 /* ---- set up once --------------------------------------------------------------- */
@@ -651,8 +659,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       fprintf(stderr, "fuzz_events: %s%s%s\n", j ? j : e.tag, j ? "" : ": ", j ? "" : jerr.message);
       free(j);
     }
-    if (fam == F_RET || fam == F_RET_TASK)
-      store_return(&ev);
+    /* a task's return whose document the store refused would wait 5 s for
+     * it (tasks.c, by design): not handed on, to keep each input short */
+    if ((fam == F_RET || fam == F_RET_TASK) && store_return(&ev) &&
+        ad_event_find(&ev, "metadata:autodeploy_task")) {
+      ad__event_view_done(&ev);
+      continue;
+    }
     int rc = eng->bus->routes.r[i].fn(&ev, eng->bus->routes.r[i].user);
     ad__event_view_done(&ev);
     if (rc != 0 && rc != 1 && (rc > 0 || rc < AD_ESTATE))
