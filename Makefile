@@ -9,7 +9,8 @@
 #   make demo         the mission end to end (DEMO_ARGS=--keep leaves it running,
 #                     --verbose prints the bus); make demo-stop stops a kept one
 #   make bench        benchmarks (not part of check); results in bench/results/
-#   make fuzz         libFuzzer on the decoder, the config loaders and DingTalk's push, FUZZ_SECS each (default 60)
+#   make fuzz         libFuzzer on the decoder, the config loaders, DingTalk's push and the event
+#                     handlers (against a FerretDB it starts), FUZZ_SECS each (default 60)
 #   make check-fresh  a clean Debian 12 root (debootstrap): clone, then `make check`
 #                     and `make demo` as its first commands (tests/fresh/check-fresh.sh)
 

@@ -100,10 +100,14 @@ test-asan: $(addprefix $(B)/asan/,$(C_TESTS))
 # stream as the master sent it); the configuration loaders, seeded from
 # $(LIB_DIR)/fuzz/config_seeds (every key table at its default, and the
 # hand-read objects); DingTalk's push, seeded from $(LIB_DIR)/fuzz/dingtalk_seeds
-# (a frame that opens, and an `encrypt` text).
+# (a frame that opens, and an `encrypt` text); the event handlers, against a
+# FerretDB that fuzz/with_ferretdb.sh starts on loopback for the run and
+# stops after it, however it ends (FERRETDB: the binary `make deps` built),
+# seeded from $(LIB_DIR)/fuzz/events_seeds.
 FUZZ_SECS ?= 60
 FUZZ_CONFIG_SECS ?= $(FUZZ_SECS)
 FUZZ_DINGTALK_SECS ?= $(FUZZ_CONFIG_SECS)
+FUZZ_EVENTS_SECS ?= $(FUZZ_SECS)
 FUZZ_SEEDS := $(wildcard tests/data/salt3006/*.bin tests/data/salt3008/*.bin)
 FUZZ_CONFIG_SEEDS := $(wildcard $(LIB_DIR)/fuzz/config_seeds/*.json)
 FUZZ_FLAGS = $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -117,13 +121,16 @@ fuzz-corpus: | $(B)/fuzz
 	  cp "$$f" "$(B)/fuzz/corpus/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
 	@cp $(FUZZ_CONFIG_SEEDS) $(B)/fuzz/config_corpus/
 	@mkdir -p $(B)/fuzz/dingtalk_corpus && cp $(LIB_DIR)/fuzz/dingtalk_seeds/*.bin $(B)/fuzz/dingtalk_corpus/
+	@mkdir -p $(B)/fuzz/events_corpus && cp $(LIB_DIR)/fuzz/events_seeds/*.bin $(B)/fuzz/events_corpus/
 	@echo "fuzz-corpus: $(words $(FUZZ_SEEDS)) seeds from real-master captures, $(words $(FUZZ_CONFIG_SEEDS)) configurations"
-fuzz: $(B)/fuzz/fuzz_decoder $(B)/fuzz/fuzz_config $(B)/fuzz/fuzz_dingtalk fuzz-corpus
+fuzz: $(B)/fuzz/fuzz_decoder $(B)/fuzz/fuzz_config $(B)/fuzz/fuzz_dingtalk $(B)/fuzz/fuzz_events fuzz-corpus
 	$(B)/fuzz/fuzz_decoder -max_total_time=$(FUZZ_SECS) -max_len=262144 -rss_limit_mb=1024 $(B)/fuzz/corpus
 	$(B)/fuzz/fuzz_config -max_total_time=$(FUZZ_CONFIG_SECS) -max_len=16384 -rss_limit_mb=1024 $(B)/fuzz/config_corpus
 	$(B)/fuzz/fuzz_dingtalk -max_total_time=$(FUZZ_DINGTALK_SECS) -max_len=4096 -rss_limit_mb=1024 $(B)/fuzz/dingtalk_corpus
+	FERRETDB=$(FERRETDB) $(LIB_DIR)/fuzz/with_ferretdb.sh $(B)/fuzz/fuzz_events \
+	  -max_total_time=$(FUZZ_EVENTS_SECS) -max_len=4096 -rss_limit_mb=2048 -print_final_stats=1 $(B)/fuzz/events_corpus
 fuzz-short:
-	$(MAKE) --no-print-directory fuzz FUZZ_SECS=20 FUZZ_CONFIG_SECS=15 FUZZ_DINGTALK_SECS=10
+	$(MAKE) --no-print-directory fuzz FUZZ_SECS=20 FUZZ_CONFIG_SECS=15 FUZZ_DINGTALK_SECS=10 FUZZ_EVENTS_SECS=15
 
 # Exported symbols must be exactly the documented API (jansson's check-exports):
 # nm -D == exports.txt == the AD_EXPORT declarations == the functions

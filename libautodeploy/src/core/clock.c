@@ -44,10 +44,12 @@ int64_t ad__clock_watch(ad__clock_watch_t *w, int64_t wall, int64_t boot, int64_
 
 void ad__iso_format(int64_t ms, ad__iso_precision_t p, char out[32])
 {
-  int64_t frac = ms % 1000;
-  if (frac < 0)
+  int64_t sec = ms / 1000, frac = ms % 1000;
+  if (frac < 0) { /* round down; ms - frac overflowed near INT64_MIN */
     frac += 1000;
-  time_t s = (time_t)((ms - frac) / 1000);
+    sec--;
+  }
+  time_t s = (time_t)sec;
   struct tm tm;
   if (!gmtime_r(&s, &tm)) {
     snprintf(out, 32, "?");

@@ -47,7 +47,9 @@ typedef enum {
 } ad__iso_precision_t;
 
 /* Epoch milliseconds as ISO-8601 in UTC into out[32]. Times before 1970
- * round down (the millisecond before the epoch is 23:59:59.999). */
+ * round down (the millisecond before the epoch is 23:59:59.999). Any
+ * int64 (a time from an event or a feed): years past 9999 are printed as
+ * they are, "?" when the C library cannot place the second. */
 void ad__iso_format(int64_t ms, ad__iso_precision_t p, char out[32]);
 
 /* ad__iso_format(ms, AD__ISO_MS, out). */

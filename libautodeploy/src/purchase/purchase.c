@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus/dispatch.h"
 #include "bus/sign.h"
 #include "core/clock.h"
 #include "core/error_private.h"
@@ -560,8 +561,10 @@ int64_t ad__purchase_tick(ad__purchase_t *p)
 static void note_refusal(ad__purchase_t *p, const char *id, const char *note)
 {
   json_t *o = ad__orders_get(p, id, NULL);
-  if (o)
-    ad__orders_move(p, o, AD__OC_NOTE, json_pack("{s:s}", "last_refusal", note), note, "guard", NULL);
+  json_t *set = o ? json_pack("{s:s}", "last_refusal", note) : NULL; /* borrowed by the move */
+  if (set)
+    ad__orders_move(p, o, AD__OC_NOTE, set, note, "guard", NULL);
+  json_decref(set);
   json_decref(o);
 }
 
@@ -577,13 +580,22 @@ static int tag_parts(const char *tag, char *id, size_t size, const char **action
   return 0;
 }
 
+/* autodeploy/order/<id>/... whose <id> is empty or too long: nothing to
+ * note it on, but counted and logged as every refusal is. */
+static int refuse_tag(ad__purchase_t *p, const char *tag)
+{
+  AD__PCOUNT(p, refused_unsigned);
+  AD_LOG_W(D, "%.*s%s refused: the tag names no order", AD__TAG_SHOW(tag));
+  return 1;
+}
+
 int ad__purchase_on_decision(ad__purchase_t *p, ad_event_t *ev)
 {
   char id[200], note[400];
   const char *action, *body, *who = "?";
   size_t blen, wn = 1;
   if (tag_parts(ad_event_tag(ev), id, sizeof id, &action))
-    return 1;
+    return refuse_tag(p, ad_event_tag(ev));
   ad_error_t err = {0};
   if (ad__verify_signed(ev, p->key_path, &body, &blen, &err)) {
     ad_event_get_str(ev, "id", &who, &wn);
@@ -609,11 +621,9 @@ int ad__purchase_on_decision(ad__purchase_t *p, ad_event_t *ev)
   snprintf(why, sizeof why, "%s through Salt%s%s", action, *ad__jstr(req, "reason") ? ": " : "",
            ad__jstr(req, "reason"));
   json_t *o = ad__orders_get(p, id, &err);
-  int rc = o && cause >= 0
-               ? ad__orders_move(p, o, cause,
-                                 cause == AD__OC_REJECT ? json_pack("{s:s}", "end_reason", why) : NULL,
-                                 why, actor, &err)
-               : AD_EINVAL;
+  json_t *set = cause == AD__OC_REJECT ? json_pack("{s:s}", "end_reason", why) : NULL;
+  int rc = o && cause >= 0 ? ad__orders_move(p, o, cause, set, why, actor, &err) : AD_EINVAL;
+  json_decref(set); /* the move borrows it */
   if (rc == 1)
     notice_after(&(drive_t){p, ad__now_ms()}, o, cause == AD__OC_APPROVE ? "approved" : "rejected",
                  why);
@@ -679,7 +689,7 @@ int ad__purchase_on_placed(ad__purchase_t *p, ad_event_t *ev)
   const char *action, *body;
   size_t blen;
   if (tag_parts(ad_event_tag(ev), id, sizeof id, &action))
-    return 1;
+    return refuse_tag(p, ad_event_tag(ev));
   ad_error_t err = {0};
   json_t *res = NULL;
   if (ad__verify_signed(ev, p->key_path, &body, &blen, &err) ||

@@ -12,7 +12,8 @@
  * mongo_future_return.
  *
  * Values: nil null; bool; ints int32 when they fit, else int64; uint64 above
- * INT64_MAX as a decimal string; floats double; str UTF-8 (invalid UTF-8 as
+ * INT64_MAX as a decimal string; floats double (NaN, Infinity and -Infinity
+ * as those strings: FerretDB stores none of them); str UTF-8 (invalid UTF-8 as
  * binary); bin binary (subtype 0); array; map as a document; ext 78 (Salt
  * datetime) as its ISO-8601 string (microseconds kept); ext 79 as the
  * constant's name; other ext as binary with subtype 0x80 + type.
@@ -20,6 +21,7 @@
  */
 #include <bson/bson.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -155,7 +157,15 @@ static int append(bson_t *b, const char *key, int klen, const msgpack_object *o,
       ok = bson_append_int64(b, key, klen, o->via.i64);
     break;
   case MSGPACK_OBJECT_FLOAT32:
-  case MSGPACK_OBJECT_FLOAT64: ok = bson_append_double(b, key, klen, o->via.f64); break;
+  case MSGPACK_OBJECT_FLOAT64: /* NaN and the infinities as their names: FerretDB
+                                * refuses infinities and drops the connection on
+                                * a NaN, which made a return a poison pill there */
+    if (isfinite(o->via.f64))
+      ok = bson_append_double(b, key, klen, o->via.f64);
+    else
+      ok = bson_append_utf8(b, key, klen, isnan(o->via.f64) ? "NaN"
+                                          : o->via.f64 > 0 ? "Infinity" : "-Infinity", -1);
+    break;
   case MSGPACK_OBJECT_STR:
     if (bson_utf8_validate(o->via.str.ptr, o->via.str.size, false))
       ok = bson_append_utf8(b, key, klen, o->via.str.ptr, (int)o->via.str.size);

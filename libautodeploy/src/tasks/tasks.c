@@ -351,6 +351,7 @@ static int intervene(const ad__tasks_ctx_t *t, const char *tid, const json_t *re
   ad_error_t err = {0};
   json_t *task = ad__task_load(t, tid, &err), *moved = NULL;
   if (!task) {
+    COUNT(t, refused_interventions);
     AD_LOG_W("tasks", "intervention %s: %s", action, err.message);
     return 1;
   }
@@ -388,6 +389,7 @@ int ad__tasks_on_intervene(const ad__tasks_ctx_t *t, ad_event_t *ev)
   json_error_t je;
   json_t *req = json_loadb(body, blen, 0, &je);
   if (!req || strcmp(ad__jstr(req, "task_id"), tid) != 0) {
+    COUNT(t, refused_interventions);
     AD_LOG_W("tasks", "intervention on task %s refused: body names another task", tid);
     json_decref(req);
     return 1;

@@ -25,7 +25,9 @@ typedef struct {
   uint64_t refused_forged_returns; /* a return that did not count: minion not
                                       targeted, or not in the master's job cache */
   uint64_t refused_unsigned;       /* an intervention without a valid signature */
-  uint64_t refused_interventions;  /* signed, but the transition is not allowed */
+  uint64_t refused_interventions;  /* signed, but refused: the body is not JSON or names
+                                     * another task, no such task, or the transition is
+                                     * not allowed */
   uint64_t stale_returns;          /* a return of an earlier job of the task */
   uint64_t settled_from_store;     /* steps found finished by ad__tasks_settle */
 } ad__tasks_stats_t;

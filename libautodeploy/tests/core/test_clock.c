@@ -1,5 +1,6 @@
 /* test_clock.c - core/clock: the wall and monotonic clocks, ISO-8601. */
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "harness.h"
@@ -18,6 +19,23 @@ TEST(iso_format)
   ASSERT_STR(out, "9999-12-31T23:59:59.999Z");
   ad__iso_ms(-1, out); /* the millisecond before the epoch */
   ASSERT_STR(out, "1969-12-31T23:59:59.999Z");
+}
+
+/* Times come from events and feeds (an opening's at_ms): every int64 is
+ * formatted without overflow. INT64_MIN overflowed in the rounding (UBSan,
+ * found by fuzz/fuzz_events.c). */
+TEST(iso_format_any_int64)
+{
+  static const int64_t MS[] = {INT64_MIN, INT64_MIN + 999, INT64_MAX, -1000, -999};
+  for (size_t i = 0; i < sizeof MS / sizeof MS[0]; i++) {
+    char out[32];
+    ad__iso_ms(MS[i], out);
+    size_t n = strlen(out);
+    ASSERT(n > 0 && n < 32 && (out[n - 1] == 'Z' || !strcmp(out, "?")));
+  }
+  char out[32];
+  ad__iso_ms(-999, out);
+  ASSERT_STR(out, "1969-12-31T23:59:59.001Z");
 }
 
 TEST(iso_precisions)
@@ -158,6 +176,7 @@ TEST(clock_watch_suspend_is_not_a_step)
   ASSERT_EQ(ad__clock_watch(&real, ad__now_ms(), ad__boot_ms(), NULL), 0);
 }
 
-RUN(CASE(iso_format), CASE(iso_precisions), CASE(iso_round_trip), CASE(parse_forms), CASE(parse_refuses),
+RUN(CASE(iso_format), CASE(iso_format_any_int64), CASE(iso_precisions), CASE(iso_round_trip),
+    CASE(parse_forms), CASE(parse_refuses),
     CASE(wall_clock_is_the_epoch), CASE(monotonic_never_decreases),
     CASE(clock_watch_sees_steps_not_slew), CASE(clock_watch_suspend_is_not_a_step))

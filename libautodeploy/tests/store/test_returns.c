@@ -2,7 +2,9 @@
  * summaries from real 3008 state runs) and the spool (order, torn tails,
  * the hard size limit). MongoDB itself: tests/test_returns.py. */
 #include <bson/bson.h>
+#include <math.h>
 #include <msgpack.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "autodeploy.h"
@@ -111,6 +113,39 @@ TEST(odd_values_become_bson)
   ad_event_destroy(&ev);
 }
 
+/* A return may carry NaN (a module's float('nan')): stored as "NaN", as
+ * the infinities are by their names. FerretDB drops the connection on a
+ * NaN double, so such a return was never stored (found by the event fuzz
+ * target: the task's return waited 5 s for its document). */
+TEST(non_finite_floats_as_names)
+{
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 4);
+  const char *k[4] = {"nan", "inf", "ninf", "one"};
+  double v[4] = {NAN, INFINITY, -INFINITY, 1.5};
+  for (int i = 0; i < 4; i++) {
+    msgpack_pack_str_with_body(&pk, k[i], strlen(k[i]));
+    msgpack_pack_double(&pk, v[i]);
+  }
+  ad_event_t *ev = ad_event_new("t", 1, sb.data, sb.size, NULL);
+  msgpack_sbuffer_destroy(&sb);
+  bson_t b = BSON_INITIALIZER;
+  ad_error_t err;
+  ASSERT_EQ(ad__bson_append_map_fields(&b, ad_event_data(ev, NULL), &err), 0);
+  bson_iter_t it;
+  const char *want[3] = {"NaN", "Infinity", "-Infinity"};
+  for (int i = 0; i < 3; i++) {
+    ASSERT(bson_iter_init_find(&it, &b, k[i]) && BSON_ITER_HOLDS_UTF8(&it));
+    ASSERT_STR(bson_iter_utf8(&it, NULL), want[i]);
+  }
+  ASSERT(bson_iter_init_find(&it, &b, "one") && bson_iter_double(&it) == 1.5);
+  bson_destroy(&b);
+  ad_event_destroy(&ev);
+}
+
 static int collected;
 static int collect(bson_t **docs, size_t n, void *user, ad_error_t *err)
 {
@@ -171,5 +206,5 @@ TEST(spool_keeps_order_survives_torn_tail_and_is_bounded)
   unlink(path);
 }
 
-RUN(CASE(key_escaping_round_trips), CASE(state_run_document_has_summary),
+RUN(CASE(key_escaping_round_trips), CASE(state_run_document_has_summary), CASE(non_finite_floats_as_names),
     CASE(odd_values_become_bson), CASE(spool_keeps_order_survives_torn_tail_and_is_bounded))
