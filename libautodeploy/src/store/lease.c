@@ -45,7 +45,7 @@ ad__lease_t *ad__lease_new(const ad__lease_store_t *st, void *u, const char *nam
   snprintf(l->holder, sizeof l->holder, "%s", holder);
   l->lease_ms = lease_ms < 1000 ? 1000 : lease_ms;
   l->skew_ms = skew_ms < 0 ? 0 : skew_ms;
-  l->mono = mono ? mono : ad__mono_ms;
+  l->mono = mono ? mono : ad__boot_ms; /* runs through a suspend: lease.h */
   l->wall = wall ? wall : ad__now_ms;
   pthread_mutex_init(&l->mu, NULL);
   return l;

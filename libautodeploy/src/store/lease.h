@@ -20,8 +20,10 @@
  * whose clocks differ by less than skew_ms (NTP keeps them within
  * milliseconds) never overlap. The holder itself never trusts the wall
  * clock: it acts only until mono(at the claim's start) + lease - lease/5, on
- * CLOCK_MONOTONIC, which a stepped clock cannot stretch and which keeps
- * running while the process is stopped (SIGSTOP, a VM pause, a long GC). A
+ * CLOCK_BOOTTIME, which a stepped clock cannot stretch and which keeps
+ * running while the process is stopped (SIGSTOP, a long GC) and while the
+ * host is suspended (CLOCK_MONOTONIC stops there: a leader resumed from a
+ * suspend would have taken its lease for still valid). A
  * holder that was paused past that point finds its fence closed
  * (ad__lease_fence) and its next renewal refused by the store (the term
  * moved on), so its late writes are refused twice: locally and by the
@@ -66,7 +68,7 @@ typedef struct ad__lease ad__lease_t;
 
 /* name: the document's _id; holder: who we are, as other masters will read
  * it (host:pid). lease_ms >= 1000; skew_ms >= 0. mono/wall: the clocks (NULL:
- * ad__mono_ms, ad__now_ms; tests pass fakes). NULL on no memory. */
+ * ad__boot_ms, ad__now_ms; tests pass fakes). NULL on no memory. */
 ad__lease_t *ad__lease_new(const ad__lease_store_t *st, void *u, const char *name,
                            const char *holder, int lease_ms, int skew_ms,
                            int64_t (*mono)(void), int64_t (*wall)(void));
