@@ -41,7 +41,8 @@ import browser
 import netns
 from ferretdb import free_port
 from test_placement import beacons
-from test_registry import REACTORS, STATES, wait  # noqa: F401
+from test_registry import REACTORS, STATES  # noqa: F401
+from waiting import wait_for
 from test_tasks import Caller
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,25 +151,22 @@ def test_dashboard_shows_what_mongodb_holds(stack):
         env.start_minion(mid, netns=ns, grains={"autodeploy_profile": profile, "num_cpus": cpus,
                                                 "mem_total": mem})
         hosts[mid] = f"{profile}:{ip}"
-    wait(lambda: db.hosts.count_documents({"_id": {"$in": list(hosts.values())},
-                                           "state": "ready"}) == 2, "h1, h2 ready", 90)
+    wait_for(lambda: db.hosts.count_documents({"_id": {"$in": list(hosts.values())},
+                                           "state": "ready"}) == 2, "h1, h2 ready", timeout=90)
     beacons(env, "h1", 2.0, 25.0)
     beacons(env, "h2", 1.0, 50.0)
-    wait(lambda: db.host_metrics.count_documents({}) >= 20, "beacon samples stored", 30)
-    wait(lambda: db.services.count_documents({"platform": "qq", "state": "deployed"}) == 2,
-         "qq's reserve deployed by the engine's own cycle", 90)
-    wait(lambda: db.services.count_documents({"platform": "big", "state": "waiting_resources"}) == 1,
-         "big-s1 waiting", 30)
+    wait_for(lambda: db.host_metrics.count_documents({}) >= 20, "beacon samples stored", timeout=30)
+    wait_for(lambda: db.services.count_documents({"platform": "qq", "state": "deployed"}) == 2, "qq's reserve deployed by the engine's own cycle", timeout=90)
+    wait_for(lambda: db.services.count_documents({"platform": "big", "state": "waiting_resources"}) == 1, "big-s1 waiting", timeout=30)
     call("purchase.run", dry_run=False)
-    wait(lambda: db.host_orders.count_documents({"state": "awaiting_approval"}) == 1,
-         "the order awaiting approval", 30)
+    wait_for(lambda: db.host_orders.count_documents({"state": "awaiting_approval"}) == 1, "the order awaiting approval", timeout=30)
     bad = call("task.deploy", tgt="h1", mods="autodeploy.test.fail", created_by="dashboard-test",
                reason="a broken build")["task"]
     call.wait_state(bad["_id"], ("failed",))
-    wait(lambda: db.returns.count_documents({"jid": bad["jid"]}) == 1, "its return stored", 20)
+    wait_for(lambda: db.returns.count_documents({"jid": bad["jid"]}) == 1, "its return stored", timeout=20)
     settled = time.time() * 1000
-    wait(lambda: all(iso_ms((p.get("last_cycle") or {}).get("at", "1970-01-01T00:00:00Z")) > settled
-                     for p in db.platforms.find()), "the engine's next cycle", 30)
+    wait_for(lambda: all(iso_ms((p.get("last_cycle") or {}).get("at", "1970-01-01T00:00:00Z")) > settled
+                     for p in db.platforms.find()), "the engine's next cycle", timeout=30)
 
     url = f"http://127.0.0.1:{port}/dashboard#token={TOKEN}"
     with browser.Browser() as b:

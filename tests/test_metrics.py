@@ -240,7 +240,7 @@ def test_prometheus_service_usage(probe, ferretdb, ad_lib, tmp_path):
     cycle's footprint names the source; then an engine (in this process, without a
     master) writes the same usage on its own."""
     from test_kafka import Engine  # pylint: disable=import-outside-toplevel
-    from test_registry import wait  # pylint: disable=import-outside-toplevel
+    from waiting import wait_for  # pylint: disable=import-outside-toplevel
     from test_tasks import Caller  # pylint: disable=import-outside-toplevel
     from test_usage import GAME, Kernel  # pylint: disable=import-outside-toplevel
 
@@ -356,8 +356,7 @@ def test_prometheus_service_usage(probe, ferretdb, ad_lib, tmp_path):
                            "sock_dir": str(tmp_path / "no-master"), "stats_interval": 0,
                            "placement": placement})
         try:
-            wait(lambda: (db.services.find_one({"_id": "qq-s1"}) or {}).get("usage"),
-                 "usage written by the engine", 30)
+            wait_for(lambda: (db.services.find_one({"_id": "qq-s1"}) or {}).get("usage"), "usage written by the engine", timeout=30)
             mine = db.services.find_one({"_id": "qq-s1"})["usage"]
             assert mine["source"] == "prometheus" and mine["samples"] >= usage["samples"], mine
             assert abs(mine["mem_mb"] - rss) <= 0.15 * rss, (mine, rss)

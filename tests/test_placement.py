@@ -21,7 +21,8 @@ import pymongo
 import pytest
 
 import netns
-from test_registry import REACTORS, STATES, stop, wait  # noqa: F401
+from test_registry import REACTORS, STATES, stop  # noqa: F401
+from waiting import wait_for
 from test_tasks import Alerts, Caller
 
 PROFILE = "aliyun:cn-hangzhou:game-8c16g"
@@ -73,7 +74,7 @@ def add_host(env, fabric, db, mid, n, profile, cpus, mem_mb):
     env.start_minion(mid, netns=ns, grains={"autodeploy_profile": profile, "num_cpus": cpus,
                                             "mem_total": mem_mb})
     key = f"{profile}:{ip}"
-    wait(lambda: (db.hosts.find_one({"_id": key}) or {}).get("state") == "ready", f"{mid} ready", 90)
+    wait_for(lambda: (db.hosts.find_one({"_id": key}) or {}).get("state") == "ready", f"{mid} ready", timeout=90)
     return key
 
 
@@ -107,7 +108,7 @@ def test_reserve_placement_waiting_and_refill(fleet):
     beacons(env, "h1", 6.0, 80.0)   # busy
     beacons(env, "h2", 1.0, 20.0)   # nearly idle
     beacons(env, "h3", 0.0, 5.0)    # idle, but the platform does not allow its profile
-    wait(lambda: db.host_metrics.count_documents({}) >= 30, "beacon samples stored", 30)
+    wait_for(lambda: db.host_metrics.count_documents({}) >= 30, "beacon samples stored", timeout=30)
 
     with pytest.raises(ValueError, match="footprint"):
         call("platform.set", code="qq", footprint={"cpu": -1, "mem_mb": 1})
@@ -126,7 +127,7 @@ def test_reserve_placement_waiting_and_refill(fleet):
     rep = call("cycle.run")["platforms"][0]
     assert rep["created"] == ["qq-s1", "qq-s2"], rep
     assert {p["host"] for p in rep["placed"]} == {k2}, rep
-    wait(lambda: len(services(db, "qq", "deployed")) == 2, "qq deployed", 90)
+    wait_for(lambda: len(services(db, "qq", "deployed")) == 2, "qq deployed", timeout=90)
     s1 = db.services.find_one({"_id": "qq-s1"})
     assert s1["host"] == k2 and s1["minion"] == "h2"
     task = call("task.get", id=s1["task"])["task"]
@@ -158,7 +159,7 @@ def test_reserve_placement_waiting_and_refill(fleet):
     rep = call("cycle.run")["platforms"][0]
     assert rep["created"] == [] and [p["service"] for p in rep["placed"]] == ["qq-s3", "qq-s4"]
     assert {p["host"] for p in rep["placed"]} == {k4}
-    wait(lambda: len(services(db, "qq", "deployed")) == 4, "4 deployed", 90)
+    wait_for(lambda: len(services(db, "qq", "deployed")) == 4, "4 deployed", timeout=90)
     hist = db.services.find_one({"_id": "qq-s3"})["history"]
     assert [h.get("to") for h in hist if h.get("to")] == ["pending", "waiting_resources",
                                                          "deploying", "deployed"]
@@ -166,7 +167,7 @@ def test_reserve_placement_waiting_and_refill(fleet):
     # 3. an opening lowers the idle count; the next cycle refills the reserve
     r = call("service.opened", id="qq-s1")
     assert r["fired"] is True
-    wait(lambda: db.services.find_one({"_id": "qq-s1"})["state"] == "opened", "opened", 30)
+    wait_for(lambda: db.services.find_one({"_id": "qq-s1"})["state"] == "opened", "opened", timeout=30)
     rep = call("cycle.run")["platforms"][0]
     assert rep["idle"] == 3 and rep["created"] == ["qq-s5"], rep
     #    an opening fired by a minion is refused (unsigned)
@@ -179,8 +180,8 @@ def test_reserve_placement_waiting_and_refill(fleet):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     # the refusal is logged (the evidence); only then is "nothing changed" meaningful
-    wait(lambda: "autodeploy/service/qq-s2/opened refused"
-         in Path(env.master_opts["log_file"]).read_text(), "the refusal logged", 30)
+    wait_for(lambda: "autodeploy/service/qq-s2/opened refused"
+         in Path(env.master_opts["log_file"]).read_text(), "the refusal logged", timeout=30)
     assert db.services.find_one({"_id": "qq-s2"})["state"] == "deployed"
 
 

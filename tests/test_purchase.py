@@ -25,7 +25,8 @@ import pytest
 
 import netns
 from test_placement import add_host
-from test_registry import REACTORS, STATES, wait  # noqa: F401
+from test_registry import REACTORS, STATES  # noqa: F401
+from waiting import wait_for
 from test_tasks import Alerts, Caller
 
 BIG = "aliyun:cn-hangzhou:game-8c16g"
@@ -97,8 +98,7 @@ def waiting_services(call, db, code, profiles, cpu, n):
     call("platform.set", code=code, state="autodeploy.test.ok", profiles=profiles,
          footprint={"cpu": cpu, "mem_mb": 2048}, reserve={"min": n, "max": n})
     call("cycle.run")
-    wait(lambda: db.services.count_documents({"platform": code, "state": "waiting_resources"}) == n,
-         f"{n} {code} services waiting", 30)
+    wait_for(lambda: db.services.count_documents({"platform": code, "state": "waiting_resources"}) == n, f"{n} {code} services waiting", timeout=30)
 
 
 def state_of(db, oid):
@@ -162,8 +162,8 @@ def test_plan_approve_reject_place_fulfil(loop):
     assert {o["result"] for o in late["orders"]} == {"already planned"}, late
 
     # the engine asks for approval
-    wait(lambda: state_of(db, big_id) == "awaiting_approval", "approval asked", 30)
-    wait(lambda: state_of(db, small_id) == "awaiting_approval", "approval asked", 30)
+    wait_for(lambda: state_of(db, big_id) == "awaiting_approval", "approval asked", timeout=30)
+    wait_for(lambda: state_of(db, small_id) == "awaiting_approval", "approval asked", timeout=30)
 
     # an approve fired by a minion (not signed with the master key) is refused
     ns, _ = fabric.host(9)
@@ -176,11 +176,9 @@ def test_plan_approve_reject_place_fulfil(loop):
                            "data": {"body": body, "sig": "Zm9yZ2Vk"}}]}
     env.salt_call("m-other", "event.fire_master", "{}", "x", f"preload={json.dumps(preload)}",
                   timeout=300)
-    note = wait(lambda: db.orders.find_one({"_id": big_id}).get("last_refusal"),
-                "the refusal noted on the order", 30)
+    note = wait_for(lambda: db.orders.find_one({"_id": big_id}).get("last_refusal"), "the refusal noted on the order", timeout=30)
     assert "approve refused" in note and "signature" in note, note
-    wait(lambda: '"refused_unsigned":1' in Path(env.master_opts["log_file"]).read_text(),
-         "the refusal counted in the engine's stats", 10)
+    wait_for(lambda: '"refused_unsigned":1' in Path(env.master_opts["log_file"]).read_text(), "the refusal counted in the engine's stats", timeout=10)
     assert state_of(db, big_id) == "awaiting_approval"
 
     # signed, through salt-run: approve one, reject the other
@@ -188,9 +186,9 @@ def test_plan_approve_reject_place_fulfil(loop):
     assert r.get("retcode") == 1 and "reason" in r["error"], r  # a reason is required
     assert env.salt_run("autodeploy.reject", small_id, reason="merge tonight")["fired"] is True
     assert env.salt_run("autodeploy.approve", big_id)["fired"] is True
-    wait(lambda: state_of(db, small_id) == "rejected", "rejected", 30)
+    wait_for(lambda: state_of(db, small_id) == "rejected", "rejected", timeout=30)
     # approved, then placed by the `none` backend
-    wait(lambda: state_of(db, big_id) == "ordered", "ordered", 30)
+    wait_for(lambda: state_of(db, big_id) == "ordered", "ordered", timeout=30)
     order = env.salt_run("autodeploy.order", big_id)["order"]
     moves = [(h.get("what"), h.get("to")) for h in order["history"] if h.get("to")]
     assert moves == [("planned", "planned"), ("ask", "awaiting_approval"), ("approve", "approved"),
@@ -204,13 +202,13 @@ def test_plan_approve_reject_place_fulfil(loop):
     # a host of the profile registers: the order is fulfilled; the cycle
     # places the waiting services on it, and the order closes
     add_host(env, fabric, db, "h1", 1, BIG, 8, 16384)
-    wait(lambda: state_of(db, big_id) == "fulfilled", "fulfilled", 30)
+    wait_for(lambda: state_of(db, big_id) == "fulfilled", "fulfilled", timeout=30)
     assert len(db.orders.find_one({"_id": big_id})["arrived"]) == 1
     rep = call("cycle.run")
     planned_for = [x["service"] for x in db.orders.find_one({"_id": big_id})["plan"]["services"]]
     assert db.services.count_documents({"_id": {"$in": planned_for},
                                         "state": "waiting_resources"}) == 0, rep
-    wait(lambda: state_of(db, big_id) == "closed", "closed", 30)
+    wait_for(lambda: state_of(db, big_id) == "closed", "closed", timeout=30)
     assert "fulfilled" in " | ".join(alerts.titles())
     assert env.salt_run("autodeploy.orders", state="closed")["orders"][0]["_id"] == big_id
 
@@ -228,8 +226,8 @@ def test_undecided_order_expires(loop):
     waiting_services(call, db, "qq", [BIG], 2, 2)
     run = call("purchase.run", dry_run=False)
     oid = run["orders"][0]["id"]
-    wait(lambda: state_of(db, oid) == "expired", "expired", 30)
+    wait_for(lambda: state_of(db, oid) == "expired", "expired", timeout=30)
     order = db.orders.find_one({"_id": oid})
     assert "timeout_h" in order["end_reason"], order
-    wait(lambda: any(": expired" in t for t in alerts.titles()), "the expiry alert", 10)
+    wait_for(lambda: any(": expired" in t for t in alerts.titles()), "the expiry alert", timeout=10)
     assert env.salt_run("autodeploy.approve", oid)["retcode"] == 1  # final

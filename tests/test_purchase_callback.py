@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 import netns
 from test_purchase_e2e import BIG, Cloud, running_loop, state_of
-from test_registry import wait
+from waiting import wait_for
 
 pytestmark = netns.required()
 
@@ -146,15 +146,13 @@ def test_pushes_decide_orders_once_and_forgeries_are_refused(pushes):
                      profiles=json.dumps([profile]), footprint=json.dumps({"cpu": cpu, "mem_mb": 2048}),
                      reserve=json.dumps({"min": 1, "max": 1}))
     env.salt_run("autodeploy.cycle")
-    wait(lambda: db.services.count_documents({"state": "waiting_resources"}) == 3,
-         "three services waiting", 30)
+    wait_for(lambda: db.services.count_documents({"state": "waiting_resources"}) == 3, "three services waiting", timeout=30)
     run = env.salt_run("autodeploy.purchase", dry_run=False)
     ids = {o["id"].rsplit("-", 1)[0]: o["id"] for o in run["orders"]}
     big, small, mid = ids[BIG], ids[SMALL], ids[MID]
-    big_iid = wait(lambda: instance_of(db, big), "the big order's OA instance", 30)
-    small_iid = wait(lambda: instance_of(db, small), "the small order's OA instance", 30)
-    wait(lambda: st["instances"][big_iid]["polls"] >= 2 and st["instances"][small_iid]["polls"] >= 2,
-         "both instances polled (RUNNING)", 30)
+    big_iid = wait_for(lambda: instance_of(db, big), "the big order's OA instance", timeout=30)
+    small_iid = wait_for(lambda: instance_of(db, small), "the small order's OA instance", timeout=30)
+    wait_for(lambda: st["instances"][big_iid]["polls"] >= 2 and st["instances"][small_iid]["polls"] >= 2, "both instances polled (RUNNING)", timeout=30)
     before = db.orders.find_one({"_id": big})
     assert before["state"] == "awaiting_approval", before["state"]
 
@@ -171,8 +169,8 @@ def test_pushes_decide_orders_once_and_forgeries_are_refused(pushes):
     after = db.orders.find_one({"_id": big})
     assert (after["state"], after["rev"]) == ("awaiting_approval", before["rev"]), after["history"]
     log = env.master_log
-    wait(lambda: log.exists() and "DingTalk callback from 127.0.0.1 refused (403): callback: the "
-         "signature does not match" in log.read_text(errors="replace"), "the refusal logged", 30)
+    wait_for(lambda: log.exists() and "DingTalk callback from 127.0.0.1 refused (403): callback: the "
+         "signature does not match" in log.read_text(errors="replace"), "the refusal logged", timeout=30)
     text = log.read_text(errors="replace")
     assert "refused (400): callback: bad padding" in text
     assert TOKEN not in text and AES_KEY not in text  # secrets never logged
@@ -183,14 +181,13 @@ def test_pushes_decide_orders_once_and_forgeries_are_refused(pushes):
     assert set(ans) == {"msg_signature", "timeStamp", "nonce", "encrypt"}, ans
     assert dt.open(ans["encrypt"]) == "success"
     assert ans["msg_signature"] == dt.sign(ans["timeStamp"], ans["nonce"], ans["encrypt"])
-    wait(lambda: state_of(db, big) not in ("awaiting_approval", None), "approved", 30)
+    wait_for(lambda: state_of(db, big) not in ("awaiting_approval", None), "approved", timeout=30)
     hist = db.orders.find_one({"_id": big})["history"]
     (approve,) = [h for h in hist if h.get("what") == "approve"]
     assert approve["actor"] == "dingtalk:callback", approve
     assert approve["cause"] == "approved in DingTalk OA (bpms_instance_change callback)", approve
     assert (approve["from"], approve["to"]) == ("awaiting_approval", "approved"), approve
-    wait(lambda: any(t.endswith(f"order {big}: approved") for t in alerts.titles()),
-         "the approved notice", 30)
+    wait_for(lambda: any(t.endswith(f"order {big}: approved") for t in alerts.titles()), "the approved notice", timeout=30)
     #    the same push again, with the poll still running: decided once
     status, ans = dt.push(port, agree, ts="1780000000500")
     assert status == 200 and dt.open(ans["encrypt"]) == "success"
@@ -201,7 +198,7 @@ def test_pushes_decide_orders_once_and_forgeries_are_refused(pushes):
     # 4. a refusal rejects the second order, with a reason
     status, ans = dt.push(port, event(small_iid, "finish", "refuse"))
     assert status == 200 and dt.open(ans["encrypt"]) == "success", (status, ans)
-    wait(lambda: state_of(db, small) == "rejected", "rejected", 30)
+    wait_for(lambda: state_of(db, small) == "rejected", "rejected", timeout=30)
     o = db.orders.find_one({"_id": small})
     assert o["end_reason"] == "rejected in DingTalk OA (bpms_instance_change callback)", o
     assert o["history"][-1]["actor"] == "dingtalk:callback", o["history"][-1]
@@ -212,13 +209,13 @@ def test_pushes_decide_orders_once_and_forgeries_are_refused(pushes):
 
     # 5. a race: the poll turns agree while eight pushes of the same agree land at
     #    once on the server's threads: one decision, whoever wins
-    mid_iid = wait(lambda: instance_of(db, mid), "the third order's OA instance", 30)
+    mid_iid = wait_for(lambda: instance_of(db, mid), "the third order's OA instance", timeout=30)
     assert state_of(db, mid) == "awaiting_approval"
     st["instances"][mid_iid]["agree"] = True
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: dt.push(port, event(mid_iid, "finish", "agree")), range(8)))
     assert all(code == 200 and dt.open(a["encrypt"]) == "success" for code, a in answers), answers
-    wait(lambda: state_of(db, mid) not in ("awaiting_approval", None), "the third approved", 30)
+    wait_for(lambda: state_of(db, mid) not in ("awaiting_approval", None), "the third approved", timeout=30)
     time.sleep(2)  # two more polls: they find it decided
     hist = db.orders.find_one({"_id": mid})["history"]
     approves = [h for h in hist if h.get("what") == "approve"]

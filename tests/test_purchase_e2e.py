@@ -37,7 +37,8 @@ import pytest
 
 import netns
 from test_placement import add_host
-from test_registry import REACTORS, STATES, wait  # noqa: F401
+from test_registry import REACTORS, STATES  # noqa: F401
+from waiting import wait_for
 from test_tasks import Alerts
 
 pytestmark = netns.required()
@@ -200,9 +201,8 @@ def test_waiting_services_become_an_approved_order_that_drains_the_queue(e2e):
                  profiles=json.dumps([BIG]), footprint=json.dumps({"cpu": 9, "mem_mb": 4096}),
                  reserve=json.dumps({"min": 2, "max": 2}))
     env.salt_run("autodeploy.cycle")
-    wait(lambda: db.services.count_documents({"platform": "big",
-                                              "state": "waiting_resources"}) == 2,
-         "two services waiting", 30)
+    wait_for(lambda: db.services.count_documents({"platform": "big",
+                                              "state": "waiting_resources"}) == 2, "two services waiting", timeout=30)
 
     # 2. one order, for the right profile and count: 9 + 9 cores do not fit one
     #    16-core host at 80% (12.8), so two hosts
@@ -211,16 +211,16 @@ def test_waiting_services_become_an_approved_order_that_drains_the_queue(e2e):
     assert line["profile"] == BIG and line["packed"] == 2 and line["to_order"] == 2, line
     assert db.orders.count_documents({}) == 0  # the dry run wrote nothing
     env.salt_run("autodeploy.purchase", dry_run=False)
-    order = wait(lambda: db.orders.find_one({"profile": BIG}), "the order planned", 30)
+    order = wait_for(lambda: db.orders.find_one({"profile": BIG}), "the order planned", timeout=30)
     oid = order["_id"]
     assert order["count"] == 2 and order["flavour"] == "ecs.c7.4xlarge", order
 
     # 3. DingTalk OA: an instance with the order in its form, polled to approved
-    inst = wait(lambda: next(iter(st["instances"].values()), None), "the approval instance", 30)
+    inst = wait_for(lambda: next(iter(st["instances"].values()), None), "the approval instance", timeout=30)
     assert inst["process"] == "PROC-AUTODEPLOY"
     assert any(oid in v for v in inst["form"].values()), inst["form"]
     #    ... then placed through the http backend: one order, however many tries
-    wait(lambda: state_of(db, oid) in ("ordered", "partner_notified"), "ordered", 60)
+    wait_for(lambda: state_of(db, oid) in ("ordered", "partner_notified"), "ordered", timeout=60)
     assert st["bad_sig"] == 0 and list(st["orders"]) == [oid], st["orders"]
     assert st["tries"] >= 2  # the lost answer was retried, with the same key
     o = db.orders.find_one({"_id": oid})
@@ -230,14 +230,13 @@ def test_waiting_services_become_an_approved_order_that_drains_the_queue(e2e):
 
     # 4. the partner's email. SMTP is down at first: the order is the outbox
     #    (tries counted, the error noted, an alert), then it is delivered once
-    down = wait(lambda: (lambda o: o if o.get("mail_attempts", 0) >= 2 else None)(
-        db.orders.find_one({"_id": oid})), "two failed email tries", 60)
+    down = wait_for(lambda: (lambda o: o if o.get("mail_attempts", 0) >= 2 else None)(
+        db.orders.find_one({"_id": oid})), "two failed email tries", timeout=60)
     assert down["state"] == "ordered" and str(smtp.port) in down["last_error"], down
     assert not mails
-    wait(lambda: any("partner email failed" in t for t in alerts.titles()),
-         "the email failure alerted", 30)
+    wait_for(lambda: any("partner email failed" in t for t in alerts.titles()), "the email failure alerted", timeout=30)
     smtp.start()
-    wait(lambda: state_of(db, oid) == "partner_notified", "partner notified", 60)
+    wait_for(lambda: state_of(db, oid) == "partner_notified", "partner notified", timeout=60)
     assert len(mails) == 1, [m[1]["Subject"] for m in mails]
     rcpt, msg = mails[0]
     assert rcpt == ["pay@partner.example"] and oid in msg["Message-ID"], msg["Message-ID"]
@@ -250,13 +249,12 @@ def test_waiting_services_become_an_approved_order_that_drains_the_queue(e2e):
     # 5. the delivered hosts register: fulfilled; the cycle drains the queue
     add_host(env, fabric, db, "new1", 1, BIG, 16, 32768)
     add_host(env, fabric, db, "new2", 2, BIG, 16, 32768)
-    wait(lambda: state_of(db, oid) in ("fulfilled", "closed"), "fulfilled", 60)
+    wait_for(lambda: state_of(db, oid) in ("fulfilled", "closed"), "fulfilled", timeout=60)
     assert len(db.orders.find_one({"_id": oid})["arrived"]) == 2
     env.salt_run("autodeploy.cycle")
-    wait(lambda: db.services.count_documents({"platform": "big",
-                                              "state": "waiting_resources"}) == 0,
-         "the waiting queue drained", 60)
-    wait(lambda: state_of(db, oid) == "closed", "closed", 60)
+    wait_for(lambda: db.services.count_documents({"platform": "big",
+                                              "state": "waiting_resources"}) == 0, "the waiting queue drained", timeout=60)
+    wait_for(lambda: state_of(db, oid) == "closed", "closed", timeout=60)
     titles = " | ".join(alerts.titles())
     for what in ("planned", "approval requested", "approved", "placed", "partner notified",
                  "fulfilled"):

@@ -321,7 +321,7 @@ def test_runner_backend_on_a_real_master(salt_env, salt_venv, ferretdb, ecs, tmp
     import pymongo  # pylint: disable=import-outside-toplevel
 
     from test_reactor import Bus, signed, warnings_in  # pylint: disable=import-outside-toplevel
-    from test_registry import wait  # pylint: disable=import-outside-toplevel
+    from waiting import wait_for  # pylint: disable=import-outside-toplevel
 
     engine = {"mongo_uri": ferretdb.uri, "spool_dir": str(tmp_path / "spool"), "batch_ms": 20,
               "stats_interval": 1, "status_interval": 1, "registry": {"enabled": False},
@@ -357,31 +357,30 @@ def test_runner_backend_on_a_real_master(salt_env, salt_venv, ferretdb, ecs, tmp
             bus.fire(ptag, {"body": json.dumps(forged)})
             time.sleep(1)
         bus.fire(ptag, signed(env, ptag, forged, key="x" * 40))
-        wait(lambda: "bad signature" in db.orders.find_one({"_id": oid}).get("last_refusal", ""),
-             "the placed event under another key refused", 30)
+        wait_for(lambda: "bad signature" in db.orders.find_one({"_id": oid}).get("last_refusal", ""), "the placed event under another key refused", timeout=30)
         order = db.orders.find_one({"_id": oid})
         assert order["state"] == "awaiting_approval" and "cloud_order_id" not in order, order
         notes = [h.get("cause", "") for h in order["history"]]
         assert any("placed refused: not signed" in n for n in notes), notes
         assert any("placed refused: bad signature" in n for n in notes), notes
-        wait(lambda: ((db.engine_status.find_one() or {}).get("stats", {}).get("purchase", {})
-                      .get("refused_unsigned", 0) >= 2), "the refusals counted", 30)
+        wait_for(lambda: ((db.engine_status.find_one() or {}).get("stats", {}).get("purchase", {})
+                      .get("refused_unsigned", 0) >= 2), "the refusals counted", timeout=30)
         for needle in ("not signed", "does not match the tag", "bad signature"):
-            wait(lambda n=needle: warnings_in(env, n), f"reactor warning {needle!r}", 30)
+            wait_for(lambda n=needle: warnings_in(env, n), f"reactor warning {needle!r}", timeout=30)
         assert not ecs.requests  # nothing forged ordered anything
 
         # approved: the engine fires place, the reactor runs the runner, the runner reports
         ecs.fail = [(503, "ServiceUnavailable", True)]  # the order made, its answer lost
         res = env.salt_run("autodeploy.approve", oid)
         assert res.get("fired"), res
-        order = wait(lambda: (lambda o: o if o.get("state") == "ordered" else None)(
-            db.orders.find_one({"_id": oid})), "the order ordered", 120)
+        order = wait_for(lambda: (lambda o: o if o.get("state") == "ordered" else None)(
+            db.orders.find_one({"_id": oid})), "the order ordered", timeout=120)
         assert order["cloud_order_id"] == ecs.orders[oid] and len(ecs.orders) == 1, order
         assert order["placed"]["ok"] is True and order["backend"] == "runner", order
         assert {r["q"]["ClientToken"] for r in ecs.requests} == {oid}
         # the report on the bus: master-made (no minion id), signed, the cloud's order id
-        placed = wait(lambda: [e for e in bus.events(ptag) if "sig" in e["data"] and json.loads(
-            e["data"]["body"]).get("cloud_order_id") == ecs.orders[oid]], "the report on the bus", 30)[0]
+        placed = wait_for(lambda: [e for e in bus.events(ptag) if "sig" in e["data"] and json.loads(
+            e["data"]["body"]).get("cloud_order_id") == ecs.orders[oid]], "the report on the bus", timeout=30)[0]
         assert "id" not in placed["data"] and "cmd" not in placed["data"], placed
         assert SK not in env.master_log.read_text(errors="replace")
     finally:

@@ -47,7 +47,8 @@ import pytest
 import netns
 from saltenv import free_ports
 from test_reactor import Bus
-from test_registry import REACTORS, STATES, wait  # noqa: F401
+from test_registry import REACTORS, STATES  # noqa: F401
+from waiting import wait_for
 from test_purchase_callback import DingTalk
 from test_tasks import Alerts, Caller, ErrorT
 
@@ -370,38 +371,34 @@ def test_no_secret_reaches_any_output(world, tmp_path):
         call("platform.set", code=code, state="autodeploy.test.ok", profiles=[prof],
              footprint={"cpu": 4, "mem_mb": 4096}, reserve={"min": 1, "max": 1})
     call("cycle.run")
-    wait(lambda: db.services.count_documents({"state": "waiting_resources"}) == 2,
-         "two services waiting", 30)
+    wait_for(lambda: db.services.count_documents({"state": "waiting_resources"}) == 2, "two services waiting", timeout=30)
     run("autodeploy.purchase")  # the dry run
     run("autodeploy.purchase", dry_run=False)
     key = f"{HOSTP}:{ip}"
-    wait(lambda: (db.hosts.find_one({"_id": key}) or {}).get("state") == "ready", "h1 ready", 60)
-    wait(lambda: st["cmdb"], "the CMDB took the host at the second push", 30)
+    wait_for(lambda: (db.hosts.find_one({"_id": key}) or {}).get("state") == "ready", "h1 ready", timeout=60)
+    wait_for(lambda: st["cmdb"], "the CMDB took the host at the second push", timeout=30)
 
     # a deploy task that fails: an alert on every channel (the robot refuses it)
     task = run("autodeploy.deploy", "h1", mods="autodeploy.test.fail", reason="secrets test")
     assert "task" in task, task
     tid = task["task"]["_id"]
-    wait(lambda: (db.tasks.find_one({"_id": tid}) or {}).get("state") == "failed",
-         "the task failed", 60)
+    wait_for(lambda: (db.tasks.find_one({"_id": tid}) or {}).get("state") == "failed", "the task failed", timeout=60)
 
     # the orders: PA's backend answers 500 then 401 (failed), PB's 500 then 200 (ordered),
     # then PB's partner mail: the login refused, again and again
     def order(p):
         return db.orders.find_one({"profile": p}) or {}
-    wait(lambda: order(PA).get("state") == "failed", "order PA failed", 60)
-    wait(lambda: order(PB).get("mail_attempts", 0) >= 2, "order PB's mail refused twice", 60)
+    wait_for(lambda: order(PA).get("state") == "failed", "order PA failed", timeout=60)
+    wait_for(lambda: order(PB).get("mail_attempts", 0) >= 2, "order PB's mail refused twice", timeout=60)
 
     # the store goes away: a job return is spooled, errors logged; then it is back
     world["ferretdb"].stop()
     env.salt("h1", "test.ping")
     run("autodeploy.status")
     run("autodeploy.tasks")
-    wait(lambda: "spooling returns" in env.master_log.read_text(errors="replace"),
-         "the engine spooling while the store is down", 30)
+    wait_for(lambda: "spooling returns" in env.master_log.read_text(errors="replace"), "the engine spooling while the store is down", timeout=30)
     world["ferretdb"].start()
-    wait(lambda: "spooled returns replayed" in env.master_log.read_text(errors="replace"),
-         "the spool replayed", 30)
+    wait_for(lambda: "spooled returns replayed" in env.master_log.read_text(errors="replace"), "the spool replayed", timeout=30)
 
     # the HTTP API, with the right and a wrong token; the scrape endpoint
     base = world["http"]

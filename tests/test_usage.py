@@ -30,7 +30,8 @@ import pymongo
 import pytest
 
 import netns
-from test_registry import REACTORS, STATES, wait  # noqa: F401
+from test_registry import REACTORS, STATES  # noqa: F401
+from waiting import wait_for
 from test_tasks import Caller
 
 PROFILE = "aliyun:cn-hangzhou:game-8c16g"
@@ -157,8 +158,8 @@ def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
     # the engine's own first cycle (5 s after it starts; then every cycle_interval,
     # a day here) has run, so that every cycle below is the test's own: otherwise
     # it may refill the reserve itself once qq-s1 opens
-    wait(lambda: re.search(r"fleet.*\] (cycle: \d+ platforms|cycle skipped)",
-                           Path(env.master_opts["log_file"]).read_text()), "the engine's first cycle", 30)
+    wait_for(lambda: re.search(r"fleet.*\] (cycle: \d+ platforms|cycle skipped)",
+                           Path(env.master_opts["log_file"]).read_text()), "the engine's first cycle", timeout=30)
     services_dir = tmp_path / "services.d"
     ns, ip = fabric.host(1)
     beacons = {"autodeploy_services": [{"interval": 1}, {"services_dir": str(services_dir)}]}
@@ -166,7 +167,7 @@ def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
                                              "mem_total": 16384},
                      extra={"beacons": beacons})
     key = f"{PROFILE}:{ip}"
-    wait(lambda: (db.hosts.find_one({"_id": key}) or {}).get("state") == "ready", "h1 ready", 90)
+    wait_for(lambda: (db.hosts.find_one({"_id": key}) or {}).get("state") == "ready", "h1 ready", timeout=90)
     # what host init does: the module from salt://_beacons, then the beacons reloaded
     synced = env.salt("h1", "saltutil.sync_beacons", refresh=True)["h1"]
     assert "beacons.autodeploy_services" in synced, synced
@@ -180,7 +181,7 @@ def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
                                             "base_dir": str(base)}}})
     rep = call("cycle.run")["platforms"][0]
     assert rep["created"] == ["qq-s1"] and rep["footprint"]["from"] == "platform default", rep
-    wait(lambda: db.services.find_one({"_id": "qq-s1"})["state"] == "deployed", "deployed", 120)
+    wait_for(lambda: db.services.find_one({"_id": "qq-s1"})["state"] == "deployed", "deployed", timeout=120)
     record = json.loads((services_dir / "qq-s1.json").read_text())
     assert record["unit"] == "game-qq-1.service", record
 
@@ -191,14 +192,14 @@ def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     procs.append(subprocess.Popen([sys.executable, str(game), str(pid_file), str(CPU_TRUTH),
                                    str(MEM_TRUTH_MB)]))
-    wait(lambda: pid_file.exists() and pid_file.read_text().strip(), "pid file", 20)
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "pid file", timeout=20)
     kernel = Kernel(procs[-1].pid)
     assert call("service.opened", id="qq-s1")["fired"] is True
-    wait(lambda: db.services.find_one({"_id": "qq-s1"})["state"] == "opened", "opened", 30)
+    wait_for(lambda: db.services.find_one({"_id": "qq-s1"})["state"] == "opened", "opened", timeout=30)
 
     # 1. samples through the engine; usage within 15% once enough of them exist
-    wait(lambda: (db.services.find_one({"_id": "qq-s1"}).get("usage") or {}).get("samples", 0)
-         >= 8, "usage from 8 samples", 60)
+    wait_for(lambda: (db.services.find_one({"_id": "qq-s1"}).get("usage") or {}).get("samples", 0)
+         >= 8, "usage from 8 samples", timeout=60)
     usage = db.services.find_one({"_id": "qq-s1"})["usage"]
     rows = list(db.service_metrics.find(
         {"service": "qq-s1", "up": True, "at": {"$gte": ms_date(usage["from_ms"]),
@@ -245,8 +246,8 @@ def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
                           "salt/beacon/h9/autodeploy_services/"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    wait(lambda: "salt/beacon/h9/autodeploy_services/: autodeploy_services beacon: \"id\" does "
-         "not match the minion in the tag (h9)" in master_log(env), "refusal (a) logged", 30)
+    wait_for(lambda: "salt/beacon/h9/autodeploy_services/: autodeploy_services beacon: \"id\" does "
+         "not match the minion in the tag (h9)" in master_log(env), "refusal (a) logged", timeout=30)
     #    b. tag and data both say h9 (what a minion's own event batch can carry)
     import salt.utils.event
 
@@ -257,13 +258,12 @@ def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
         bus.fire_event({"id": "h9", "services": many}, "salt/beacon/h9/autodeploy_services/")
     finally:
         bus.destroy()
-    wait(lambda: "sample for qq-s1 refused: it is placed on h1, not on this minion"
-         in master_log(env), "refusal (b) logged", 30)
+    wait_for(lambda: "sample for qq-s1 refused: it is placed on h1, not on this minion"
+         in master_log(env), "refusal (b) logged", timeout=30)
     #    eight refusals: five lines, then one that counts the rest (no log flood)
-    wait(lambda: "3 more samples refused (8 in all" in master_log(env), "the rest counted", 10)
+    wait_for(lambda: "3 more samples refused (8 in all" in master_log(env), "the rest counted", timeout=10)
     assert master_log(env).count("sample for zz-s") == 4
-    wait(lambda: (engine_stats(env).get("usage") or {}).get("refused", 0) >= 9,
-         "all counted in usage.refused", 10)
+    wait_for(lambda: (engine_stats(env).get("usage") or {}).get("refused", 0) >= 9, "all counted in usage.refused", timeout=10)
     assert db.service_metrics.count_documents({"minion": "h9"}) == 0
     assert db.service_metrics.count_documents({"cpu": {"$gt": 50}}) == 0
 
@@ -273,7 +273,7 @@ def test_measured_usage_sizes_the_next_server(usage_env, tmp_path):
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
     procs[-1].wait()
     after = {"service": "qq-s1", "up": False, "at": {"$gt": killed}}
-    down = wait(lambda: db.service_metrics.find_one(after), "a down sample", 30)
+    down = wait_for(lambda: db.service_metrics.find_one(after), "a down sample", timeout=30)
     assert "is not running" in down["reason"] and "cpu" not in down and "mem_mb" not in down, down
     print(f"test took {time.monotonic() - t0:.1f} s")
 
@@ -357,11 +357,11 @@ def test_beacon_follows_the_process_tree(tmp_path):
                           "time.sleep(60)' & wait"], start_new_session=True)
     try:
         conf = [{"services_dir": str(sdir)}, {"cgroup_root": str(tmp_path / "none")}]
-        wait(lambda: b.beacon(conf)[0]["services"]["qq-s1"].get("mem_mb", 0) > 64, "child's rss", 20)
+        wait_for(lambda: b.beacon(conf)[0]["services"]["qq-s1"].get("mem_mb", 0) > 64, "child's rss", timeout=20)
         s = b.beacon(conf)[0]["services"]["qq-s1"]
         assert s["state"] == "up" and s["how"] == "pid_file" and "cpu" in s, s
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
-    wait(lambda: b.beacon(conf)[0]["services"]["qq-s1"]["state"] == "down", "down", 10)
+    wait_for(lambda: b.beacon(conf)[0]["services"]["qq-s1"]["state"] == "down", "down", timeout=10)
     assert "is not running" in b.beacon(conf)[0]["services"]["qq-s1"]["reason"]
