@@ -40,6 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from bench_register import lib_identity  # noqa: E402  (one record of which library was measured)
+
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -383,18 +385,6 @@ def stepping(rig, args, label):
 def best(steps, keep_up):
     ok = [s for s in steps if kept_up(s, keep_up) and not s["lost"]]
     return max(ok, key=lambda s: s["offered_rate"]) if ok else None
-
-
-def lib_identity(path):
-    import hashlib  # pylint: disable=import-outside-toplevel
-
-    def git(*a):
-        return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True,
-                              text=True).stdout.rstrip()
-    return {"sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16],
-            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(path))),
-            "commit": git("rev-parse", "--short", "HEAD"),
-            "changed": git("status", "--short", "--", "libautodeploy").splitlines()}
 
 
 def main():

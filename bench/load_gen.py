@@ -40,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_register import pct  # the benchmarks' one percentile (numpy's default)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -150,16 +152,6 @@ class Minion:
 
 
 # ---- a paced run ----------------------------------------------------------------
-
-
-def pct(values, q):
-    v = sorted(values)
-    if not v:
-        return None
-    k = (len(v) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 async def paced(minions, loads, rate, seconds, jid_base, timeout):
